@@ -80,6 +80,10 @@ class Settings:
     stripe_tolerance: int = 300
     sweep_after_seconds: int = 120
     partitions: int = 8
+    batch_size: int = 100
+    drain_lock_seconds: int = 60
+    retry_base_seconds: int = 10
+    max_attempts: int = 10
     paypal_cert_timeout: float = 5.0
     paypal_ca_file: Path | None = None  # None: the bundled PayPal issuing CAs
     queue_name: str = "gateway"
@@ -102,6 +106,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "stripe_tolerance": _int(env, "GATEWAY_STRIPE_TOLERANCE", 300),
         "sweep_after_seconds": _int(env, "GATEWAY_SWEEP_AFTER_SECONDS", 120),
         "partitions": _int(env, "GATEWAY_PARTITIONS", 8),
+        "batch_size": _int(env, "GATEWAY_BATCH_SIZE", 100),
+        "drain_lock_seconds": _int(env, "GATEWAY_DRAIN_LOCK_SECONDS", 60),
+        "retry_base_seconds": _int(env, "GATEWAY_RETRY_BASE_SECONDS", 10),
+        "max_attempts": _int(env, "GATEWAY_MAX_ATTEMPTS", 10),
     }
     if env.get("GATEWAY_PAYPAL_CA_FILE"):
         values["paypal_ca_file"] = Path(env["GATEWAY_PAYPAL_CA_FILE"])

@@ -1,0 +1,92 @@
+"""The few fields of a provider event the web tier needs to store it: pure parsing, no I/O.
+
+The full payload is normalised later by a worker; here we only need the event id (for
+idempotency), its type, the provider's timestamp and the object it is about (for ordering).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from service.errors import VerificationError
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    event_id: str
+    event_type: str
+    created_at: datetime | None
+    object_ref: str | None
+    livemode: bool | None  # None: the payload does not say (PayPal)
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a ``malformed_json`` error saying what is wrong."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise VerificationError("malformed_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise VerificationError("malformed_json", "body must be a JSON object")
+    return data
+
+
+def stripe_envelope(data: dict[str, Any]) -> Envelope:
+    obj = _object(data.get("data"), "data")
+    created = data.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise VerificationError("malformed_json", "field 'created' must be an integer timestamp")
+    livemode = data.get("livemode")
+    if not isinstance(livemode, bool):
+        raise VerificationError("malformed_json", "field 'livemode' must be true or false")
+    return Envelope(
+        event_id=_text(data, "id"),
+        event_type=_text(data, "type"),
+        created_at=datetime.fromtimestamp(created, timezone.utc),
+        object_ref=_ref(_object(obj.get("object"), "data.object").get("id")),
+        livemode=livemode,
+    )
+
+
+def paypal_envelope(data: dict[str, Any]) -> Envelope:
+    resource = _object(data.get("resource"), "resource")
+    return Envelope(
+        event_id=_text(data, "id"),
+        event_type=_text(data, "event_type"),
+        created_at=parse_time(data.get("create_time")),
+        object_ref=_ref(resource.get("id")),
+        livemode=None,
+    )
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as aware UTC; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise VerificationError("malformed_json", f"field '{name}' must be an object")
+    return value
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise VerificationError("malformed_json", f"field '{key}' must be a non-empty string")
+    return value
+
+
+def _ref(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None

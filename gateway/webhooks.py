@@ -1,0 +1,131 @@
+"""Webhook endpoints: verify the raw bytes, store in the inbox, enqueue, answer. Nothing else.
+
+A view never runs business logic: once the event is committed to the inbox it is acknowledged,
+and if Redis is down at that moment the sweeper enqueues it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.envelope import Envelope, parse_json, paypal_envelope, stripe_envelope
+from gateway.responses import error
+from gateway.signatures.stripe import verify_stripe
+from ledger.inbox import Stored, store_event
+from ledger.models import InboxStatus, Provider
+from service.bootstrap import Container
+from service.config import Merchant
+from service.errors import VerificationError
+from workers.dispatch import partition_of
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+# Headers worth keeping with the event: enough to re-verify or audit it, nothing secret.
+_KEPT_HEADERS = (
+    "Stripe-Signature",
+    "Paypal-Transmission-Id",
+    "Paypal-Transmission-Time",
+    "Paypal-Transmission-Sig",
+    "Paypal-Cert-Url",
+    "Paypal-Auth-Algo",
+    "Content-Type",
+    "User-Agent",
+)
+# Verification failures that say "try again later", not "this is forged".
+_UNAVAILABLE = {"cert_fetch_failed", "verification_unavailable"}
+
+
+def _container() -> Container:
+    return current_app.extensions["gateway"]
+
+
+@bp.post("/webhooks/<merchant_name>/<provider>")
+def receive(merchant_name: str, provider: str) -> tuple[Response, int]:
+    container = _container()
+    merchant = container.settings.merchant(merchant_name)
+    if merchant is None:
+        return error(404, "unknown_merchant", f"no merchant named {merchant_name!r}")
+    if provider not in (Provider.STRIPE, Provider.PAYPAL):
+        return error(404, "unknown_provider", "provider must be 'stripe' or 'paypal'")
+    raw = request.get_data(cache=False)
+    try:
+        envelope, livemode = _verify(container, merchant, Provider(provider), raw)
+    except VerificationError as exc:
+        status = 503 if exc.code in _UNAVAILABLE else 400
+        log.info("webhook rejected merchant=%s provider=%s reason=%s", merchant.name, provider,
+                 exc.code)
+        return error(status, exc.code, exc.message)
+    return _store_and_enqueue(container, merchant, Provider(provider), envelope, livemode, raw)
+
+
+def _verify(container: Container, merchant: Merchant, provider: Provider, raw: bytes
+            ) -> tuple[Envelope, bool]:
+    """Verify the signature first, then read the envelope: nothing unverified is parsed."""
+    if provider is Provider.STRIPE:
+        if not merchant.stripe.webhook_secrets:
+            raise VerificationError("not_configured", "merchant has no Stripe webhook secret")
+        verify_stripe(raw, request.headers.get("Stripe-Signature"),
+                      merchant.stripe.webhook_secrets, container.settings.stripe_tolerance)
+        envelope = stripe_envelope(parse_json(raw))
+        return envelope, bool(envelope.livemode)
+    if not merchant.paypal.webhook_id:
+        raise VerificationError("not_configured", "merchant has no PayPal webhook id")
+    headers = {k: v for k, v in request.headers.items()}
+    container.paypal_verifier(merchant).verify(headers, raw, merchant.paypal.webhook_id)
+    envelope = paypal_envelope(parse_json(raw))
+    cert_url = request.headers.get("Paypal-Cert-Url", "")
+    return envelope, ".sandbox." not in cert_url
+
+
+def _store_and_enqueue(container: Container, merchant: Merchant, provider: Provider,
+                       envelope: Envelope, livemode: bool, raw: bytes) -> tuple[Response, int]:
+    row = _inbox_row(container, merchant, provider, envelope, livemode, raw)
+    try:
+        stored = store_event(container.engine, row)
+    except SQLAlchemyError:
+        log.exception("inbox unavailable merchant=%s event=%s", merchant.name, envelope.event_id)
+        return error(503, "storage_unavailable", "the event could not be stored; retry later")
+    if stored.status == InboxStatus.PENDING:
+        _enqueue(container, stored, envelope.event_id)
+    body: dict[str, Any] = {"received": True, "event_id": envelope.event_id,
+                            "duplicate": stored.duplicate, "status": stored.status}
+    return jsonify(body), 200
+
+
+def _inbox_row(container: Container, merchant: Merchant, provider: Provider, envelope: Envelope,
+               livemode: bool, raw: bytes) -> dict[str, Any]:
+    mismatch = livemode != merchant.livemode
+    return {
+        "merchant": merchant.name,
+        "provider": provider.value,
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "object_ref": envelope.object_ref,
+        "partition": partition_of(merchant.name, envelope.object_ref,
+                                  container.settings.partitions),
+        "livemode": livemode,
+        "provider_created_at": envelope.created_at,
+        "raw_body": raw,
+        "headers": {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers},
+        "received_at": datetime.now(timezone.utc),
+        "deliveries": 1,
+        "status": InboxStatus.IGNORED if mismatch else InboxStatus.PENDING,
+        "status_reason": (f"livemode={livemode} but merchant is in {merchant.mode} mode"
+                          if mismatch else None),
+        "attempts": 0,
+    }
+
+
+def _enqueue(container: Container, stored: Stored, event_id: str) -> None:
+    """Best effort: the event is already safe in the inbox, and the sweeper covers a failure."""
+    try:
+        container.dispatcher.notify(stored.inbox_id, stored.partition)
+    except RedisError:
+        log.warning("enqueue failed, the sweeper will pick it up event=%s", event_id)

@@ -1,0 +1,267 @@
+"""The ledger schema: the inbox, what the providers told us, and what we decided and did.
+
+Provider objects (customers, subscriptions, invoices, payments, refunds, disputes) refer to each
+other by the provider's own id (``*_ref`` columns), not by foreign key: events arrive in any order,
+so an invoice may land before the subscription it belongs to. Each provider object carries the
+version of the last event applied to it (provider timestamp, state rank, event id); an older
+version never overwrites a newer one, so duplicates and shuffled deliveries converge.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python, naive UTC in the database (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use UTC-aware datetimes")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Provider(StrEnum):
+    STRIPE = "stripe"
+    PAYPAL = "paypal"
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"  # stored and acknowledged, waiting for a worker
+    PROCESSED = "processed"  # applied to the ledger
+    IGNORED = "ignored"  # stored but never acted on (unknown type, wrong livemode)
+    RETRY = "retry"  # failed; tried again at next_attempt_at
+    DEAD = "dead"  # failed too often; waits for `gateway replay`
+
+
+class InboxEvent(Base):
+    """A verified webhook delivery, stored before it is acknowledged."""
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        UniqueConstraint("merchant", "provider", "event_id", name="uq_inbox_event"),
+        Index("ix_inbox_status_received", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(128))
+    object_ref: Mapped[str | None] = mapped_column(String(255))
+    partition: Mapped[int] = mapped_column(Integer)
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    provider_created_at: Mapped[datetime | None]
+    raw_body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_traceback: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+
+
+class _ProviderObject:
+    """Columns every provider object shares: identity and the version last applied."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str] = mapped_column(String(255))
+    version_at: Mapped[datetime]
+    version_rank: Mapped[int] = mapped_column(BigInteger, default=0)
+    version_event: Mapped[str] = mapped_column(String(255))
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def _unique(table: str) -> tuple[UniqueConstraint]:
+    return (UniqueConstraint("merchant", "provider", "provider_id", name=f"uq_{table}_ref"),)
+
+
+class Customer(_ProviderObject, Base):
+    __tablename__ = "customers"
+    __table_args__ = _unique("customers")
+
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(255))
+
+
+class Subscription(_ProviderObject, Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = _unique("subscriptions")
+
+    customer_ref: Mapped[str | None] = mapped_column(String(255))
+    plan_ref: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    interval: Mapped[str | None] = mapped_column(String(16))
+    interval_count: Mapped[int | None] = mapped_column(Integer)
+    current_period_start: Mapped[datetime | None]
+    current_period_end: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    canceled_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    next_billing_at: Mapped[datetime | None]
+    failed_payments: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]
+
+
+class Invoice(_ProviderObject, Base):
+    __tablename__ = "invoices"
+    __table_args__ = _unique("invoices")
+
+    customer_ref: Mapped[str | None] = mapped_column(String(255))
+    subscription_ref: Mapped[str | None] = mapped_column(String(255))
+    number: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    billing_reason: Mapped[str | None] = mapped_column(String(64))
+    amount_due: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    due_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    period_start: Mapped[datetime | None]
+    period_end: Mapped[datetime | None]
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Payment(_ProviderObject, Base):
+    """A Stripe charge, a PayPal v1 sale or a PayPal v2 capture."""
+
+    __tablename__ = "payments"
+    __table_args__ = _unique("payments")
+
+    kind: Mapped[str] = mapped_column(String(16))  # charge | sale | capture
+    customer_ref: Mapped[str | None] = mapped_column(String(255))
+    subscription_ref: Mapped[str | None] = mapped_column(String(255))
+    invoice_ref: Mapped[str | None] = mapped_column(String(255))
+    payment_intent_ref: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_method: Mapped[str | None] = mapped_column(String(64))
+    paid_at: Mapped[datetime | None]
+
+
+class Refund(_ProviderObject, Base):
+    __tablename__ = "refunds"
+    __table_args__ = _unique("refunds")
+
+    payment_ref: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16), default="refund")  # refund | reversal
+    status: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    failure_reason: Mapped[str | None] = mapped_column(String(255))
+    refunded_at: Mapped[datetime | None]
+    # The action of ours that asked for it (metadata.action_id), or None: made elsewhere.
+    action_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Dispute(_ProviderObject, Base):
+    __tablename__ = "disputes"
+    __table_args__ = _unique("disputes")
+
+    payment_ref: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    opened_at: Mapped[datetime | None]
+
+
+class Decision(Base):
+    """A policy Decision as evaluated: the case, the pack, the time and the cited outcome."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(64))
+    account_ref: Mapped[str | None] = mapped_column(String(255))
+    pack: Mapped[str] = mapped_column(String(64))
+    request_kind: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    case: Mapped[dict[str, Any]]
+    decision: Mapped[dict[str, Any]]
+    evaluated_at: Mapped[datetime]
+    source_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbox_events.id"))
+    source_request_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), default="recorded")
+
+
+class Action(Base):
+    """One side effect of a Decision. Its id is the idempotency key sent to the provider."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"))
+    merchant: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # refund | credit
+    provider: Mapped[str | None] = mapped_column(String(16))
+    payment_ref: Mapped[str | None] = mapped_column(String(255))
+    account_ref: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    clause: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AccountCredit(Base):
+    """A signed entry in an account's credit balance (grants positive, uses negative)."""
+
+    __tablename__ = "account_credits"
+    __table_args__ = (Index("ix_credit_account", "merchant", "account_ref", "currency"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(64))
+    account_ref: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    clause: Mapped[str | None] = mapped_column(String(64))
+    decision_id: Mapped[str | None] = mapped_column(ForeignKey("decisions.id"))
+    action_id: Mapped[str | None] = mapped_column(ForeignKey("actions.id"), unique=True)
+    created_at: Mapped[datetime]

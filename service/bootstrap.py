@@ -1,0 +1,100 @@
+"""The composition root: one place wires settings, database, Redis, queue and verifiers.
+
+Nothing connects at import time. Web processes build a Container in ``create_app``; worker
+processes build one when ``gateway worker`` starts and RQ jobs reach it through ``current()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.db import make_engine, make_session_factory
+from service.config import Merchant, PayPalVerification, Settings, load_settings
+from service.embedded_redis import ensure_embedded_redis
+from workers.dispatch import Dispatcher
+
+
+@dataclass
+class Container:
+    settings: Settings
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def redis_url(self) -> str:
+        return self.settings.redis_url or ensure_embedded_redis(self.settings.data_dir)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=2)
+
+    @cached_property
+    def queue(self) -> Queue:
+        return Queue(self.settings.queue_name, connection=self.redis)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.redis, self.queue, self.settings.drain_lock_seconds)
+
+    @cached_property
+    def paypal_local_verifier(self) -> Any:
+        from gateway.signatures.paypal import PayPalVerifier, load_bundled_ca
+
+        ca_file = self.settings.paypal_ca_file
+        ca_pem = ca_file.read_bytes() if ca_file else load_bundled_ca()
+        return PayPalVerifier(ca_pem, cache_dir=self.settings.data_dir / "paypal-certs",
+                              timeout=self.settings.paypal_cert_timeout)
+
+    def paypal_verifier(self, merchant: Merchant) -> Any:
+        """The merchant's PayPal verifier: local (shared certificate cache) or PayPal's API."""
+        if merchant.paypal.verification is PayPalVerification.LOCAL:
+            return self.paypal_local_verifier
+        key = f"paypal-api:{merchant.name}"
+        if key not in self._cache:
+            from gateway.signatures.paypal_api import PayPalApiVerifier
+
+            self._cache[key] = PayPalApiVerifier(merchant.paypal,
+                                                 timeout=self.settings.paypal_cert_timeout)
+        return self._cache[key]
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if "redis" in self.__dict__:
+            self.redis.close()
+
+
+_current: Container | None = None
+
+
+def build(settings: Settings | None = None) -> Container:
+    return Container(settings or load_settings())
+
+
+def install(container: Container) -> Container:
+    """Make ``container`` the one RQ jobs in this process use."""
+    global _current
+    _current = container
+    return container
+
+
+def current() -> Container:
+    """The process's container (built from the environment on first use)."""
+    global _current
+    if _current is None:
+        _current = build()
+    return _current

@@ -1,0 +1,194 @@
+"""The `gateway` command: serve, worker, clock, db upgrade, replay, inbox, simulate, demo, policy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from service.errors import GatewayError
+
+log = logging.getLogger("gateway")
+
+# The web server as the Procfile runs it; `gateway serve` and the demo use the same line.
+GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--timeout", "30",
+                 "--access-logfile", "-", "gateway.app:create_app()"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except GatewayError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the web app under gunicorn (migrates first)")
+    p.add_argument("--bind", default=f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run an RQ worker that drains the inbox")
+    p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("clock", help="run the sweeper (and scheduled jobs) every few seconds")
+    p.add_argument("--interval", type=float, default=15.0)
+    p.add_argument("--once", action="store_true")
+    p.set_defaults(func=cmd_clock)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
+    db.add_parser("upgrade", help="apply the Alembic migrations").set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("replay", help="hand dead-lettered (or named) events to the workers again")
+    p.add_argument("event_ids", nargs="*", help="provider event ids (evt_..., WH-...)")
+    p.add_argument("--failed", action="store_true", help="every dead-lettered event")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("inbox", help="counts by status, and the failed events with their errors")
+    p.add_argument("--status", default="dead", help="list events in this status")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser("simulate", help="send a signed sample event, like `stripe trigger`")
+    p.add_argument("provider", choices=["stripe", "paypal"])
+    p.add_argument("event_type")
+    p.add_argument("--merchant", required=True)
+    p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("--key", default=None, help="scenario key: the same key gives the same ids")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("demo", help="run web, worker and clock on the embedded defaults and "
+                                    "send signed events for every merchant")
+    p.add_argument("--data-dir", default="var/demo")
+    p.set_defaults(func=cmd_demo)
+
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.bootstrap import build
+
+    container = build()
+    _upgrade(container.settings.database_url)
+    _ = container.redis_url  # start the embedded Redis once, before the workers fork
+    os.execvp("gunicorn", ["gunicorn", "--bind", args.bind, *GUNICORN_ARGS])
+    return 0  # pragma: no cover - execvp does not return
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from rq import SimpleWorker
+
+    from service.bootstrap import build, install
+
+    container = install(build())
+    _upgrade(container.settings.database_url)
+    # Non-forking: a drain job runs many events, so a fork per job buys nothing and costs a lot.
+    worker = SimpleWorker([container.queue], connection=container.redis)
+    worker.work(burst=args.burst, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
+    return 0
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    from service.bootstrap import build
+    from workers.sweeper import sweep
+
+    container = build()
+    while True:
+        try:
+            sweep(container)
+        except Exception:  # the clock must outlive a database or Redis outage
+            log.exception("sweep failed; trying again in %.0f s", args.interval)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from service.config import load_settings
+
+    _upgrade(load_settings().database_url)
+    print("database is at the latest revision")
+    return 0
+
+
+def _upgrade(url: str) -> None:
+    from ledger.migrate import upgrade
+
+    upgrade(url)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from ledger.inbox import requeue
+    from ledger.models import InboxEvent
+    from service.bootstrap import build
+
+    if not args.failed and not args.event_ids:
+        print("gateway replay: name event ids or pass --failed", file=sys.stderr)
+        return 2
+    container = build()
+    ids = None
+    if args.event_ids:
+        with container.sessions() as session:
+            query = select(InboxEvent.id).where(InboxEvent.event_id.in_(args.event_ids))
+            ids = list(session.scalars(query))
+    rows = requeue(container.engine, ids)
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    for inbox_id, partition in rows:
+        by_partition[partition].append(inbox_id)
+    for partition, part_ids in by_partition.items():
+        container.dispatcher.notify_many(partition, part_ids)
+    print(f"re-enqueued {len(rows)} event(s)")
+    return 0 if rows or args.failed else 1
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from ledger.inbox import counts_by_status
+    from ledger.models import InboxEvent
+    from service.bootstrap import build
+
+    container = build()
+    print(json.dumps(counts_by_status(container.engine), sort_keys=True))
+    query = (select(InboxEvent).where(InboxEvent.status == args.status)
+             .order_by(InboxEvent.id).limit(args.limit))
+    with container.sessions() as session:
+        for row in session.scalars(query):
+            print(f"{row.id}\t{row.merchant}\t{row.provider}\t{row.event_id}\t{row.event_type}\t"
+                  f"attempts={row.attempts}\t{row.last_error or row.status_reason or ''}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from service.simulate import simulate
+
+    result = simulate(args.provider, args.event_type, args.merchant, args.url, key=args.key)
+    print(json.dumps({"status": result.status, "event_id": result.event_id,
+                      "response": result.body}, indent=2))
+    return 0 if 200 <= result.status < 300 else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from service.demo import run_demo
+
+    return run_demo(Path(args.data_dir))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

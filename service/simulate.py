@@ -1,0 +1,60 @@
+"""`gateway simulate` and the demo's sender: realistic sample events, signed as each provider
+signs them, sent to a running gateway.
+
+Stripe events are signed with the merchant's first webhook secret. PayPal events are signed by a
+local development certificate (``service.devcerts``) that the gateway trusts only when started
+with ``GATEWAY_PAYPAL_CA_FILE`` pointing at the development CA, as the demo does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from service import samples
+from service.config import Settings, load_settings
+from service.errors import ConfigError, UnknownMerchant
+from service.simulator import SendResult, send_paypal, send_stripe
+
+
+def lifecycle_events(provider: str, key: str) -> list[dict[str, Any]]:
+    """An orderly life cycle of one subscription for ``provider``, with ids derived from key."""
+    scenario = samples.Scenario(key=key)
+    if provider == "stripe":
+        return samples.stripe_lifecycle(scenario)
+    return samples.paypal_lifecycle(samples.Scenario(key=key, payment_method="paypal"))
+
+
+def sample_event(provider: str, event_type: str, key: str) -> dict[str, Any]:
+    """One sample event of ``event_type``; an unknown type is a clear error listing the known."""
+    known = samples.STRIPE_EVENT_TYPES if provider == "stripe" else samples.PAYPAL_EVENT_TYPES
+    if event_type not in known:
+        raise ConfigError(f"no sample for {provider} {event_type}; known: {', '.join(known)}")
+    if provider == "stripe":
+        return samples.stripe_event(event_type, samples.Scenario(key=key))
+    return samples.paypal_event(event_type, samples.Scenario(key=key, payment_method="paypal"))
+
+
+def send_event(settings: Settings, data_dir: Path, provider: str, merchant_name: str,
+               event: dict[str, Any], base_url: str) -> SendResult:
+    merchant = settings.merchant(merchant_name)
+    if merchant is None:
+        raise UnknownMerchant(merchant_name)
+    url = f"{base_url.rstrip('/')}/webhooks/{merchant_name}/{provider}"
+    if provider == "stripe":
+        if not merchant.stripe.webhook_secrets:
+            raise ConfigError(f"merchant {merchant_name} has no Stripe webhook secret")
+        return send_stripe(url, event, merchant.stripe.webhook_secrets[0])
+    from service.devcerts import load_or_create_dev_signer
+
+    signer = load_or_create_dev_signer(data_dir)
+    return send_paypal(url, event, signer, merchant.paypal.webhook_id)
+
+
+def simulate(provider: str, event_type: str, merchant_name: str, base_url: str,
+             key: str | None = None) -> SendResult:
+    """Send one signed sample event of ``event_type`` for ``merchant_name`` to ``base_url``."""
+    settings = load_settings()
+    event = sample_event(provider, event_type, key or f"sim-{merchant_name}-{uuid.uuid4().hex[:8]}")
+    return send_event(settings, settings.data_dir, provider, merchant_name, event, base_url)

@@ -1,0 +1,137 @@
+"""From the inbox to the ledger: duplicates and shuffled deliveries converge to one state."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from ledger.models import InboxEvent, InboxStatus, Invoice, Payment, Refund, Subscription
+from service import samples
+from tests.support.delivery import deliver, run_worker
+from tests.support.ledger import snapshot
+from tests.support.paypal import shared_signer
+from workers.drain import process_batch
+
+LIFECYCLES = {
+    "stripe": lambda key: samples.stripe_lifecycle(samples.Scenario(key=key)),
+    "paypal": lambda key: samples.paypal_lifecycle(samples.Scenario(key=key,
+                                                                    payment_method="paypal")),
+}
+
+
+def _drain_everything(container) -> None:  # type: ignore[no-untyped-def]
+    """Run the worker, then keep handing out retries (as the sweeper would) until none are left."""
+    from workers.sweeper import sweep
+
+    run_worker(container)
+    for _ in range(10):
+        with container.sessions() as s:
+            waiting = s.scalars(select(InboxEvent.id).where(
+                InboxEvent.status.in_([InboxStatus.PENDING, InboxStatus.RETRY]))).all()
+        if not waiting:
+            return
+        # Retries come due by the clock; hand them out as a later sweep would.
+        process_batch(container, list(waiting), now=datetime.now(timezone.utc) + timedelta(hours=2))
+        sweep(container)
+        run_worker(container)
+    raise AssertionError("events still waiting after ten sweeps")
+
+
+def _ledger_after(client, container, provider: str, events) -> dict:  # type: ignore[no-untyped-def]
+    for event in events:
+        deliver(client, provider, event, shared_signer())
+    _drain_everything(container)
+    with container.sessions() as s:
+        return snapshot(s)
+
+
+@pytest.mark.parametrize("provider", ["stripe", "paypal"])
+def test_an_orderly_life_cycle_is_recorded_in_the_ledger(client, container, provider):
+    """Every event of an orderly life cycle is processed and the objects end in their final state."""
+    ledger = _ledger_after(client, container, provider, LIFECYCLES[provider]("orderly"))
+    with container.sessions() as s:
+        statuses = set(s.scalars(select(InboxEvent.status)))
+        assert statuses == {InboxStatus.PROCESSED}
+        sub = s.scalars(select(Subscription)).one()
+        assert sub.status in ("canceled", "CANCELLED")
+        payments = s.scalars(select(Payment)).all()
+        assert len(payments) == 2 and all(p.amount == 1999 for p in payments)
+        refund = s.scalars(select(Refund)).one()
+        assert refund.amount > 0 and refund.payment_ref in {p.provider_id for p in payments}
+    assert ledger["customers"]
+
+
+@pytest.mark.parametrize("provider", ["stripe", "paypal"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_five_shuffled_deliveries_leave_the_ledger_as_one_orderly_delivery(
+        client, container, provider, seed):
+    """Each event delivered five times in a random order converges to the orderly ledger."""
+    events = LIFECYCLES[provider](f"shuffle-{seed}")
+    orderly = _ledger_after(client, container, provider, events)
+    from tests.conftest import _clean
+
+    _clean(container)
+    storm = [e for e in events for _ in range(5)]
+    random.Random(seed).shuffle(storm)
+    assert _ledger_after(client, container, provider, storm) == orderly
+
+
+def test_a_stripe_invoice_is_recorded_with_amounts_and_dates(client, container):
+    """invoice.paid fills status, amounts, number, subscription and paid time."""
+    scenario = samples.Scenario(key="inv")
+    deliver(client, "stripe", samples.stripe_event("invoice.paid", scenario))
+    run_worker(container)
+    with container.sessions() as s:
+        inv = s.scalars(select(Invoice)).one()
+    assert inv.status == "paid" and inv.amount_paid == 1999 and inv.currency == "USD"
+    assert inv.subscription_ref == scenario.subscription_id and inv.paid_at is not None
+
+
+def test_a_handler_failure_is_retried_then_dead_lettered_with_its_traceback(client, container):
+    """An event that keeps failing goes RETRY with backoff, then DEAD with error and traceback."""
+    broken = samples.paypal_event("PAYMENT.SALE.COMPLETED",
+                                  samples.Scenario(key="broken", payment_method="paypal"))
+    del broken["resource"]["amount"]
+    deliver(client, "paypal", broken, shared_signer())
+    run_worker(container)
+    with container.sessions() as s:
+        row = s.scalars(select(InboxEvent)).one()
+        assert row.status == InboxStatus.RETRY and row.attempts == 1
+        assert row.next_attempt_at > row.received_at
+        first_retry = row.next_attempt_at
+    later = first_retry + timedelta(hours=2)
+    process_batch(container, [row.id], now=later)
+    process_batch(container, [row.id], now=later + timedelta(hours=2))
+    with container.sessions() as s:
+        row = s.scalars(select(InboxEvent)).one()
+    assert row.status == InboxStatus.DEAD and row.attempts == 3
+    assert "has no amount" in row.last_error and "Traceback" in row.last_traceback
+
+
+def test_a_retry_is_not_run_before_it_is_due(client, container):
+    """A failed event waits for its backoff; handing it out early does nothing."""
+    broken = samples.paypal_event("PAYMENT.SALE.COMPLETED",
+                                  samples.Scenario(key="early", payment_method="paypal"))
+    del broken["resource"]["amount"]
+    deliver(client, "paypal", broken, shared_signer())
+    run_worker(container)
+    with container.sessions() as s:
+        row = s.scalars(select(InboxEvent)).one()
+    before_due = row.next_attempt_at - timedelta(milliseconds=1)
+    assert process_batch(container, [row.id], now=before_due) == 0
+    assert process_batch(container, [row.id], now=row.next_attempt_at) == 1
+
+
+def test_an_unknown_event_type_is_stored_and_ignored(client, container):
+    """A type without a route is kept in the inbox as ignored and changes nothing."""
+    event = samples.stripe_event("charge.succeeded", samples.Scenario(key="odd"))
+    event["type"] = "customer.tax_id.created"
+    deliver(client, "stripe", event)
+    run_worker(container)
+    with container.sessions() as s:
+        row = s.scalars(select(InboxEvent)).one()
+        assert row.status == InboxStatus.IGNORED and row.status_reason
+        assert s.scalars(select(Payment)).all() == []

@@ -1,0 +1,22 @@
+"""Reading the ledger back as plain data, to compare two runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.models import Customer, Dispute, Invoice, Payment, Refund, Subscription
+
+PROVIDER_OBJECTS = (Customer, Subscription, Invoice, Payment, Refund, Dispute)
+
+
+def snapshot(session: Session) -> dict[str, list[dict[str, Any]]]:
+    """Every provider object's columns but the surrogate key, sorted by provider id."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    for model in PROVIDER_OBJECTS:
+        rows = session.scalars(select(model).order_by(model.provider_id)).all()
+        columns = [c.key for c in model.__table__.columns if c.key != "id"]
+        result[model.__tablename__] = [{c: getattr(r, c) for c in columns} for r in rows]
+    return result

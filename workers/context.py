@@ -1,0 +1,58 @@
+"""What a handler is given: one verified event, parsed, with its merchant and timestamps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ledger.objects import Ref, Version
+from service.errors import GatewayError
+
+
+@dataclass(frozen=True)
+class EventContext:
+    merchant: str
+    provider: str
+    event_id: str
+    event_type: str
+    created_at: datetime
+    livemode: bool
+    payload: dict[str, Any]
+
+    def ref(self, provider_id: str) -> Ref:
+        return Ref(self.merchant, self.provider, provider_id)
+
+    def version(self, rank: int = 0, at: datetime | None = None) -> Version:
+        return Version(at or self.created_at, rank, self.event_id)
+
+
+class ObjectNotYetKnown(GatewayError):
+    """The event updates an object whose own creation event has not arrived yet: retry later."""
+
+
+# A handler applies one event to the ledger. It returns None when it applied the event, or a
+# short reason when the event was recorded but deliberately changed nothing.
+Handler = Callable[[Session, EventContext], str | None]
+
+
+def timestamp(value: Any) -> datetime | None:
+    """A Stripe unix timestamp as aware UTC (None stays None)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return datetime.fromtimestamp(value, timezone.utc)
+
+
+def dig(data: Any, *path: str | int) -> Any:
+    """``data[p0][p1]...``, or None as soon as a step is missing."""
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(data, list) or len(data) <= step:
+                return None
+        elif not isinstance(data, dict):
+            return None
+        data = data[step] if isinstance(step, int) else data.get(step)
+    return data

@@ -1,0 +1,149 @@
+"""PayPal events into the ledger: subscriptions, v1 sales, v2 captures and their refunds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.envelope import parse_time
+from ledger.models import Payment, Refund, Subscription
+from ledger.objects import apply_snapshot, ensure_customer
+from policy.money import from_decimal_string
+from workers.context import EventContext, dig
+
+SUBSCRIPTION_RANK = {"APPROVAL_PENDING": 0, "APPROVED": 1, "ACTIVE": 2, "SUSPENDED": 3,
+                     "CANCELLED": 9, "EXPIRED": 9}
+SALE_RANK = {"pending": 0, "completed": 1, "denied": 1, "partially_refunded": 2, "refunded": 3,
+             "reversed": 3}
+CAPTURE_RANK = {"PENDING": 0, "COMPLETED": 1, "DECLINED": 1, "FAILED": 1,
+                "PARTIALLY_REFUNDED": 2, "REFUNDED": 3}
+REFUND_RANK = {"PENDING": 0, "pending": 0, "COMPLETED": 1, "completed": 1, "FAILED": 2,
+               "failed": 2, "CANCELLED": 2, "cancelled": 2}
+
+
+def _resource(ctx: EventContext) -> dict[str, Any]:
+    return ctx.payload["resource"]
+
+
+def _when(ctx: EventContext, resource: dict[str, Any]) -> Any:
+    """The resource's own last-change time orders snapshots; the event time if it has none."""
+    return parse_time(resource.get("update_time")) or ctx.created_at
+
+
+def _money(amount: dict[str, Any] | None) -> tuple[int, str] | None:
+    """PayPal's ``{"total"|"value": "12.34", "currency"|"currency_code": "USD"}``."""
+    if not isinstance(amount, dict):
+        return None
+    value = amount.get("value", amount.get("total"))
+    currency = amount.get("currency_code", amount.get("currency"))
+    if not isinstance(value, str) or not isinstance(currency, str):
+        return None
+    return from_decimal_string("paypal", value, currency).amount, currency.upper()
+
+
+def subscription(session: Session, ctx: EventContext) -> str | None:
+    sub = _resource(ctx)
+    payer = sub.get("subscriber") or {}
+    customer_ref = payer.get("payer_id") or payer.get("email_address")
+    if customer_ref:
+        name = " ".join(filter(None, [dig(payer, "name", "given_name"),
+                                      dig(payer, "name", "surname")])) or None
+        ensure_customer(session, ctx.ref(customer_ref), ctx.version(), ctx.livemode,
+                        email=payer.get("email_address"), name=name)
+    last = _money(dig(sub, "billing_info", "last_payment", "amount"))
+    values = {
+        "customer_ref": customer_ref,
+        "plan_ref": sub.get("plan_id"),
+        "status": sub["status"],
+        "amount": last[0] if last else None,
+        "currency": last[1] if last else None,
+        "next_billing_at": parse_time(dig(sub, "billing_info", "next_billing_time")),
+        "failed_payments": dig(sub, "billing_info", "failed_payments_count") or 0,
+        "started_at": parse_time(sub.get("start_time")),
+        "canceled_at": (parse_time(sub.get("status_update_time"))
+                        if sub["status"] in ("CANCELLED", "EXPIRED") else None),
+    }
+    version = ctx.version(SUBSCRIPTION_RANK.get(sub["status"], 0), _when(ctx, sub))
+    return _applied(apply_snapshot(session, Subscription, ctx.ref(sub["id"]), version,
+                                   ctx.livemode, values))
+
+
+def sale(session: Session, ctx: EventContext) -> str | None:
+    """A v1 sale (subscription payments); a REVERSED event may carry a refund-like resource."""
+    res = _resource(ctx)
+    if res.get("sale_id"):
+        return _refund(session, ctx, res, res["sale_id"], "reversal")
+    return _payment(session, ctx, res, "sale", res.get("state", ""), SALE_RANK,
+                    subscription_ref=res.get("billing_agreement_id"))
+
+
+def capture(session: Session, ctx: EventContext) -> str | None:
+    res = _resource(ctx)
+    up = _up_link(res, "/captures/")
+    if up:  # PAYMENT.CAPTURE.REVERSED carries the reversal, linked up to its capture
+        return _refund(session, ctx, res, up, "reversal")
+    return _payment(session, ctx, res, "capture", res.get("status", ""), CAPTURE_RANK,
+                    subscription_ref=res.get("custom_id"))
+
+
+def sale_refund(session: Session, ctx: EventContext) -> str | None:
+    res = _resource(ctx)
+    return _refund(session, ctx, res, res.get("sale_id"), "refund")
+
+
+def capture_refund(session: Session, ctx: EventContext) -> str | None:
+    res = _resource(ctx)
+    return _refund(session, ctx, res, _up_link(res, "/captures/"), "refund")
+
+
+def _payment(session: Session, ctx: EventContext, res: dict[str, Any], kind: str, status: str,
+             ranks: dict[str, int], subscription_ref: str | None) -> str | None:
+    money = _money(res.get("amount"))
+    if money is None:
+        raise ValueError(f"{kind} {res.get('id')} has no amount")
+    values = {
+        "kind": kind,
+        "subscription_ref": subscription_ref,
+        "status": status,
+        "amount": money[0],
+        "currency": money[1],
+        "payment_method": res.get("payment_mode") or "paypal",
+        "paid_at": parse_time(res.get("create_time")),
+    }
+    version = ctx.version(ranks.get(status, 0), _when(ctx, res))
+    return _applied(apply_snapshot(session, Payment, ctx.ref(res["id"]), version, ctx.livemode,
+                                   values))
+
+
+def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_ref: str | None,
+            kind: str) -> str | None:
+    money = _money(res.get("amount"))
+    if money is None:
+        raise ValueError(f"refund {res.get('id')} has no amount")
+    status = res.get("status") or res.get("state") or "completed"
+    values = {
+        "payment_ref": payment_ref,
+        "kind": kind,
+        "status": status.lower(),
+        "amount": money[0],
+        "currency": money[1],
+        "reason": res.get("reason") or res.get("note_to_payer"),
+        "refunded_at": parse_time(res.get("create_time")),
+        "action_id": res.get("invoice_id") or res.get("custom_id"),
+    }
+    version = ctx.version(REFUND_RANK.get(status, 0), _when(ctx, res))
+    return _applied(apply_snapshot(session, Refund, ctx.ref(res["id"]), version, ctx.livemode,
+                                   values))
+
+
+def _up_link(res: dict[str, Any], marker: str) -> str | None:
+    for link in res.get("links") or []:
+        href = link.get("href", "") if isinstance(link, dict) else ""
+        if link.get("rel") == "up" and marker in href:
+            return href.rstrip("/").rsplit("/", 1)[-1]
+    return None
+
+
+def _applied(applied: bool) -> str | None:
+    return None if applied else "older than the state already recorded"
