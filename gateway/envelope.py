@@ -46,9 +46,17 @@ def stripe_envelope(data: dict[str, Any]) -> Envelope:
         event_id=_text(data, "id"),
         event_type=_text(data, "type"),
         created_at=datetime.fromtimestamp(created, timezone.utc),
-        object_ref=_ref(_object(obj.get("object"), "data.object").get("id")),
+        object_ref=_stripe_object_ref(_object(obj.get("object"), "data.object")),
         livemode=livemode,
     )
+
+
+def _stripe_object_ref(obj: dict[str, Any]) -> str | None:
+    """The object's id; an upcoming invoice has none and is ordered with its subscription."""
+    parent = obj.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, dict) else None
+    nested = details.get("subscription") if isinstance(details, dict) else None
+    return _ref(obj.get("id")) or _ref(obj.get("subscription")) or _ref(nested)
 
 
 def paypal_envelope(data: dict[str, Any]) -> Envelope:

@@ -127,7 +127,7 @@ def _wait_ready(base: str, timeout: float) -> None:
         try:
             if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or booting
             pass
         time.sleep(0.2)
     raise SystemExit("the web server did not become ready; see the logs under the data dir")

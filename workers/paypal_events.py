@@ -83,8 +83,10 @@ def capture(session: Session, ctx: EventContext) -> str | None:
     up = _up_link(res, "/captures/")
     if up:  # PAYMENT.CAPTURE.REVERSED carries the reversal, linked up to its capture
         return _refund(session, ctx, res, up, "reversal")
+    custom = res.get("custom_id")  # the merchant's own field; a subscription id only if shaped so
     return _payment(session, ctx, res, "capture", res.get("status", ""), CAPTURE_RANK,
-                    subscription_ref=res.get("custom_id"))
+                    subscription_ref=custom if isinstance(custom, str) and custom.startswith("I-")
+                    else None)
 
 
 def sale_refund(session: Session, ctx: EventContext) -> str | None:
@@ -108,7 +110,7 @@ def _payment(session: Session, ctx: EventContext, res: dict[str, Any], kind: str
         "status": status,
         "amount": money[0],
         "currency": money[1],
-        "payment_method": res.get("payment_mode") or "paypal",
+        "payment_method": "paypal",
         "paid_at": parse_time(res.get("create_time")),
     }
     version = ctx.version(ranks.get(status, 0), _when(ctx, res))
@@ -126,7 +128,7 @@ def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_re
         "payment_ref": payment_ref,
         "kind": kind,
         "status": status.lower(),
-        "amount": money[0],
+        "amount": abs(money[0]),  # a v1 sale reversal reports its total as negative
         "currency": money[1],
         "reason": res.get("reason") or res.get("note_to_payer"),
         "refunded_at": parse_time(res.get("create_time")),

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from ledger.models import InboxEvent, InboxStatus, Invoice, Payment, Refund, Subscription
 from service import samples
-from tests.support.delivery import deliver, run_worker
+from tests.support.delivery import deliver, drain_everything, run_worker
 from tests.support.ledger import snapshot
 from tests.support.paypal import shared_signer
 from workers.drain import process_batch
@@ -22,28 +22,10 @@ LIFECYCLES = {
 }
 
 
-def _drain_everything(container) -> None:  # type: ignore[no-untyped-def]
-    """Run the worker, then keep handing out retries (as the sweeper would) until none are left."""
-    from workers.sweeper import sweep
-
-    run_worker(container)
-    for _ in range(10):
-        with container.sessions() as s:
-            waiting = s.scalars(select(InboxEvent.id).where(
-                InboxEvent.status.in_([InboxStatus.PENDING, InboxStatus.RETRY]))).all()
-        if not waiting:
-            return
-        # Retries come due by the clock; hand them out as a later sweep would.
-        process_batch(container, list(waiting), now=datetime.now(timezone.utc) + timedelta(hours=2))
-        sweep(container)
-        run_worker(container)
-    raise AssertionError("events still waiting after ten sweeps")
-
-
 def _ledger_after(client, container, provider: str, events) -> dict:  # type: ignore[no-untyped-def]
     for event in events:
         deliver(client, provider, event, shared_signer())
-    _drain_everything(container)
+    drain_everything(container)
     with container.sessions() as s:
         return snapshot(s)
 

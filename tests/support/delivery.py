@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from datetime import datetime, timedelta, timezone
+
 from rq import SimpleWorker
+from sqlalchemy import select
+
+from ledger.models import InboxEvent, InboxStatus
 
 from service.bootstrap import Container
 from service.devcerts import DevPayPalSigner
@@ -32,3 +37,22 @@ def deliver(client: Any, provider: str, event: dict[str, Any],
 def run_worker(container: Container) -> None:
     """Run a real RQ worker in this process until the queue is empty."""
     SimpleWorker([container.queue], connection=container.redis).work(burst=True)
+
+
+def drain_everything(container: Container) -> None:
+    """Run the worker, then hand out due retries (as later sweeps would) until none are left."""
+    from workers.drain import process_batch
+    from workers.sweeper import sweep
+
+    run_worker(container)
+    for _ in range(10):
+        with container.sessions() as s:
+            waiting = s.scalars(select(InboxEvent.id).where(
+                InboxEvent.status.in_([InboxStatus.PENDING, InboxStatus.RETRY]))).all()
+        if not waiting:
+            return
+        # Retries come due by the clock: process them as if two hours had passed.
+        process_batch(container, list(waiting), now=datetime.now(timezone.utc) + timedelta(hours=2))
+        sweep(container)
+        run_worker(container)
+    raise AssertionError("events still waiting after ten sweeps")

@@ -1,0 +1,39 @@
+"""PayPal test helpers: one dev signer per session, a real-shaped event, a faked cert host."""
+
+from __future__ import annotations
+
+import functools
+
+import responses
+
+from service.devcerts import DevPayPalSigner, make_signer
+
+WEBHOOK_ID = "8PT597110X687430LKGECATA"
+SANDBOX_API_BASE = "https://api-m.sandbox.paypal.com"
+
+# Shaped like a sandbox PAYMENT.CAPTURE.REFUNDED delivery (compact, as PayPal sends it).
+REFUND_EVENT = (
+    b'{"id":"WH-2WR32451HC0233532-67976317FL4543714","event_version":"1.0",'
+    b'"create_time":"2024-03-01T10:15:00.123Z","resource_type":"refund",'
+    b'"resource_version":"2.0","event_type":"PAYMENT.CAPTURE.REFUNDED",'
+    b'"summary":"A EUR 4.99 EUR capture payment was refunded",'
+    b'"resource":{"id":"1Y107995YT783435V","status":"COMPLETED",'
+    b'"amount":{"currency_code":"EUR","value":"4.99"},'
+    b'"invoice_id":"INV-2024-0042","custom_id":"order-7731",'
+    b'"create_time":"2024-03-01T10:14:58Z","update_time":"2024-03-01T10:14:58Z",'
+    b'"links":[{"href":"https://api.sandbox.paypal.com/v2/payments/refunds/1Y107995YT783435V",'
+    b'"rel":"self","method":"GET"}]},'
+    b'"links":[{"href":"https://api.sandbox.paypal.com/v1/notifications/webhooks-events/'
+    b'WH-2WR32451HC0233532-67976317FL4543714","rel":"self","method":"GET"}]}'
+)
+
+
+@functools.cache
+def shared_signer() -> DevPayPalSigner:
+    """The session's dev signer; key generation is too slow to repeat per test."""
+    return make_signer()
+
+
+def serve_cert(rsps: responses.RequestsMock, signer: DevPayPalSigner) -> None:
+    """Answer GET ``signer.cert_url`` with the signer's certificate chain, as PayPal would."""
+    rsps.get(signer.cert_url, body=signer.cert_pem, content_type="application/x-pem-file")
