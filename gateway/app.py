@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from gateway import health, webhooks
+from gateway import admin, health, webhooks
 from gateway.responses import error
 from service.bootstrap import Container, build
 from service.config import Settings
@@ -20,6 +20,7 @@ def create_app(config: Settings | None = None, container: Container | None = Non
     app.extensions["gateway"] = container
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(admin.bp)
     app.register_error_handler(HTTPException, _http_error)
     return app
 

@@ -71,6 +71,15 @@ class Container:
                                                  timeout=self.settings.paypal_cert_timeout)
         return self._cache[key]
 
+    def policy_pack(self, name: str) -> Any:
+        """A policy pack, loaded once per process."""
+        key = f"pack:{name}"
+        if key not in self._cache:
+            from policy import load_pack
+
+            self._cache[key] = load_pack(name)
+        return self._cache[key]
+
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()

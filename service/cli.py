@@ -77,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="var/demo")
     p.set_defaults(func=cmd_demo)
 
+    policy = sub.add_parser("policy", help="the policy engine").add_subparsers(
+        dest="policy", required=True)
+    p = policy.add_parser("evaluate", help="decide a Case (JSON file, or - for stdin)")
+    p.add_argument("case_file")
+    p.add_argument("--merchant", required=True)
+    p.add_argument("--at", default=None, help="decision time, ISO 8601 (default: now)")
+    p.add_argument("--explain", action="store_true", help="a readable account, not JSON")
+    p.set_defaults(func=cmd_policy_evaluate)
+
     return parser
 
 
@@ -183,6 +192,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(json.dumps({"status": result.status, "event_id": result.event_id,
                       "response": result.body}, indent=2))
     return 0 if 200 <= result.status < 300 else 1
+
+
+def cmd_policy_evaluate(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from gateway.envelope import parse_time
+    from policy import PolicyError, case_from_json, decision_to_json, evaluate, explain, load_pack
+    from service.config import load_settings
+
+    merchant = load_settings().merchant(args.merchant)
+    if merchant is None:
+        print(f"gateway: unknown merchant {args.merchant!r}", file=sys.stderr)
+        return 2
+    at = parse_time(args.at) if args.at else datetime.now(timezone.utc)
+    if at is None:
+        print(f"gateway: --at {args.at!r} is not an ISO 8601 time", file=sys.stderr)
+        return 2
+    text = sys.stdin.read() if args.case_file == "-" else Path(args.case_file).read_text()
+    try:
+        decision = evaluate(load_pack(merchant.policy_pack), case_from_json(json.loads(text)), at)
+    except (PolicyError, json.JSONDecodeError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    print(explain(decision) if args.explain else json.dumps(decision_to_json(decision), indent=2))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,40 @@
+"""Bearer-token authentication for the admin API: the token names the merchant."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import current_app, g, request
+
+from gateway.responses import error
+from service.config import Merchant
+
+
+def merchant_for_token(merchants: dict[str, Merchant] | Any, token: str) -> Merchant | None:
+    """The merchant whose admin token is ``token``, comparing every token in constant time."""
+    found = None
+    for merchant in merchants.values():
+        if hmac.compare_digest(merchant.admin_token.encode(), token.encode()):
+            found = merchant  # no early exit: the time taken does not depend on which matched
+    return found
+
+
+def require_merchant(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Reject the request with 401 unless it carries a merchant's bearer token."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return error(401, "unauthorized", "send 'Authorization: Bearer <merchant token>'")
+        merchant = merchant_for_token(current_app.extensions["gateway"].settings.merchants,
+                                      token.strip())
+        if merchant is None:
+            return error(401, "unauthorized", "the bearer token is not valid")
+        g.merchant = merchant
+        return view(*args, **kwargs)
+
+    return wrapped

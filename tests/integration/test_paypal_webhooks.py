@@ -1,0 +1,93 @@
+"""PayPal deliveries through the endpoint: verified locally against the configured CA."""
+
+from __future__ import annotations
+
+import json
+
+import responses
+from sqlalchemy import select
+
+from ledger.models import InboxEvent
+from service import samples
+from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
+from tests.support.paypal import shared_signer
+
+
+def _raw(key: str = "pp") -> bytes:
+    event = samples.paypal_event("PAYMENT.SALE.COMPLETED",
+                                 samples.Scenario(key=key, payment_method="paypal"))
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def _post(client, raw: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    return client.post(f"/webhooks/{PAYPAL_MERCHANT}/paypal", data=raw, headers=headers,
+                       content_type="application/json")
+
+
+def _stored(container) -> list[InboxEvent]:  # type: ignore[no-untyped-def]
+    with container.sessions() as s:
+        return list(s.scalars(select(InboxEvent)))
+
+
+def test_an_event_signed_by_a_certificate_of_the_configured_ca_is_stored(client, container):
+    """A signature by a test certificate chaining to the configured CA verifies and is stored."""
+    raw = _raw()
+    resp = _post(client, raw, shared_signer().headers(raw, PAYPAL_WEBHOOK_ID))
+    assert resp.status_code == 200 and resp.json["duplicate"] is False
+    (row,) = _stored(container)
+    assert row.raw_body == raw and row.livemode is False
+    assert row.headers["Paypal-Transmission-Id"]
+
+
+def test_the_certificate_is_fetched_once_from_paypal_and_then_cached(client, container):
+    """With no cached copy the certificate is fetched from its PayPal URL, then reused."""
+    signer = shared_signer()
+    for cached in (container.settings.data_dir / "paypal-certs").glob("*.pem"):
+        cached.unlink()
+    with responses.RequestsMock() as rsps:
+        rsps.get(signer.cert_url, body=signer.cert_pem)
+        for key in ("a", "b"):
+            raw = _raw(key)
+            assert _post(client, raw, signer.headers(raw, PAYPAL_WEBHOOK_ID)).status_code == 200
+        assert len(rsps.calls) == 1
+
+
+def test_a_cert_url_off_paypal_hosts_is_refused_without_any_request(client, container):
+    """The certificate URL is checked before any fetch: no request leaves the gateway."""
+    raw = _raw()
+    headers = shared_signer().headers(raw, PAYPAL_WEBHOOK_ID)
+    for url in ["https://evil.example/v1/notifications/certs/CERT-1",
+                "http://api.paypal.com/v1/notifications/certs/CERT-1",
+                "https://api.paypal.com.evil.example/v1/notifications/certs/CERT-1",
+                "https://api.paypal.com:8443/v1/notifications/certs/CERT-1",
+                "https://169.254.169.254/latest/meta-data"]:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            resp = _post(client, raw, {**headers, "PAYPAL-CERT-URL": url})
+            assert len(rsps.calls) == 0
+        assert resp.status_code == 400, url
+        assert resp.json["error"]["code"] == "cert_url_not_allowed"
+    assert _stored(container) == []
+
+
+def test_a_tampered_body_or_a_wrong_webhook_id_is_refused(client, container):
+    """The signature covers the raw body and the merchant's webhook id."""
+    raw = _raw()
+    signer = shared_signer()
+    tampered = raw.replace(b'"19.99"', b'"1.99"')
+    assert tampered != raw
+    resp = _post(client, tampered, signer.headers(raw, PAYPAL_WEBHOOK_ID))
+    assert resp.status_code == 400 and resp.json["error"]["code"] == "bad_signature"
+    resp = _post(client, raw, signer.headers(raw, "WH-SOME-OTHER-WEBHOOK"))
+    assert resp.status_code == 400 and resp.json["error"]["code"] == "bad_signature"
+    assert _stored(container) == []
+
+
+def test_missing_paypal_headers_are_refused(client, container):
+    """Each missing transmission header gets 400 naming it."""
+    raw = _raw()
+    headers = shared_signer().headers(raw, PAYPAL_WEBHOOK_ID)
+    for name in ["PAYPAL-TRANSMISSION-ID", "PAYPAL-TRANSMISSION-SIG", "PAYPAL-CERT-URL"]:
+        resp = _post(client, raw, {k: v for k, v in headers.items() if k != name})
+        assert resp.status_code == 400 and resp.json["error"]["code"] == "missing_header"
+        assert name.lower() in resp.json["error"]["message"].lower()
+    assert _stored(container) == []
