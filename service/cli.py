@@ -22,11 +22,16 @@ GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--timeout", "30",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """The console script: configure logging, then run the command."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    return run(argv)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run one `gateway` command; errors of ours become a message and exit status 2."""
+    args = _parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except GatewayError as exc:

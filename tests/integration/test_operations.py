@@ -1,0 +1,114 @@
+"""Operating the pipeline: readiness, replay of dead letters, and a Redis outage."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ledger.models import InboxEvent, InboxStatus
+from service import samples
+from service.cli import run as main
+from tests.support.delivery import deliver, drain_everything, run_worker
+from tests.support.ledger import snapshot
+from tests.support.paypal import shared_signer
+
+
+def test_ready_when_database_and_redis_answer(client):
+    """/readyz checks both stores."""
+    resp = client.get("/readyz")
+    assert resp.status_code == 200 and resp.json["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_not_ready_names_the_store_that_is_down(database_url, other_container):
+    """With Redis unreachable /readyz answers 503 and says which check failed."""
+    from gateway.app import create_app
+
+    client = create_app(container=other_container(database_url, "redis://127.0.0.1:1/0")
+                        ).test_client()
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.json["checks"]["database"] == "ok"
+    assert resp.json["checks"]["redis"].startswith("unavailable")
+
+
+def _dead_event(client, container) -> InboxEvent:  # type: ignore[no-untyped-def]
+    broken = samples.paypal_event("PAYMENT.SALE.COMPLETED",
+                                  samples.Scenario(key="dead", payment_method="paypal"))
+    del broken["resource"]["amount"]
+    deliver(client, "paypal", broken, shared_signer())
+    run_worker(container)
+    for day in range(1, container.settings.max_attempts):
+        _retry_all(container, days_later=day)
+    with container.sessions() as s:
+        row = s.scalars(select(InboxEvent)).one()
+    assert row.status == InboxStatus.DEAD
+    return row
+
+
+def _retry_all(container, days_later: int) -> None:  # type: ignore[no-untyped-def]
+    """Hand every event out again as the clock would once its retry is due."""
+    from datetime import datetime, timedelta, timezone
+
+    from workers.drain import process_batch
+
+    with container.sessions() as s:
+        ids = list(s.scalars(select(InboxEvent.id)))
+    process_batch(container, ids, now=datetime.now(timezone.utc) + timedelta(days=days_later))
+
+
+def test_replay_failed_hands_dead_letters_back_to_the_workers(client, container, monkeypatch,
+                                                              capsys):
+    """`gateway replay --failed` puts dead events back to pending and enqueues them."""
+    row = _dead_event(client, container)
+    _use_container_env(monkeypatch, container)
+    assert main(["replay", "--failed"]) == 0
+    assert "re-enqueued 1 event" in capsys.readouterr().out
+    with container.sessions() as s:
+        again = s.get(InboxEvent, row.id)
+        assert again.status == InboxStatus.PENDING and again.last_error
+    assert container.redis.lrange(f"gateway:inbox:{row.partition}", 0, -1) == [
+        str(row.id).encode()]
+
+
+def test_replay_by_event_id_and_the_inbox_listing(client, container, monkeypatch, capsys):
+    """`gateway inbox` lists a dead event with its error; `gateway replay ID` re-enqueues it."""
+    row = _dead_event(client, container)
+    _use_container_env(monkeypatch, container)
+    assert main(["inbox", "--status", "dead"]) == 0
+    listing = capsys.readouterr().out
+    assert row.event_id in listing and "has no amount" in listing
+    assert main(["replay", row.event_id]) == 0
+    assert main(["replay", "WH-NOT-A-KNOWN-EVENT"]) == 1
+
+
+def _use_container_env(monkeypatch, container) -> None:  # type: ignore[no-untyped-def]
+    s = container.settings
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(s.data_dir))
+    monkeypatch.setenv("DATABASE_URL", s.database_url)
+    monkeypatch.setenv("REDIS_URL", s.redis_url or "")
+
+
+def test_a_redis_outage_after_the_commit_leaves_the_orderly_ledger(client, container,
+                                                                   database_url, other_container):
+    """Events acknowledged while Redis is down are swept in later and give the same ledger."""
+    from gateway.app import create_app
+    from tests.conftest import _clean
+    from workers.sweeper import sweep
+
+    events = samples.stripe_lifecycle(samples.Scenario(key="outage"))
+    for event in events:
+        deliver(client, "stripe", event)
+    drain_everything(container)
+    with container.sessions() as s:
+        orderly = snapshot(s)
+    _clean(container)
+
+    no_redis = create_app(container=other_container(database_url, "redis://127.0.0.1:1/0"))
+    for event in events:
+        deliver(no_redis.test_client(), "stripe", event)
+    run_worker(container)  # nothing was enqueued: nothing happens
+    with container.sessions() as s:
+        assert set(s.scalars(select(InboxEvent.status))) == {InboxStatus.PENDING}
+    assert sweep(container) == len(events)
+    drain_everything(container)
+    with container.sessions() as s:
+        assert snapshot(s) == orderly

@@ -1,0 +1,82 @@
+"""The merchants file: validated at start-up, with errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.config import DEFAULT_MERCHANTS_FILE, Mode, load_merchants, load_settings
+from service.errors import ConfigError
+
+BASE = """
+[merchants.m]
+policy_pack = "theopenhost"
+mode = "{mode}"
+admin_token = "a-long-enough-admin-token"
+[merchants.m.stripe]
+webhook_secrets = ["whsec_1", "env:ROTATED_SECRET"]
+api_key = "{key}"
+[merchants.m.paypal]
+webhook_id = "WH-1"
+api_base = "{paypal}"
+"""
+
+
+def _load(tmp_path: Path, env: dict[str, str] | None = None, **fields: str):  # type: ignore[no-untyped-def]
+    values = {"mode": "sandbox", "key": "sk_test_x", "paypal": "https://api-m.sandbox.paypal.com"}
+    path = tmp_path / "merchants.toml"
+    path.write_text(BASE.format(**{**values, **fields}))
+    return load_merchants(path, {"ROTATED_SECRET": "whsec_2"} if env is None else env)
+
+
+def test_the_default_file_has_the_four_seed_merchants_in_sandbox():
+    """The shipped file configures the seed merchants, all in sandbox mode."""
+    merchants = load_merchants(DEFAULT_MERCHANTS_FILE, {})
+    assert set(merchants) == {"oneclick", "digitalcare", "cloudbehind", "theopenhost"}
+    assert all(m.mode is Mode.SANDBOX for m in merchants.values())
+
+
+def test_secrets_can_come_from_the_environment(tmp_path):
+    """'env:NAME' reads the secret from the environment; every secret is kept for rotation."""
+    merchant = _load(tmp_path)["m"]
+    assert merchant.stripe.webhook_secrets == ("whsec_1", "whsec_2")
+
+
+def test_a_missing_environment_secret_names_the_key_and_the_variable(tmp_path):
+    """An 'env:' secret whose variable is unset is an error naming both."""
+    with pytest.raises(ConfigError, match=r"webhook_secrets\[1\].*ROTATED_SECRET"):
+        _load(tmp_path, env={})
+
+
+def test_a_sandbox_merchant_refuses_a_live_stripe_key(tmp_path):
+    """sk_live_ keys are refused for a sandbox merchant at start-up."""
+    with pytest.raises(ConfigError, match="sandbox merchant has a live Stripe API key"):
+        _load(tmp_path, key="sk_live_abc")
+
+
+def test_a_sandbox_merchant_refuses_paypals_live_host(tmp_path):
+    """A sandbox merchant may not point PayPal at the live API."""
+    with pytest.raises(ConfigError, match="live host"):
+        _load(tmp_path, paypal="https://api-m.paypal.com")
+
+
+def test_a_live_merchant_refuses_test_keys_and_the_sandbox_host(tmp_path):
+    """A live merchant needs live credentials and PayPal's live API."""
+    with pytest.raises(ConfigError, match="needs a live Stripe API key"):
+        _load(tmp_path, mode="live", key="sk_test_abc", paypal="https://api-m.paypal.com")
+    with pytest.raises(ConfigError, match="must use PayPal's live API"):
+        _load(tmp_path, mode="live", key="sk_live_abc")
+
+
+def test_secrets_never_appear_in_the_repr(tmp_path):
+    """Logging a merchant or settings object does not leak its secrets."""
+    merchant = _load(tmp_path)["m"]
+    assert "whsec_" not in repr(merchant) and "sk_test" not in repr(merchant)
+    assert "a-long-enough-admin-token" not in repr(merchant)
+
+
+def test_a_bad_number_in_the_environment_names_the_variable():
+    """Settings from the environment are checked too."""
+    with pytest.raises(ConfigError, match="GATEWAY_BODY_LIMIT"):
+        load_settings({"GATEWAY_BODY_LIMIT": "lots"})
