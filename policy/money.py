@@ -101,8 +101,8 @@ def to_provider_amount(provider: str, money: Money) -> int:
     """The integer a provider expects for ``money`` (Stripe's ``amount``), in its own exponent."""
     shift = provider_exponent(provider, money.currency) - exponent(money.currency)
     if shift >= 0:
-        return money.amount * 10**shift
-    whole, rest = divmod(money.amount, 10**-shift)
+        return money.amount * int(10**shift)
+    whole, rest = divmod(money.amount, int(10**-shift))
     if rest:
         raise CurrencyError(f"{money} cannot be expressed in whole {provider} units")
     return whole

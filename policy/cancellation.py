@@ -1,0 +1,140 @@
+"""The cancellation family: identity and outstanding-invoice checks, then the notice rule that
+decides when the cancellation takes effect and whether one more period is charged.
+
+Notice kinds: ``day_of_month`` (000: before the 25th, else the next month is billed),
+``before_due`` (003: at least N days before the invoice due date, else one more month) and
+``before_billing`` (001, 002: before the next billing date, else the next period is charged)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from policy.case import Order
+from policy.decision import Decision, LineItem, Outcome
+from policy.pack import CancellationTerms, IdentityRule
+from policy.timing import DAY, add_months, describe, start_of_month
+from policy.verdict import Context, Findings, MissingFact, Severity, decide, divide
+
+
+def evaluate_cancellation(ctx: Context, t: CancellationTerms) -> Decision:
+    """Decide a cancellation request."""
+    order = ctx.order(t.notice_clause)
+    f = Findings()
+    identified = _identity(ctx, t.identity, f) if t.identity is not None else True
+    if t.outstanding is not None:
+        due = ctx.case.due_invoices(ctx.now)
+        numbers = ", ".join(i.number for i in due)
+        f.check(t.outstanding, not due,
+                f"unpaid invoices due: {numbers}" if due else "no invoice is due or overdue")
+    if f.worst == Severity.DENY:
+        if not identified and t.identity is not None and t.identity.procedure_clause is not None:
+            f.check(t.identity.procedure_clause, False,
+                    "the cancellation procedure was not followed: the account stays open")
+        return decide(ctx, Outcome.CANCEL_BLOCKED, f)
+    if f.worst == Severity.REVIEW:
+        return decide(ctx, Outcome.NEEDS_REVIEW, f)
+    return _schedule(ctx, t, order, f)
+
+
+def _identity(ctx: Context, rule: IdentityRule, f: Findings) -> bool:
+    identity = ctx.case.request.identity
+    ok = f.identity(rule, identity, ctx.case.request.reason) if rule.groups else True
+    if rule.invoice_in_last and identity.has("invoice_number"):
+        latest = ctx.case.last_invoice_numbers(rule.invoice_in_last)
+        ok = f.check(rule.clause, identity.invoice_number in latest,
+                     f"invoice {identity.invoice_number} "
+                     f"{'is' if identity.invoice_number in latest else 'is not'} one of the last "
+                     f"{rule.invoice_in_last} ({', '.join(latest) or 'none on file'})") and ok
+    if rule.verified_required:
+        verified = identity.verified
+        detail = {True: "credentials verified", False: "credentials failed verification",
+                  None: "credentials not yet verified"}[verified]
+        ok = f.check(rule.clause, verified is True, detail,
+                     Severity.REVIEW if verified is None else Severity.DENY) and ok
+    return ok
+
+
+def _next_billing(order: Order, t: CancellationTerms) -> datetime:
+    if order.next_billing_at is None:
+        raise MissingFact("order.next_billing_at", t.notice_clause)
+    return order.next_billing_at
+
+
+def _timing(ctx: Context, t: CancellationTerms, order: Order,
+            f: Findings) -> tuple[bool, datetime, datetime]:
+    """(on time, end of the current period, end of the following period)."""
+    received = ctx.case.request.received_at
+    if t.notice_kind == "day_of_month":
+        on_time = received.day < t.notice_value
+        f.check(t.notice_clause, on_time, f"received on day {received.day} of the month "
+                f"(must be before day {t.notice_value}, UTC)", Severity.OK)
+        return on_time, start_of_month(received, 1), start_of_month(received, 2)
+    due = _next_billing(order, t)
+    margin = due - received
+    need = t.notice_value * DAY
+    on_time = margin >= need if t.notice_value else margin > 0 * DAY
+    what = "invoice due date" if t.notice_kind == "before_due" else "next billing date"
+    f.check(t.notice_clause, on_time, f"received {describe(margin)} before the {what} "
+            f"{due.isoformat()} (needs {'at least ' + describe(need) if t.notice_value else 'any'})",
+            Severity.OK)
+    step = 1 if t.late_charge == "month" else order.term_months
+    return on_time, due, add_months(due, step)
+
+
+def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> Decision:
+    on_time, period_end, next_end = _timing(ctx, t, order, f)
+    flags = _forfeit(ctx, t, order, f)
+    if on_time and ctx.case.request.immediate and t.immediate is not None:
+        f.note(t.immediate, "cancelled immediately: no refund of the unused part of the period")
+        return decide(ctx, Outcome.CANCEL_IMMEDIATELY, f, effective_at=ctx.now,
+                      access_until=ctx.now, flags=flags)
+    effective = period_end if on_time else next_end
+    charge, items = 0, tuple[LineItem, ...]()
+    if not on_time:
+        charge = (order.amount.amount if t.late_charge == "term"
+                  else divide(order.amount.amount, order.term_months, ctx.pack.fee_rounding))
+        items = (LineItem("additional_period", "one more full billing period", ctx.money(charge),
+                          t.late_clause.citation),)
+        immediate = " (an immediate cancellation was asked for)" if ctx.case.request.immediate else ""
+        f.note(t.late_clause, f"notice too late: takes effect {effective.date().isoformat()}, "
+               f"one more period charged ({ctx.show(charge)}){immediate}")
+    balance_due_by, more = _past_due(ctx, t, effective, f)
+    _access_notes(t, order, effective, f)
+    outcome = Outcome.CANCEL_AT_PERIOD_END if on_time else Outcome.CANCEL_NEXT_PERIOD
+    return decide(ctx, outcome, f, charge=charge, line_items=items + more, effective_at=effective,
+                  access_until=effective, balance_due_by=balance_due_by, flags=flags)
+
+
+def _forfeit(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> tuple[str, ...]:
+    if t.forfeit is None:
+        return ()
+    addons, flag, clause = t.forfeit
+    hit = sorted(addons & set(order.addons))
+    if not hit:
+        return ()
+    f.note(clause, f"{', '.join(hit)} suspended on cancellation; funds and domains in it are forfeited")
+    return (flag,)
+
+
+def _past_due(ctx: Context, t: CancellationTerms, effective: datetime,
+              f: Findings) -> tuple[datetime | None, tuple[LineItem, ...]]:
+    if t.past_due is None:
+        return None, ()
+    due = [i for i in ctx.case.due_invoices(ctx.now) if i.amount.currency == ctx.currency]
+    if not due:
+        return None, ()
+    total = sum(i.amount.amount for i in due)
+    by = effective + t.past_due.value * DAY
+    f.note(t.past_due.clause, f"past-due balance {ctx.show(total)} must be paid by "
+           f"{by.date().isoformat()}, then collection begins")
+    item = LineItem("past_due_balance", "past-due balance at cancellation", ctx.money(total),
+                    t.past_due.clause.citation)
+    return by, (item,)
+
+
+def _access_notes(t: CancellationTerms, order: Order, effective: datetime, f: Findings) -> None:
+    if t.access is not None:
+        f.note(t.access, f"access continues until {effective.isoformat()}")
+    if t.auto_renew is not None:
+        f.note(t.auto_renew, "automatic renewal turned off; the subscription is not extended"
+               if order.auto_renew else "automatic renewal was not selected; nothing is extended")
