@@ -24,7 +24,14 @@ from decimal import (
 from importlib import resources
 from typing import Any
 
-from policy.case import IDENTITY_KEYS, OrderType, ReasonCode, ServiceState, UptimeCause, UptimeSource
+from policy.case import (
+    IDENTITY_KEYS,
+    OrderType,
+    ReasonCode,
+    ServiceState,
+    UptimeCause,
+    UptimeSource,
+)
 from policy.errors import PackError
 from policy.money import CurrencyError, normalize_currency
 

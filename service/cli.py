@@ -8,11 +8,15 @@ import logging
 import os
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.errors import GatewayError
+
+if TYPE_CHECKING:
+    from service.bootstrap import Container
 
 log = logging.getLogger("gateway")
 
@@ -94,6 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _opened() -> Iterator[Container]:
+    """A container from the environment, closed (connections released) when the command ends."""
+    from service.bootstrap import build
+
+    container = build()
+    try:
+        yield container
+    finally:
+        container.close()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.bootstrap import build
 
@@ -147,29 +163,15 @@ def _upgrade(url: str) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from ledger.inbox import requeue
-    from ledger.models import InboxEvent
-    from service.bootstrap import build
+    from workers.sweeper import replay
 
     if not args.failed and not args.event_ids:
         print("gateway replay: name event ids or pass --failed", file=sys.stderr)
         return 2
-    container = build()
-    ids = None
-    if args.event_ids:
-        with container.sessions() as session:
-            query = select(InboxEvent.id).where(InboxEvent.event_id.in_(args.event_ids))
-            ids = list(session.scalars(query))
-    rows = requeue(container.engine, ids)
-    by_partition: dict[int, list[int]] = defaultdict(list)
-    for inbox_id, partition in rows:
-        by_partition[partition].append(inbox_id)
-    for partition, part_ids in by_partition.items():
-        container.dispatcher.notify_many(partition, part_ids)
-    print(f"re-enqueued {len(rows)} event(s)")
-    return 0 if rows or args.failed else 1
+    with _opened() as container:
+        count = replay(container, args.event_ids or None)
+    print(f"re-enqueued {count} event(s)")
+    return 0 if count or args.failed else 1
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
@@ -177,13 +179,11 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
     from ledger.inbox import counts_by_status
     from ledger.models import InboxEvent
-    from service.bootstrap import build
 
-    container = build()
-    print(json.dumps(counts_by_status(container.engine), sort_keys=True))
     query = (select(InboxEvent).where(InboxEvent.status == args.status)
              .order_by(InboxEvent.id).limit(args.limit))
-    with container.sessions() as session:
+    with _opened() as container, container.sessions() as session:
+        print(json.dumps(counts_by_status(container.engine), sort_keys=True))
         for row in session.scalars(query):
             print(f"{row.id}\t{row.merchant}\t{row.provider}\t{row.event_id}\t{row.event_type}\t"
                   f"attempts={row.attempts}\t{row.last_error or row.status_reason or ''}")

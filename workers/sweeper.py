@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
-from ledger.inbox import stranded
+from sqlalchemy import select
+
+from ledger.inbox import requeue, stranded
+from ledger.models import InboxEvent
 from service.bootstrap import Container
 
 log = logging.getLogger(__name__)
@@ -21,14 +25,32 @@ def sweep(container: Container, now: datetime | None = None) -> int:
     """Re-enqueue stranded and due events; returns how many were handed out."""
     now = now or datetime.now(timezone.utc)
     after = timedelta(seconds=container.settings.sweep_after_seconds)
-    by_partition: dict[int, list[int]] = defaultdict(list)
     rows = stranded(container.engine, now, after)
-    for inbox_id, partition in rows:
-        by_partition[partition].append(inbox_id)
-    for partition, ids in by_partition.items():
-        container.dispatcher.notify_many(partition, ids)
+    _hand_out(container, rows)
     for partition in range(container.settings.partitions):
         container.dispatcher.kick(partition)
     if rows:
         log.info("sweeper re-enqueued %d events", len(rows))
     return len(rows)
+
+
+def replay(container: Container, event_ids: Iterable[str] | None = None) -> int:
+    """Put dead-lettered events (or the named provider event ids) back to pending and enqueue."""
+    ids = None
+    if event_ids is not None:
+        with container.sessions() as session:
+            query = select(InboxEvent.id).where(InboxEvent.event_id.in_(list(event_ids)))
+            ids = list(session.scalars(query))
+    rows = requeue(container.engine, ids)
+    _hand_out(container, rows)
+    log.info("replay re-enqueued %d events", len(rows))
+    return len(rows)
+
+
+def _hand_out(container: Container, rows: Iterable[tuple[int, int]]) -> None:
+    """Push (inbox id, partition) pairs to their partitions' lists, scheduling drains."""
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    for inbox_id, partition in rows:
+        by_partition[partition].append(inbox_id)
+    for partition, ids in by_partition.items():
+        container.dispatcher.notify_many(partition, ids)

@@ -1,13 +1,13 @@
 """initial ledger
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 21:28:05.660126
 """
-from alembic import op
 import sqlalchemy as sa
-import ledger.models
+from alembic import op
 
+import ledger.models
 
 revision = '0001'
 down_revision = None

@@ -7,9 +7,9 @@ import time
 
 import requests
 
+from service import samples
 from tests.e2e.conftest import ROOT, process_env
 from tests.support import stripe as sig
-from service import samples
 
 
 def _free_port() -> int:

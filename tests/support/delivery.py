@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from rq import SimpleWorker
 from sqlalchemy import select
 
 from ledger.models import InboxEvent, InboxStatus
-
 from service.bootstrap import Container
 from service.devcerts import DevPayPalSigner
 from tests.support import stripe as stripe_sig

@@ -6,7 +6,6 @@ import json
 import re
 import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import requests
