@@ -193,6 +193,9 @@ class Refund(_ProviderObject, Base):
     refunded_at: Mapped[datetime | None]
     # The action of ours that asked for it (metadata.action_id), or None: made elsewhere.
     action_id: Mapped[str | None] = mapped_column(String(64))
+    # True when the provider reported a refund no decision of ours asked for (a dashboard
+    # refund, say): recorded all the same, and flagged for the reconciliation report.
+    unsolicited: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Dispute(_ProviderObject, Base):
@@ -224,26 +227,47 @@ class Decision(Base):
     source_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbox_events.id"))
     source_request_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32), default="recorded")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DecisionStatus(StrEnum):
+    RECORDED = "recorded"  # decided; its actions (if any) not yet all carried out
+    EXECUTED = "executed"  # every action done (refunds accepted or settled, credits granted)
+    NEEDS_REVIEW = "needs_review"  # a person decides (the policy said so, or an action failed)
+    CLOSED = "closed"  # nothing to carry out (a denial, say)
+
+
+class ActionStatus(StrEnum):
+    PENDING = "pending"  # committed with its decision; not tried yet, or waiting for a retry
+    EXECUTING = "executing"  # an attempt started; a crash here is resumed with the same key
+    SUBMITTED = "submitted"  # the provider accepted it; its webhook will confirm
+    SUCCEEDED = "succeeded"  # done and confirmed
+    FAILED = "failed"  # refused or failed for good; the decision is reopened for review
 
 
 class Action(Base):
     """One side effect of a Decision. Its id is the idempotency key sent to the provider."""
 
     __tablename__ = "actions"
+    __table_args__ = (Index("ix_action_status", "status", "next_attempt_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"))
     merchant: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))  # refund | credit
     provider: Mapped[str | None] = mapped_column(String(16))
+    target_kind: Mapped[str | None] = mapped_column(String(16))  # charge|payment_intent|sale|capture
     payment_ref: Mapped[str | None] = mapped_column(String(255))
     account_ref: Mapped[str | None] = mapped_column(String(255))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     clause: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(32), default="pending")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32), default=ActionStatus.PENDING)
     provider_ref: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    failure_code: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

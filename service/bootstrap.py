@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger.db import make_engine, make_session_factory
 from service.config import Merchant, PayPalVerification, Settings, load_settings
 from service.embedded_redis import ensure_embedded_redis
+from service.errors import UnknownMerchant
 from workers.dispatch import Dispatcher
 
 
@@ -69,6 +70,23 @@ class Container:
 
             self._cache[key] = PayPalApiVerifier(merchant.paypal,
                                                  timeout=self.settings.paypal_cert_timeout)
+        return self._cache[key]
+
+    def refund_adapter(self, merchant_name: str, provider: str) -> Any:
+        """The merchant's Stripe or PayPal adapter, built once per process."""
+        key = f"adapter:{merchant_name}:{provider}"
+        if key not in self._cache:
+            merchant = self.settings.merchant(merchant_name)
+            if merchant is None:
+                raise UnknownMerchant(merchant_name)
+            if provider == "stripe":
+                from adapters.stripe_adapter import StripeAdapter
+
+                self._cache[key] = StripeAdapter(merchant.stripe)
+            else:
+                from adapters.paypal_adapter import PayPalAdapter
+
+                self._cache[key] = PayPalAdapter(merchant.paypal)
         return self._cache[key]
 
     def policy_pack(self, name: str) -> Any:

@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
 from ledger.models import Payment, Refund, Subscription
-from ledger.objects import apply_snapshot, ensure_customer
+from ledger.objects import apply_snapshot, ensure_customer, find
 from policy.money import from_decimal_string
+from workers.actions import confirm_refund
 from workers.context import EventContext, dig
 
 SUBSCRIPTION_RANK = {"APPROVAL_PENDING": 0, "APPROVED": 1, "ACTIVE": 2, "SUSPENDED": 3,
@@ -132,11 +133,14 @@ def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_re
         "currency": money[1],
         "reason": res.get("reason") or res.get("note_to_payer"),
         "refunded_at": parse_time(res.get("create_time")),
-        "action_id": res.get("invoice_id") or res.get("custom_id"),
+        # Our refunds carry the action id: custom_id (v2 captures) or invoice_number (v1 sales).
+        "action_id": res.get("custom_id") or res.get("invoice_number"),
     }
     version = ctx.version(REFUND_RANK.get(status, 0), _when(ctx, res))
-    return _applied(apply_snapshot(session, Refund, ctx.ref(res["id"]), version, ctx.livemode,
-                                   values))
+    applied = apply_snapshot(session, Refund, ctx.ref(res["id"]), version, ctx.livemode, values)
+    if applied:
+        confirm_refund(session, find(session, Refund, ctx.ref(res["id"])))
+    return _applied(applied)
 
 
 def _up_link(res: dict[str, Any], marker: str) -> str | None:

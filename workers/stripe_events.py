@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from ledger.models import Dispute, Invoice, Payment, Refund, Subscription
 from ledger.objects import apply_snapshot, ensure_customer, find
+from workers.actions import confirm_refund
 from workers.context import EventContext, ObjectNotYetKnown, dig, timestamp
 
 # State ranks break ties between events of the same second: a status never moves backwards.
@@ -145,7 +146,10 @@ def _apply_refund(session: Session, ctx: EventContext, rf: dict[str, Any]) -> bo
         "action_id": dig(rf, "metadata", "action_id"),
     }
     version = ctx.version(REFUND_RANK.get(rf["status"], 0))
-    return apply_snapshot(session, Refund, ctx.ref(rf["id"]), version, ctx.livemode, values)
+    applied = apply_snapshot(session, Refund, ctx.ref(rf["id"]), version, ctx.livemode, values)
+    if applied:
+        confirm_refund(session, find(session, Refund, ctx.ref(rf["id"])))
+    return applied
 
 
 def dispute(session: Session, ctx: EventContext) -> str | None:

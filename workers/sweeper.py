@@ -17,6 +17,8 @@ from sqlalchemy import select
 from ledger.inbox import requeue, stranded
 from ledger.models import InboxEvent
 from service.bootstrap import Container
+from workers.actions import due_actions
+from workers.actions import enqueue as enqueue_actions
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,12 @@ def sweep(container: Container, now: datetime | None = None) -> int:
     _hand_out(container, rows)
     for partition in range(container.settings.partitions):
         container.dispatcher.kick(partition)
-    if rows:
-        log.info("sweeper re-enqueued %d events", len(rows))
-    return len(rows)
+    with container.sessions() as session:
+        actions = due_actions(session, now, after)
+    enqueue_actions(container, actions)
+    if rows or actions:
+        log.info("sweeper re-enqueued %d events and %d actions", len(rows), len(actions))
+    return len(rows) + len(actions)
 
 
 def replay(container: Container, event_ids: Iterable[str] | None = None) -> int:

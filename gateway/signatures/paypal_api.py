@@ -9,45 +9,17 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Mapping
-from urllib.parse import urlsplit
+from typing import Mapping
 
-import paypalrestsdk
 import requests
 from paypalrestsdk import exceptions as sdk_errors
 
+from adapters.paypal_client import PayPalClient
 from gateway.signatures.paypal import check_cert_url, read_transmission
 from service.config import PayPalSettings
 from service.errors import VerificationError
 
 VERIFY_PATH = "/v1/notifications/verify-webhook-signature"
-_LIVE_HOSTS = frozenset({"api.paypal.com", "api-m.paypal.com"})
-
-
-class _TokenClient(paypalrestsdk.Api):  # type: ignore[misc]
-    """The SDK's OAuth client, pointed at our ``api_base`` and sending through our session.
-
-    ``Api.http_call`` is replaced because the SDK's own sends with no timeout and, outside live
-    mode, logs request headers (the Basic credentials) and response bodies (the token) at DEBUG.
-    Token caching and the SDK's status-to-exception mapping (``handle_response``) are kept.
-    """
-
-    def __init__(self, settings: PayPalSettings, session: requests.Session, timeout: float) -> None:
-        host = urlsplit(settings.api_base).hostname or ""
-        super().__init__(
-            mode="live" if host in _LIVE_HOSTS else "sandbox",
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            endpoint=settings.api_base,  # the SDK otherwise picks its own host from ``mode``
-        )
-        self._session = session
-        self._timeout = timeout
-
-    def http_call(self, url: str, method: str, **kwargs: Any) -> Any:
-        response = self._session.request(
-            method, url, timeout=self._timeout, allow_redirects=False, **kwargs
-        )
-        return self.handle_response(response, response.content.decode("utf-8"))
 
 
 class PayPalApiVerifier:
@@ -63,7 +35,7 @@ class PayPalApiVerifier:
         self._url = settings.api_base.rstrip("/") + VERIFY_PATH
         self._timeout = timeout
         self._session = session or requests.Session()
-        self._tokens = _TokenClient(settings, self._session, timeout)
+        self._tokens = PayPalClient(settings, self._session, timeout)
         self._token_lock = threading.Lock()
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, webhook_id: str) -> None:

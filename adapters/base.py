@@ -1,0 +1,61 @@
+"""What every adapter speaks: the payment to refund, the result, and the error codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from policy.money import Money
+from service.errors import ProviderError
+
+
+class ErrorCode(StrEnum):
+    """Why a provider call failed; ``RETRYABLE`` says which a later attempt can fix."""
+
+    ALREADY_REFUNDED = "already_refunded"
+    AMOUNT_TOO_LARGE = "amount_too_large"
+    DISPUTED = "disputed"
+    REFUND_TIME_LIMIT = "refund_time_limit"
+    TRANSACTION_REFUSED = "transaction_refused"
+    NOT_FOUND = "not_found"
+    INVALID_REQUEST = "invalid_request"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    AUTHENTICATION = "authentication"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+
+
+RETRYABLE = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE})
+
+
+def provider_error(provider: str, code: ErrorCode, message: str, *,
+                   request_id: str | None = None, http_status: int | None = None
+                   ) -> ProviderError:
+    return ProviderError(f"{provider}: {message}", provider=provider, code=code.value,
+                         retryable=code in RETRYABLE, request_id=request_id,
+                         http_status=http_status)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentTarget:
+    """The provider object to refund: a Stripe charge or payment intent, a PayPal sale or capture."""
+
+    provider: str
+    kind: str  # charge | payment_intent | sale | capture
+    provider_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    provider_ref: str  # the provider's refund id
+    status: str  # the provider's status, lower-cased (pending, succeeded, completed, failed)
+    amount: Money
+    raw_status: str = field(default="")
+
+    @property
+    def settled(self) -> bool:
+        return self.status in ("succeeded", "completed")
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("failed", "canceled", "cancelled")

@@ -1,0 +1,112 @@
+"""Stripe refunds and customer-balance credits through ``stripe.StripeClient``.
+
+Every POST carries an explicit ``idempotency_key`` (our action id): stripe-python would otherwise
+send a random key per call, and a retried job would refund twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+
+from adapters.base import ErrorCode, PaymentTarget, RefundResult, provider_error
+from policy.money import Money, from_provider_amount, to_provider_amount
+from service.config import StripeSettings
+from service.errors import ProviderError
+
+PROVIDER = "stripe"
+
+# Stripe error codes (https://docs.stripe.com/error-codes) onto ours; anything else from an
+# InvalidRequestError is an invalid request, which a retry cannot fix.
+_INVALID_REQUEST_CODES: Mapping[str, ErrorCode] = {
+    "charge_already_refunded": ErrorCode.ALREADY_REFUNDED,
+    "amount_too_large": ErrorCode.AMOUNT_TOO_LARGE,
+    "refund_amount_too_large": ErrorCode.AMOUNT_TOO_LARGE,
+    "charge_disputed": ErrorCode.DISPUTED,
+    "resource_missing": ErrorCode.NOT_FOUND,
+}
+
+
+class StripeAdapter:
+    def __init__(self, settings: StripeSettings, timeout: float = 20.0) -> None:
+        self._client = stripe.StripeClient(
+            settings.api_key,
+            base_addresses={"api": settings.api_base},
+            max_network_retries=0,  # our executor retries, always with the same key
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+
+    def refund(self, target: PaymentTarget, amount: Money, reason: str, key: str,
+               metadata: Mapping[str, str]) -> RefundResult:
+        """Refund ``amount`` of a charge or payment intent; idempotent on ``key``."""
+        params: dict[str, Any] = {
+            "amount": to_provider_amount(PROVIDER, amount),
+            "reason": "requested_by_customer",
+            "metadata": {**metadata, "action_id": key, "policy_reason": reason[:500]},
+        }
+        params["payment_intent" if target.kind == "payment_intent" else "charge"] = (
+            target.provider_id)
+        refund = _call(lambda: self._client.v1.refunds.create(
+            params=params, options={"idempotency_key": key}))  # type: ignore[arg-type]
+        return _result(refund)
+
+    def find_refund(self, target: PaymentTarget, key: str) -> RefundResult | None:
+        """The refund an earlier attempt with ``key`` created, if any (a GET, never a refund)."""
+        field = "payment_intent" if target.kind == "payment_intent" else "charge"
+        listing = _call(lambda: self._client.v1.refunds.list(
+            params={field: target.provider_id, "limit": 100}))  # type: ignore[arg-type, misc]
+        for refund in listing.data:
+            metadata = refund.metadata.to_dict() if refund.metadata else {}
+            if metadata.get("action_id") == key:
+                return _result(refund)
+        return None
+
+    def credit_customer_balance(self, customer_id: str, amount: Money, description: str,
+                                key: str) -> str:
+        """Credit a Stripe customer balance (a negative balance transaction); returns its id."""
+        txn = _call(lambda: self._client.v1.customers.balance_transactions.create(
+            customer_id,
+            params={"amount": -to_provider_amount(PROVIDER, amount),
+                    "currency": amount.currency.lower(), "description": description[:350],
+                    "metadata": {"action_id": key}},
+            options={"idempotency_key": key}))  # type: ignore[arg-type]
+        return str(txn.id)
+
+
+def _result(refund: Any) -> RefundResult:
+    status = str(refund.status or "pending")
+    return RefundResult(
+        provider_ref=str(refund.id),
+        status=status.lower(),
+        amount=from_provider_amount(PROVIDER, int(refund.amount), str(refund.currency).upper()),
+        raw_status=status,
+    )
+
+
+def _call(fn: Any) -> Any:
+    """Run a Stripe call, translating its errors into ours at this boundary."""
+    try:
+        return fn()
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+
+def _translate(exc: stripe.StripeError) -> ProviderError:
+    request_id = getattr(exc, "request_id", None)
+    status = getattr(exc, "http_status", None)
+    message = str(exc.user_message or exc)
+    if isinstance(exc, stripe.RateLimitError):
+        code = ErrorCode.RATE_LIMITED
+    elif isinstance(exc, stripe.IdempotencyError):
+        code = ErrorCode.IDEMPOTENCY_CONFLICT
+    elif isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        code = ErrorCode.AUTHENTICATION
+    elif isinstance(exc, stripe.InvalidRequestError):
+        code = _INVALID_REQUEST_CODES.get(str(exc.code or ""), ErrorCode.INVALID_REQUEST)
+    elif isinstance(exc, (stripe.APIConnectionError, stripe.APIError)):
+        code = ErrorCode.UNAVAILABLE  # the request may or may not have landed: same key again
+    else:
+        code = ErrorCode.INVALID_REQUEST
+    return provider_error(PROVIDER, code, message, request_id=request_id, http_status=status)

@@ -1,0 +1,84 @@
+"""A worker SIGKILLed at each step of a refund: exactly one refund, and the right ledger."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select
+
+from ledger.models import Action, ActionStatus, Decision, DecisionStatus, Refund
+from service import samples
+from service.config import DEFAULT_MERCHANTS_FILE
+from tests.e2e.conftest import ROOT, process_env
+from tests.support import cases, fake_providers
+from tests.support.delivery import deliver, run_worker
+from tests.support.paypal import shared_signer
+from workers.decide import decide
+from workers.sweeper import sweep
+
+
+@pytest.fixture
+def providers(tmp_path):  # type: ignore[no-untyped-def]
+    fake, server = fake_providers.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    merchants = tmp_path / "merchants.toml"
+    merchants.write_text(fake_providers.merchants_file_for(base, DEFAULT_MERCHANTS_FILE.read_text()))
+    yield fake, merchants
+    server.shutdown()
+    server.server_close()
+
+
+def _worker(container, merchants, crash_at: str | None) -> int:  # type: ignore[no-untyped-def]
+    env = process_env(container.settings, GATEWAY_MERCHANTS_FILE=str(merchants))
+    if crash_at:
+        env["GATEWAY_CRASH_AT"] = crash_at
+    done = subprocess.run([sys.executable, "-m", "service.cli", "worker", "--burst"], env=env,
+                          cwd=ROOT, capture_output=True, timeout=120, check=False)
+    return done.returncode
+
+
+def _payment(client, container, provider: str) -> str:  # type: ignore[no-untyped-def]
+    if provider == "stripe":
+        scenario = samples.Scenario(key="crash", amount=12000)
+        deliver(client, "stripe", samples.stripe_event("charge.succeeded", scenario))
+        run_worker(container)
+        return scenario.charge_id
+    scenario = samples.Scenario(key="crash", amount=12000, payment_method="paypal")
+    event = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario)
+    deliver(client, "paypal", event, shared_signer())
+    run_worker(container)
+    return str(event["resource"]["id"])
+
+
+@pytest.mark.parametrize("provider", ["stripe", "paypal"])
+@pytest.mark.parametrize("crash_at", ["before_provider_call", "after_provider_call",
+                                      "after_ledger_write"])
+def test_a_worker_killed_at_any_step_refunds_exactly_once(client, container, providers,
+                                                          provider, crash_at):
+    """SIGKILL before the call, between call and ledger write, or after it: one refund."""
+    fake, merchants = providers
+    payment = _payment(client, container, provider)
+    decision_id = decide(container, "theopenhost", cases.guarantee_claim(12000, provider=provider),
+                         payment_ref=payment, account_ref="acct", now=cases.DECIDED_AT)
+    with container.sessions() as s:
+        key = s.scalars(select(Action.id)).one()
+
+    assert _worker(container, merchants, crash_at) == -9  # it really was SIGKILLed
+    reached = fake.posts_with_key(key)
+    assert reached == (0 if crash_at == "before_provider_call" else 1)
+
+    sweep(container)  # the clock hands out what the dead worker left
+    assert _worker(container, merchants, None) == 0
+
+    assert len(fake.refunds) == 1 and key in fake.refunds  # one refund, under our key
+    if provider == "stripe":
+        assert fake.posts_with_key(key) == 1  # a resumed attempt looks up instead of posting
+    with container.sessions() as s:
+        action = s.get(Action, key)
+        assert action.status == ActionStatus.SUCCEEDED
+        assert action.provider_ref == fake.refunds[key]["id"]
+        (refund,) = s.scalars(select(Refund)).all()
+        assert (refund.amount, refund.action_id) == (12000, key)
+        assert s.get(Decision, decision_id).status == DecisionStatus.EXECUTED

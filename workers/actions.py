@@ -1,0 +1,267 @@
+"""Carrying out Decisions exactly once: record, then execute each action with its own key.
+
+1. ``record_decision`` commits the Decision and its actions (``pending``) in one transaction,
+   before any provider is called.
+2. ``execute_action`` (an RQ job) marks the action ``executing`` and commits, calls the provider
+   with the action id as idempotency key, then records the result. A crash at any point leaves
+   the action ``pending`` or ``executing``; the sweeper hands it out again, and the retry first
+   asks the provider whether the earlier attempt landed (Stripe) or repeats it under the same key
+   (PayPal, which answers a repeated PayPal-Request-Id with the original refund).
+3. The provider's refund webhooks confirm the action; a refund that fails later reopens the
+   decision for review and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from adapters import ledger_credit
+from adapters.base import PaymentTarget, RefundResult
+from ledger.models import Action, ActionStatus, Decision, DecisionStatus, Payment, Refund
+from ledger.objects import Ref, Version, apply_snapshot
+from policy import Decision as PolicyDecision
+from policy import decision_to_json
+from policy.money import Money
+from service.bootstrap import Container, current
+from service.errors import ProviderError
+from service.faults import crash_point
+
+log = logging.getLogger(__name__)
+EXECUTE_JOB = "workers.actions.execute_action"
+_DONE = (ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
+# The API's answer is the weakest version of a refund: any webhook about it supersedes it.
+_API_VERSION_AT = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TARGET_KIND = {"charge": "charge", "sale": "sale", "capture": "capture"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def record_decision(session: Session, *, merchant: str, decision: PolicyDecision,
+                    case: dict[str, Any], account_ref: str | None, payment: Payment | None,
+                    now: datetime, source_event_id: int | None = None,
+                    source_request_id: str | None = None) -> Decision:
+    """Store the Decision and the actions that carry it out; the caller commits."""
+    row = Decision(id=new_id("dec"), merchant=merchant, account_ref=account_ref,
+                   pack=decision.pack, request_kind=decision.request_kind,
+                   outcome=decision.outcome.value, case=case,
+                   decision=decision_to_json(decision), evaluated_at=now,
+                   source_event_id=source_event_id, source_request_id=source_request_id)
+    actions = _planned_actions(row, decision, account_ref, payment, now)
+    row.status = DecisionStatus.RECORDED if actions else _resting_status(decision)
+    session.add(row)
+    session.flush()  # the decision row first: actions refer to it
+    session.add_all(actions)
+    return row
+
+
+def _resting_status(decision: PolicyDecision) -> DecisionStatus:
+    return (DecisionStatus.NEEDS_REVIEW if decision.outcome.value == "needs_review"
+            else DecisionStatus.CLOSED)
+
+
+def _planned_actions(row: Decision, decision: PolicyDecision, account_ref: str | None,
+                     payment: Payment | None, now: datetime) -> list[Action]:
+    clause = next((r.clause for r in decision.reasons if r.holds), None)
+    common = {"decision_id": row.id, "merchant": row.merchant, "clause": clause,
+              "reason": f"{decision.outcome.value} under {clause or 'the merchant policy'}",
+              "created_at": now, "updated_at": now}
+    actions = []
+    if decision.refund.amount > 0:
+        if payment is None:
+            raise ValueError("a refund decision needs the payment to refund")
+        actions.append(Action(id=new_id("act"), kind="refund", provider=payment.provider,
+                              target_kind=_TARGET_KIND.get(payment.kind, payment.kind),
+                              payment_ref=payment.provider_id, account_ref=account_ref,
+                              amount=decision.refund.amount, currency=decision.refund.currency,
+                              **common))
+    if decision.credit.amount > 0:
+        if account_ref is None:
+            raise ValueError("a credit decision needs the account to credit")
+        actions.append(Action(id=new_id("act"), kind="credit", account_ref=account_ref,
+                              amount=decision.credit.amount, currency=decision.credit.currency,
+                              **common))
+    return actions
+
+
+def enqueue(container: Container, action_ids: list[str]) -> None:
+    for action_id in action_ids:
+        container.queue.enqueue(EXECUTE_JOB, action_id, job_id=f"action-{action_id}",
+                                result_ttl=0, failure_ttl=24 * 3600,
+                                description=f"execute action {action_id}")
+
+
+def execute_action(action_id: str) -> str:
+    """The RQ job: carry out one action; returns its status. Safe to run any number of times."""
+    return run_action(current(), action_id)
+
+
+def run_action(container: Container, action_id: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    with container.sessions() as session, session.begin():
+        action = session.get(Action, action_id, with_for_update=True)
+        if action is None or action.status in _DONE:
+            return action.status if action else "missing"
+        if action.kind == "credit":
+            _grant(session, action, now)
+            return action.status
+        resumed = action.status == ActionStatus.EXECUTING
+        action.status, action.attempts, action.updated_at = ActionStatus.EXECUTING, \
+            action.attempts + 1, now
+        snapshot = _Snapshot.of(action)
+    crash_point("before_provider_call")
+    try:
+        result = _call_provider(container, snapshot, resumed)
+    except ProviderError as exc:
+        return _record_failure(container, action_id, exc, now)
+    crash_point("after_provider_call")
+    status = _record_result(container, action_id, result, now)
+    crash_point("after_ledger_write")
+    return status
+
+
+class _Snapshot:
+    """What the provider call needs, read inside the transaction and used after it."""
+
+    def __init__(self, action: Action) -> None:
+        self.id = action.id
+        self.decision_id = action.decision_id
+        self.merchant = action.merchant
+        self.clause = action.clause or ""
+        self.reason = action.reason
+        self.target = PaymentTarget(action.provider or "", action.target_kind or "",
+                                    action.payment_ref or "")
+        self.amount = Money(action.amount, action.currency)
+
+    @classmethod
+    def of(cls, action: Action) -> _Snapshot:
+        return cls(action)
+
+
+def _call_provider(container: Container, a: _Snapshot, resumed: bool) -> RefundResult:
+    adapter = container.refund_adapter(a.merchant, a.target.provider)
+    if resumed:  # an earlier attempt may have reached the provider before we died
+        found = adapter.find_refund(a.target, a.id)
+        if found is not None:
+            return found
+    metadata = {"decision_id": a.decision_id, "clause": a.clause}
+    return adapter.refund(a.target, a.amount, a.reason, a.id, metadata)
+
+
+def _record_result(container: Container, action_id: str, result: RefundResult,
+                   now: datetime) -> str:
+    with container.sessions() as session, session.begin():
+        action = session.get(Action, action_id, with_for_update=True)
+        assert action is not None
+        action.provider_ref, action.updated_at = result.provider_ref, now
+        _record_refund(session, action, result)
+        if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
+            return action.status  # its webhook got here first and already settled it
+        action.status = (ActionStatus.SUCCEEDED if result.settled else
+                         ActionStatus.FAILED if result.failed else ActionStatus.SUBMITTED)
+        if action.status == ActionStatus.FAILED:
+            _reopen(session, action, f"the provider reported refund {result.provider_ref} "
+                                     f"as {result.raw_status}")
+        else:
+            _settle(session, action.decision_id)
+        return action.status
+
+
+def _record_refund(session: Session, action: Action, result: RefundResult) -> None:
+    values = {"payment_ref": action.payment_ref, "kind": "refund", "status": result.status,
+              "amount": result.amount.amount, "currency": result.amount.currency,
+              "reason": action.reason, "failure_reason": None, "refunded_at": None,
+              "action_id": action.id, "unsolicited": False}
+    ref = Ref(action.merchant, action.provider or "", result.provider_ref)
+    apply_snapshot(session, Refund, ref, Version(_API_VERSION_AT, 0, f"api:{action.id}"),
+                   livemode=False, values=values)
+
+
+def _record_failure(container: Container, action_id: str, exc: ProviderError,
+                    now: datetime) -> str:
+    settings = container.settings
+    with container.sessions() as session, session.begin():
+        action = session.get(Action, action_id, with_for_update=True)
+        assert action is not None
+        action.failure_code, action.last_error, action.updated_at = exc.code, str(exc), now
+        if exc.retryable and action.attempts < settings.max_attempts:
+            delay = timedelta(seconds=settings.retry_base_seconds * 2 ** (action.attempts - 1))
+            action.status, action.next_attempt_at = ActionStatus.PENDING, now + delay
+            log.warning("action %s: %s; retrying at %s", action_id, exc, action.next_attempt_at)
+        else:
+            action.status = ActionStatus.FAILED
+            _reopen(session, action, f"{action.kind} failed at {exc.provider}: {exc.code}: {exc}")
+        return action.status
+
+
+def _grant(session: Session, action: Action, now: datetime) -> None:
+    ledger_credit.grant(session, merchant=action.merchant, account_ref=action.account_ref or "",
+                        amount=Money(action.amount, action.currency), reason=action.reason,
+                        clause=action.clause, decision_id=action.decision_id,
+                        action_id=action.id, now=now)
+    action.status, action.updated_at = ActionStatus.SUCCEEDED, now
+    _settle(session, action.decision_id)
+
+
+def _settle(session: Session, decision_id: str) -> None:
+    """A decision is executed once every one of its actions is done and none failed."""
+    statuses = set(session.scalars(select(Action.status).where(Action.decision_id == decision_id)))
+    decision = session.get(Decision, decision_id)
+    if decision is not None and statuses <= {ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED}:
+        if decision.status == DecisionStatus.RECORDED:
+            decision.status = DecisionStatus.EXECUTED
+
+
+def _reopen(session: Session, action: Action, why: str) -> None:
+    """A failed action puts its decision back in front of a person, saying what happened."""
+    decision = session.get(Decision, action.decision_id)
+    if decision is not None:
+        decision.status = DecisionStatus.NEEDS_REVIEW
+        decision.status_reason = f"reopened: {why}; grant account credit or retry the refund"
+    log.error("decision %s reopened: %s", action.decision_id, why)
+
+
+def confirm_refund(session: Session, refund: Refund) -> None:
+    """Link a refund the provider reported to the action that asked for it, or flag it.
+
+    Called by the refund webhook handlers after they apply the refund's snapshot.
+    """
+    query = select(Action).where(Action.kind == "refund", Action.merchant == refund.merchant)
+    if refund.action_id:
+        query = query.where(or_(Action.id == refund.action_id,
+                                Action.provider_ref == refund.provider_id))
+    else:
+        query = query.where(Action.provider_ref == refund.provider_id)
+    action = session.scalars(query.with_for_update()).first()
+    if action is None:
+        refund.unsolicited = True
+        return
+    refund.action_id, refund.unsolicited = action.id, False
+    action.provider_ref = action.provider_ref or refund.provider_id
+    if refund.status in ("succeeded", "completed") and action.status != ActionStatus.FAILED:
+        action.status = ActionStatus.SUCCEEDED
+        _settle(session, action.decision_id)
+    elif refund.status in ("failed", "canceled", "cancelled"):
+        if action.status != ActionStatus.FAILED:
+            action.status, action.failure_code = ActionStatus.FAILED, "refund_failed"
+            action.last_error = f"refund {refund.provider_id} {refund.status}: " \
+                                f"{refund.failure_reason or 'no reason given'}"
+            _reopen(session, action, action.last_error)
+
+
+def due_actions(session: Session, now: datetime, stale_after: timedelta) -> list[str]:
+    """Actions to hand out again: retries that are due, and attempts a dead worker left."""
+    query = select(Action.id).where(or_(
+        (Action.status == ActionStatus.PENDING)
+        & or_(Action.next_attempt_at.is_(None), Action.next_attempt_at <= now)
+        & (Action.updated_at <= now - stale_after),
+        (Action.status == ActionStatus.EXECUTING) & (Action.updated_at <= now - stale_after),
+    )).limit(1000)
+    return list(session.scalars(query))
