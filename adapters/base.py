@@ -46,8 +46,10 @@ class PaymentTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class RefundResult:
-    provider_ref: str  # the provider's refund id
+class ProviderResult:
+    """What the provider made of a money movement: a refund, or a customer-balance credit."""
+
+    provider_ref: str  # the provider's id for it (re_..., a PayPal refund id, cbtxn_...)
     status: str  # the provider's status, lower-cased (pending, succeeded, completed, failed)
     amount: Money
     raw_status: str = field(default="")

@@ -13,7 +13,7 @@ from typing import Any
 
 from paypalrestsdk import exceptions as sdk_errors
 
-from adapters.base import ErrorCode, PaymentTarget, RefundResult, provider_error
+from adapters.base import ErrorCode, PaymentTarget, ProviderResult, provider_error
 from adapters.paypal_client import PayPalClient
 from policy.money import Money, from_decimal_string, to_decimal_string
 from service.config import PayPalSettings
@@ -46,7 +46,7 @@ class PayPalAdapter:
         self._api = PayPalClient(settings, timeout=timeout)
 
     def refund(self, target: PaymentTarget, amount: Money, reason: str, key: str,
-               metadata: Mapping[str, str]) -> RefundResult:
+               metadata: Mapping[str, str]) -> ProviderResult:
         """Refund ``amount`` of a sale or capture; idempotent on ``key``."""
         value = to_decimal_string(PROVIDER, amount)
         if target.kind == "sale":
@@ -61,18 +61,18 @@ class PayPalAdapter:
         answer = _call(lambda: self._api.post(path, body, headers))
         return _result(answer, amount.currency)
 
-    def find_refund(self, target: PaymentTarget, key: str) -> RefundResult | None:
+    def find_refund(self, target: PaymentTarget, key: str) -> ProviderResult | None:
         """PayPal lists no refunds by our key; a repeat with the same PayPal-Request-Id is the
         documented way to learn what the first attempt did, so there is nothing to look up."""
         return None
 
 
-def _result(answer: Mapping[str, Any], currency: str) -> RefundResult:
+def _result(answer: Mapping[str, Any], currency: str) -> ProviderResult:
     amount = answer.get("amount") or {}
     value = amount.get("value", amount.get("total"))
     code = amount.get("currency_code", amount.get("currency", currency))
     status = str(answer.get("status") or answer.get("state") or "pending")
-    return RefundResult(
+    return ProviderResult(
         provider_ref=str(answer["id"]),
         status=status.lower(),
         amount=from_decimal_string(PROVIDER, str(value), str(code)),

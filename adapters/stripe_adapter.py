@@ -11,7 +11,7 @@ from typing import Any
 
 import stripe
 
-from adapters.base import ErrorCode, PaymentTarget, RefundResult, provider_error
+from adapters.base import ErrorCode, PaymentTarget, ProviderResult, provider_error
 from policy.money import Money, from_provider_amount, to_provider_amount
 from service.config import StripeSettings
 from service.errors import ProviderError
@@ -39,7 +39,7 @@ class StripeAdapter:
         )
 
     def refund(self, target: PaymentTarget, amount: Money, reason: str, key: str,
-               metadata: Mapping[str, str]) -> RefundResult:
+               metadata: Mapping[str, str]) -> ProviderResult:
         """Refund ``amount`` of a charge or payment intent; idempotent on ``key``."""
         params: dict[str, Any] = {
             "amount": to_provider_amount(PROVIDER, amount),
@@ -52,7 +52,7 @@ class StripeAdapter:
             params=params, options={"idempotency_key": key}))  # type: ignore[arg-type]
         return _result(refund)
 
-    def find_refund(self, target: PaymentTarget, key: str) -> RefundResult | None:
+    def find_refund(self, target: PaymentTarget, key: str) -> ProviderResult | None:
         """The refund an earlier attempt with ``key`` created, if any (a GET, never a refund)."""
         field = "payment_intent" if target.kind == "payment_intent" else "charge"
         listing = _call(lambda: self._client.v1.refunds.list(
@@ -64,20 +64,22 @@ class StripeAdapter:
         return None
 
     def credit_customer_balance(self, customer_id: str, amount: Money, description: str,
-                                key: str) -> str:
-        """Credit a Stripe customer balance (a negative balance transaction); returns its id."""
+                                key: str) -> ProviderResult:
+        """Credit a Stripe customer balance (a negative balance transaction), which Stripe
+        applies to the customer's next invoices; idempotent on ``key``."""
         txn = _call(lambda: self._client.v1.customers.balance_transactions.create(
             customer_id,
             params={"amount": -to_provider_amount(PROVIDER, amount),
                     "currency": amount.currency.lower(), "description": description[:350],
                     "metadata": {"action_id": key}},
             options={"idempotency_key": key}))  # type: ignore[arg-type]
-        return str(txn.id)
+        return ProviderResult(provider_ref=str(txn.id), status="succeeded", amount=amount,
+                              raw_status="balance_transaction")
 
 
-def _result(refund: Any) -> RefundResult:
+def _result(refund: Any) -> ProviderResult:
     status = str(refund.status or "pending")
-    return RefundResult(
+    return ProviderResult(
         provider_ref=str(refund.id),
         status=status.lower(),
         amount=from_provider_amount(PROVIDER, int(refund.amount), str(refund.currency).upper()),

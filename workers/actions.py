@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from adapters import ledger_credit
-from adapters.base import PaymentTarget, RefundResult
+from adapters.base import PaymentTarget, ProviderResult
 from ledger.models import Action, ActionStatus, Decision, DecisionStatus, Payment, Refund
 from ledger.objects import Ref, Version, apply_snapshot
 from policy import Decision as PolicyDecision
@@ -109,7 +110,7 @@ def run_action(container: Container, action_id: str, now: datetime | None = None
         action = session.get(Action, action_id, with_for_update=True)
         if action is None or action.status in _DONE:
             return action.status if action else "missing"
-        if action.kind == "credit":
+        if action.kind == "credit" and not _to_stripe_balance(container, action):
             _grant(session, action, now)
             return action.status
         resumed = action.status == ActionStatus.EXECUTING
@@ -127,25 +128,40 @@ def run_action(container: Container, action_id: str, now: datetime | None = None
     return status
 
 
+@dataclass(frozen=True)
 class _Snapshot:
     """What the provider call needs, read inside the transaction and used after it."""
 
-    def __init__(self, action: Action) -> None:
-        self.id = action.id
-        self.decision_id = action.decision_id
-        self.merchant = action.merchant
-        self.clause = action.clause or ""
-        self.reason = action.reason
-        self.target = PaymentTarget(action.provider or "", action.target_kind or "",
-                                    action.payment_ref or "")
-        self.amount = Money(action.amount, action.currency)
+    id: str
+    kind: str
+    decision_id: str
+    merchant: str
+    clause: str
+    reason: str
+    account_ref: str
+    target: PaymentTarget
+    amount: Money
 
     @classmethod
     def of(cls, action: Action) -> _Snapshot:
-        return cls(action)
+        target = PaymentTarget(action.provider or "", action.target_kind or "",
+                               action.payment_ref or "")
+        return cls(action.id, action.kind, action.decision_id, action.merchant,
+                   action.clause or "", action.reason, action.account_ref or "", target,
+                   Money(action.amount, action.currency))
 
 
-def _call_provider(container: Container, a: _Snapshot, resumed: bool) -> RefundResult:
+def _to_stripe_balance(container: Container, action: Action) -> bool:
+    """Credit goes to the Stripe customer balance when the merchant asks and it is a customer."""
+    merchant = container.settings.merchant(action.merchant)
+    return bool(merchant and merchant.stripe.credit_to_customer_balance
+                and (action.account_ref or "").startswith("cus_"))
+
+
+def _call_provider(container: Container, a: _Snapshot, resumed: bool) -> ProviderResult:
+    if a.kind == "credit":  # the same key again on a resumed attempt: Stripe replays its answer
+        return container.refund_adapter(a.merchant, "stripe").credit_customer_balance(
+            a.account_ref, a.amount, a.reason, a.id)
     adapter = container.refund_adapter(a.merchant, a.target.provider)
     if resumed:  # an earlier attempt may have reached the provider before we died
         found = adapter.find_refund(a.target, a.id)
@@ -155,12 +171,15 @@ def _call_provider(container: Container, a: _Snapshot, resumed: bool) -> RefundR
     return adapter.refund(a.target, a.amount, a.reason, a.id, metadata)
 
 
-def _record_result(container: Container, action_id: str, result: RefundResult,
+def _record_result(container: Container, action_id: str, result: ProviderResult,
                    now: datetime) -> str:
     with container.sessions() as session, session.begin():
         action = session.get(Action, action_id, with_for_update=True)
         assert action is not None
         action.provider_ref, action.updated_at = result.provider_ref, now
+        if action.kind == "credit":  # on the Stripe balance; the ledger keeps the grant too
+            _grant(session, action, now)
+            return action.status
         _record_refund(session, action, result)
         if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
             return action.status  # its webhook got here first and already settled it
@@ -174,7 +193,7 @@ def _record_result(container: Container, action_id: str, result: RefundResult,
         return action.status
 
 
-def _record_refund(session: Session, action: Action, result: RefundResult) -> None:
+def _record_refund(session: Session, action: Action, result: ProviderResult) -> None:
     values = {"payment_ref": action.payment_ref, "kind": "refund", "status": result.status,
               "amount": result.amount.amount, "currency": result.amount.currency,
               "reason": action.reason, "failure_reason": None, "refunded_at": None,
@@ -202,8 +221,11 @@ def _record_failure(container: Container, action_id: str, exc: ProviderError,
 
 
 def _grant(session: Session, action: Action, now: datetime) -> None:
+    reason = action.reason
+    if action.provider_ref:
+        reason += f"; held on the Stripe customer balance as {action.provider_ref}"
     ledger_credit.grant(session, merchant=action.merchant, account_ref=action.account_ref or "",
-                        amount=Money(action.amount, action.currency), reason=action.reason,
+                        amount=Money(action.amount, action.currency), reason=reason,
                         clause=action.clause, decision_id=action.decision_id,
                         action_id=action.id, now=now)
     action.status, action.updated_at = ActionStatus.SUCCEEDED, now

@@ -229,3 +229,36 @@ def test_refund_webhooks_confirm_or_reopen_and_strangers_are_flagged(client, con
         assert "expired_or_canceled_card" in decision.status_reason
         flagged = s.scalars(select(Refund).where(Refund.unsolicited.is_(True))).one()
         assert flagged.provider_id == stranger["data"]["object"]["id"]
+
+
+@responses.activate
+def test_credit_goes_to_the_stripe_customer_balance_when_the_merchant_asks(
+        database_url, redis_url, other_container, container):
+    """With credit_to_customer_balance, credit is a negative balance transaction, keyed once."""
+    import dataclasses
+
+    from service.bootstrap import install
+
+    base = other_container(database_url, redis_url)
+    merchant = base.settings.merchants[MERCHANT]
+    stripe_settings = dataclasses.replace(merchant.stripe, credit_to_customer_balance=True)
+    merchants = {**base.settings.merchants,
+                 MERCHANT: dataclasses.replace(merchant, stripe=stripe_settings)}
+    c = other_container(database_url, redis_url, merchants=merchants)
+    install(c)
+    decide(c, MERCHANT, cases.overpayment(timedelta(days=46)), account_ref="cus_42",
+           now=cases.ORDERED + timedelta(days=46))
+    action = _only_action(c)
+    responses.post("https://api.stripe.com/v1/customers/cus_42/balance_transactions",
+                   json={"id": "cbtxn_1", "object": "customer_balance_transaction",
+                         "amount": -950, "currency": "usd"})
+    run_worker(c)
+    (call,) = responses.calls
+    form = parse_qs(call.request.body)
+    assert form["amount"] == ["-950"] and form["currency"] == ["usd"]
+    assert call.request.headers["Idempotency-Key"] == action.id
+    with c.sessions() as s:
+        assert s.get(Action, action.id).provider_ref == "cbtxn_1"
+        credit = s.scalars(select(AccountCredit)).one()
+        assert credit.amount == 950 and "cbtxn_1" in credit.reason
+    install(container)
