@@ -272,8 +272,8 @@ def _deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str,
 
 
 @dataclass(frozen=True)
-class _StripeClock:
-    """When things happen in one billing cycle. Renewal invoices stay draft for an hour."""
+class _CycleClock:
+    """One billing cycle of a scenario, in unix seconds."""
 
     s: Scenario
     cycle: int
@@ -285,6 +285,11 @@ class _StripeClock:
     @property
     def end(self) -> int:
         return self.s.period(self.cycle)[1]
+
+
+@dataclass(frozen=True)
+class _StripeClock(_CycleClock):
+    """When things happen in one billing cycle. Renewal invoices stay draft for an hour."""
 
     @property
     def _draft_hold(self) -> int:
@@ -1088,19 +1093,8 @@ def _link(href: str, rel: str, method: str = "GET") -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class _PayPalClock:
+class _PayPalClock(_CycleClock):
     """When things happen in one billing cycle, in unix seconds (events follow 2-3 s later)."""
-
-    s: Scenario
-    cycle: int
-
-    @property
-    def start(self) -> int:
-        return self.s.period(self.cycle)[0]
-
-    @property
-    def end(self) -> int:
-        return self.s.period(self.cycle)[1]
 
     def at(self, tenths: int) -> int:
         return self.start + (self.end - self.start) * tenths // 10

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ledger.models import InboxEvent, InboxStatus, Invoice, Payment, Refund, Subscription
 from service import samples
-from tests.support.delivery import deliver, drain_everything, run_worker
+from tests.support.delivery import deliver, drain_everything, failing_sale_event, run_worker
 from tests.support.ledger import snapshot
 from tests.support.paypal import shared_signer
 from workers.drain import process_batch
@@ -74,10 +74,7 @@ def test_a_stripe_invoice_is_recorded_with_amounts_and_dates(client, container):
 
 def test_a_handler_failure_is_retried_then_dead_lettered_with_its_traceback(client, container):
     """An event that keeps failing goes RETRY with backoff, then DEAD with error and traceback."""
-    broken = samples.paypal_event("PAYMENT.SALE.COMPLETED",
-                                  samples.Scenario(key="broken", payment_method="paypal"))
-    del broken["resource"]["amount"]
-    deliver(client, "paypal", broken, shared_signer())
+    deliver(client, "paypal", failing_sale_event("broken"), shared_signer())
     run_worker(container)
     with container.sessions() as s:
         row = s.scalars(select(InboxEvent)).one()
@@ -95,10 +92,7 @@ def test_a_handler_failure_is_retried_then_dead_lettered_with_its_traceback(clie
 
 def test_a_retry_is_not_run_before_it_is_due(client, container):
     """A failed event waits for its backoff; handing it out early does nothing."""
-    broken = samples.paypal_event("PAYMENT.SALE.COMPLETED",
-                                  samples.Scenario(key="early", payment_method="paypal"))
-    del broken["resource"]["amount"]
-    deliver(client, "paypal", broken, shared_signer())
+    deliver(client, "paypal", failing_sale_event("early"), shared_signer())
     run_worker(container)
     with container.sessions() as s:
         row = s.scalars(select(InboxEvent)).one()

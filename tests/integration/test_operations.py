@@ -7,7 +7,7 @@ from sqlalchemy import select
 from ledger.models import InboxEvent, InboxStatus
 from service import samples
 from service.cli import run as main
-from tests.support.delivery import deliver, drain_everything, run_worker
+from tests.support.delivery import deliver, drain_everything, failing_sale_event, run_worker
 from tests.support.ledger import snapshot
 from tests.support.paypal import shared_signer
 
@@ -31,10 +31,7 @@ def test_not_ready_names_the_store_that_is_down(database_url, other_container):
 
 
 def _dead_event(client, container) -> InboxEvent:  # type: ignore[no-untyped-def]
-    broken = samples.paypal_event("PAYMENT.SALE.COMPLETED",
-                                  samples.Scenario(key="dead", payment_method="paypal"))
-    del broken["resource"]["amount"]
-    deliver(client, "paypal", broken, shared_signer())
+    deliver(client, "paypal", failing_sale_event("dead"), shared_signer())
     run_worker(container)
     for day in range(1, container.settings.max_attempts):
         _retry_all(container, days_later=day)

@@ -32,6 +32,16 @@ def deliver(client: Any, provider: str, event: dict[str, Any],
     return resp
 
 
+def failing_sale_event(key: str) -> dict[str, Any]:
+    """A PayPal sale with its amount missing: its handler fails every time it runs."""
+    from service import samples
+
+    event = samples.paypal_event("PAYMENT.SALE.COMPLETED",
+                                 samples.Scenario(key=key, payment_method="paypal"))
+    del event["resource"]["amount"]
+    return event
+
+
 def run_worker(container: Container) -> None:
     """Run a real RQ worker in this process until the queue is empty."""
     SimpleWorker([container.queue], connection=container.redis).work(burst=True)
