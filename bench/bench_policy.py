@@ -1,16 +1,24 @@
 """Benchmark ``policy.evaluate`` on a realistic mix of Cases, on one core.
 
-Usage: python bench/bench_policy.py [--seconds N]
+Usage: python bench/bench_policy.py [--seconds N] [--target CASES_PER_SECOND]
 
 Builds the Cases once (through ``case_from_json``, as the workers do), then evaluates them
-round-robin for N seconds and prints Cases/second. Writes nothing.
+round-robin for N seconds. The figure judged against the requirement ("at least 50,000 Cases per
+second on one core") is the first line: Cases per second of wall clock over the whole run,
+garbage collector on as in production. The other lines help read it: the spread of 0.25 s slices
+and what the garbage collector did (if the best slice is far above the sustained figure while the
+collector did next to nothing, the gap comes from the machine, not from the code). Exits 1 when
+the sustained figure is below the target. Writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,8 @@ from policy import Case, Pack, case_from_json, evaluate, load_pack  # noqa: E402
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 USD = "USD"
+TARGET = 50_000  # Cases per second, sustained, on one core
+SLICE_SECONDS = 0.25
 
 
 def money(amount: int, currency: str = USD) -> dict[str, Any]:
@@ -76,37 +86,66 @@ def build() -> list[tuple[Pack, Case]]:
     return [(packs[name], case_from_json(data)) for name, data in MIX]
 
 
-def run(seconds: float, slice_seconds: float = 0.25) -> tuple[float, float, float]:
-    """(Cases per wall second overall, per CPU second overall, per wall second in the best slice).
+@dataclass(frozen=True)
+class Result:
+    sustained: float  # Cases per wall-clock second over the whole run: the judged figure
+    per_cpu: float  # Cases per CPU second of this process over the whole run
+    slices: list[float]  # Cases per wall-clock second in each slice
+    gc_collections: int  # garbage collections during the run (all generations)
+    gc_seconds: float  # wall-clock time spent in them
 
-    The best slice is the figure least disturbed by other processes on a shared machine (the same
-    reasoning as ``timeit``'s best-of-N); the overall figures are printed beside it.
-    """
+
+def run(seconds: float, slice_seconds: float = SLICE_SECONDS) -> Result:
+    """Evaluate the mix round-robin for ``seconds``, timing each ``slice_seconds`` slice."""
     work = build()
-    count, best = 0, 0.0
-    start, cpu_start = time.perf_counter(), time.process_time()
-    deadline = start + seconds
-    while (now := time.perf_counter()) < deadline:
-        slice_count, slice_end = 0, now + slice_seconds
-        while time.perf_counter() < slice_end:
-            for pack, case in work:
-                evaluate(pack, case, NOW)
-            slice_count += len(work)
-        best = max(best, slice_count / (time.perf_counter() - now))
-        count += slice_count
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    return count / wall, count / cpu, best
+    collections, paused = 0, 0.0
+    started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal collections, paused, started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            collections += 1
+            paused += time.perf_counter() - started
+
+    gc.callbacks.append(on_gc)
+    try:
+        count, slices = 0, []
+        start, cpu_start = time.perf_counter(), time.process_time()
+        deadline = start + seconds
+        while (now := time.perf_counter()) < deadline:
+            slice_count, slice_end = 0, now + slice_seconds
+            while time.perf_counter() < slice_end:
+                for pack, case in work:
+                    evaluate(pack, case, NOW)
+                slice_count += len(work)
+            slices.append(slice_count / (time.perf_counter() - now))
+            count += slice_count
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    finally:
+        gc.callbacks.remove(on_gc)
+    return Result(count / wall, count / cpu, slices, collections, paused)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to run (default 5)")
+    parser.add_argument("--target", type=float, default=TARGET,
+                        help=f"sustained Cases/second required (default {TARGET:,})")
     args = parser.parse_args(argv)
-    wall, cpu, best = run(args.seconds)
-    print(f"{wall:,.0f} Cases/second ({len(MIX)}-case mix, one core, {args.seconds:g}s wall clock)")
-    print(f"{cpu:,.0f} Cases per CPU-second (excludes time other processes held the core)")
-    print(f"{best:,.0f} Cases/second in the best 0.25s slice (least disturbed by other load)")
-    return 0
+    r = run(args.seconds)
+    met = r.sustained >= args.target
+    print(f"{r.sustained:,.0f} Cases/second sustained ({len(MIX)}-case mix, one core, "
+          f"{args.seconds:g}s wall clock): {'meets' if met else 'BELOW'} the target of "
+          f"{args.target:,.0f}")
+    print(f"{r.per_cpu:,.0f} Cases per CPU-second (excludes time other processes held the core)")
+    print(f"{max(r.slices):,.0f} Cases/second in the best {SLICE_SECONDS}s slice; median "
+          f"{statistics.median(r.slices):,.0f}, worst {min(r.slices):,.0f} "
+          f"({len(r.slices)} slices)")
+    print(f"garbage collector: {r.gc_collections} collections, "
+          f"{r.gc_seconds * 1000:.1f} ms in total (left enabled)")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

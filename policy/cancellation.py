@@ -7,13 +7,34 @@ Notice kinds: ``day_of_month`` (000: before the 25th, else the next month is bil
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 from policy.case import Order
-from policy.decision import Decision, LineItem, Outcome
+from policy.decision import (
+    CANCEL_AT_PERIOD_END,
+    CANCEL_BLOCKED,
+    CANCEL_IMMEDIATELY,
+    CANCEL_NEXT_PERIOD,
+    NEEDS_REVIEW,
+    Decision,
+    LineItem,
+    new_line_item,
+)
 from policy.pack import CancellationTerms, IdentityRule
 from policy.timing import DAY, add_months, describe, start_of_month
-from policy.verdict import Context, Findings, MissingFact, Severity, decide, divide
+from policy.verdict import (
+    SEV_DENY,
+    SEV_OK,
+    SEV_REVIEW,
+    Context,
+    Findings,
+    MissingFact,
+    decide,
+    divide,
+)
+
+_NO_TIME: Final = timedelta(0)
 
 
 def evaluate_cancellation(ctx: Context, t: CancellationTerms) -> Decision:
@@ -26,14 +47,19 @@ def evaluate_cancellation(ctx: Context, t: CancellationTerms) -> Decision:
         numbers = ", ".join(i.number for i in due)
         f.check(t.outstanding, not due,
                 f"unpaid invoices due: {numbers}" if due else "no invoice is due or overdue")
-    if f.worst == Severity.DENY:
+    if f.worst == SEV_DENY:
         if not identified and t.identity is not None and t.identity.procedure_clause is not None:
             f.check(t.identity.procedure_clause, False,
                     "the cancellation procedure was not followed: the account stays open")
-        return decide(ctx, Outcome.CANCEL_BLOCKED, f)
-    if f.worst == Severity.REVIEW:
-        return decide(ctx, Outcome.NEEDS_REVIEW, f)
+        return decide(ctx, CANCEL_BLOCKED, f)
+    if f.worst == SEV_REVIEW:
+        return decide(ctx, NEEDS_REVIEW, f)
     return _schedule(ctx, t, order, f)
+
+
+_VERIFIED: Final[dict[bool | None, str]] = {
+    True: "credentials verified", False: "credentials failed verification",
+    None: "credentials not yet verified"}
 
 
 def _identity(ctx: Context, rule: IdentityRule, f: Findings) -> bool:
@@ -47,10 +73,8 @@ def _identity(ctx: Context, rule: IdentityRule, f: Findings) -> bool:
                      f"{rule.invoice_in_last} ({', '.join(latest) or 'none on file'})") and ok
     if rule.verified_required:
         verified = identity.verified
-        detail = {True: "credentials verified", False: "credentials failed verification",
-                  None: "credentials not yet verified"}[verified]
-        ok = f.check(rule.clause, verified is True, detail,
-                     Severity.REVIEW if verified is None else Severity.DENY) and ok
+        ok = f.check(rule.clause, verified is True, _VERIFIED[verified],
+                     SEV_REVIEW if verified is None else SEV_DENY) and ok
     return ok
 
 
@@ -67,16 +91,13 @@ def _timing(ctx: Context, t: CancellationTerms, order: Order,
     if t.notice_kind == "day_of_month":
         on_time = received.day < t.notice_value
         f.check(t.notice_clause, on_time, f"received on day {received.day} of the month "
-                f"(must be before day {t.notice_value}, UTC)", Severity.OK)
+                f"(must be before day {t.notice_value}, UTC)", SEV_OK)
         return on_time, start_of_month(received, 1), start_of_month(received, 2)
     due = _next_billing(order, t)
     margin = due - received
-    need = t.notice_value * DAY
-    on_time = margin >= need if t.notice_value else margin > 0 * DAY
-    what = "invoice due date" if t.notice_kind == "before_due" else "next billing date"
-    f.check(t.notice_clause, on_time, f"received {describe(margin)} before the {what} "
-            f"{due.isoformat()} (needs {'at least ' + describe(need) if t.notice_value else 'any'})",
-            Severity.OK)
+    on_time = margin >= t.notice if t.notice_value else margin > _NO_TIME
+    f.check(t.notice_clause, on_time, f"received {describe(margin)} before the {t.notice_what} "
+            f"{due.isoformat()} (needs {t.notice_needs})", SEV_OK)
     step = 1 if t.late_charge == "month" else order.term_months
     return on_time, due, add_months(due, step)
 
@@ -86,21 +107,22 @@ def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> 
     flags = _forfeit(ctx, t, order, f)
     if on_time and ctx.case.request.immediate and t.immediate is not None:
         f.note(t.immediate, "cancelled immediately: no refund of the unused part of the period")
-        return decide(ctx, Outcome.CANCEL_IMMEDIATELY, f, effective_at=ctx.now,
+        return decide(ctx, CANCEL_IMMEDIATELY, f, effective_at=ctx.now,
                       access_until=ctx.now, flags=flags)
     effective = period_end if on_time else next_end
-    charge, items = 0, tuple[LineItem, ...]()
+    charge = 0
+    items: tuple[LineItem, ...] = ()
     if not on_time:
         charge = (order.amount.amount if t.late_charge == "term"
                   else divide(order.amount.amount, order.term_months, ctx.pack.fee_rounding))
-        items = (LineItem("additional_period", "one more full billing period", ctx.money(charge),
-                          t.late_clause.citation),)
+        items = (new_line_item("additional_period", "one more full billing period",
+                               ctx.money(charge), t.late_clause.citation),)
         immediate = " (an immediate cancellation was asked for)" if ctx.case.request.immediate else ""
         f.note(t.late_clause, f"notice too late: takes effect {effective.date().isoformat()}, "
                f"one more period charged ({ctx.show(charge)}){immediate}")
     balance_due_by, more = _past_due(ctx, t, effective, f)
     _access_notes(t, order, effective, f)
-    outcome = Outcome.CANCEL_AT_PERIOD_END if on_time else Outcome.CANCEL_NEXT_PERIOD
+    outcome = CANCEL_AT_PERIOD_END if on_time else CANCEL_NEXT_PERIOD
     return decide(ctx, outcome, f, charge=charge, line_items=items + more, effective_at=effective,
                   access_until=effective, balance_due_by=balance_due_by, flags=flags)
 
@@ -127,8 +149,8 @@ def _past_due(ctx: Context, t: CancellationTerms, effective: datetime,
     by = effective + t.past_due.value * DAY
     f.note(t.past_due.clause, f"past-due balance {ctx.show(total)} must be paid by "
            f"{by.date().isoformat()}, then collection begins")
-    item = LineItem("past_due_balance", "past-due balance at cancellation", ctx.money(total),
-                    t.past_due.clause.citation)
+    item = new_line_item("past_due_balance", "past-due balance at cancellation", ctx.money(total),
+                         t.past_due.clause.citation)
     return by, (item,)
 
 

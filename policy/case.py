@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from operator import attrgetter
 
 from policy.money import Money
 
@@ -169,11 +170,21 @@ class Case:
     payment: Payment | None = None
     uptime: Uptime | None = None
 
+    def invoice(self, number: str | None) -> Invoice | None:
+        """The first invoice on the account numbered ``number``, if any."""
+        for invoice in self.account.invoices:
+            if invoice.number == number:
+                return invoice
+        return None
+
     def due_invoices(self, now: datetime) -> tuple[Invoice, ...]:
         """Unpaid invoices whose due date has arrived by ``now`` (due or overdue)."""
-        return tuple(i for i in self.account.invoices if not i.paid and i.due_at <= now)
+        return tuple([i for i in self.account.invoices if not i.paid and i.due_at <= now])
 
     def last_invoice_numbers(self, count: int) -> tuple[str, ...]:
         """The numbers of the ``count`` latest invoices by due date, newest first."""
-        latest = sorted(self.account.invoices, key=lambda i: i.due_at, reverse=True)
-        return tuple(i.number for i in latest[:count])
+        latest = sorted(self.account.invoices, key=_due_at, reverse=True)
+        return tuple([i.number for i in latest[:count]])
+
+
+_due_at = attrgetter("due_at")  # a C-level sort key

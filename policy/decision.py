@@ -7,13 +7,14 @@ charges are never negative.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from policy.case_json import iso, money_json
-from policy.frozen import fast_init
+from policy.frozen import builder, fast_init
 from policy.money import Money
 
 
@@ -30,6 +31,23 @@ class Outcome(StrEnum):
     CANCEL_BLOCKED = "cancel_blocked"
     LATE_FEE = "late_fee"
     NO_ACTION = "no_action"
+
+
+# The members as module constants for the rules' hot paths: on Python 3.11 every ``Outcome.DENY``
+# runs EnumType's attribute hook (about 0.1 us, and the interpreter cannot specialise it), while a
+# module global costs a few nanoseconds.
+FULL_REFUND: Final = Outcome.FULL_REFUND
+PARTIAL_REFUND: Final = Outcome.PARTIAL_REFUND
+ACCOUNT_CREDIT: Final = Outcome.ACCOUNT_CREDIT
+SERVICE_CREDIT: Final = Outcome.SERVICE_CREDIT
+DENY: Final = Outcome.DENY
+NEEDS_REVIEW: Final = Outcome.NEEDS_REVIEW
+CANCEL_AT_PERIOD_END: Final = Outcome.CANCEL_AT_PERIOD_END
+CANCEL_NEXT_PERIOD: Final = Outcome.CANCEL_NEXT_PERIOD
+CANCEL_IMMEDIATELY: Final = Outcome.CANCEL_IMMEDIATELY
+CANCEL_BLOCKED: Final = Outcome.CANCEL_BLOCKED
+LATE_FEE: Final = Outcome.LATE_FEE
+NO_ACTION: Final = Outcome.NO_ACTION
 
 
 @fast_init
@@ -55,7 +73,7 @@ class LineItem:
 
 
 @fast_init
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     pack: str
     request_kind: str
@@ -81,6 +99,13 @@ class Decision:
     def failed(self) -> tuple[Reason, ...]:
         """The reasons whose clause the case does not satisfy."""
         return tuple(r for r in self.reasons if not r.holds)
+
+
+# Hot-path constructors (see ``policy.frozen.builder``): they return exactly what ``Reason(...)``,
+# ``LineItem(...)`` and ``Decision(...)`` return, in about half the time.
+new_reason: Callable[[str, str, bool, str], Reason] = builder(Reason)
+new_line_item: Callable[[str, str, Money, str], LineItem] = builder(LineItem)
+new_decision: Callable[..., Decision] = builder(Decision)
 
 
 def _opt_money(m: Money | None) -> dict[str, Any] | None:

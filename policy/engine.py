@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Final
 
 from policy.billing import evaluate_late_fee, evaluate_overpayment
 from policy.cancellation import evaluate_cancellation
 from policy.case import Case, RequestKind
-from policy.decision import Decision, Outcome, Reason
+from policy.decision import NEEDS_REVIEW, Decision, Reason
 from policy.errors import EvaluationError
+from policy.frozen import builder
 from policy.guarantee import evaluate_guarantee
 from policy.pack import Pack
 from policy.refunds import evaluate_refund_review, evaluate_service_refund, non_refundable
@@ -22,14 +24,14 @@ from policy.verdict import Context, MissingFact, decide
 
 NO_CURRENCY = "XXX"  # ISO 4217 "no currency involved"
 
+new_context: Callable[[Pack, Case, datetime, str], Context] = builder(Context)
+
 
 def evaluate(pack: Pack, case: Case, now: datetime) -> Decision:
     """Decide ``case`` under ``pack`` as of ``now`` (timezone-aware; normalised to UTC)."""
-    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
-        raise EvaluationError(f"now must be a timezone-aware datetime, got {now!r}")
-    if now.tzinfo is not UTC:
-        now = now.astimezone(UTC)
-    ctx = Context(pack, case, now, _currency(case))
+    if not isinstance(now, datetime) or now.tzinfo is not UTC:
+        now = _as_utc(now)
+    ctx = new_context(pack, case, now, _currency(case))
     if case.request.received_at > now:
         return _review(ctx, f"{pack.seed} (no clause)", "",
                        "the request is dated after the evaluation time; check the clocks")
@@ -40,13 +42,24 @@ def evaluate(pack: Pack, case: Case, now: datetime) -> Decision:
                        f"the case does not give {missing.field}, which this clause needs")
 
 
+def _as_utc(now: datetime) -> datetime:
+    """``now`` in UTC; refuses anything but a timezone-aware datetime."""
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise EvaluationError(f"now must be a timezone-aware datetime, got {now!r}")
+    return now if now.tzinfo is UTC else now.astimezone(UTC)
+
+
+# Enum members bound once (attribute access on an Enum class is slow on 3.11; see verdict.py).
+_OVERPAYMENT: Final = RequestKind.OVERPAYMENT
+_OVERDUE_INVOICE: Final = RequestKind.OVERDUE_INVOICE
+
+
 def _currency(case: Case) -> str:
     kind = case.request.kind
-    if kind is RequestKind.OVERPAYMENT and case.payment is not None:
+    if kind is _OVERPAYMENT and case.payment is not None:
         return case.payment.amount.currency
-    if kind is RequestKind.OVERDUE_INVOICE:
-        invoice = next((i for i in case.account.invoices
-                        if i.number == case.request.invoice_number), None)
+    if kind is _OVERDUE_INVOICE:
+        invoice = case.invoice(case.request.invoice_number)
         if invoice is not None:
             return invoice.amount.currency
     if case.order is not None:
@@ -55,7 +68,7 @@ def _currency(case: Case) -> str:
 
 
 def _review(ctx: Context, clause: str, text: str, detail: str) -> Decision:
-    return decide(ctx, Outcome.NEEDS_REVIEW, [Reason(clause, text, False, detail)])
+    return decide(ctx, NEEDS_REVIEW, [Reason(clause, text, False, detail)])
 
 
 def _unruled(ctx: Context) -> Decision:

@@ -6,32 +6,52 @@ Used by seed 002 (CloudBehind VPN) and seed 003 (TheOpenHost 16-day guarantee)."
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from policy.case import Order, OrderType
-from policy.decision import Decision, LineItem, Outcome
+from policy.decision import (
+    DENY,
+    FULL_REFUND,
+    NEEDS_REVIEW,
+    PARTIAL_REFUND,
+    Decision,
+    LineItem,
+    new_line_item,
+)
 from policy.pack import GuaranteeTerms
 from policy.timing import DAY, months_started
-from policy.verdict import Context, Findings, Severity, decide, divide
+from policy.verdict import SEV_DENY, SEV_PARTIAL, SEV_REVIEW, Context, Findings, decide, divide
+
+_RENEWAL: Final = OrderType.RENEWAL  # bound once: Enum class attributes are slow on 3.11
 
 
 def evaluate_guarantee(ctx: Context, all_terms: tuple[GuaranteeTerms, ...]) -> Decision:
     """Decide a refund request under the pack's money-back guarantee."""
     order = ctx.order(all_terms[0].window.clause)
-    terms = next((t for t in all_terms if order.type in t.order_types), None)
+    terms = _terms_for(all_terms, order.type)
     if terms is None:
         return _not_covered(ctx, all_terms[0], order)
     f = Findings()
     _eligibility(ctx, terms, order, f)
     _conditions(ctx, terms, order, f)
     notice_by = _notes(terms, order, f)
-    if f.worst == Severity.DENY:
-        return decide(ctx, Outcome.DENY, f, at_stake=order.amount.amount, notice_by=notice_by)
-    if f.worst == Severity.REVIEW:
-        return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=order.amount.amount,
+    worst = f.worst
+    if worst == SEV_DENY:
+        return decide(ctx, DENY, f, at_stake=order.amount.amount, notice_by=notice_by)
+    if worst == SEV_REVIEW:
+        return decide(ctx, NEEDS_REVIEW, f, at_stake=order.amount.amount,
                       notice_by=notice_by)
-    if f.worst == Severity.PARTIAL:
+    if worst == SEV_PARTIAL:
         return _partial_proposal(ctx, terms, order, f)
     return _refund(ctx, terms, order, f, notice_by)
+
+
+def _terms_for(all_terms: tuple[GuaranteeTerms, ...], kind: OrderType) -> GuaranteeTerms | None:
+    # A loop rather than next(generator): cheaper for these one- or two-item tuples.
+    for terms in all_terms:
+        if kind in terms.order_types:
+            return terms
+    return None
 
 
 def _not_covered(ctx: Context, terms: GuaranteeTerms, order: Order) -> Decision:
@@ -39,7 +59,7 @@ def _not_covered(ctx: Context, terms: GuaranteeTerms, order: Order) -> Decision:
     covered = " and ".join(sorted(terms.order_types))
     f.check(terms.window.clause, False,
             f"the guarantee covers {covered} orders; this is a {order.type} order")
-    return decide(ctx, Outcome.DENY, f, at_stake=order.amount.amount)
+    return decide(ctx, DENY, f, at_stake=order.amount.amount)
 
 
 def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
@@ -51,21 +71,23 @@ def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> 
         f.check(t.eligible.clause, known,
                 f"{category} is covered" if known else
                 f"{category} is not a category this pack knows; a person must classify it",
-                Severity.REVIEW)
+                SEV_REVIEW)
     if t.excluded_providers is not None:
-        bad = {order.payment_provider, order.payment_method} & t.excluded_providers.categories
+        excluded = t.excluded_providers.categories
+        bad = order.payment_provider in excluded or order.payment_method in excluded
         f.check(t.excluded_providers.clause, not bad,
                 f"paid via {order.payment_provider or 'unknown provider'}"
                 f"/{order.payment_method or 'unknown method'}")
     if t.terms_offered is not None:
         months, clause = t.terms_offered
         f.check(clause, order.term_months in months,
-                f"term is {order.term_months} months (offered: {sorted(months)})", Severity.REVIEW)
+                f"term is {order.term_months} months (offered: {t.offered or sorted(months)})",
+                SEV_REVIEW)
 
 
 def _conditions(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
     case = ctx.case
-    what = "renewal date" if order.type is OrderType.RENEWAL else "order date"
+    what = "renewal date" if order.type is _RENEWAL else "order date"
     if not f.window(t.window, order.ordered_at, case.request.received_at, what) and t.outside_window:
         f.check(t.outside_window, False, "outside the guarantee, unused prepaid periods are not refunded")
     account = case.account
@@ -91,7 +113,7 @@ def _usage(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
     if usage is None:
         clause = (t.bandwidth_below or t.max_sessions)
         f.check(clause.clause if clause else t.unused_since_renewal,  # type: ignore[arg-type]
-                False, "the case gives no usage figures", Severity.REVIEW)
+                False, "the case gives no usage figures", SEV_REVIEW)
         return
     if t.bandwidth_below is not None:
         limit = t.bandwidth_below.value
@@ -99,7 +121,7 @@ def _usage(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
                    and order.term_months >= t.partial_over_bandwidth.value)
         f.check(t.bandwidth_below.clause, usage.bandwidth_bytes < limit,
                 f"{usage.bandwidth_bytes} bytes used (must be below {limit})",
-                Severity.PARTIAL if partial else Severity.DENY)
+                SEV_PARTIAL if partial else SEV_DENY)
     if t.max_sessions is not None:
         f.check(t.max_sessions.clause, usage.sessions <= t.max_sessions.value,
                 f"{usage.sessions} sessions (at most {t.max_sessions.value})")
@@ -110,7 +132,7 @@ def _usage(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
 
 def _notes(t: GuaranteeTerms, order: Order, f: Findings) -> datetime | None:
     """Notes on automatic renewal; returns when the renewal reminder was due, if one was."""
-    if not order.auto_renew or order.type is not OrderType.RENEWAL:
+    if not order.auto_renew or order.type is not _RENEWAL:
         return None
     if t.auto_renew is not None:
         f.note(t.auto_renew, "automatic renewal: the renewal criteria apply")
@@ -122,8 +144,11 @@ def _notes(t: GuaranteeTerms, order: Order, f: Findings) -> datetime | None:
 
 
 def _deductions(ctx: Context, t: GuaranteeTerms, order: Order,
-                f: Findings) -> tuple[LineItem, ...] | None:
-    items = []
+                f: Findings) -> tuple[tuple[LineItem, ...], int] | None:
+    """The add-on deductions as line items and their total; None when one cannot be priced."""
+    items: list[LineItem] = []
+    listed: list[str] = []
+    total = 0
     for addon in order.addons:
         table = t.deductions.get(addon)
         if table is None:
@@ -131,23 +156,26 @@ def _deductions(ctx: Context, t: GuaranteeTerms, order: Order,
         amount = ctx.fixed_amount(table)
         if amount is None:
             f.check(table.clause, False, f"no {ctx.currency} amount is configured for the "
-                    f"{table.label} deduction (stated in USD); not converting", Severity.REVIEW)
+                    f"{table.label} deduction (stated in USD); not converting", SEV_REVIEW)
             return None
-        items.append(LineItem("deduction", table.label, ctx.money(amount), table.clause.citation))
+        items.append(new_line_item("deduction", table.label, ctx.money(amount),
+                                   table.clause.citation))
+        listed.append(f"{table.label} {ctx.show(amount)}")
+        total += amount
     if items and t.deductions_note is not None:
-        listed = ", ".join(f"{i.label} {ctx.show(i.amount.amount)}" for i in items)
-        f.note(t.deductions_note, f"requested or used add-ons are chargeable: {listed}")
-    return tuple(items)
+        f.note(t.deductions_note, f"requested or used add-ons are chargeable: {', '.join(listed)}")
+    return tuple(items), total
 
 
 def _refund(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings,
             notice_by: datetime | None) -> Decision:
     paid = order.amount.amount
-    items = _deductions(ctx, t, order, f)
-    if items is None:
-        return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=paid, notice_by=notice_by)
-    refund = max(0, paid - sum(i.amount.amount for i in items))
-    outcome = Outcome.FULL_REFUND if refund == paid else Outcome.PARTIAL_REFUND
+    deductions = _deductions(ctx, t, order, f)
+    if deductions is None:
+        return decide(ctx, NEEDS_REVIEW, f, at_stake=paid, notice_by=notice_by)
+    items, total = deductions
+    refund = max(0, paid - total)
+    outcome = FULL_REFUND if refund == paid else PARTIAL_REFUND
     return decide(ctx, outcome, f, at_stake=paid, refund=refund, line_items=items,
                   notice_by=notice_by)
 
@@ -161,7 +189,7 @@ def _partial_proposal(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings
     clause = t.partial_over_bandwidth.clause  # type: ignore[union-attr]
     f.note(clause, f"partial refund at the merchant's discretion: proposed charge {months} "
            f"month(s) of {order.term_months} at {ctx.show(monthly)}")
-    item = LineItem("usage_charge", f"{months} month(s) of usage", ctx.money(charge),
-                    clause.citation)
-    return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=paid, proposed_refund=paid - charge,
+    item = new_line_item("usage_charge", f"{months} month(s) of usage", ctx.money(charge),
+                         clause.citation)
+    return decide(ctx, NEEDS_REVIEW, f, at_stake=paid, proposed_refund=paid - charge,
                   line_items=(item,))

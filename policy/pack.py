@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -32,8 +33,10 @@ from policy.case import (
     UptimeCause,
     UptimeSource,
 )
+from policy.decision import Reason
 from policy.errors import PackError
 from policy.money import CurrencyError, normalize_currency
+from policy.timing import DAY, HOUR, describe
 
 _ROUNDINGS = frozenset({ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP,
                         ROUND_UP})
@@ -63,6 +66,11 @@ class Window:
     days: int
     inclusive: bool
     clause: Clause
+    limit: str = field(init=False, repr=False, compare=False)  # "day 7 included", for reasons
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limit",
+                           f"day {self.days} {'included' if self.inclusive else 'excluded'}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,12 @@ class IdentityRule:
     invoice_in_last: int
     clause: Clause
     procedure_clause: Clause | None
+    # The Reason for a request that gives every detail, built once when the pack loads.
+    satisfied: Reason = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "satisfied", Reason(self.clause.citation, self.clause.text, True,
+                                                     "all required details given"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,16 @@ class GuaranteeTerms:
     auto_renew: Clause | None
     reminder: Limit | None
     outside_window: Clause | None
+    offered: str = field(init=False, repr=False, compare=False)  # "[1, 6, 12]": the terms offered
+
+    def __post_init__(self) -> None:
+        offered = ""
+        if self.terms_offered is not None:
+            try:
+                offered = str(sorted(self.terms_offered[0]))
+            except TypeError:  # mixed types: left to fail at evaluation, where it always did
+                offered = ""
+        object.__setattr__(self, "offered", offered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +154,19 @@ class CancellationTerms:
     past_due: Limit | None
     access: Clause | None
     auto_renew: Clause | None
+    # Derived once from the notice rule for the reasons: the notice as a duration, what it is
+    # counted back from, and what it needs in words ("at least 2d 00:00:00" or "any").
+    notice: timedelta = field(init=False, repr=False, compare=False)
+    notice_what: str = field(init=False, repr=False, compare=False)
+    notice_needs: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        notice = self.notice_value * DAY
+        object.__setattr__(self, "notice", notice)
+        object.__setattr__(self, "notice_what", "invoice due date"
+                           if self.notice_kind == "before_due" else "next billing date")
+        object.__setattr__(self, "notice_needs",
+                           "at least " + describe(notice) if self.notice_value else "any")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +196,16 @@ class LateFeeTerms:
     notice_days: Limit | None
     support: Clause | None
     collection_cap: AmountTable | None
+    # Derived once: the grace period and the notice period as durations, the latter in words.
+    grace: timedelta = field(init=False, repr=False, compare=False)
+    notice: timedelta = field(init=False, repr=False, compare=False)
+    notice_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        notice = (self.notice_days.value if self.notice_days is not None else 0) * DAY
+        object.__setattr__(self, "grace", self.grace_hours * HOUR)
+        object.__setattr__(self, "notice", notice)
+        object.__setattr__(self, "notice_text", describe(notice))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +219,14 @@ class OverpaymentTerms:
     fee_clause: Clause
     fee_on_credit: bool
     credit_note: Clause | None
+    # Derived once for the reasons and the age check: "paypal, stripe", and max_age_days as a
+    # duration.
+    providers_listed: str = field(init=False, repr=False, compare=False)
+    max_age: timedelta = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "providers_listed", ", ".join(sorted(self.providers.categories)))
+        object.__setattr__(self, "max_age", self.max_age_days * DAY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +260,10 @@ class UptimeTerms:
     identity: IdentityRule | None
     days_per_month: int
     credit_note: Clause | None
+    claim_window: timedelta = field(init=False, repr=False, compare=False)  # claim_hours as time
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "claim_window", self.claim_hours.value * HOUR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,23 +9,37 @@ DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
 
+def _utc(moment: datetime) -> datetime:
+    # Case datetimes are UTC already (case_from_json normalises them); skip the conversion then.
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
 def calendar_days(start: datetime, end: datetime) -> int:
     """Whole calendar days (UTC dates) from ``start`` to ``end``: same day 0, next day 1."""
-    return (end.astimezone(UTC).date() - start.astimezone(UTC).date()).days
+    return _utc(end).toordinal() - _utc(start).toordinal()
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if calendar.isleap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def add_months(moment: datetime, months: int) -> datetime:
     """``moment`` plus ``months`` calendar months, the day clamped to the target month's length."""
     index = moment.month - 1 + months
     year, month = moment.year + index // 12, index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
+    day = moment.day
+    if day > 28:
+        day = min(day, _month_length(year, month))
     return moment.replace(year=year, month=month, day=day)
 
 
 def start_of_month(moment: datetime, months_ahead: int) -> datetime:
     """Midnight UTC on the first day of the month ``months_ahead`` after ``moment``'s month."""
-    first = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return add_months(first, months_ahead)
+    moment = _utc(moment)
+    index = moment.month - 1 + months_ahead
+    return datetime(moment.year + index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def months_started(start: datetime, moment: datetime) -> int:
@@ -43,4 +57,6 @@ def describe(delta: timedelta) -> str:
     if days < 0:
         sign, total = "-", -(days * 86400 + seconds)
         days, seconds = divmod(total, 86400)
-    return f"{sign}{days}d {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    # %-formatting on purpose: about twice as fast as an f-string with format specs, same text.
+    return "%s%dd %02d:%02d:%02d" % (  # noqa: UP031
+        sign, days, seconds // 3600, seconds // 60 % 60, seconds % 60)
