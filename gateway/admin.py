@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from gateway.auth import require_merchant
 from gateway.envelope import parse_time
+from gateway.openapi import document
 from gateway.responses import error
+from gateway.serialize import decision_json, request_json
+from gateway.validation import InvalidBody, validate
+from ledger import audit
+from ledger.models import Action, Decision, SupportRequest, UsageReport
 from policy import CaseError, PolicyError, case_from_json, decision_to_json, evaluate
+from service.bootstrap import Container
+from workers import requests as support_requests
+from workers import reviews
+from workers.actions import new_id
 
+log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/v1")
+
+
+def _container() -> Container:
+    return current_app.extensions["gateway"]
+
+
+def _actor() -> str:
+    """Who acts: the support agent named in X-Gateway-Actor, else the merchant's token."""
+    named = request.headers.get("X-Gateway-Actor", "").strip()[:200]
+    return named or f"merchant:{g.merchant.name}"
+
+
+@bp.errorhandler(InvalidBody)
+def _invalid_body(exc: InvalidBody) -> tuple[Response, int]:
+    return error(400, "invalid_request", exc.message, field=exc.field or "body")
+
+
+@bp.errorhandler(reviews.ReviewError)
+def _review_error(exc: reviews.ReviewError) -> tuple[Response, int]:
+    return error(exc.status, "review_refused", exc.message, field=exc.field)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The admin API's OpenAPI document (public: it holds no data)."""
+    return jsonify(document())
 
 
 @bp.post("/decisions/preview")
@@ -42,3 +81,94 @@ def _at(value: Any) -> datetime | None:
     if value is None:
         return datetime.now(timezone.utc)
     return parse_time(value) if isinstance(value, str) else None
+
+
+@bp.post("/refund-requests")
+@require_merchant
+def file_refund_request() -> tuple[Response, int]:
+    """Store a customer's refund claim; a worker builds the Case, decides and executes it."""
+    body = validate("RefundRequest", request.get_json(silent=True))
+    if "product_category" not in body and g.merchant.default_product_category:
+        body["product_category"] = g.merchant.default_product_category
+    now = datetime.now(timezone.utc)
+    container = _container()
+    row = SupportRequest(id=new_id("req"), merchant=g.merchant.name, kind="refund",
+                         account_ref=body["account"], payment_ref=body["payment"], body=body,
+                         filed_by=_actor(), created_at=now)
+    with container.sessions() as session, session.begin():
+        session.add(row)
+        audit.record(session, merchant=row.merchant, actor=row.filed_by, at=now,
+                     action="request.filed", subject=row.id, kind="refund")
+    try:
+        support_requests.enqueue(container, row.id)
+    except RedisError:  # stored: the sweeper hands it to a worker later
+        log.warning("could not enqueue request %s; the sweeper will", row.id)
+    return jsonify(request_json(row, None)), 202
+
+
+@bp.get("/refund-requests/<request_id>")
+@require_merchant
+def show_refund_request(request_id: str) -> tuple[Response, int]:
+    """The request, and once decided its Decision with cited reasons and its actions' state."""
+    with _container().sessions() as session:
+        row = session.get(SupportRequest, request_id)
+        if row is None or row.merchant != g.merchant.name:
+            return error(404, "not_found", f"no refund request {request_id}")
+        decision = session.get(Decision, row.decision_id) if row.decision_id else None
+        return jsonify(request_json(row, _decision(session, decision))), 200
+
+
+@bp.get("/decisions/<decision_id>")
+@require_merchant
+def show_decision(decision_id: str) -> tuple[Response, int]:
+    with _container().sessions() as session:
+        decision = session.get(Decision, decision_id)
+        if decision is None or decision.merchant != g.merchant.name:
+            return error(404, "not_found", f"no decision {decision_id}")
+        return jsonify(_decision(session, decision)), 200
+
+
+def _decision(session: Any, decision: Decision | None) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    actions = list(session.scalars(select(Action).where(Action.decision_id == decision.id)
+                                   .order_by(Action.created_at)))
+    return decision_json(decision, actions)
+
+
+@bp.post("/usage")
+@require_merchant
+def report_usage() -> tuple[Response, int]:
+    """The merchant reports an account's usage (bandwidth, sessions, last use)."""
+    body = validate("UsageReport", request.get_json(silent=True))
+    now = datetime.now(timezone.utc)
+    with _container().sessions() as session, session.begin():
+        session.add(UsageReport(merchant=g.merchant.name, account_ref=body["account"],
+                                bandwidth_bytes=body["bandwidth_bytes"],
+                                sessions=body["sessions"],
+                                last_used_at=parse_time(body.get("last_used_at")),
+                                reported_at=now))
+        audit.record(session, merchant=g.merchant.name, actor=_actor(), at=now,
+                     action="usage.reported", subject=body["account"],
+                     bandwidth_bytes=body["bandwidth_bytes"], sessions=body["sessions"])
+    return jsonify({"recorded": True, "account": body["account"]}), 201
+
+
+@bp.get("/reviews")
+@require_merchant
+def list_reviews() -> tuple[Response, int]:
+    """Decisions waiting for a person, oldest first."""
+    with _container().sessions() as session:
+        return jsonify({"reviews": [_decision(session, d)
+                                    for d in reviews.pending(session, g.merchant.name)]}), 200
+
+
+@bp.post("/reviews/<decision_id>")
+@require_merchant
+def answer_review(decision_id: str) -> tuple[Response, int]:
+    """Approve (with a refund and/or credit, carried out at once) or deny a decision."""
+    body = validate("ReviewAnswer", request.get_json(silent=True))
+    status = reviews.answer(_container(), g.merchant.name, decision_id, body)
+    with _container().sessions() as session:
+        return jsonify({"status": status,
+                        "decision": _decision(session, session.get(Decision, decision_id))}), 200

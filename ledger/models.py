@@ -228,6 +228,9 @@ class Decision(Base):
     source_request_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32), default="recorded")
     status_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(255))
+    reviewed_at: Mapped[datetime | None]
+    review_note: Mapped[str | None] = mapped_column(Text)
 
 
 class DecisionStatus(StrEnum):
@@ -289,3 +292,62 @@ class AccountCredit(Base):
     decision_id: Mapped[str | None] = mapped_column(ForeignKey("decisions.id"))
     action_id: Mapped[str | None] = mapped_column(ForeignKey("actions.id"), unique=True)
     created_at: Mapped[datetime]
+
+
+class RequestStatus(StrEnum):
+    RECEIVED = "received"  # stored; the worker has not decided it yet
+    DECIDED = "decided"  # a Decision was recorded (see decision_id)
+    FAILED = "failed"  # could not be decided (a missing payment, say); ``error`` says why
+
+
+class SupportRequest(Base):
+    """A request filed by support staff for a customer: a refund, cancellation or uptime claim."""
+
+    __tablename__ = "support_requests"
+    __table_args__ = (Index("ix_request_merchant", "merchant", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    account_ref: Mapped[str] = mapped_column(String(255))
+    payment_ref: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.RECEIVED)
+    error: Mapped[str | None] = mapped_column(Text)
+    decision_id: Mapped[str | None] = mapped_column(ForeignKey("decisions.id"))
+    filed_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+
+
+class UsageReport(Base):
+    """Usage the merchant reports for an account (002's bandwidth and session limits)."""
+
+    __tablename__ = "usage_reports"
+    __table_args__ = (Index("ix_usage_account", "merchant", "account_ref", "reported_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(64))
+    account_ref: Mapped[str] = mapped_column(String(255))
+    bandwidth_bytes: Mapped[int] = mapped_column(BigInteger)
+    sessions: Mapped[int] = mapped_column(Integer)
+    last_used_at: Mapped[datetime | None]
+    reported_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Every state change, who made it and what it was: append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_subject", "merchant", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    merchant: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]]
+
+
+from ledger import schedule_models as _schedule_models  # noqa: E402,F401

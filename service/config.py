@@ -64,6 +64,7 @@ class Merchant:
     admin_token: str = field(repr=False)
     stripe: StripeSettings
     paypal: PayPalSettings
+    default_product_category: str | None = None  # what a request names when it names none
 
     @property
     def livemode(self) -> bool:
@@ -166,6 +167,7 @@ def _merchant(name: str, body: Mapping[str, Any], env: Mapping[str, str]) -> Mer
         admin_token=token,
         stripe=stripe,
         paypal=paypal,
+        default_product_category=body.get("default_product_category"),
     )
 
 

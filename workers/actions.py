@@ -55,11 +55,14 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
                    outcome=decision.outcome.value, case=case,
                    decision=decision_to_json(decision), evaluated_at=now,
                    source_event_id=source_event_id, source_request_id=source_request_id)
-    actions = _planned_actions(row, decision, account_ref, payment, now)
-    row.status = DecisionStatus.RECORDED if actions else _resting_status(decision)
     session.add(row)
     session.flush()  # the decision row first: actions refer to it
-    session.add_all(actions)
+    clause = next((r.clause for r in decision.reasons if r.holds), None)
+    actions = plan_actions(session, row, refund=decision.refund, credit=decision.credit,
+                           payment=payment, clause=clause,
+                           reason=f"{decision.outcome.value} under {clause or 'the policy'}",
+                           now=now)
+    row.status = DecisionStatus.RECORDED if actions else _resting_status(decision)
     return row
 
 
@@ -68,27 +71,27 @@ def _resting_status(decision: PolicyDecision) -> DecisionStatus:
             else DecisionStatus.CLOSED)
 
 
-def _planned_actions(row: Decision, decision: PolicyDecision, account_ref: str | None,
-                     payment: Payment | None, now: datetime) -> list[Action]:
-    clause = next((r.clause for r in decision.reasons if r.holds), None)
+def plan_actions(session: Session, row: Decision, *, refund: Money | None,
+                 credit: Money | None, payment: Payment | None, clause: str | None,
+                 reason: str, now: datetime) -> list[Action]:
+    """Add the pending actions that pay ``refund`` back and grant ``credit``; returns them."""
     common = {"decision_id": row.id, "merchant": row.merchant, "clause": clause,
-              "reason": f"{decision.outcome.value} under {clause or 'the merchant policy'}",
-              "created_at": now, "updated_at": now}
+              "reason": reason, "account_ref": row.account_ref, "created_at": now,
+              "updated_at": now}
     actions = []
-    if decision.refund.amount > 0:
+    if refund is not None and refund.amount > 0:
         if payment is None:
-            raise ValueError("a refund decision needs the payment to refund")
+            raise ValueError("a refund needs the payment to refund")
         actions.append(Action(id=new_id("act"), kind="refund", provider=payment.provider,
                               target_kind=_TARGET_KIND.get(payment.kind, payment.kind),
-                              payment_ref=payment.provider_id, account_ref=account_ref,
-                              amount=decision.refund.amount, currency=decision.refund.currency,
-                              **common))
-    if decision.credit.amount > 0:
-        if account_ref is None:
-            raise ValueError("a credit decision needs the account to credit")
-        actions.append(Action(id=new_id("act"), kind="credit", account_ref=account_ref,
-                              amount=decision.credit.amount, currency=decision.credit.currency,
-                              **common))
+                              payment_ref=payment.provider_id, amount=refund.amount,
+                              currency=refund.currency, **common))
+    if credit is not None and credit.amount > 0:
+        if row.account_ref is None:
+            raise ValueError("a credit needs the account to credit")
+        actions.append(Action(id=new_id("act"), kind="credit", amount=credit.amount,
+                              currency=credit.currency, **common))
+    session.add_all(actions)
     return actions
 
 

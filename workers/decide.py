@@ -13,8 +13,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from ledger.models import Action, Payment
+from ledger.models import Action, ActionStatus, Decision, Payment
 from policy import case_from_json, evaluate
 from service.bootstrap import Container
 from service.errors import UnknownMerchant
@@ -31,24 +32,40 @@ def decide(container: Container, merchant_name: str, case: dict[str, Any], *,
     Returns the decision id. A bad Case raises ``CaseError`` naming the field, before anything
     is stored.
     """
-    merchant = container.settings.merchant(merchant_name)
-    if merchant is None:
-        raise UnknownMerchant(merchant_name)
     now = now or datetime.now(timezone.utc)
-    decision = evaluate(container.policy_pack(merchant.policy_pack), case_from_json(case), now)
     with container.sessions() as session, session.begin():
         payment = None
         if payment_ref is not None:
             payment = session.scalars(select(Payment).where(
                 Payment.merchant == merchant_name, Payment.provider_id == payment_ref)).one()
-        row = record_decision(session, merchant=merchant_name, decision=decision, case=case,
-                              account_ref=account_ref, payment=payment, now=now,
-                              source_request_id=source_request_id)
+        row = decide_in(session, container, merchant_name, case, payment=payment,
+                        account_ref=account_ref, now=now, source_request_id=source_request_id)
         decision_id = row.id
+    enqueue_actions_of(container, decision_id)
+    return decision_id
+
+
+def decide_in(session: Session, container: Container, merchant_name: str,
+              case: dict[str, Any], *, payment: Payment | None, account_ref: str | None,
+              now: datetime, source_request_id: str | None = None,
+              source_event_id: int | None = None) -> Decision:
+    """Evaluate and record inside the caller's transaction (enqueue after it commits)."""
+    merchant = container.settings.merchant(merchant_name)
+    if merchant is None:
+        raise UnknownMerchant(merchant_name)
+    decision = evaluate(container.policy_pack(merchant.policy_pack), case_from_json(case), now)
+    return record_decision(session, merchant=merchant_name, decision=decision, case=case,
+                           account_ref=account_ref, payment=payment, now=now,
+                           source_request_id=source_request_id,
+                           source_event_id=source_event_id)
+
+
+def enqueue_actions_of(container: Container, decision_id: str) -> None:
+    """Enqueue a committed decision's pending actions (the sweeper covers a Redis outage)."""
+    with container.sessions() as session:
         action_ids = list(session.scalars(select(Action.id).where(
-            Action.decision_id == decision_id)))
+            Action.decision_id == decision_id, Action.status == ActionStatus.PENDING)))
     try:
         enqueue(container, action_ids)
     except RedisError:  # committed already: the sweeper hands the actions out later
         log.warning("could not enqueue actions of %s; the sweeper will", decision_id)
-    return decision_id

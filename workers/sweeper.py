@@ -15,10 +15,11 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from ledger.inbox import requeue, stranded
-from ledger.models import InboxEvent
+from ledger.models import InboxEvent, RequestStatus, SupportRequest
 from service.bootstrap import Container
 from workers.actions import due_actions
 from workers.actions import enqueue as enqueue_actions
+from workers.requests import enqueue as enqueue_request
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,17 @@ def sweep(container: Container, now: datetime | None = None) -> int:
         container.dispatcher.kick(partition)
     with container.sessions() as session:
         actions = due_actions(session, now, after)
+        requests = list(session.scalars(select(SupportRequest.id).where(
+            SupportRequest.status == RequestStatus.RECEIVED,
+            SupportRequest.created_at <= now - after).limit(1000)))
     enqueue_actions(container, actions)
-    if rows or actions:
-        log.info("sweeper re-enqueued %d events and %d actions", len(rows), len(actions))
-    return len(rows) + len(actions)
+    for request_id in requests:
+        enqueue_request(container, request_id)
+    handed = len(rows) + len(actions) + len(requests)
+    if handed:
+        log.info("sweeper re-enqueued %d events, %d actions, %d requests", len(rows),
+                 len(actions), len(requests))
+    return handed
 
 
 def replay(container: Container, event_ids: Iterable[str] | None = None) -> int:

@@ -1,0 +1,171 @@
+"""Building a Case from the ledger and a request: the facts the policy engine decides from.
+
+What the providers told us (payments, subscriptions, invoices), what the merchant reported
+(usage) and what we decided before (earlier guarantee refunds) become the Case's ``order``,
+``usage`` and ``account``; what support filed becomes its ``request``. The result is plain JSON,
+validated by ``policy.case_from_json`` and stored with the Decision, so an auditor sees exactly
+the facts the decision was made on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from adapters import ledger_credit
+from ledger.models import (
+    Decision,
+    DecisionStatus,
+    Invoice,
+    Payment,
+    Subscription,
+    SupportRequest,
+    UsageReport,
+)
+
+_MONTHS = {"day": 1 / 30, "week": 7 / 30, "month": 1, "year": 12}
+_GUARANTEE_OUTCOMES = ("full_refund", "partial_refund")
+
+
+class MissingFacts(LookupError):
+    """The ledger does not hold what the request names (a payment, say)."""
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def money(amount: int, currency: str) -> dict[str, Any]:
+    return {"amount": amount, "currency": currency.upper()}
+
+
+def refund_case(session: Session, request: SupportRequest) -> dict[str, Any]:
+    """The Case for a refund request about one payment."""
+    payment = find_payment(session, request.merchant, request.payment_ref)
+    body = request.body
+    case: dict[str, Any] = {
+        "request": _request_part("refund", request),
+        "account": account_part(session, request.merchant, request.account_ref,
+                                payment.currency),
+        "order": order_part(session, payment, body),
+    }
+    usage = usage_part(session, request.merchant, request.account_ref, payment)
+    if usage is not None:
+        case["usage"] = usage
+    return case
+
+
+def find_payment(session: Session, merchant: str, payment_ref: str | None) -> Payment:
+    payment = session.scalars(select(Payment).where(
+        Payment.merchant == merchant, Payment.provider_id == (payment_ref or ""))).first()
+    if payment is None:
+        raise MissingFacts(f"payment {payment_ref!r} is not in the ledger for {merchant}")
+    return payment
+
+
+def _request_part(kind: str, request: SupportRequest) -> dict[str, Any]:
+    body = request.body
+    part: dict[str, Any] = {"kind": kind,
+                            "received_at": body.get("received_at") or iso(request.created_at),
+                            "reason": body.get("reason", ""),
+                            "identity": body.get("identity", {})}
+    if body.get("reason_code"):
+        part["reason_code"] = body["reason_code"]
+    return part
+
+
+def order_part(session: Session, payment: Payment, body: dict[str, Any]) -> dict[str, Any]:
+    subscription = _subscription(session, payment)
+    order: dict[str, Any] = {
+        "type": "renewal" if _is_renewal(session, payment) else "new",
+        "product_category": body.get("product_category", "other"),
+        "ordered_at": iso(payment.paid_at or payment.version_at),
+        "amount": money(payment.amount, payment.currency),
+        "term_months": _term_months(subscription),
+        "payment_provider": payment.provider,
+        "payment_method": (payment.payment_method or payment.provider).lower(),
+        "addons": body.get("addons", []),
+    }
+    if subscription is not None:
+        order["auto_renew"] = (subscription.status.lower() in ("active", "trialing")
+                               and not subscription.cancel_at_period_end)
+        next_billing = subscription.current_period_end or subscription.next_billing_at
+        if next_billing is not None:
+            order["next_billing_at"] = iso(next_billing)
+    for key in ("service_state", "service_date"):
+        if body.get(key):
+            order[key] = body[key]
+    return order
+
+
+def _subscription(session: Session, payment: Payment) -> Subscription | None:
+    ref = payment.subscription_ref
+    if ref is None and payment.invoice_ref:
+        ref = session.scalar(select(Invoice.subscription_ref).where(
+            Invoice.merchant == payment.merchant, Invoice.provider_id == payment.invoice_ref))
+    if ref is None:
+        return None
+    return session.scalars(select(Subscription).where(
+        Subscription.merchant == payment.merchant, Subscription.provider_id == ref)).first()
+
+
+def _is_renewal(session: Session, payment: Payment) -> bool:
+    """A Stripe invoice says so (``subscription_cycle``); for PayPal, an earlier payment does."""
+    if payment.invoice_ref:
+        reason = session.scalar(select(Invoice.billing_reason).where(
+            Invoice.merchant == payment.merchant, Invoice.provider_id == payment.invoice_ref))
+        if reason is not None:
+            return reason == "subscription_cycle"
+    if payment.subscription_ref and payment.paid_at:
+        earlier = session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.merchant == payment.merchant,
+            Payment.subscription_ref == payment.subscription_ref,
+            Payment.paid_at < payment.paid_at))
+        return bool(earlier)
+    return False
+
+
+def _term_months(subscription: Subscription | None) -> int:
+    if subscription is None or subscription.interval is None:
+        return 1
+    months = _MONTHS.get(subscription.interval.lower(), 1) * (subscription.interval_count or 1)
+    return max(1, round(months))
+
+
+def account_part(session: Session, merchant: str, account_ref: str, currency: str
+                 ) -> dict[str, Any]:
+    prior = session.scalar(select(func.count()).select_from(Decision).where(
+        Decision.merchant == merchant, Decision.account_ref == account_ref,
+        Decision.request_kind == "refund", Decision.outcome.in_(_GUARANTEE_OUTCOMES),
+        Decision.status == DecisionStatus.EXECUTED))
+    invoices = session.scalars(select(Invoice).where(
+        Invoice.merchant == merchant, Invoice.customer_ref == account_ref,
+        Invoice.status.in_(("open", "paid", "uncollectible"))).order_by(Invoice.due_at)).all()
+    part: dict[str, Any] = {"prior_guarantee_refunds": int(prior or 0),
+                            "invoices": [_invoice(i) for i in invoices if i.number]}
+    credit = ledger_credit.balance(session, merchant, account_ref, currency)
+    if credit.amount > 0:
+        part["credit_balance"] = money(credit.amount, credit.currency)
+    return part
+
+
+def _invoice(invoice: Invoice) -> dict[str, Any]:
+    due = invoice.due_at or invoice.period_end or invoice.version_at
+    return {"number": invoice.number, "amount": money(invoice.amount_due, invoice.currency),
+            "due_at": iso(due), "paid": invoice.status == "paid"}
+
+
+def usage_part(session: Session, merchant: str, account_ref: str, payment: Payment
+               ) -> dict[str, Any] | None:
+    report = session.scalars(select(UsageReport).where(
+        UsageReport.merchant == merchant, UsageReport.account_ref == account_ref)
+        .order_by(UsageReport.reported_at.desc(), UsageReport.id.desc())).first()
+    if report is None:
+        return None
+    since = payment.paid_at
+    used_since = bool(report.last_used_at and since and report.last_used_at > since)
+    return {"bandwidth_bytes": report.bandwidth_bytes, "sessions": report.sessions,
+            "used_since_renewal": used_since}

@@ -1,0 +1,62 @@
+"""Support requests, decided by a worker: build the Case from the ledger, decide, carry out."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import Session
+
+from ledger import audit
+from ledger.models import RequestStatus, SupportRequest
+from policy import PolicyError
+from service.bootstrap import Container, current
+from workers.cases import MissingFacts, find_payment, refund_case
+from workers.decide import decide_in, enqueue_actions_of
+
+log = logging.getLogger(__name__)
+PROCESS_JOB = "workers.requests.process_request"
+
+
+def enqueue(container: Container, request_id: str) -> None:
+    container.queue.enqueue(PROCESS_JOB, request_id, job_id=f"request-{request_id}",
+                            result_ttl=0, failure_ttl=24 * 3600)
+
+
+def process_request(request_id: str) -> str:
+    """The RQ job; safe to run again (a decided request is left as it is)."""
+    return decide_request(current(), request_id)
+
+
+def decide_request(container: Container, request_id: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    with container.sessions() as session, session.begin():
+        request = session.get(SupportRequest, request_id, with_for_update=True)
+        if request is None or request.status != RequestStatus.RECEIVED:
+            return request.status if request else "missing"
+        try:
+            decision_id = _decide(session, container, request, now)
+        except (MissingFacts, PolicyError) as exc:
+            _fail(session, request, str(exc), now)
+            return request.status
+    enqueue_actions_of(container, decision_id)
+    return RequestStatus.DECIDED
+
+
+def _decide(session: Session, container: Container, request: SupportRequest,
+            now: datetime) -> str:
+    case = refund_case(session, request)
+    payment = find_payment(session, request.merchant, request.payment_ref)
+    row = decide_in(session, container, request.merchant, case, payment=payment,
+                    account_ref=request.account_ref, now=now, source_request_id=request.id)
+    request.status, request.decision_id, request.decided_at = RequestStatus.DECIDED, row.id, now
+    audit.record(session, merchant=request.merchant, actor="worker", action="request.decided",
+                 subject=request.id, at=now, decision=row.id, outcome=row.outcome)
+    return row.id
+
+
+def _fail(session: Session, request: SupportRequest, why: str, now: datetime) -> None:
+    request.status, request.error, request.decided_at = RequestStatus.FAILED, why, now
+    audit.record(session, merchant=request.merchant, actor="worker", action="request.failed",
+                 subject=request.id, at=now, error=why)
+    log.warning("request %s could not be decided: %s", request.id, why)
