@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from paypalrestsdk import exceptions as sdk_errors
@@ -38,6 +39,7 @@ _NAMES: Mapping[str, ErrorCode] = {
     "DUPLICATE_REQUEST_ID": ErrorCode.IDEMPOTENCY_CONFLICT,
     "RATE_LIMIT_REACHED": ErrorCode.RATE_LIMITED,
     "INTERNAL_SERVICE_ERROR": ErrorCode.UNAVAILABLE,
+    "SUBSCRIPTION_STATUS_INVALID": ErrorCode.INVALID_REQUEST,
 }
 
 
@@ -60,6 +62,22 @@ class PayPalAdapter:
         headers = {"PayPal-Request-Id": key, "Prefer": "return=representation"}
         answer = _call(lambda: self._api.post(path, body, headers))
         return _result(answer, amount.currency)
+
+    def cancel_subscription(self, subscription_id: str, at: datetime | None, reason: str,
+                            key: str) -> ProviderResult:
+        """Cancel now (PayPal has no cancel-at date: the executor calls this when it is due).
+
+        A subscription PayPal already reports as cancelled counts as done.
+        """
+        path = f"v1/billing/subscriptions/{subscription_id}/cancel"
+        try:
+            _call(lambda: self._api.post(path, {"reason": reason[:128] or "cancelled"},
+                                         {"PayPal-Request-Id": key}))
+        except ProviderError as exc:
+            if "SUBSCRIPTION_STATUS_INVALID" not in str(exc):
+                raise
+        return ProviderResult(provider_ref=subscription_id, status="succeeded",
+                              amount=Money(0, "USD"), raw_status="CANCELLED")
 
     def find_refund(self, target: PaymentTarget, key: str) -> ProviderResult | None:
         """PayPal lists no refunds by our key; a repeat with the same PayPal-Request-Id is the

@@ -7,6 +7,7 @@ send a random key per call, and a retried job would refund twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -62,6 +63,21 @@ class StripeAdapter:
             if metadata.get("action_id") == key:
                 return _result(refund)
         return None
+
+    def cancel_subscription(self, subscription_id: str, at: datetime | None, reason: str,
+                            key: str) -> ProviderResult:
+        """End a subscription at ``at`` (Stripe's ``cancel_at``), or now when ``at`` is None."""
+        if at is None:
+            sub = _call(lambda: self._client.v1.subscriptions.cancel(
+                subscription_id, options={"idempotency_key": key}))  # type: ignore[arg-type]
+        else:
+            sub = _call(lambda: self._client.v1.subscriptions.update(
+                subscription_id,
+                params={"cancel_at": int(at.timestamp()),
+                        "metadata": {"action_id": key, "cancel_reason": reason[:450]}},
+                options={"idempotency_key": key}))  # type: ignore[arg-type]
+        return ProviderResult(provider_ref=str(sub.id), status="succeeded",
+                              amount=Money(0, "USD"), raw_status=str(sub.status))
 
     def credit_customer_balance(self, customer_id: str, amount: Money, description: str,
                                 key: str) -> ProviderResult:

@@ -88,32 +88,62 @@ def _at(value: Any) -> datetime | None:
 def file_refund_request() -> tuple[Response, int]:
     """Store a customer's refund claim; a worker builds the Case, decides and executes it."""
     body = validate("RefundRequest", request.get_json(silent=True))
-    if "product_category" not in body and g.merchant.default_product_category:
-        body["product_category"] = g.merchant.default_product_category
-    now = datetime.now(timezone.utc)
-    container = _container()
-    row = SupportRequest(id=new_id("req"), merchant=g.merchant.name, kind="refund",
-                         account_ref=body["account"], payment_ref=body["payment"], body=body,
-                         filed_by=_actor(), created_at=now)
-    with container.sessions() as session, session.begin():
-        session.add(row)
-        audit.record(session, merchant=row.merchant, actor=row.filed_by, at=now,
-                     action="request.filed", subject=row.id, kind="refund")
-    try:
-        support_requests.enqueue(container, row.id)
-    except RedisError:  # stored: the sweeper hands it to a worker later
-        log.warning("could not enqueue request %s; the sweeper will", row.id)
+    (row,) = _file("refund", [(body, body["payment"])])
     return jsonify(request_json(row, None)), 202
 
 
-@bp.get("/refund-requests/<request_id>")
+@bp.post("/cancellations")
 @require_merchant
-def show_refund_request(request_id: str) -> tuple[Response, int]:
+def file_cancellation() -> tuple[Response, int]:
+    """Store a cancellation; with ``money_back_payment`` a refund claim is filed beside it."""
+    body = validate("CancellationRequest", request.get_json(silent=True))
+    filed = [(body, None)]
+    if body.get("money_back_payment"):
+        claim = {k: v for k, v in body.items()
+                 if k in ("account", "reason", "reason_code", "identity", "received_at",
+                          "product_category")}
+        filed.append(({**claim, "payment": body["money_back_payment"]},
+                      body["money_back_payment"]))
+    rows = _file("cancellation", filed)
+    answer = request_json(rows[0], None)
+    answer["money_back_request"] = rows[1].id if len(rows) > 1 else None
+    return jsonify(answer), 202
+
+
+def _file(kind: str, bodies: list[tuple[dict[str, Any], str | None]]) -> list[SupportRequest]:
+    """Store requests (the first of ``kind``, any further ones refund claims) and enqueue them."""
+    now = datetime.now(timezone.utc)
+    container = _container()
+    rows = []
+    for i, (body, payment_ref) in enumerate(bodies):
+        if "product_category" not in body and g.merchant.default_product_category:
+            body["product_category"] = g.merchant.default_product_category
+        rows.append(SupportRequest(id=new_id("req"), merchant=g.merchant.name,
+                                   kind=kind if i == 0 else "refund",
+                                   account_ref=body["account"], payment_ref=payment_ref,
+                                   body=body, filed_by=_actor(), created_at=now))
+    with container.sessions() as session, session.begin():
+        for row in rows:
+            session.add(row)
+            audit.record(session, merchant=row.merchant, actor=row.filed_by, at=now,
+                         action="request.filed", subject=row.id, kind=row.kind)
+    for row in rows:
+        try:
+            support_requests.enqueue(container, row.id)
+        except RedisError:  # stored: the sweeper hands it to a worker later
+            log.warning("could not enqueue request %s; the sweeper will", row.id)
+    return rows
+
+
+@bp.get("/refund-requests/<request_id>")
+@bp.get("/cancellations/<request_id>")
+@require_merchant
+def show_request(request_id: str) -> tuple[Response, int]:
     """The request, and once decided its Decision with cited reasons and its actions' state."""
     with _container().sessions() as session:
         row = session.get(SupportRequest, request_id)
         if row is None or row.merchant != g.merchant.name:
-            return error(404, "not_found", f"no refund request {request_id}")
+            return error(404, "not_found", f"no request {request_id}")
         decision = session.get(Decision, row.decision_id) if row.decision_id else None
         return jsonify(request_json(row, _decision(session, decision))), 200
 

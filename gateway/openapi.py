@@ -70,6 +70,12 @@ def document() -> dict[str, Any]:
             "/v1/refund-requests/{request_id}": {"get": _op(
                 "A refund request, its Decision and the state of its actions",
                 params=["request_id"])},
+            "/v1/cancellations": {"post": _op(
+                "File a cancellation (and optionally a money-back claim beside it)",
+                body="CancellationRequest", ok=202)},
+            "/v1/cancellations/{request_id}": {"get": _op(
+                "A cancellation, its Decision and the state of its actions",
+                params=["request_id"])},
             "/v1/usage": {"post": _op("Report an account's usage", body="UsageReport", ok=201)},
             "/v1/reviews": {"get": _op("Decisions waiting for a person")},
             "/v1/reviews/{decision_id}": {"post": _op(

@@ -61,6 +61,13 @@ def schemas() -> dict[str, dict[str, Any]]:
             "received_at": _ref("datetime"), "product_category": order["product_category"],
             "addons": order["addons"], "service_state": order["service_state"],
             "service_date": order["service_date"]}),
+        "CancellationRequest": _object(["account", "subscription"], {
+            "account": _ids(), "subscription": _ids(), "reason": request["reason"],
+            "reason_code": request["reason_code"], "identity": request["identity"],
+            "immediate": request["immediate"], "received_at": _ref("datetime"),
+            "product_category": order["product_category"],
+            "money_back_payment": {**_ids(), "description":
+                                   "a payment to claim the money-back guarantee on as well"}}),
         "UsageReport": _object(["account", "bandwidth_bytes", "sessions"], {
             "account": _ids(),
             "bandwidth_bytes": {"type": "integer", "minimum": 0},

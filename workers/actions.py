@@ -24,7 +24,16 @@ from sqlalchemy.orm import Session
 
 from adapters import ledger_credit
 from adapters.base import PaymentTarget, ProviderResult
-from ledger.models import Action, ActionStatus, Decision, DecisionStatus, Payment, Refund
+from gateway.envelope import parse_time
+from ledger.models import (
+    Action,
+    ActionStatus,
+    Decision,
+    DecisionStatus,
+    Payment,
+    Refund,
+    Subscription,
+)
 from ledger.objects import Ref, Version, apply_snapshot
 from policy import Decision as PolicyDecision
 from policy import decision_to_json
@@ -39,6 +48,7 @@ _DONE = (ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
 # The API's answer is the weakest version of a refund: any webhook about it supersedes it.
 _API_VERSION_AT = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TARGET_KIND = {"charge": "charge", "sale": "sale", "capture": "capture"}
+_CANCELS = ("cancel_at_period_end", "cancel_next_period", "cancel_immediately")
 
 
 def new_id(prefix: str) -> str:
@@ -48,7 +58,8 @@ def new_id(prefix: str) -> str:
 def record_decision(session: Session, *, merchant: str, decision: PolicyDecision,
                     case: dict[str, Any], account_ref: str | None, payment: Payment | None,
                     now: datetime, source_event_id: int | None = None,
-                    source_request_id: str | None = None) -> Decision:
+                    source_request_id: str | None = None,
+                    subscription: Subscription | None = None) -> Decision:
     """Store the Decision and the actions that carry it out; the caller commits."""
     row = Decision(id=new_id("dec"), merchant=merchant, account_ref=account_ref,
                    pack=decision.pack, request_kind=decision.request_kind,
@@ -62,8 +73,29 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
                            payment=payment, clause=clause,
                            reason=f"{decision.outcome.value} under {clause or 'the policy'}",
                            now=now)
+    if subscription is not None and decision.outcome.value in _CANCELS:
+        actions.append(_cancel_action(session, row, subscription, decision, clause, now))
     row.status = DecisionStatus.RECORDED if actions else _resting_status(decision)
     return row
+
+
+def _cancel_action(session: Session, row: Decision, subscription: Subscription,
+                   decision: PolicyDecision, clause: str | None, now: datetime) -> Action:
+    """End the subscription at the provider on the decided date.
+
+    Stripe takes a ``cancel_at`` date at once; PayPal can only cancel now, so its action waits
+    (``next_attempt_at``) until the effective date comes, and the sweeper hands it out then.
+    """
+    effective = decision.effective_at
+    wait = subscription.provider == "paypal" and effective is not None and effective > now
+    action = Action(id=new_id("act"), decision_id=row.id, merchant=row.merchant, kind="cancel",
+                    provider=subscription.provider, target_kind="subscription",
+                    payment_ref=subscription.provider_id, account_ref=row.account_ref,
+                    amount=0, currency=decision.currency, clause=clause,
+                    reason=f"{decision.outcome.value} under {clause or 'the policy'}",
+                    next_attempt_at=effective if wait else None, created_at=now, updated_at=now)
+    session.add(action)
+    return action
 
 
 def _resting_status(decision: PolicyDecision) -> DecisionStatus:
@@ -113,13 +145,15 @@ def run_action(container: Container, action_id: str, now: datetime | None = None
         action = session.get(Action, action_id, with_for_update=True)
         if action is None or action.status in _DONE:
             return action.status if action else "missing"
+        if action.next_attempt_at is not None and action.next_attempt_at > now:
+            return "scheduled"  # a retry's backoff, or a cancellation's effective date
         if action.kind == "credit" and not _to_stripe_balance(container, action):
             _grant(session, action, now)
             return action.status
         resumed = action.status == ActionStatus.EXECUTING
         action.status, action.attempts, action.updated_at = ActionStatus.EXECUTING, \
             action.attempts + 1, now
-        snapshot = _Snapshot.of(action)
+        snapshot = _Snapshot.of(action, session.get(Decision, action.decision_id))
     crash_point("before_provider_call")
     try:
         result = _call_provider(container, snapshot, resumed)
@@ -144,14 +178,17 @@ class _Snapshot:
     account_ref: str
     target: PaymentTarget
     amount: Money
+    effective_at: datetime | None  # a cancellation's date; None for at once
 
     @classmethod
-    def of(cls, action: Action) -> _Snapshot:
+    def of(cls, action: Action, decision: Decision | None) -> _Snapshot:
         target = PaymentTarget(action.provider or "", action.target_kind or "",
                                action.payment_ref or "")
+        dates = (decision.decision if decision else {}).get("dates") or {}
+        effective = parse_time(dates.get("effective_at"))
         return cls(action.id, action.kind, action.decision_id, action.merchant,
                    action.clause or "", action.reason, action.account_ref or "", target,
-                   Money(action.amount, action.currency))
+                   Money(action.amount, action.currency), effective)
 
 
 def _to_stripe_balance(container: Container, action: Action) -> bool:
@@ -165,6 +202,11 @@ def _call_provider(container: Container, a: _Snapshot, resumed: bool) -> Provide
     if a.kind == "credit":  # the same key again on a resumed attempt: Stripe replays its answer
         return container.refund_adapter(a.merchant, "stripe").credit_customer_balance(
             a.account_ref, a.amount, a.reason, a.id)
+    if a.kind == "cancel":
+        at = a.effective_at if a.effective_at and a.effective_at > datetime.now(timezone.utc) \
+            else None
+        return container.refund_adapter(a.merchant, a.target.provider).cancel_subscription(
+            a.target.provider_id, at, a.reason, a.id)
     adapter = container.refund_adapter(a.merchant, a.target.provider)
     if resumed:  # an earlier attempt may have reached the provider before we died
         found = adapter.find_refund(a.target, a.id)
@@ -182,6 +224,10 @@ def _record_result(container: Container, action_id: str, result: ProviderResult,
         action.provider_ref, action.updated_at = result.provider_ref, now
         if action.kind == "credit":  # on the Stripe balance; the ledger keeps the grant too
             _grant(session, action, now)
+            return action.status
+        if action.kind == "cancel":
+            action.status = ActionStatus.SUCCEEDED
+            _settle(session, action.decision_id)
             return action.status
         _record_refund(session, action, result)
         if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):

@@ -58,6 +58,47 @@ def refund_case(session: Session, request: SupportRequest) -> dict[str, Any]:
     return case
 
 
+def cancellation_case(session: Session, request: SupportRequest) -> dict[str, Any]:
+    """The Case for cancelling a subscription: its latest payment is the order in force."""
+    subscription = find_subscription(session, request.merchant, request.body["subscription"])
+    payment = session.scalars(select(Payment).where(
+        Payment.merchant == request.merchant,
+        Payment.subscription_ref == subscription.provider_id)
+        .order_by(Payment.paid_at.desc())).first()
+    currency = payment.currency if payment else (subscription.currency or "USD")
+    part = _request_part("cancellation", request)
+    if request.body.get("immediate"):
+        part["immediate"] = True
+    if payment is not None:
+        order = order_part(session, payment, request.body)
+    else:
+        order = _order_from_subscription(subscription, request.body)
+    return {"request": part,
+            "account": account_part(session, request.merchant, request.account_ref, currency),
+            "order": order}
+
+
+def _order_from_subscription(sub: Subscription, body: dict[str, Any]) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "type": "new", "product_category": body.get("product_category", "other"),
+        "ordered_at": iso(sub.started_at or sub.version_at),
+        "amount": money(sub.amount or 0, sub.currency or "USD"),
+        "term_months": _term_months(sub), "payment_provider": sub.provider,
+        "auto_renew": not sub.cancel_at_period_end}
+    next_billing = sub.current_period_end or sub.next_billing_at
+    if next_billing is not None:
+        order["next_billing_at"] = iso(next_billing)
+    return order
+
+
+def find_subscription(session: Session, merchant: str, ref: str) -> Subscription:
+    sub = session.scalars(select(Subscription).where(
+        Subscription.merchant == merchant, Subscription.provider_id == ref)).first()
+    if sub is None:
+        raise MissingFacts(f"subscription {ref!r} is not in the ledger for {merchant}")
+    return sub
+
+
 def find_payment(session: Session, merchant: str, payment_ref: str | None) -> Payment:
     payment = session.scalars(select(Payment).where(
         Payment.merchant == merchant, Payment.provider_id == (payment_ref or ""))).first()

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.models import Action, ActionStatus, Decision, Payment
+from ledger.models import Action, ActionStatus, Decision, Payment, Subscription
 from policy import case_from_json, evaluate
 from service.bootstrap import Container
 from service.errors import UnknownMerchant
@@ -48,7 +48,8 @@ def decide(container: Container, merchant_name: str, case: dict[str, Any], *,
 def decide_in(session: Session, container: Container, merchant_name: str,
               case: dict[str, Any], *, payment: Payment | None, account_ref: str | None,
               now: datetime, source_request_id: str | None = None,
-              source_event_id: int | None = None) -> Decision:
+              source_event_id: int | None = None,
+              subscription: Subscription | None = None) -> Decision:
     """Evaluate and record inside the caller's transaction (enqueue after it commits)."""
     merchant = container.settings.merchant(merchant_name)
     if merchant is None:
@@ -57,7 +58,7 @@ def decide_in(session: Session, container: Container, merchant_name: str,
     return record_decision(session, merchant=merchant_name, decision=decision, case=case,
                            account_ref=account_ref, payment=payment, now=now,
                            source_request_id=source_request_id,
-                           source_event_id=source_event_id)
+                           source_event_id=source_event_id, subscription=subscription)
 
 
 def enqueue_actions_of(container: Container, decision_id: str) -> None:

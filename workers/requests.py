@@ -11,7 +11,13 @@ from ledger import audit
 from ledger.models import RequestStatus, SupportRequest
 from policy import PolicyError
 from service.bootstrap import Container, current
-from workers.cases import MissingFacts, find_payment, refund_case
+from workers.cases import (
+    MissingFacts,
+    cancellation_case,
+    find_payment,
+    find_subscription,
+    refund_case,
+)
 from workers.decide import decide_in, enqueue_actions_of
 
 log = logging.getLogger(__name__)
@@ -45,10 +51,16 @@ def decide_request(container: Container, request_id: str, now: datetime | None =
 
 def _decide(session: Session, container: Container, request: SupportRequest,
             now: datetime) -> str:
-    case = refund_case(session, request)
-    payment = find_payment(session, request.merchant, request.payment_ref)
+    payment = subscription = None
+    if request.kind == "cancellation":
+        case = cancellation_case(session, request)
+        subscription = find_subscription(session, request.merchant, request.body["subscription"])
+    else:
+        case = refund_case(session, request)
+        payment = find_payment(session, request.merchant, request.payment_ref)
     row = decide_in(session, container, request.merchant, case, payment=payment,
-                    account_ref=request.account_ref, now=now, source_request_id=request.id)
+                    account_ref=request.account_ref, now=now, source_request_id=request.id,
+                    subscription=subscription)
     request.status, request.decision_id, request.decided_at = RequestStatus.DECIDED, row.id, now
     audit.record(session, merchant=request.merchant, actor="worker", action="request.decided",
                  subject=request.id, at=now, decision=row.id, outcome=row.outcome)

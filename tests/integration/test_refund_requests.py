@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ledger.models import AuditEntry
 from service import samples
-from tests.support.delivery import deliver, run_worker
+from tests.support.delivery import run_worker
 
 STRIPE_REFUNDS = "https://api.stripe.com/v1/refunds"
 HOST = {"Authorization": "Bearer test-admin-theopenhost-003", "X-Gateway-Actor": "sam@support"}

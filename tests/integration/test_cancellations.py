@@ -1,0 +1,132 @@
+"""Cancellations filed by support: deadlines, blocking debts, and the provider told when to stop."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs
+
+import responses
+from sqlalchemy import select
+
+from ledger.models import Action, ActionStatus
+from service import samples
+from tests.support import stripe as sig
+from tests.support.delivery import run_worker
+from tests.support.paypal import shared_signer
+from workers.actions import run_action
+
+HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
+DIGITAL = {"Authorization": "Bearer test-admin-digitalcare-001"}
+DAY = 86400
+
+
+def _stripe_subscription(client, container, key: str, days_ago: float,  # type: ignore[no-untyped-def]
+                         *extra: str) -> tuple[samples.Scenario, str]:
+    scenario = samples.Scenario(key=key, amount=1000, period_start=int(time.time() - days_ago * DAY))
+    invoice = None
+    for event_type in ("customer.subscription.created", "invoice.paid", "charge.succeeded",
+                       *extra):
+        event = samples.stripe_event(event_type, scenario)
+        if event_type == "invoice.paid":
+            invoice = event["data"]["object"]["number"]
+        assert sig.post(client, event).status_code == 200
+    run_worker(container)
+    return scenario, str(invoice)
+
+
+def _identity(invoice: str) -> dict[str, object]:
+    return {"main_domain": "alice.example", "invoice_number": invoice,
+            "date_of_birth": "1980-02-03", "verified": True}
+
+
+@responses.activate
+def test_an_on_time_cancellation_ends_the_stripe_subscription_at_period_end(client, container):
+    """003: at least 3 days before the next invoice: cancel_at = period end, sent once."""
+    scenario, invoice = _stripe_subscription(client, container, "cancel-ok", days_ago=3)
+    url = f"https://api.stripe.com/v1/subscriptions/{scenario.subscription_id}"
+    responses.post(url, json={"id": scenario.subscription_id, "object": "subscription",
+                              "status": "active"})
+    filed = client.post("/v1/cancellations", headers=HOST, json={
+        "account": scenario.customer_id, "subscription": scenario.subscription_id,
+        "reason": "moving to another host", "identity": _identity(invoice)})
+    assert filed.status_code == 202
+    run_worker(container)
+    shown = client.get(f"/v1/cancellations/{filed.json['id']}", headers=HOST).json
+    decision = shown["decision"]
+    assert decision["decision"]["outcome"] == "cancel_at_period_end"
+    effective = datetime.fromisoformat(
+        decision["decision"]["dates"]["effective_at"].replace("Z", "+00:00"))
+    (call,) = responses.calls
+    assert parse_qs(call.request.body)["cancel_at"] == [str(int(effective.timestamp()))]
+    (action,) = decision["actions"]
+    assert call.request.headers["Idempotency-Key"] == action["id"]
+    assert (action["kind"], action["status"]) == ("cancel", "succeeded")
+
+
+def test_an_unpaid_invoice_blocks_the_cancellation(client, container):
+    """003 §1.2c: with an invoice due, the cancellation is blocked and nothing is sent."""
+    scenario, invoice = _stripe_subscription(client, container, "cancel-blocked", days_ago=40)
+    renewal = samples.stripe_event("invoice.payment_failed", scenario, cycle=2)
+    assert sig.post(client, renewal).status_code == 200
+    run_worker(container)
+    filed = client.post("/v1/cancellations", headers=HOST, json={
+        "account": scenario.customer_id, "subscription": scenario.subscription_id,
+        "identity": _identity(invoice)})
+    run_worker(container)
+    decision = client.get(f"/v1/cancellations/{filed.json['id']}", headers=HOST
+                          ).json["decision"]
+    assert decision["decision"]["outcome"] == "cancel_blocked"
+    assert "003 §1.2c" in [r["clause"] for r in decision["decision"]["reasons"] if not r["holds"]]
+    assert decision["actions"] == []
+
+
+@responses.activate
+def test_a_paypal_cancellation_waits_for_its_effective_date(client, container):
+    """001: PayPal cancels only 'now', so the action is held until the cycle ends, then sent."""
+    scenario = samples.Scenario(key="pp-cancel", amount=1000, payment_method="paypal",
+                                period_start=int(time.time() - 3 * DAY))
+    for event_type in ("BILLING.SUBSCRIPTION.ACTIVATED", "PAYMENT.SALE.COMPLETED"):
+        raw = json.dumps(samples.paypal_event(event_type, scenario)).encode()
+        resp = client.post("/webhooks/digitalcare/paypal", data=raw,
+                           headers=shared_signer().headers(raw, "WH-DIGITALCARE-SANDBOX-001"),
+                           content_type="application/json")
+        assert resp.status_code == 200
+    run_worker(container)
+    filed = client.post("/v1/cancellations", headers=DIGITAL, json={
+        "account": scenario.paypal_payer_id, "subscription": scenario.paypal_subscription_id,
+        "reason": "no longer needed"})
+    run_worker(container)
+    decision = client.get(f"/v1/cancellations/{filed.json['id']}", headers=DIGITAL
+                          ).json["decision"]
+    assert decision["decision"]["outcome"] == "cancel_at_period_end"  # 001 §2
+    with container.sessions() as s:
+        (action,) = s.scalars(select(Action).where(Action.kind == "cancel")).all()
+    assert action.status == ActionStatus.PENDING and action.next_attempt_at is not None
+    assert len(responses.calls) == 0
+    responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    responses.post("https://api-m.sandbox.paypal.com/v1/billing/subscriptions/"
+                   f"{scenario.paypal_subscription_id}/cancel", status=204)
+    due = action.next_attempt_at + timedelta(seconds=1)
+    assert run_action(container, action.id, now=due) == ActionStatus.SUCCEEDED
+    assert responses.calls[-1].request.headers["PayPal-Request-Id"] == action.id
+
+
+def test_a_cancellation_with_a_money_back_claim_files_both(client, container):
+    """money_back_payment files a refund claim beside the cancellation; both get decided."""
+    scenario, invoice = _stripe_subscription(client, container, "cancel-refund", days_ago=40)
+    filed = client.post("/v1/cancellations", headers=HOST, json={
+        "account": scenario.customer_id, "subscription": scenario.subscription_id,
+        "identity": _identity(invoice), "money_back_payment": scenario.charge_id,
+        "reason": "not for me"})
+    claim = filed.json["money_back_request"]
+    assert claim and claim != filed.json["id"]
+    run_worker(container)
+    refund = client.get(f"/v1/refund-requests/{claim}", headers=HOST).json
+    assert refund["kind"] == "refund" and refund["status"] == "decided"
+    assert refund["decision"]["decision"]["outcome"] == "deny"  # 40 days: past the 16-day window
+    assert datetime.now(timezone.utc)  # the cancellation itself was decided too
+    assert client.get(f"/v1/cancellations/{filed.json['id']}", headers=HOST
+                      ).json["status"] == "decided"
