@@ -110,6 +110,15 @@ def file_cancellation() -> tuple[Response, int]:
     return jsonify(answer), 202
 
 
+@bp.post("/uptime-claims")
+@require_merchant
+def file_uptime_claim() -> tuple[Response, int]:
+    """Store an uptime claim; the outage record and the schedule decide the service credit."""
+    body = validate("UptimeClaim", request.get_json(silent=True))
+    (row,) = _file("uptime_claim", [(body, None)])
+    return jsonify(request_json(row, None)), 202
+
+
 def _file(kind: str, bodies: list[tuple[dict[str, Any], str | None]]) -> list[SupportRequest]:
     """Store requests (the first of ``kind``, any further ones refund claims) and enqueue them."""
     now = datetime.now(timezone.utc)
@@ -137,6 +146,7 @@ def _file(kind: str, bodies: list[tuple[dict[str, Any], str | None]]) -> list[Su
 
 @bp.get("/refund-requests/<request_id>")
 @bp.get("/cancellations/<request_id>")
+@bp.get("/uptime-claims/<request_id>")
 @require_merchant
 def show_request(request_id: str) -> tuple[Response, int]:
     """The request, and once decided its Decision with cited reasons and its actions' state."""

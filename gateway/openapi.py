@@ -76,6 +76,12 @@ def document() -> dict[str, Any]:
             "/v1/cancellations/{request_id}": {"get": _op(
                 "A cancellation, its Decision and the state of its actions",
                 params=["request_id"])},
+            "/v1/uptime-claims": {"post": _op(
+                "File an uptime claim; a service credit follows the merchant's schedule",
+                body="UptimeClaim", ok=202)},
+            "/v1/uptime-claims/{request_id}": {"get": _op(
+                "An uptime claim, its Decision and the credit granted",
+                params=["request_id"])},
             "/v1/usage": {"post": _op("Report an account's usage", body="UsageReport", ok=201)},
             "/v1/reviews": {"get": _op("Decisions waiting for a person")},
             "/v1/reviews/{decision_id}": {"post": _op(

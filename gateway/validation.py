@@ -68,6 +68,11 @@ def schemas() -> dict[str, dict[str, Any]]:
             "product_category": order["product_category"],
             "money_back_payment": {**_ids(), "description":
                                    "a payment to claim the money-back guarantee on as well"}}),
+        "UptimeClaim": _object(["account", "subscription", "uptime"], {
+            "account": _ids(), "subscription": _ids(), "reason": request["reason"],
+            "identity": request["identity"], "received_at": _ref("datetime"),
+            "product_category": order["product_category"],
+            "uptime": _part("properties", "uptime")}),
         "UsageReport": _object(["account", "bandwidth_bytes", "sessions"], {
             "account": _ids(),
             "bandwidth_bytes": {"type": "integer", "minimum": 0},

@@ -350,3 +350,4 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]]
 
 
+from ledger import schedule_models as _schedule_models  # noqa: E402,F401

@@ -135,14 +135,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_clock(args: argparse.Namespace) -> int:
     from service.bootstrap import build
+    from workers.scheduled import run_scheduled
     from workers.sweeper import sweep
 
     container = build()
     while True:
         try:
             sweep(container)
+            run_scheduled(container)  # overdue invoices, notices, the notifier
         except Exception:  # the clock must outlive a database or Redis outage
-            log.exception("sweep failed; trying again in %.0f s", args.interval)
+            log.exception("clock run failed; trying again in %.0f s", args.interval)
         if args.once:
             return 0
         time.sleep(args.interval)

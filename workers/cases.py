@@ -25,6 +25,7 @@ from ledger.models import (
     SupportRequest,
     UsageReport,
 )
+from ledger.schedule_models import Account
 
 _MONTHS = {"day": 1 / 30, "week": 7 / 30, "month": 1, "year": 12}
 _GUARANTEE_OUTCOMES = ("full_refund", "partial_refund")
@@ -76,6 +77,15 @@ def cancellation_case(session: Session, request: SupportRequest) -> dict[str, An
     return {"request": part,
             "account": account_part(session, request.merchant, request.account_ref, currency),
             "order": order}
+
+
+def uptime_case(session: Session, request: SupportRequest) -> dict[str, Any]:
+    """The Case for an uptime claim: the subscription's order and the outage as measured."""
+    case = cancellation_case(session, request)
+    case["request"]["kind"] = "uptime_credit"
+    case["request"].pop("immediate", None)
+    case["uptime"] = request.body["uptime"]
+    return case
 
 
 def _order_from_subscription(sub: Subscription, body: dict[str, Any]) -> dict[str, Any]:
@@ -186,11 +196,22 @@ def account_part(session: Session, merchant: str, account_ref: str, currency: st
         Invoice.merchant == merchant, Invoice.customer_ref == account_ref,
         Invoice.status.in_(("open", "paid", "uncollectible"))).order_by(Invoice.due_at)).all()
     part: dict[str, Any] = {"prior_guarantee_refunds": int(prior or 0),
-                            "invoices": [_invoice(i) for i in invoices if i.number]}
+                            "invoices": [_invoice(i) for i in invoices if i.number],
+                            **account_flags(session, merchant, account_ref)}
     credit = ledger_credit.balance(session, merchant, account_ref, currency)
     if credit.amount > 0:
         part["credit_balance"] = money(credit.amount, credit.currency)
     return part
+
+
+def account_flags(session: Session, merchant: str, account_ref: str) -> dict[str, Any]:
+    """The Case's ``account`` facts the merchant keeps: suspension for breach, violations."""
+    account = session.scalars(select(Account).where(
+        Account.merchant == merchant, Account.account_ref == account_ref)).first()
+    if account is None:
+        return {"suspended_for_breach": False, "violations": 0}
+    return {"suspended_for_breach": account.suspended_for_breach,
+            "violations": account.violations}
 
 
 def _invoice(invoice: Invoice) -> dict[str, Any]:

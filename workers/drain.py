@@ -20,7 +20,9 @@ from gateway.envelope import parse_time
 from ledger.models import InboxEvent, InboxStatus
 from service.bootstrap import Container, current
 from workers.context import EventContext
+from workers.decide import enqueue_actions_of
 from workers.dispatch import flag_key, list_key
+from workers.reactions import reactions_for
 from workers.routes import handler_for
 
 log = logging.getLogger(__name__)
@@ -58,29 +60,39 @@ def process_batch(container: Container, ids: list[int], now: datetime | None = N
         .with_for_update(skip_locked=True)
     )
     tried = 0
+    decisions: list[str] = []
     with container.sessions() as session, session.begin():
         for row in session.scalars(query):
             if row.status == InboxStatus.RETRY and row.next_attempt_at and row.next_attempt_at > now:
                 continue  # not due yet; the sweeper hands it out when it is
-            process_event(session, container, row, now)
+            decisions += process_event(session, container, row, now)
             tried += 1
+    for decision_id in decisions:  # committed with their events: now set them in motion
+        enqueue_actions_of(container, decision_id)
     return tried
 
 
-def process_event(session: Session, container: Container, row: InboxEvent, now: datetime) -> None:
-    """Apply one event inside a savepoint; a failure is recorded on the row, not raised."""
+def process_event(session: Session, container: Container, row: InboxEvent, now: datetime
+                  ) -> list[str]:
+    """Apply one event (and its reactions) inside a savepoint; a failure is recorded on the
+    row, not raised. Returns the ids of decisions its reactions recorded."""
     handler = handler_for(row.provider, row.event_type)
     if handler is None:
         _finish(row, InboxStatus.IGNORED, "no handler for this event type", now)
-        return
+        return []
     row.attempts += 1
+    decisions: list[str] = []
     try:
         with session.begin_nested():
-            reason = handler(session, _context(row))
+            ctx = _context(row)
+            reason = handler(session, ctx)
+            for react in reactions_for(row.provider, row.event_type):
+                decisions += react(session, container, ctx, row.id, now)
     except Exception as exc:  # any handler failure: keep it on the row and retry later
         _fail(row, exc, container, now)
-        return
+        return []
     _finish(row, InboxStatus.PROCESSED, reason, now)
+    return decisions
 
 
 def _context(row: InboxEvent) -> EventContext:

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session
 
+from gateway.envelope import parse_time
 from ledger import audit
 from ledger.models import RequestStatus, SupportRequest
 from policy import PolicyError
@@ -17,11 +18,14 @@ from workers.cases import (
     find_payment,
     find_subscription,
     refund_case,
+    uptime_case,
 )
 from workers.decide import decide_in, enqueue_actions_of
+from workers.notices import confirm_cancellation
 
 log = logging.getLogger(__name__)
 PROCESS_JOB = "workers.requests.process_request"
+_CANCELLED = ("cancel_at_period_end", "cancel_next_period", "cancel_immediately")
 
 
 def enqueue(container: Container, request_id: str) -> None:
@@ -52,15 +56,22 @@ def decide_request(container: Container, request_id: str, now: datetime | None =
 def _decide(session: Session, container: Container, request: SupportRequest,
             now: datetime) -> str:
     payment = subscription = None
-    if request.kind == "cancellation":
-        case = cancellation_case(session, request)
-        subscription = find_subscription(session, request.merchant, request.body["subscription"])
+    if request.kind in ("cancellation", "uptime_claim"):
+        build = cancellation_case if request.kind == "cancellation" else uptime_case
+        case = build(session, request)
+        if request.kind == "cancellation":
+            subscription = find_subscription(session, request.merchant,
+                                             request.body["subscription"])
     else:
         case = refund_case(session, request)
         payment = find_payment(session, request.merchant, request.payment_ref)
     row = decide_in(session, container, request.merchant, case, payment=payment,
                     account_ref=request.account_ref, now=now, source_request_id=request.id,
                     subscription=subscription)
+    if subscription is not None and row.outcome in _CANCELLED and row.account_ref:
+        effective = parse_time((row.decision.get("dates") or {}).get("effective_at")) or now
+        confirm_cancellation(session, request.merchant, row.account_ref,
+                             subscription.provider_id, effective, row.id, now=now)
     request.status, request.decision_id, request.decided_at = RequestStatus.DECIDED, row.id, now
     audit.record(session, merchant=request.merchant, actor="worker", action="request.decided",
                  subject=request.id, at=now, decision=row.id, outcome=row.outcome)

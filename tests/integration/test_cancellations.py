@@ -130,3 +130,78 @@ def test_a_cancellation_with_a_money_back_claim_files_both(client, container):
     assert datetime.now(timezone.utc)  # the cancellation itself was decided too
     assert client.get(f"/v1/cancellations/{filed.json['id']}", headers=HOST
                       ).json["status"] == "decided"
+
+
+def test_an_uptime_claim_within_72_hours_gets_a_service_credit(client, container):
+    """003 §1.12a: 99.6% for web hosting earns a 70% service credit, as account credit."""
+    scenario, _ = _stripe_subscription(client, container, "uptime", days_ago=10)
+    incident = datetime.now(timezone.utc) - timedelta(hours=20)
+    filed = client.post("/v1/uptime-claims", headers=HOST, json={
+        "account": scenario.customer_id, "subscription": scenario.subscription_id,
+        "identity": {"username": "alice", "main_domain": "alice.example",
+                     "order_number": "O-1"},
+        "uptime": {"measured_percent": "99.6",
+                   "incident_at": incident.isoformat().replace("+00:00", "Z"),
+                   "cause": "network"}})
+    assert filed.status_code == 202
+    run_worker(container)
+    decision = client.get(f"/v1/uptime-claims/{filed.json['id']}", headers=HOST
+                          ).json["decision"]
+    assert decision["decision"]["outcome"] == "service_credit"
+    assert decision["decision"]["amounts"]["credit"] == {"amount": 700, "currency": "USD"}
+    (action,) = decision["actions"]
+    assert (action["kind"], action["status"]) == ("credit", "succeeded")
+
+
+@responses.activate
+def test_a_paypal_payment_after_the_subscription_ended_is_refunded_less_the_fee(client,
+                                                                               container):
+    """003 §1.7b/§1.7d: a sale on a cancelled subscription is an overpayment, refunded at once
+    less the 5% administration fee, and traced to the event that revealed it."""
+    scenario = samples.Scenario(key="overpaid", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 40 * DAY))
+    events = [samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario),
+              samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)]
+    events[0]["resource"]["status_update_time"] = events[0]["resource"]["update_time"] = (
+        datetime.fromtimestamp(scenario.period(1)[0] + DAY, timezone.utc)
+        .isoformat().replace("+00:00", "Z"))
+    responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    sale_id = events[1]["resource"]["id"]
+    responses.post(f"https://api-m.sandbox.paypal.com/v1/payments/sale/{sale_id}/refund",
+                   json={"id": "RF1", "state": "completed",
+                         "amount": {"total": "19.00", "currency": "USD"}})
+    for event in events:
+        raw = json.dumps(event).encode()
+        resp = client.post("/webhooks/theopenhost/paypal", data=raw,
+                           headers=shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003"),
+                           content_type="application/json")
+        assert resp.status_code == 200
+        run_worker(container)  # in order: the cancellation is known when the sale arrives
+    with container.sessions() as s:
+        from ledger.models import Decision, InboxEvent
+
+        decision = s.scalars(select(Decision)).one()
+        action = s.scalars(select(Action)).one()
+        source = s.get(InboxEvent, decision.source_event_id)
+    assert decision.outcome == "partial_refund" and source.event_id == events[1]["id"]
+    assert (action.amount, action.status) == (1900, ActionStatus.SUCCEEDED)
+    assert json.loads(responses.calls[-1].request.body)["amount"]["total"] == "19.00"
+
+
+@responses.activate
+def test_a_decided_cancellation_writes_its_confirmation_notice(client, container):
+    """000 §3: a cancellation is confirmed to the customer through the outbox."""
+    from ledger.schedule_models import Notice
+
+    scenario, invoice = _stripe_subscription(client, container, "cancel-notice", days_ago=3)
+    responses.post(f"https://api.stripe.com/v1/subscriptions/{scenario.subscription_id}",
+                   json={"id": scenario.subscription_id, "status": "active"})
+    filed = client.post("/v1/cancellations", headers=HOST, json={
+        "account": scenario.customer_id, "subscription": scenario.subscription_id,
+        "identity": _identity(invoice)})
+    assert filed.status_code == 202
+    run_worker(container)
+    with container.sessions() as s:
+        notices = s.scalars(select(Notice)).all()
+    assert [n.kind for n in notices] == ["cancellation_confirmation"]
