@@ -1,9 +1,11 @@
 """`gateway demo`: the whole pipeline on the embedded defaults, end to end, in one command.
 
 Starts gunicorn (as the Procfile does), a worker and the clock on an embedded Redis and a SQLite
-ledger under a fresh data directory; sends signed Stripe and PayPal life cycles for every
-merchant (with a duplicate delivery); waits until the workers have processed them; prints what
-the ledger holds; stops everything.
+ledger under a fresh data directory, with the providers' APIs answered by a local fake; sends
+signed Stripe and PayPal life cycles for every merchant (with a duplicate delivery); waits until
+the workers have processed them; prints what the ledger holds; then, for every merchant, files
+support requests that end in a refund, an account credit, a denial and a review, and prints
+each Decision with its reasons and what was carried out; stops everything.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from ledger.inbox import counts_by_status
 from ledger.migrate import upgrade
 from ledger.models import Customer, InboxEvent, InboxStatus, Invoice, Payment, Refund, Subscription
 from policy.money import Money
+from service import fake_providers
 from service.bootstrap import Container
 from service.cli import GUNICORN_ARGS
-from service.config import load_settings
+from service.config import DEFAULT_MERCHANTS_FILE, load_settings
+from service.demo_flows import ended_in, report, run_flows
 from service.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from service.simulate import lifecycle_events, send_event
 
@@ -35,7 +39,8 @@ from service.simulate import lifecycle_events, send_event
 def run_demo(data_dir: Path, timeout: float = 90.0) -> int:
     data_dir = data_dir.resolve()
     _fresh(data_dir)
-    env = _demo_env(data_dir)
+    fake, server = fake_providers.start()  # Stripe's and PayPal's APIs, answered locally
+    env = _demo_env(data_dir, f"http://127.0.0.1:{server.server_address[1]}")
     settings = load_settings(env)
     upgrade(settings.database_url)
     ensure_embedded_redis(data_dir)
@@ -49,10 +54,20 @@ def run_demo(data_dir: Path, timeout: float = 90.0) -> int:
             container = Container(settings)
             _wait_processed(container, timeout)
             _print_ledger(container)
+            print("\nfiling support requests through the admin API ...")
+            results = run_flows(base, settings, timeout=timeout)
+            print(report(results))
+            print(f"\nrequests that reached the fake Stripe/PayPal APIs: {len(fake.requests)}")
             container.close()
     finally:
         stop_embedded_redis(data_dir)
-    return 0
+        server.shutdown()
+        server.server_close()
+    wrong = [r for r in results if r.outcome != r.flow.expect or ended_in(r) != r.flow.label]
+    for r in wrong:
+        print(f"UNEXPECTED: {r.flow.merchant} {r.flow.label} ended in {ended_in(r)} "
+              f"({r.outcome}, expected {r.flow.expect})")
+    return 1 if wrong else 0
 
 
 def _fresh(data_dir: Path) -> None:
@@ -62,11 +77,15 @@ def _fresh(data_dir: Path) -> None:
     data_dir.mkdir(parents=True)
 
 
-def _demo_env(data_dir: Path) -> dict[str, str]:
+def _demo_env(data_dir: Path, providers_url: str) -> dict[str, str]:
     from service.devcerts import load_or_create_dev_signer
 
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     load_or_create_dev_signer(data_dir)  # a local CA the demo's gateway trusts for PayPal
+    merchants = data_dir / "merchants.toml"  # the sandbox merchants, pointed at the fake APIs
+    merchants.write_text(fake_providers.merchants_file_for(
+        providers_url, DEFAULT_MERCHANTS_FILE.read_text()))
+    env["GATEWAY_MERCHANTS_FILE"] = str(merchants)
     env["GATEWAY_DATA_DIR"] = str(data_dir)
     env["GATEWAY_PAYPAL_CA_FILE"] = str(data_dir / "devcerts" / "ca.pem")
     env.setdefault("LOG_LEVEL", "WARNING")

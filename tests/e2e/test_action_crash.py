@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from ledger.models import Action, ActionStatus, Decision, DecisionStatus, Refund
-from service import samples
+from service import fake_providers, samples
 from service.config import DEFAULT_MERCHANTS_FILE
 from tests.e2e.conftest import ROOT, process_env
-from tests.support import cases, fake_providers
+from tests.support import cases
 from tests.support.delivery import deliver, run_worker
 from tests.support.paypal import shared_signer
 from workers.decide import decide

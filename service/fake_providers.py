@@ -1,4 +1,6 @@
-"""A local fake of the Stripe and PayPal refund APIs, for tests whose worker is another process.
+"""A local fake of the Stripe and PayPal APIs the adapters call: refunds, subscription
+cancellations and customer-balance credits. The demo runs against it, and so do tests whose
+worker is another process (where ``responses`` cannot reach).
 
 It keeps the providers' idempotency promise: a repeated Idempotency-Key (Stripe) or
 PayPal-Request-Id (PayPal) answers with the refund the first request created. Every request is
@@ -63,7 +65,7 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _answer(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
+            data = b"" if body is None else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -99,6 +101,16 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             elif re.fullmatch(r"/v(1/payments/sale|2/payments/captures)/[^/]+/refund", path):
                 self._answer(201, fake.paypal_refund(self.headers["PayPal-Request-Id"],
                                                      json.loads(body)))
+            elif match := re.fullmatch(r"/v1/subscriptions/([^/]+)", path):
+                self._answer(200, {"id": match[1], "object": "subscription", "status": "active"})
+            elif match := re.fullmatch(r"/v1/customers/([^/]+)/balance_transactions", path):
+                form = parse_qs(body)
+                self._answer(200, {"id": f"cbtxn_{self.headers['Idempotency-Key'][-12:]}",
+                                   "object": "customer_balance_transaction",
+                                   "customer": match[1], "amount": int(form["amount"][0]),
+                                   "currency": form["currency"][0]})
+            elif re.fullmatch(r"/v1/billing/subscriptions/[^/]+/cancel", path):
+                self._answer(204, None)
             else:
                 self._answer(404, {"error": "not found"})
 
