@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from adapters import ledger_credit
 from adapters.base import PaymentTarget, ProviderResult
 from gateway.envelope import parse_time
+from ledger import audit
 from ledger.models import (
     Action,
     ActionStatus,
@@ -76,6 +77,10 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
     if subscription is not None and decision.outcome.value in _CANCELS:
         actions.append(_cancel_action(session, row, subscription, decision, clause, now))
     row.status = DecisionStatus.RECORDED if actions else _resting_status(decision)
+    audit.record(session, merchant=merchant, actor="policy", at=now, action="decision.recorded",
+                 subject=row.id, outcome=row.outcome, status=row.status,
+                 request=source_request_id, event=source_event_id,
+                 actions=[a.id for a in actions])
     return row
 
 
@@ -228,6 +233,7 @@ def _record_result(container: Container, action_id: str, result: ProviderResult,
         if action.kind == "cancel":
             action.status = ActionStatus.SUCCEEDED
             _settle(session, action.decision_id)
+            _audit(session, action)
             return action.status
         _record_refund(session, action, result)
         if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
@@ -239,6 +245,7 @@ def _record_result(container: Container, action_id: str, result: ProviderResult,
                                      f"as {result.raw_status}")
         else:
             _settle(session, action.decision_id)
+        _audit(session, action)
         return action.status
 
 
@@ -266,6 +273,7 @@ def _record_failure(container: Container, action_id: str, exc: ProviderError,
         else:
             action.status = ActionStatus.FAILED
             _reopen(session, action, f"{action.kind} failed at {exc.provider}: {exc.code}: {exc}")
+        _audit(session, action)
         return action.status
 
 
@@ -279,6 +287,15 @@ def _grant(session: Session, action: Action, now: datetime) -> None:
                         action_id=action.id, now=now)
     action.status, action.updated_at = ActionStatus.SUCCEEDED, now
     _settle(session, action.decision_id)
+    _audit(session, action)
+
+
+def _audit(session: Session, action: Action, actor: str = "worker") -> None:
+    """Every change of an action's state goes to the audit log with what the provider said."""
+    audit.record(session, merchant=action.merchant, actor=actor, at=action.updated_at,
+                 action=f"action.{action.status}", subject=action.id, kind=action.kind,
+                 decision=action.decision_id, provider_ref=action.provider_ref,
+                 failure=action.failure_code)
 
 
 def _settle(session: Session, decision_id: str) -> None:
@@ -317,7 +334,9 @@ def confirm_refund(session: Session, refund: Refund) -> None:
     refund.action_id, refund.unsolicited = action.id, False
     action.provider_ref = action.provider_ref or refund.provider_id
     if refund.status in ("succeeded", "completed") and action.status != ActionStatus.FAILED:
-        action.status = ActionStatus.SUCCEEDED
+        if action.status != ActionStatus.SUCCEEDED:
+            action.status = ActionStatus.SUCCEEDED
+            _audit(session, action, actor=f"{refund.provider} webhook")
         _settle(session, action.decision_id)
     elif refund.status in ("failed", "canceled", "cancelled"):
         if action.status != ActionStatus.FAILED:
@@ -325,6 +344,7 @@ def confirm_refund(session: Session, refund: Refund) -> None:
             action.last_error = f"refund {refund.provider_id} {refund.status}: " \
                                 f"{refund.failure_reason or 'no reason given'}"
             _reopen(session, action, action.last_error)
+            _audit(session, action, actor=f"{refund.provider} webhook")
 
 
 def due_actions(session: Session, now: datetime, stale_after: timedelta) -> list[str]:

@@ -12,11 +12,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.models import Payment, Subscription
+from gateway.envelope import parse_time
+from ledger import audit
+from ledger.models import DecisionStatus, Payment, Subscription, SupportRequest
+from policy import PolicyError
 from service.bootstrap import Container
-from workers.cases import account_part, iso, money
+from workers.cases import MissingFacts, account_part, cancellation_case, iso, money
 from workers.context import EventContext
 from workers.decide import decide_in
+from workers.notices import confirm_cancellation
 
 Reaction = Callable[[Session, Container, EventContext, int, datetime], list[str]]
 _ENDED = ("CANCELLED", "EXPIRED", "canceled", "incomplete_expired")
@@ -53,8 +57,49 @@ def paypal_sale_overpayment(session: Session, container: Container, ctx: EventCo
     return [row.id]
 
 
+def provider_cancellation(session: Session, container: Container, ctx: EventContext,
+                          inbox_id: int, now: datetime) -> list[str]:
+    """A subscription the customer cancelled at the provider (PayPal profile, Stripe portal or
+    dashboard; 003 §1.14c allows it): decide it like any cancellation, for its effective date
+    and the confirmation notice. The provider already stopped billing, so a period the policy
+    says is still owed (a late cancellation) cannot be charged automatically: review says so."""
+    obj = ctx.payload["data"]["object"] if ctx.provider == "stripe" else ctx.payload["resource"]
+    sub = session.scalars(select(Subscription).where(
+        Subscription.merchant == ctx.merchant, Subscription.provider_id == obj["id"])).first()
+    if sub is None or sub.status not in _ENDED:
+        return []  # an older snapshot, or not actually ended
+    account = sub.customer_ref or sub.provider_id
+    # A request-shaped value (never stored) so the Case is built exactly as for support.
+    request = SupportRequest(id=f"evt-{inbox_id}", merchant=ctx.merchant, kind="cancellation",
+                             account_ref=account, payment_ref=None, filed_by=ctx.provider,
+                             created_at=sub.canceled_at or ctx.created_at,
+                             body={"subscription": sub.provider_id, "identity": {"verified": True},
+                                   "reason": f"cancelled at {ctx.provider}"})
+    try:
+        case = cancellation_case(session, request)
+        row = decide_in(session, container, ctx.merchant, case, payment=None,
+                        account_ref=account, now=now, source_event_id=inbox_id)
+    except (MissingFacts, PolicyError) as exc:  # recorded, never a reason to drop the event
+        audit.record(session, merchant=ctx.merchant, actor=ctx.provider, at=now,
+                     action="cancellation.undecided", subject=sub.provider_id, error=str(exc))
+        return []
+    charge = (row.decision.get("amounts") or {}).get("charge") or {}
+    if row.outcome == "cancel_next_period" and charge.get("amount"):
+        row.status = DecisionStatus.NEEDS_REVIEW
+        row.status_reason = (f"cancelled at {ctx.provider} after the deadline: one more period "
+                             f"({charge['amount']} {charge['currency']}) is owed and must be "
+                             f"invoiced by hand")
+    if row.outcome in ("cancel_at_period_end", "cancel_next_period", "cancel_immediately"):
+        effective = parse_time((row.decision.get("dates") or {}).get("effective_at")) or now
+        confirm_cancellation(session, ctx.merchant, account, sub.provider_id, effective, row.id,
+                             now=now, actor=ctx.provider)
+    return [row.id]
+
+
 REACTIONS: dict[tuple[str, str], tuple[Reaction, ...]] = {
     ("paypal", "PAYMENT.SALE.COMPLETED"): (paypal_sale_overpayment,),
+    ("paypal", "BILLING.SUBSCRIPTION.CANCELLED"): (provider_cancellation,),
+    ("stripe", "customer.subscription.deleted"): (provider_cancellation,),
 }
 
 

@@ -77,3 +77,66 @@ def test_every_merchant_gets_a_refund_a_credit_a_denial_and_a_review(gateway, co
         for result in results:
             assert ("request.filed", result.request_id) in audited
             assert ("request.decided", result.request_id) in audited
+
+
+def test_a_cancellation_and_an_uptime_claim_through_the_running_gateway(gateway, container):
+    """Filed over HTTP, decided by the worker: Stripe is told when to stop, credit is granted."""
+    from datetime import datetime, timedelta, timezone
+
+    from service import samples
+    from service.simulator import send_stripe
+
+    base, settings, fake = gateway
+    merchant = settings.merchants["theopenhost"]
+    headers = {"Authorization": f"Bearer {merchant.admin_token}"}
+    scenario = samples.Scenario(key=f"e2e-{time.time_ns()}", amount=1000,
+                                period_start=int(time.time()) - 3 * 86400)
+    number = None
+    for event_type in ("customer.subscription.created", "invoice.paid", "charge.succeeded"):
+        event = samples.stripe_event(event_type, scenario)
+        number = event["data"]["object"].get("number") or number
+        assert send_stripe(f"{base}/webhooks/theopenhost/stripe", event,
+                           merchant.stripe.webhook_secrets[0]).status == 200
+    identity = {"username": "alice", "main_domain": "alice.example", "invoice_number": number,
+                "date_of_birth": "1980-02-03", "order_number": "O-1", "verified": True}
+    incident = (datetime.now(timezone.utc) - timedelta(hours=5)).isoformat()
+    filed = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(filed) < 2:  # the ledger fills asynchronously
+        time.sleep(0.5)
+        for kind, body in (("cancellations", {"subscription": scenario.subscription_id}),
+                           ("uptime-claims", {"subscription": scenario.subscription_id,
+                                              "uptime": {"measured_percent": "99.2",
+                                                         "incident_at": incident}})):
+            if kind in filed:
+                continue
+            resp = requests.post(f"{base}/v1/{kind}", headers=headers, timeout=5, json={
+                "account": scenario.customer_id, "identity": identity, **body})
+            assert resp.status_code == 202
+            shown = _until_done(base, headers, kind, resp.json()["id"])
+            if shown["status"] == "decided":
+                filed[kind] = shown
+    cancel = filed["cancellations"]["decision"]
+    assert cancel["decision"]["outcome"] == "cancel_at_period_end"
+    assert [a["status"] for a in cancel["actions"]] == ["succeeded"]
+    assert any(r.path.startswith(f"/v1/subscriptions/{scenario.subscription_id}")
+               and "cancel_at=" in r.body for r in fake.requests)
+    uptime = filed["uptime-claims"]["decision"]
+    assert uptime["decision"]["outcome"] == "service_credit"
+    assert uptime["decision"]["amounts"]["credit"] == {"amount": 800, "currency": "USD"}
+    with container.sessions() as s:
+        assert s.scalars(select(AccountCredit).where(
+            AccountCredit.account_ref == scenario.customer_id)).one().amount == 800
+
+
+def _until_done(base: str, headers: dict[str, str], kind: str, request_id: str) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = requests.get(f"{base}/v1/{kind}/{request_id}", headers=headers, timeout=5).json()
+        decision = shown.get("decision")
+        if shown["status"] == "failed" or (decision and all(
+                a["status"] in ("succeeded", "submitted", "failed")
+                for a in decision["actions"])):
+            return dict(shown)
+        time.sleep(0.2)
+    raise AssertionError(f"{kind} {request_id} not done")

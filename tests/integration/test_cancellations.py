@@ -181,9 +181,12 @@ def test_a_paypal_payment_after_the_subscription_ended_is_refunded_less_the_fee(
     with container.sessions() as s:
         from ledger.models import Decision, InboxEvent
 
-        decision = s.scalars(select(Decision)).one()
-        action = s.scalars(select(Action)).one()
+        decision = s.scalars(select(Decision).where(Decision.request_kind == "overpayment")).one()
+        action = s.scalars(select(Action).where(Action.decision_id == decision.id)).one()
         source = s.get(InboxEvent, decision.source_event_id)
+        cancelled = s.scalars(select(Decision).where(Decision.request_kind == "cancellation")
+                              ).one()  # the cancellation at PayPal was decided too
+        assert s.get(InboxEvent, cancelled.source_event_id).event_id == events[0]["id"]
     assert decision.outcome == "partial_refund" and source.event_id == events[1]["id"]
     assert (action.amount, action.status) == (1900, ActionStatus.SUCCEEDED)
     assert json.loads(responses.calls[-1].request.body)["amount"]["total"] == "19.00"
@@ -204,4 +207,33 @@ def test_a_decided_cancellation_writes_its_confirmation_notice(client, container
     run_worker(container)
     with container.sessions() as s:
         notices = s.scalars(select(Notice)).all()
+    assert [n.kind for n in notices] == ["cancellation_confirmation"]
+
+
+def test_a_late_cancellation_at_the_provider_goes_to_review_for_the_period_owed(client,
+                                                                                container):
+    """000: cancelled in Stripe on the 26th: the next month is owed, which the provider will no
+    longer bill, so the decision waits in review saying so; the customer is still confirmed."""
+    from ledger.models import Decision, DecisionStatus, InboxEvent
+    from ledger.schedule_models import Notice
+
+    scenario = samples.Scenario(key="late-cancel", amount=5000,
+                                period_start=int(datetime(2026, 10, 1, tzinfo=timezone.utc)
+                                                 .timestamp()))
+    cancelled_at = int(datetime(2026, 10, 26, 12, tzinfo=timezone.utc).timestamp())
+    secret = "whsec_test_oneclick_current"
+    for event in (samples.stripe_event("customer.subscription.created", scenario),
+                  samples.stripe_event("charge.succeeded", scenario),
+                  samples.stripe_event("customer.subscription.deleted", scenario,
+                                       canceled_at=cancelled_at, ended_at=cancelled_at)):
+        assert sig.post(client, event, merchant="oneclick", secret=secret).status_code == 200
+        run_worker(container)
+    with container.sessions() as s:
+        decision = s.scalars(select(Decision)).one()
+        source = s.get(InboxEvent, decision.source_event_id)
+        notices = s.scalars(select(Notice)).all()
+    assert source.event_type == "customer.subscription.deleted"
+    assert decision.outcome == "cancel_next_period", decision.decision["reasons"]
+    assert decision.status == DecisionStatus.NEEDS_REVIEW
+    assert "owed" in decision.status_reason
     assert [n.kind for n in notices] == ["cancellation_confirmation"]
