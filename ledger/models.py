@@ -218,6 +218,7 @@ class Decision(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     merchant: Mapped[str] = mapped_column(String(64))
     account_ref: Mapped[str | None] = mapped_column(String(255))
+    payment_ref: Mapped[str | None] = mapped_column(String(255))  # the payment it concerns
     pack: Mapped[str] = mapped_column(String(64))
     request_kind: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(32))

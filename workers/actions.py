@@ -63,7 +63,7 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
                     subscription: Subscription | None = None) -> Decision:
     """Store the Decision and the actions that carry it out; the caller commits."""
     row = Decision(id=new_id("dec"), merchant=merchant, account_ref=account_ref,
-                   pack=decision.pack, request_kind=decision.request_kind,
+                   payment_ref=payment.provider_id if payment else None, pack=decision.pack, request_kind=decision.request_kind,
                    outcome=decision.outcome.value, case=case,
                    decision=decision_to_json(decision), evaluated_at=now,
                    source_event_id=source_event_id, source_request_id=source_request_id)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
 from ledger import audit
-from ledger.models import DecisionStatus, Payment, Subscription, SupportRequest
+from ledger.models import DecisionStatus, Invoice, Payment, Subscription, SupportRequest
 from policy import PolicyError
 from service.bootstrap import Container
 from workers.cases import MissingFacts, account_part, cancellation_case, iso, money
@@ -43,18 +44,60 @@ def paypal_sale_overpayment(session: Session, container: Container, ctx: EventCo
     if sub.canceled_at is not None and sale.paid_at <= sub.canceled_at:
         return []
     account = sub.customer_ref or sub.provider_id
-    case = {
-        "request": {"kind": "overpayment", "received_at": iso(now), "identity": {},
-                    "reason": f"payment received for subscription {sub.provider_id}, "
-                              f"which ended {iso(sub.canceled_at) or 'earlier'}"},
-        "account": account_part(session, ctx.merchant, account, sale.currency),
-        "payment": {"amount": money(sale.amount, sale.currency), "received_at": iso(sale.paid_at),
-                    "overpaid_amount": money(sale.amount, sale.currency), "provider": "paypal",
-                    "via_subscription": True},
-    }
+    case = _overpayment_case(session, ctx.merchant, account, sale, sale.amount, now,
+                             f"payment received for subscription {sub.provider_id}, which "
+                             f"ended {iso(sub.canceled_at) or 'earlier'}", via_subscription=True)
     row = decide_in(session, container, ctx.merchant, case, payment=sale, account_ref=account,
                     now=now, source_event_id=inbox_id)
     return [row.id]
+
+
+def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventContext,
+                            inbox_id: int, now: datetime) -> list[str]:
+    """A charge for more than its invoice owed is an overpayment of the difference.
+
+    It needs both the invoice and its charge; whichever event arrives second decides, so an
+    overpayment is decided once whatever the arrival order.
+    """
+    obj = ctx.payload["data"]["object"]
+    if obj.get("object") == "charge":
+        charge_ref, invoice_ref = obj.get("id"), obj.get("invoice")
+    else:
+        charge_ref, invoice_ref = None, obj.get("id")
+    if not isinstance(invoice_ref, str):
+        return []
+    invoice = session.scalars(select(Invoice).where(
+        Invoice.merchant == ctx.merchant, Invoice.provider_id == invoice_ref)).first()
+    query = select(Payment).where(Payment.merchant == ctx.merchant, Payment.kind == "charge")
+    query = (query.where(Payment.provider_id == charge_ref) if charge_ref
+             else query.where(Payment.invoice_ref == invoice_ref))
+    charge = session.scalars(query).first()
+    if (invoice is None or charge is None or charge.status != "succeeded"
+            or charge.currency != invoice.currency or charge.amount <= invoice.amount_due):
+        return []
+    over = charge.amount - invoice.amount_due
+    account = charge.customer_ref or invoice.customer_ref or invoice.provider_id
+    case = _overpayment_case(session, ctx.merchant, account, charge, over, now,
+                             f"charge {charge.provider_id} paid {charge.amount} for invoice "
+                             f"{invoice.provider_id}, which owed {invoice.amount_due}",
+                             via_subscription=invoice.subscription_ref is not None)
+    row = decide_in(session, container, ctx.merchant, case, payment=charge, account_ref=account,
+                    now=now, source_event_id=inbox_id)
+    return [row.id]
+
+
+def _overpayment_case(session: Session, merchant: str, account: str, payment: Payment,
+                      over: int, now: datetime, reason: str, via_subscription: bool
+                      ) -> dict[str, Any]:
+    return {
+        "request": {"kind": "overpayment", "received_at": iso(now), "identity": {},
+                    "reason": reason},
+        "account": account_part(session, merchant, account, payment.currency),
+        "payment": {"amount": money(payment.amount, payment.currency),
+                    "received_at": iso(payment.paid_at),
+                    "overpaid_amount": money(over, payment.currency),
+                    "provider": payment.provider, "via_subscription": via_subscription},
+    }
 
 
 def provider_cancellation(session: Session, container: Container, ctx: EventContext,
@@ -100,6 +143,8 @@ REACTIONS: dict[tuple[str, str], tuple[Reaction, ...]] = {
     ("paypal", "PAYMENT.SALE.COMPLETED"): (paypal_sale_overpayment,),
     ("paypal", "BILLING.SUBSCRIPTION.CANCELLED"): (provider_cancellation,),
     ("stripe", "customer.subscription.deleted"): (provider_cancellation,),
+    ("stripe", "invoice.paid"): (stripe_overpaid_invoice,),
+    ("stripe", "charge.succeeded"): (stripe_overpaid_invoice,),
 }
 
 

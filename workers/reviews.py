@@ -86,8 +86,8 @@ def _money(value: dict[str, Any] | None) -> Money | None:
 
 def _payment_of(session: Session, decision: Decision) -> Payment | None:
     """The payment the decision is about: its request's, or the one a failed refund targeted."""
-    ref = None
-    if decision.source_request_id:
+    ref = decision.payment_ref
+    if ref is None and decision.source_request_id:
         ref = session.scalar(select(SupportRequest.payment_ref).where(
             SupportRequest.id == decision.source_request_id))
     ref = ref or session.scalar(select(Action.payment_ref).where(

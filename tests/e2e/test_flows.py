@@ -140,3 +140,53 @@ def _until_done(base: str, headers: dict[str, str], kind: str, request_id: str) 
             return dict(shown)
         time.sleep(0.2)
     raise AssertionError(f"{kind} {request_id} not done")
+
+
+def test_a_payment_after_a_paypal_cancellation_is_refunded_by_the_running_gateway(gateway,
+                                                                                  container):
+    """Webhooks alone: the cancellation at PayPal is decided (003 §1.2a: ending the billing
+    agreement does not cancel the hosting account, so no confirmation is sent), and the sale
+    that followed it is refunded less the 5% fee, once, under its action id."""
+    import json
+    from datetime import datetime, timezone
+
+    from ledger.models import Decision
+    from ledger.schedule_models import Notice
+    from service import samples
+    from tests.support.paypal import shared_signer
+
+    base, settings, fake = gateway
+    scenario = samples.Scenario(key=f"e2e-pp-{time.time_ns()}", amount=2000,
+                                payment_method="paypal",
+                                period_start=int(time.time()) - 40 * 86400)
+    cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
+    ended = datetime.fromtimestamp(scenario.period(1)[0] + 86400, timezone.utc)
+    cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = (
+        ended.isoformat().replace("+00:00", "Z"))
+    sale = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)
+    for event in (cancelled, sale):
+        raw = json.dumps(event).encode()
+        headers = {**shared_signer().headers(raw, settings.merchants["theopenhost"].paypal
+                                             .webhook_id), "Content-Type": "application/json"}
+        assert requests.post(f"{base}/webhooks/theopenhost/paypal", data=raw, headers=headers,
+                             timeout=5).status_code == 200
+        time.sleep(1.0)  # in order: PayPal sends the cancellation before the next sale
+    deadline = time.monotonic() + 30
+    refund = None
+    while time.monotonic() < deadline and refund is None:
+        with container.sessions() as s:
+            refund = s.scalars(select(Action).where(Action.kind == "refund",
+                                                    Action.status == "succeeded")).first()
+        time.sleep(0.3)
+    assert refund is not None, "the overpayment was not refunded"
+    assert (refund.amount, refund.payment_ref) == (1900, sale["resource"]["id"])
+    assert fake.posts_with_key(refund.id) == 1
+    with container.sessions() as s:
+        ds = list(s.scalars(select(Decision)))
+        kinds = sorted(d.request_kind for d in ds)
+        notices = [n.kind for n in s.scalars(select(Notice))]
+    assert kinds == ["cancellation", "overpayment"]
+    (cancellation,) = [d for d in ds if d.request_kind == "cancellation"]
+    assert cancellation.outcome == "cancel_blocked"
+    assert "003 §1.2a" in [r["clause"] for r in cancellation.decision["reasons"] if not r["holds"]]
+    assert "cancellation_confirmation" not in notices

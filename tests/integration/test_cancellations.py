@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
 
+import pytest
 import responses
 from sqlalchemy import select
 
@@ -237,3 +238,38 @@ def test_a_late_cancellation_at_the_provider_goes_to_review_for_the_period_owed(
     assert decision.status == DecisionStatus.NEEDS_REVIEW
     assert "owed" in decision.status_reason
     assert [n.kind for n in notices] == ["cancellation_confirmation"]
+
+
+@responses.activate
+@pytest.mark.parametrize("charge_first", [True, False], ids=["charge first", "invoice first"])
+def test_a_charge_above_what_its_invoice_owed_is_refunded_once_in_any_order(client, container,
+                                                                           charge_first):
+    """25.00 paid for 20.00 owed is 5.00 overpaid, decided once whichever of the invoice and
+    the charge arrives first. 003's overpayment clauses speak of PayPal only, so a Stripe
+    overpayment waits for a person; approving it refunds the 5.00."""
+    from ledger.models import Decision
+
+    scenario = samples.Scenario(key=f"overpaid-{charge_first}", amount=2500,
+                                period_start=int(time.time() - 2 * DAY))
+    invoice = samples.stripe_event("invoice.paid", scenario, amount_due=2000)
+    charge = samples.stripe_event("charge.succeeded", scenario)
+    responses.add_callback(responses.POST, "https://api.stripe.com/v1/refunds",
+                           callback=lambda req: (200, {}, json.dumps({
+                               "id": "re_over", "object": "refund", "status": "succeeded",
+                               "amount": int(parse_qs(req.body)["amount"][0]),
+                               "currency": "usd", "charge": scenario.charge_id})))
+    for event in ((charge, invoice) if charge_first else (invoice, charge)):
+        assert sig.post(client, event).status_code == 200
+        run_worker(container)
+    with container.sessions() as s:
+        (decision,) = s.scalars(select(Decision)).all()
+    assert decision.request_kind == "overpayment" and decision.outcome == "needs_review"
+    assert decision.case["payment"]["overpaid_amount"] == {"amount": 500, "currency": "USD"}
+    resp = client.post(f"/v1/reviews/{decision.id}", headers=HOST, json={
+        "approve": True, "reviewer": "kim@finance", "refund": {"amount": 500, "currency": "USD"}})
+    assert resp.status_code == 200
+    run_worker(container)
+    with container.sessions() as s:
+        action = s.scalars(select(Action)).one()
+    assert (action.amount, action.payment_ref, action.status) == (
+        500, scenario.charge_id, ActionStatus.SUCCEEDED)
