@@ -190,3 +190,39 @@ def test_a_payment_after_a_paypal_cancellation_is_refunded_by_the_running_gatewa
     assert cancellation.outcome == "cancel_blocked"
     assert "003 §1.2a" in [r["clause"] for r in cancellation.decision["reasons"] if not r["holds"]]
     assert "cancellation_confirmation" not in notices
+
+
+def test_the_running_clock_marks_an_unpaid_invoice_overdue_and_sends_notices(gateway,
+                                                                             container):
+    """The clock process: an invoice unpaid two days past due is overdue, support is withheld
+    (003 §1.4, §1.6); a renewal 5 days out gets its reminder (002), delivered by the notifier."""
+    from ledger.schedule_models import Account, InvoiceAssessment, Notice
+    from service import samples
+    from service.simulator import send_stripe
+
+    base, settings, _ = gateway
+    now = int(time.time())
+    host = samples.Scenario(key=f"e2e-due-{time.time_ns()}", amount=1000,
+                            period_start=now - 40 * 86400)
+    unpaid = samples.stripe_event("invoice.payment_failed", host, cycle=2,
+                                  due_date=now - 2 * 86400)
+    assert send_stripe(f"{base}/webhooks/theopenhost/stripe", unpaid,
+                       settings.merchants["theopenhost"].stripe.webhook_secrets[0]).status == 200
+    vpn = samples.Scenario(key=f"e2e-renew-{time.time_ns()}", amount=1000,
+                           period_start=now - 26 * 86400)  # renews in about 4-5 days
+    assert send_stripe(f"{base}/webhooks/cloudbehind/stripe",
+                       samples.stripe_event("customer.subscription.created", vpn),
+                       settings.merchants["cloudbehind"].stripe.webhook_secrets[0]).status == 200
+    deadline = time.monotonic() + 40
+    assessment = reminder = None
+    while time.monotonic() < deadline and not (assessment and reminder and reminder.sent_at):
+        time.sleep(0.5)
+        with container.sessions() as s:
+            assessment = s.scalars(select(InvoiceAssessment)).first()
+            reminder = s.scalars(select(Notice).where(Notice.merchant == "cloudbehind")).first()
+            account = s.scalars(select(Account).where(
+                Account.account_ref == host.customer_id)).first()
+    assert assessment is not None and assessment.overdue
+    assert account is not None and account.support_withheld
+    assert reminder is not None and reminder.kind == "auto_renewal_reminder"
+    assert reminder.sent_at is not None and reminder.channel == "log"
