@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
@@ -17,9 +18,11 @@ from gateway.responses import error
 from gateway.serialize import decision_json, request_json
 from gateway.validation import InvalidBody, validate
 from ledger import audit
-from ledger.models import Action, Decision, SupportRequest, UsageReport
+from ledger.models import Action, Decision, InboxEvent, SupportRequest, UsageReport
 from policy import CaseError, PolicyError, case_from_json, decision_to_json, evaluate
+from reports.run import FORMATS, reconcile, render
 from service.bootstrap import Container
+from service.errors import ProviderError
 from workers import requests as support_requests
 from workers import reviews
 from workers.actions import new_id
@@ -212,3 +215,49 @@ def answer_review(decision_id: str) -> tuple[Response, int]:
     with _container().sessions() as session:
         return jsonify({"status": status,
                         "decision": _decision(session, session.get(Decision, decision_id))}), 200
+
+
+@bp.get("/events/<event_id>")
+@require_merchant
+def show_event(event_id: str) -> tuple[Response, int]:
+    """An inbox event as received: what a report's row links to."""
+    with _container().sessions() as session:
+        rows = list(session.scalars(select(InboxEvent).where(
+            InboxEvent.merchant == g.merchant.name, InboxEvent.event_id == event_id)))
+    if not rows:
+        return error(404, "not_found", f"no event {event_id}")
+    return jsonify({"events": [_event_json(row) for row in rows]}), 200
+
+
+def _event_json(row: InboxEvent) -> dict[str, Any]:
+    return {"event_id": row.event_id, "provider": row.provider, "type": row.event_type,
+            "status": row.status, "status_reason": row.status_reason,
+            "received_at": row.received_at.isoformat(), "deliveries": row.deliveries,
+            "attempts": row.attempts, "last_error": row.last_error,
+            "payload": json.loads(row.raw_body)}
+
+
+@bp.get("/reports/reconciliation")
+@require_merchant
+def reconciliation_report() -> Response | tuple[Response, int]:
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD&format=json|csv|html, against the providers' APIs."""
+    try:
+        start = date.fromisoformat(request.args.get("from", ""))
+    except ValueError:
+        return error(400, "invalid_request", "from must be a YYYY-MM-DD date", field="from")
+    try:
+        end = date.fromisoformat(request.args.get("to", ""))
+    except ValueError:
+        return error(400, "invalid_request", "to must be a YYYY-MM-DD date", field="to")
+    fmt = request.args.get("format", "json")
+    if fmt not in FORMATS:
+        return error(400, "invalid_request", f"format must be one of {FORMATS}", field="format")
+    if end <= start:
+        return error(400, "invalid_request", "to must be after from", field="to")
+    try:
+        report = reconcile(_container(), g.merchant, start, end)
+    except ProviderError as exc:
+        return error(502, "provider_unavailable", str(exc), field="provider")
+    mimetype = {"json": "application/json", "csv": "text/csv", "html": "text/html"}[fmt]
+    return Response(stream_with_context(render(report, fmt)), mimetype=f"{mimetype}; "
+                    "charset=utf-8")

@@ -82,6 +82,18 @@ def document() -> dict[str, Any]:
             "/v1/uptime-claims/{request_id}": {"get": _op(
                 "An uptime claim, its Decision and the credit granted",
                 params=["request_id"])},
+            "/v1/reports/reconciliation": {"get": {
+                **_op("Reconcile the ledger against the providers' records for a period"),
+                "parameters": [
+                    {"name": "from", "in": "query", "required": True,
+                     "schema": {"type": "string", "format": "date"}},
+                    {"name": "to", "in": "query", "required": True,
+                     "schema": {"type": "string", "format": "date"},
+                     "description": "exclusive"},
+                    {"name": "format", "in": "query",
+                     "schema": {"enum": ["json", "csv", "html"], "default": "json"}}]}},
+            "/v1/events/{event_id}": {"get": _op(
+                "An inbox event as received (what report rows link to)", params=["event_id"])},
             "/v1/usage": {"post": _op("Report an account's usage", body="UsageReport", ok=201)},
             "/v1/reviews": {"get": _op("Decisions waiting for a person")},
             "/v1/reviews/{decision_id}": {"post": _op(

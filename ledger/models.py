@@ -351,4 +351,30 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]]
 
 
+
+
+class StagedProviderRecord(Base):
+    """Provider records of one reconciliation run, staged so the database does the matching.
+
+    A million records do not fit comfortably in a worker's memory as Python objects, and the
+    database already holds the ledger side: staging and joining there keeps memory bounded.
+    Rows are deleted when their run ends.
+    """
+
+    __tablename__ = "staged_provider_records"
+    __table_args__ = (Index("ix_staged_run_ref", "run_id", "provider", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    related_id: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(32))
+
+
 from ledger import schedule_models as _schedule_models  # noqa: E402,F401

@@ -8,14 +8,16 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.errors import GatewayError
 
 if TYPE_CHECKING:
+
     from service.bootstrap import Container
 
 log = logging.getLogger("gateway")
@@ -95,7 +97,86 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="a readable account, not JSON")
     p.set_defaults(func=cmd_policy_evaluate)
 
+    report = sub.add_parser("report", help="finance reports").add_subparsers(
+        dest="report", required=True)
+    p = report.add_parser("reconcile", help="ledger against provider records, for a period; "
+                                            "exit 1 when discrepancies are found")
+    p.add_argument("--merchant", required=True)
+    p.add_argument("--from", dest="start", required=True, type=_date, help="YYYY-MM-DD")
+    p.add_argument("--to", dest="end", required=True, type=_date,
+                   help="YYYY-MM-DD, exclusive")
+    p.add_argument("--format", choices=["csv", "json", "html"], default="csv")
+    p.add_argument("--provider-export", action="append", default=[], type=Path,
+                   help="a Stripe balance history or PayPal activity CSV (repeatable); "
+                        "without one, the providers' APIs are read")
+    p.add_argument("--output", type=Path, help="write here instead of standard output")
+    p.set_defaults(func=cmd_report_reconcile)
+
+    p = sub.add_parser("backfill", help="fetch events the inbox never received, and process them")
+    p.add_argument("--merchant", required=True)
+    p.add_argument("--provider", choices=["stripe", "paypal"], required=True)
+    p.add_argument("--from", dest="start", required=True, type=_date)
+    p.add_argument("--to", dest="end", required=True, type=_date)
+    p.add_argument("--list", action="store_true", help="only list the missed events")
+    p.set_defaults(func=cmd_backfill)
+
     return parser
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+def cmd_report_reconcile(args: argparse.Namespace) -> int:
+    from reports.run import reconcile, render
+
+    with _opened() as container:
+        merchant = container.settings.merchant(args.merchant)
+        if merchant is None:
+            print(f"gateway: unknown merchant {args.merchant!r}", file=sys.stderr)
+            return 2
+        report = reconcile(container, merchant, args.start, args.end,
+                           args.provider_export, progress=_progress())
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        for chunk in render(report, args.format):
+            out.write(chunk)
+    finally:
+        if args.output:
+            out.close()
+    found = len(report["discrepancies"])
+    print(f"{found} discrepancies", file=sys.stderr)
+    return 1 if found else 0
+
+
+def _progress() -> Callable[[str, int], None] | None:
+    """A one-line progress display on standard error, for long runs in a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(stage: str, count: int) -> None:
+        print(f"\r{stage}: {count:,}", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from reports.backfill import backfill, missed_events
+
+    from reports.build import period
+
+    start, end = period(args.start, args.end)
+    with _opened() as container:
+        if args.list:
+            for event in missed_events(container, args.merchant, args.provider, start, end):
+                print(json.dumps(event, default=str))
+            return 0
+        stored = backfill(container, args.merchant, args.provider, start, end)
+    print(f"stored and enqueued {stored} missed event(s)")
+    return 0
 
 
 @contextmanager

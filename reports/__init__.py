@@ -1,0 +1,1 @@
+"""Finance reconciliation: every cent the providers moved matched to an entry of ours, and back."""

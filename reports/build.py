@@ -1,0 +1,48 @@
+"""One reconciliation report: stage the provider's records, match, total, and assemble.
+
+Memory is bounded by the number of discrepancies (kept for the report's table), never by the
+number of ledger entries or provider records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from reports.reconcile import Progress, Run
+from reports.records import ProviderRecord
+from service.bootstrap import Container
+
+EVENT_LINK = "/v1/events/{event_id}"
+
+
+def period(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start, end) as UTC datetimes; ``end`` is exclusive, as finance periods are."""
+    if end <= start:
+        raise ValueError("the period's end must be after its start")
+    return (datetime.combine(start, time(), timezone.utc),
+            datetime.combine(end, time(), timezone.utc))
+
+
+def build_report(container: Container, merchant: str, start: date, end: date,
+                 records: Iterable[ProviderRecord], progress: Progress | None = None,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """The report as plain data: totals per currency, the daily series, every discrepancy."""
+    begin, finish = period(start, end)
+    run = Run(container.engine, merchant, begin, finish)
+    try:
+        run.stage(records, progress)
+        discrepancies = list(run.discrepancies(now=now, progress=progress))
+        totals = run.compute_totals()
+        daily = run.daily()
+    finally:
+        run.close()
+    return {
+        "merchant": merchant, "from": start.isoformat(), "to": end.isoformat(),
+        "generated_at": (now or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z"),
+        "currencies": {cur: t.as_dict() for cur, t in sorted(totals.items())},
+        "daily": daily,
+        "discrepancies": discrepancies,
+        "event_link": EVENT_LINK,
+    }

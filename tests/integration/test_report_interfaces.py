@@ -1,0 +1,114 @@
+"""The reconciliation report from the CLI and the admin API."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import responses
+
+from service import samples
+from service.cli import run as gateway
+from tests.support import stripe as sig
+from tests.support.delivery import run_worker
+
+EXPORTS = Path(__file__).parents[1] / "fixtures" / "exports"
+HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
+
+
+def _env(monkeypatch, container) -> None:  # type: ignore[no-untyped-def]
+    s = container.settings
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(s.data_dir))
+    monkeypatch.setenv("DATABASE_URL", s.database_url)
+    monkeypatch.setenv("REDIS_URL", s.redis_url or "")
+
+
+def test_an_export_with_movements_we_never_recorded_exits_1_with_a_csv(
+        container, monkeypatch, capsys, tmp_path):
+    """Every movement in a Stripe export the ledger lacks is a row; the exit status says so."""
+    _env(monkeypatch, container)
+    out = tmp_path / "report.csv"
+    status = gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
+                      "--to", "2026-02-01", "--format", "csv", "--output", str(out),
+                      "--provider-export", str(EXPORTS / "stripe_balance_history.csv")])
+    assert status == 1
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("kind,provider,provider_id,currency,")
+    assert all(line.startswith("missing_in_ledger,stripe,") for line in lines[1:])
+    assert len(lines) > 1
+
+
+def test_a_clean_period_exits_0(container, monkeypatch, tmp_path):
+    """Nothing at the provider and nothing in the ledger: no discrepancy, exit status 0."""
+    _env(monkeypatch, container)
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text((EXPORTS / "stripe_balance_history.csv").read_text().splitlines()[0]
+                           + "\n")
+    assert gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
+                    "--to", "2026-02-01", "--format", "json", "--output",
+                    str(tmp_path / "r.json"), "--provider-export", str(header_only)]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["discrepancies"] == [] and report["merchant"] == "theopenhost"
+
+
+def test_an_export_of_unknown_shape_is_an_error_naming_the_columns(container, monkeypatch,
+                                                                   tmp_path, capsys):
+    """A CSV that is neither export is refused with exit status 2."""
+    _env(monkeypatch, container)
+    odd = tmp_path / "odd.csv"
+    odd.write_text("a,b,c\n1,2,3\n")
+    assert gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
+                    "--to", "2026-02-01", "--provider-export", str(odd)]) == 2
+
+
+@responses.activate
+def test_the_admin_api_reconciles_against_the_providers_apis(client, container):
+    """GET /v1/reports/reconciliation reads Stripe's and PayPal's records for the period."""
+    scenario = samples.Scenario(key="api-report", amount=1500,
+                                period_start=1_767_225_600 + 3 * 86400)
+    assert sig.post(client, samples.stripe_event("charge.succeeded", scenario)).status_code == 200
+    run_worker(container)
+    responses.get(re.compile(r"https://api\.stripe\.com/v1/balance_transactions.*"),
+                  json={"object": "list", "data": [], "has_more": False,
+                        "url": "/v1/balance_transactions"})
+    responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    responses.get(re.compile(r"https://api-m\.sandbox\.paypal\.com/v1/reporting/transactions.*"),
+                  json={"transaction_details": [], "total_items": 0, "total_pages": 0,
+                        "page": 1})
+    never_arrived = samples.stripe_event("invoice.paid", scenario)
+    delivered = samples.stripe_event("charge.succeeded", scenario)
+    responses.get(re.compile(r"https://api\.stripe\.com/v1/events.*"),
+                  json={"object": "list", "has_more": False, "url": "/v1/events",
+                        "data": [never_arrived, delivered]})
+    responses.get(re.compile(r"https://api-m\.sandbox\.paypal\.com/v1/notifications/"
+                             r"webhooks-events.*"), json={"events": [], "count": 0, "links": []})
+    resp = client.get("/v1/reports/reconciliation?from=2026-01-01&to=2026-02-01&format=json",
+                      headers=HOST)
+    assert resp.status_code == 200
+    body = resp.get_json()
+    row, missed = body["discrepancies"]
+    assert (row["kind"], row["provider_id"]) == ("missing_at_provider", scenario.charge_id)
+    assert (missed["kind"], missed["provider_id"]) == ("missed_event", never_arrived["id"])
+    assert body["currencies"]["USD"]["gross_charges"] == 1500
+    event = client.get(f"/v1/events/{row['event_id']}", headers=HOST)
+    assert event.status_code == 200 and event.json["events"][0]["type"] == "charge.succeeded"
+    html = client.get("/v1/reports/reconciliation?from=2026-01-01&to=2026-02-01&format=html",
+                      headers=HOST)
+    assert html.status_code == 200 and scenario.charge_id in html.get_data(as_text=True)
+
+
+def test_bad_report_parameters_name_the_field(client):
+    """Dates, their order and the format are checked."""
+    for query, field in [("from=x&to=2026-02-01", "from"), ("from=2026-01-01&to=", "to"),
+                         ("from=2026-02-01&to=2026-01-01", "to"),
+                         ("from=2026-01-01&to=2026-02-01&format=pdf", "format")]:
+        resp = client.get(f"/v1/reports/reconciliation?{query}", headers=HOST)
+        assert resp.status_code == 400 and resp.json["error"]["field"] == field
+
+
+def test_reports_need_a_token(client):
+    """No token, no report."""
+    assert client.get("/v1/reports/reconciliation?from=2026-01-01&to=2026-02-01"
+                      ).status_code == 401
