@@ -7,7 +7,6 @@ and if Redis is down at that moment the sweeper enqueues it later.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -17,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.envelope import Envelope, parse_json, paypal_envelope, stripe_envelope
 from gateway.responses import error
 from gateway.signatures.stripe import verify_stripe
-from ledger.inbox import Stored, store_event
+from ledger.inbox import Stored, new_event_row, store_event
 from ledger.models import InboxStatus, Provider
 from service.bootstrap import Container
 from service.config import Merchant
@@ -101,26 +100,10 @@ def _store_and_enqueue(container: Container, merchant: Merchant, provider: Provi
 
 def _inbox_row(container: Container, merchant: Merchant, provider: Provider, envelope: Envelope,
                livemode: bool, raw: bytes) -> dict[str, Any]:
-    mismatch = livemode != merchant.livemode
-    return {
-        "merchant": merchant.name,
-        "provider": provider.value,
-        "event_id": envelope.event_id,
-        "event_type": envelope.event_type,
-        "object_ref": envelope.object_ref,
-        "partition": partition_of(merchant.name, envelope.object_ref,
-                                  container.settings.partitions),
-        "livemode": livemode,
-        "provider_created_at": envelope.created_at,
-        "raw_body": raw,
-        "headers": {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers},
-        "received_at": datetime.now(timezone.utc),
-        "deliveries": 1,
-        "status": InboxStatus.IGNORED if mismatch else InboxStatus.PENDING,
-        "status_reason": (f"livemode={livemode} but merchant is in {merchant.mode} mode"
-                          if mismatch else None),
-        "attempts": 0,
-    }
+    return new_event_row(
+        merchant=merchant, provider=provider.value, envelope=envelope, livemode=livemode,
+        raw=raw, headers={h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers},
+        partition=partition_of(merchant.name, envelope.object_ref, container.settings.partitions))
 
 
 def _enqueue(container: Container, stored: Stored, event_id: str) -> None:

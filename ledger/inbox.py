@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from gateway.envelope import Envelope
 from ledger.models import InboxEvent, InboxStatus
+from service.config import Merchant
 
 _INBOX = InboxEvent.__table__
 
@@ -21,6 +23,26 @@ class Stored:
     partition: int
     duplicate: bool
     status: str
+
+
+def new_event_row(*, merchant: Merchant, provider: str, envelope: Envelope, livemode: bool,
+                  raw: bytes, headers: dict[str, str], partition: int) -> dict[str, Any]:
+    """The inbox row for one verified delivery (a webhook, or an event fetched by backfill).
+
+    An event whose livemode does not match the merchant's mode is kept, but ignored.
+    """
+    mismatch = livemode != merchant.livemode
+    return {
+        "merchant": merchant.name, "provider": provider, "event_id": envelope.event_id,
+        "event_type": envelope.event_type, "object_ref": envelope.object_ref,
+        "partition": partition, "livemode": livemode,
+        "provider_created_at": envelope.created_at, "raw_body": raw, "headers": headers,
+        "received_at": datetime.now(timezone.utc), "deliveries": 1,
+        "status": InboxStatus.IGNORED if mismatch else InboxStatus.PENDING,
+        "status_reason": (f"livemode={livemode} but merchant is in {merchant.mode} mode"
+                          if mismatch else None),
+        "attempts": 0,
+    }
 
 
 def store_event(engine: Engine, row: dict[str, Any]) -> Stored:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from adapters.paypal_reports import PayPalReports
 from adapters.stripe_reports import StripeReports
 from gateway.envelope import Envelope, parse_time, paypal_envelope, stripe_envelope
-from ledger.inbox import store_event
+from ledger.inbox import new_event_row, store_event
 from ledger.models import InboxEvent, InboxStatus, Provider
 from service.bootstrap import Container
 from service.config import Merchant
@@ -109,27 +109,10 @@ def _inbox_row(container: Container, merchant: Merchant, provider: Provider,
     """The row ``gateway.webhooks`` would have stored for this event's delivery."""
     raw = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     envelope, livemode = _envelope(merchant, provider, event)
-    mismatch = livemode != merchant.livemode
-    return {
-        "merchant": merchant.name,
-        "provider": provider.value,
-        "event_id": envelope.event_id,
-        "event_type": envelope.event_type,
-        "object_ref": envelope.object_ref,
-        "partition": partition_of(merchant.name, envelope.object_ref,
-                                  container.settings.partitions),
-        "livemode": livemode,
-        "provider_created_at": envelope.created_at,
-        "raw_body": raw,
-        "headers": dict(BACKFILL_HEADERS),
-        "received_at": datetime.now(timezone.utc),
-        "deliveries": 1,
-        "status": InboxStatus.IGNORED if mismatch else InboxStatus.PENDING,
-        "status_reason": (f"livemode={livemode} but merchant is in {merchant.mode} mode"
-                          if mismatch else None),
-        "attempts": 0,
-    }
-
+    return new_event_row(
+        merchant=merchant, provider=provider.value, envelope=envelope, livemode=livemode,
+        raw=raw, headers=dict(BACKFILL_HEADERS),
+        partition=partition_of(merchant.name, envelope.object_ref, container.settings.partitions))
 
 def _envelope(merchant: Merchant, provider: Provider, event: dict[str, Any]
               ) -> tuple[Envelope, bool]:
