@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway.envelope import Envelope
+from ledger.db import is_postgres
 from ledger.models import InboxEvent, InboxStatus
 from service.config import Merchant
 
@@ -50,7 +51,7 @@ def store_event(engine: Engine, row: dict[str, Any]) -> Stored:
 
     One short transaction, committed before this returns: the caller may acknowledge then.
     """
-    dialect_insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = pg_insert if is_postgres(engine) else sqlite_insert
     key = (row["merchant"], row["provider"], row["event_id"])
     with engine.begin() as conn:
         inserted = conn.execute(

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, delete, exists, func, literal, or_, select, union_all
 
+from ledger.db import is_postgres
 from ledger.models import (
     AccountCredit,
     Action,
@@ -117,7 +118,7 @@ class Run:
 
     @property
     def _postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
+        return is_postgres(self.engine)
 
     def _insert(self, batch: list[tuple[Any, ...]]) -> None:
         """Straight to the driver (COPY on PostgreSQL): per-row ORM work would dominate.
