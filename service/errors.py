@@ -28,10 +28,6 @@ class VerificationError(GatewayError):
         self.message = message
 
 
-class StorageUnavailable(GatewayError):
-    """The inbox could not be written; the provider must retry (HTTP 503)."""
-
-
 class ProviderError(GatewayError):
     """A provider API call failed. ``retryable`` says whether trying again can help."""
 
