@@ -39,6 +39,11 @@ class ObjectNotYetKnown(GatewayError):
 Handler = Callable[[Session, EventContext], str | None]
 
 
+def applied_or_stale(applied: bool) -> str | None:
+    """A handler's answer for one snapshot: None when written, else why it changed nothing."""
+    return None if applied else "older than the state already recorded"
+
+
 def timestamp(value: Any) -> datetime | None:
     """A Stripe unix timestamp as aware UTC (None stays None)."""
     if isinstance(value, bool) or not isinstance(value, int):

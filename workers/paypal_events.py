@@ -11,7 +11,7 @@ from ledger.models import Payment, Refund, Subscription
 from ledger.objects import apply_snapshot, ensure_customer, find
 from policy.money import from_decimal_string
 from workers.actions import confirm_refund
-from workers.context import EventContext, dig
+from workers.context import EventContext, applied_or_stale, dig
 
 SUBSCRIPTION_RANK = {"APPROVAL_PENDING": 0, "APPROVED": 1, "ACTIVE": 2, "SUSPENDED": 3,
                      "CANCELLED": 9, "EXPIRED": 9}
@@ -66,7 +66,7 @@ def subscription(session: Session, ctx: EventContext) -> str | None:
                         if sub["status"] in ("CANCELLED", "EXPIRED") else None),
     }
     version = ctx.version(SUBSCRIPTION_RANK.get(sub["status"], 0), _when(ctx, sub))
-    return _applied(apply_snapshot(session, Subscription, ctx.ref(sub["id"]), version,
+    return applied_or_stale(apply_snapshot(session, Subscription, ctx.ref(sub["id"]), version,
                                    ctx.livemode, values))
 
 
@@ -115,7 +115,7 @@ def _payment(session: Session, ctx: EventContext, res: dict[str, Any], kind: str
         "paid_at": parse_time(res.get("create_time")),
     }
     version = ctx.version(ranks.get(status, 0), _when(ctx, res))
-    return _applied(apply_snapshot(session, Payment, ctx.ref(res["id"]), version, ctx.livemode,
+    return applied_or_stale(apply_snapshot(session, Payment, ctx.ref(res["id"]), version, ctx.livemode,
                                    values))
 
 
@@ -140,7 +140,7 @@ def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_re
     applied = apply_snapshot(session, Refund, ctx.ref(res["id"]), version, ctx.livemode, values)
     if applied:
         confirm_refund(session, find(session, Refund, ctx.ref(res["id"])))
-    return _applied(applied)
+    return applied_or_stale(applied)
 
 
 def _up_link(res: dict[str, Any], marker: str) -> str | None:
@@ -149,7 +149,3 @@ def _up_link(res: dict[str, Any], marker: str) -> str | None:
         if link.get("rel") == "up" and marker in href:
             return href.rstrip("/").rsplit("/", 1)[-1]
     return None
-
-
-def _applied(applied: bool) -> str | None:
-    return None if applied else "older than the state already recorded"

@@ -9,7 +9,13 @@ from sqlalchemy.orm import Session
 from ledger.models import Dispute, Invoice, Payment, Refund, Subscription
 from ledger.objects import apply_snapshot, ensure_customer, find
 from workers.actions import confirm_refund
-from workers.context import EventContext, ObjectNotYetKnown, dig, timestamp
+from workers.context import (
+    EventContext,
+    ObjectNotYetKnown,
+    applied_or_stale,
+    dig,
+    timestamp,
+)
 
 # State ranks break ties between events of the same second: a status never moves backwards.
 SUBSCRIPTION_RANK = {"incomplete": 0, "trialing": 1, "active": 2, "past_due": 3, "unpaid": 4,
@@ -56,7 +62,7 @@ def subscription(session: Session, ctx: EventContext) -> str | None:
         "started_at": timestamp(sub.get("start_date")),
     }
     version = ctx.version(SUBSCRIPTION_RANK.get(sub["status"], 0))
-    return _applied(apply_snapshot(session, Subscription, ctx.ref(sub["id"]), version,
+    return applied_or_stale(apply_snapshot(session, Subscription, ctx.ref(sub["id"]), version,
                                    ctx.livemode, values))
 
 
@@ -80,7 +86,7 @@ def invoice(session: Session, ctx: EventContext) -> str | None:
         "attempt_count": inv.get("attempt_count") or 0,
     }
     version = ctx.version(INVOICE_RANK.get(inv["status"], 0))
-    return _applied(apply_snapshot(session, Invoice, ctx.ref(inv["id"]), version, ctx.livemode,
+    return applied_or_stale(apply_snapshot(session, Invoice, ctx.ref(inv["id"]), version, ctx.livemode,
                                    values))
 
 
@@ -126,11 +132,11 @@ def charge(session: Session, ctx: EventContext) -> str | None:
     applied = apply_snapshot(session, Payment, ctx.ref(ch["id"]), version, ctx.livemode, values)
     for embedded in dig(ch, "refunds", "data") or []:
         _apply_refund(session, ctx, embedded)
-    return _applied(applied)
+    return applied_or_stale(applied)
 
 
 def refund(session: Session, ctx: EventContext) -> str | None:
-    return _applied(_apply_refund(session, ctx, _object(ctx)))
+    return applied_or_stale(_apply_refund(session, ctx, _object(ctx)))
 
 
 def _apply_refund(session: Session, ctx: EventContext, rf: dict[str, Any]) -> bool:
@@ -163,9 +169,5 @@ def dispute(session: Session, ctx: EventContext) -> str | None:
         "opened_at": timestamp(dp.get("created")),
     }
     version = ctx.version(DISPUTE_RANK.get(dp["status"], 0))
-    return _applied(apply_snapshot(session, Dispute, ctx.ref(dp["id"]), version, ctx.livemode,
+    return applied_or_stale(apply_snapshot(session, Dispute, ctx.ref(dp["id"]), version, ctx.livemode,
                                    values))
-
-
-def _applied(applied: bool) -> str | None:
-    return None if applied else "older than the state already recorded"
