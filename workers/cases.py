@@ -101,17 +101,27 @@ def _order_from_subscription(sub: Subscription, body: dict[str, Any]) -> dict[st
     return order
 
 
-def find_subscription(session: Session, merchant: str, ref: str) -> Subscription:
-    sub = session.scalars(select(Subscription).where(
+def subscription_by_ref(session: Session, merchant: str, ref: str) -> Subscription | None:
+    """The merchant's subscription with this provider id, if the ledger holds it."""
+    return session.scalars(select(Subscription).where(
         Subscription.merchant == merchant, Subscription.provider_id == ref)).first()
+
+
+def payment_by_ref(session: Session, merchant: str, ref: str) -> Payment | None:
+    """The merchant's payment (charge, sale or capture) with this provider id, if held."""
+    return session.scalars(select(Payment).where(
+        Payment.merchant == merchant, Payment.provider_id == ref)).first()
+
+
+def find_subscription(session: Session, merchant: str, ref: str) -> Subscription:
+    sub = subscription_by_ref(session, merchant, ref)
     if sub is None:
         raise MissingFacts(f"subscription {ref!r} is not in the ledger for {merchant}")
     return sub
 
 
 def find_payment(session: Session, merchant: str, payment_ref: str | None) -> Payment:
-    payment = session.scalars(select(Payment).where(
-        Payment.merchant == merchant, Payment.provider_id == (payment_ref or ""))).first()
+    payment = payment_by_ref(session, merchant, payment_ref or "")
     if payment is None:
         raise MissingFacts(f"payment {payment_ref!r} is not in the ledger for {merchant}")
     return payment

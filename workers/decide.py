@@ -20,6 +20,7 @@ from policy import case_from_json, evaluate
 from service.bootstrap import Container
 from service.errors import UnknownMerchant
 from workers.actions import enqueue, record_decision
+from workers.cases import find_payment
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,7 @@ def decide(container: Container, merchant_name: str, case: dict[str, Any], *,
     """
     now = now or datetime.now(timezone.utc)
     with container.sessions() as session, session.begin():
-        payment = None
-        if payment_ref is not None:
-            payment = session.scalars(select(Payment).where(
-                Payment.merchant == merchant_name, Payment.provider_id == payment_ref)).one()
+        payment = find_payment(session, merchant_name, payment_ref) if payment_ref else None
         row = decide_in(session, container, merchant_name, case, payment=payment,
                         account_ref=account_ref, now=now, source_request_id=source_request_id)
         decision_id = row.id

@@ -15,10 +15,18 @@ from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
 from ledger import audit
-from ledger.models import DecisionStatus, Invoice, Payment, Subscription, SupportRequest
+from ledger.models import DecisionStatus, Invoice, Payment, SupportRequest
 from policy import PolicyError
 from service.bootstrap import Container
-from workers.cases import MissingFacts, account_part, cancellation_case, iso, money
+from workers.cases import (
+    MissingFacts,
+    account_part,
+    cancellation_case,
+    iso,
+    money,
+    payment_by_ref,
+    subscription_by_ref,
+)
 from workers.context import EventContext
 from workers.decide import decide_in
 from workers.notices import confirm_cancellation
@@ -34,11 +42,8 @@ def paypal_sale_overpayment(session: Session, container: Container, ctx: EventCo
     resource = ctx.payload["resource"]
     if resource.get("sale_id") or not resource.get("billing_agreement_id"):
         return []
-    sale = session.scalars(select(Payment).where(
-        Payment.merchant == ctx.merchant, Payment.provider_id == resource["id"])).first()
-    sub = session.scalars(select(Subscription).where(
-        Subscription.merchant == ctx.merchant,
-        Subscription.provider_id == resource["billing_agreement_id"])).first()
+    sale = payment_by_ref(session, ctx.merchant, resource["id"])
+    sub = subscription_by_ref(session, ctx.merchant, resource["billing_agreement_id"])
     if sale is None or sub is None or sub.status not in _ENDED or sale.paid_at is None:
         return []
     if sub.canceled_at is not None and sale.paid_at <= sub.canceled_at:
@@ -107,8 +112,7 @@ def provider_cancellation(session: Session, container: Container, ctx: EventCont
     and the confirmation notice. The provider already stopped billing, so a period the policy
     says is still owed (a late cancellation) cannot be charged automatically: review says so."""
     obj = ctx.payload["data"]["object"] if ctx.provider == "stripe" else ctx.payload["resource"]
-    sub = session.scalars(select(Subscription).where(
-        Subscription.merchant == ctx.merchant, Subscription.provider_id == obj["id"])).first()
+    sub = subscription_by_ref(session, ctx.merchant, obj["id"])
     if sub is None or sub.status not in _ENDED:
         return []  # an older snapshot, or not actually ended
     account = sub.customer_ref or sub.provider_id

@@ -22,6 +22,7 @@ from policy.money import Money
 from service.bootstrap import Container
 from service.errors import GatewayError
 from workers.actions import plan_actions
+from workers.cases import payment_by_ref
 from workers.decide import enqueue_actions_of
 
 
@@ -92,10 +93,7 @@ def _payment_of(session: Session, decision: Decision) -> Payment | None:
             SupportRequest.id == decision.source_request_id))
     ref = ref or session.scalar(select(Action.payment_ref).where(
         Action.decision_id == decision.id, Action.kind == "refund"))
-    if ref is None:
-        return None
-    return session.scalars(select(Payment).where(
-        Payment.merchant == decision.merchant, Payment.provider_id == ref)).first()
+    return None if ref is None else payment_by_ref(session, decision.merchant, ref)
 
 
 def _check_refundable(session: Session, payment: Payment, refund: Money) -> None:
