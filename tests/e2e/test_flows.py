@@ -3,6 +3,7 @@ Redis and the test database, with Stripe and PayPal answered by the local fake a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sys
@@ -44,8 +45,7 @@ def gateway(container, spawn, tmp_path):  # type: ignore[no-untyped-def]
                 break
         except requests.RequestException:
             time.sleep(0.2)
-    settings = container.settings
-    settings = type(settings)(**{**settings.__dict__, "merchants": load_merchants(merchants, {})})
+    settings = dataclasses.replace(container.settings, merchants=load_merchants(merchants, {}))
     yield base, settings, fake
     server.shutdown()
     server.server_close()
