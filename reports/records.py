@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class RecordKind(StrEnum):
@@ -20,8 +21,10 @@ class RecordKind(StrEnum):
     OTHER = "other"  # payouts, adjustments, transfers: listed, not matched
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderRecord:
+class ProviderRecord(NamedTuple):
+    """A tuple, not a dataclass: a million are built per report, and a tuple is built in a
+    third of the time a frozen dataclass takes."""
+
     provider: str  # stripe | paypal
     kind: RecordKind
     provider_id: str  # ch_..., re_..., a PayPal transaction id
