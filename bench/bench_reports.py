@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -21,7 +22,6 @@ from sqlalchemy import delete, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledger.db import make_engine  # noqa: E402
 from ledger.migrate import upgrade  # noqa: E402
 from ledger.models import Payment, StagedProviderRecord  # noqa: E402
 from reports.build import build_report  # noqa: E402
@@ -77,22 +77,29 @@ def main() -> int:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-reports-"))
-    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    try:
+        return run(args.entries, args.database_url or f"sqlite:///{workdir / 'bench.db'}",
+                   workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # a million-row SQLite file is 300 MB
+
+
+def run(entries: int, url: str, workdir: Path) -> int:
     upgrade(url)
     env = {"GATEWAY_DATA_DIR": str(workdir), "DATABASE_URL": url, "REDIS_URL": "redis://unused"}
     container = Container(load_settings(env))
     seed_start = time.perf_counter()
-    seed_ledger(container.engine, args.entries)
+    seed_ledger(container.engine, entries)
     seeded = time.perf_counter() - seed_start
     begin = time.perf_counter()
-    days = args.entries // 86400 + 2
+    days = entries // 86400 + 2
     report = build_report(container, MERCHANT, date(2026, 1, 1),
-                          date(2026, 1, 1) + timedelta(days=days), provider_side(args.entries))
+                          date(2026, 1, 1) + timedelta(days=days), provider_side(entries))
     elapsed = time.perf_counter() - begin
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     usd = report["currencies"]["USD"]
     backend = container.engine.dialect.name
-    print(f"{backend}: reconciled {args.entries:,} ledger entries against {args.entries:,} "
+    print(f"{backend}: reconciled {entries:,} ledger entries against {entries:,} "
           f"provider records in {elapsed:.1f} s (target < 20 s), peak RSS {peak_mb:.0f} MB "
           f"(target < 500 MB); matched {usd['matched']:,}, discrepancies "
           f"{usd['discrepancies']:,}; seeding took {seeded:.1f} s (not timed)")

@@ -1,0 +1,247 @@
+"""Ingest: signed Stripe webhooks at full load against the gateway under gunicorn, with a bare
+Flask app under the same gunicorn settings as the floor.
+
+    python bench/bench_ingest.py [--seconds 10] [--database-url URL] [--redis-url URL]
+
+Both servers run the Procfile's web line (``service.cli.GUNICORN_ARGS``: 2 workers, 4 threads)
+on a loopback port; the gateway on a fresh data directory (SQLite and the embedded Redis, or the
+given PostgreSQL, in a scratch database, and Redis). The load generator (``loadgen.py``) sends
+pre-signed, unique Stripe events from ``service.samples`` (every merchant, whole subscription
+life cycles, each event signed with its merchant's webhook secret), first closed-loop for the
+throughput, then open-loop at half the floor's throughput for the latency (and, to show the
+latency when the gateway is not overloaded, at half its own throughput). Afterwards every
+acknowledged event must be in the inbox and its id on its partition's Redis list (no worker runs
+here). Targets: throughput at least 60% of the floor's; p99 under 10 ms at half the floor's rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib  # noqa: E402
+import loadgen  # noqa: E402
+
+THROUGHPUT_TARGET = 0.60  # of the floor's
+P99_TARGET_MS = 10.0
+PROCESSES = 2  # generator processes: one per core
+CONNECTIONS = 8  # per generator process: 16 in flight against gunicorn's 2 x 4 threads
+PATH_PREFIX = "/webhooks"
+
+
+@dataclass
+class Requests:
+    raw: list[bytes]
+    event_ids: list[str]
+
+
+def build_requests(port: int, count: int, scenarios: int = 64) -> Requests:
+    """``count`` unique Stripe deliveries, each signed now with its merchant's webhook secret.
+
+    Bodies come from whole life cycles of ``scenarios`` subscriptions spread over the merchants;
+    each copy gets its own event id (the inbox's unique key), so no delivery is a duplicate.
+    """
+    from service import samples
+    from service.config import load_settings
+    from service.simulator import _STRIPE_HEADERS, encode, stripe_signature_header
+
+    settings = load_settings({})
+    merchants = [m for _, m in sorted(settings.merchants.items()) if m.stripe.webhook_secrets]
+    tag = uuid.uuid4().hex[:6]
+    templates: list[tuple[Any, bytes, str]] = []
+    for n in range(scenarios):
+        merchant = merchants[n % len(merchants)]
+        for event in samples.stripe_lifecycle(samples.Scenario(key=f"bench-{tag}-{n}")):
+            templates.append((merchant, encode(event), event["id"]))
+    now = int(time.time())
+    raw, ids = [], []
+    for i in range(count):
+        merchant, body, event_id = templates[i % len(templates)]
+        unique = f"{event_id}_{tag}{i}"
+        body = body.replace(f'"{event_id}"'.encode(), f'"{unique}"'.encode(), 1)
+        headers = dict(_STRIPE_HEADERS)
+        secret = merchant.stripe.webhook_secrets[0]
+        headers["Stripe-Signature"] = stripe_signature_header(body, secret, now)
+        raw.append(loadgen.http_request("127.0.0.1", port,
+                                        f"{PATH_PREFIX}/{merchant.name}/stripe", body, headers))
+        ids.append(unique)
+    return Requests(raw, ids)
+
+
+def _server(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, env=env, cwd=benchlib.ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def measure_floor(seconds: float, workdir: Path) -> dict[str, Any]:
+    port = benchlib.free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    proc = _server(benchlib.gunicorn_command(port, "bench.floor_app:app"), env,
+                   workdir / "floor.log")
+    try:
+        benchlib.wait_http(port)
+        reqs = build_requests(port, 4000)  # the floor ignores them: any may repeat
+        loadgen.run(port, reqs.raw, processes=PROCESSES, connections=CONNECTIONS, seconds=1.0)
+        many = reqs.raw * 40
+        full = loadgen.run(port, many, processes=PROCESSES, connections=CONNECTIONS,
+                           seconds=seconds)
+        half = loadgen.run(port, many, processes=PROCESSES, connections=CONNECTIONS * 4,
+                           seconds=seconds, rate=full.throughput / 2)
+    finally:
+        benchlib.stop(proc)
+    return {"throughput": full.throughput, "p50_ms": half.percentile(50),
+            "p99_ms": half.percentile(99), "closed_p50_ms": full.percentile(50),
+            "closed_p99_ms": full.percentile(99), "statuses": dict(full.statuses),
+            "exhausted": full.exhausted}
+
+
+def measure_gateway(seconds: float, floor_rate: float, workdir: Path, database_url: str,
+                    redis_url: str | None, profile_dir: Path | None = None) -> dict[str, Any]:
+    from ledger.migrate import upgrade
+    from service.embedded_redis import ensure_embedded_redis
+
+    upgrade(database_url)
+    if not redis_url:
+        ensure_embedded_redis(workdir)  # as `gateway serve` does: once, before the fork
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"GATEWAY_DATA_DIR": str(workdir), "DATABASE_URL": database_url})
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    port = benchlib.free_port()
+    proc = _server(benchlib.gunicorn_command(port), env, workdir / "web.log")
+    try:
+        benchlib.wait_http(port, "/readyz")
+        # Enough unique events for the gateway to run as fast as the floor did, and more.
+        warm_n, full_n = 2000, int(floor_rate * seconds * 1.5) + 2000
+        half_n = int(floor_rate / 2 * seconds * 1.1) + 500
+        reqs = build_requests(port, warm_n + full_n + half_n)
+        warm = loadgen.run(port, reqs.raw[:warm_n], processes=PROCESSES,
+                           connections=CONNECTIONS, seconds=1.0)
+        workers = benchlib.children(proc.pid)
+        spies = (benchlib.profile(workers, seconds, profile_dir, "web")
+                 if profile_dir else [])
+        full = loadgen.run(port, reqs.raw[warm_n:warm_n + full_n], processes=PROCESSES,
+                           connections=CONNECTIONS, seconds=seconds)
+        for spy in spies:
+            spy.wait()
+        half = loadgen.run(port, reqs.raw[warm_n + full_n:], processes=PROCESSES,
+                           connections=CONNECTIONS * 4, seconds=seconds, rate=floor_rate / 2)
+        # And at half the gateway's own throughput: its latency when it is not overloaded.
+        own_rate = max(full.throughput / 2, 10.0)
+        own = build_requests(port, int(own_rate * seconds * 1.1) + 200)
+        own_half = loadgen.run(port, own.raw, processes=PROCESSES, connections=CONNECTIONS * 4,
+                               seconds=seconds, rate=own_rate)
+        memory = {f"web worker {pid}": benchlib.rss_mb(pid) for pid in workers}
+        memory["web master"] = benchlib.rss_mb(proc.pid)
+    finally:
+        benchlib.stop(proc)
+    acked = ([reqs.event_ids[i] for i in warm.acked]
+             + [reqs.event_ids[warm_n + i] for i in full.acked]
+             + [reqs.event_ids[warm_n + full_n + i] for i in half.acked]
+             + [own.event_ids[i] for i in own_half.acked])
+    check = verify(env, acked)
+    return {"throughput": full.throughput, "p50_ms": half.percentile(50),
+            "p99_ms": half.percentile(99), "closed_p50_ms": full.percentile(50),
+            "closed_p99_ms": full.percentile(99), "statuses": dict(full.statuses + half.statuses),
+            "exhausted": full.exhausted, "half_rate": floor_rate / 2, "memory_mb": memory,
+            "reconnects": full.reconnects + half.reconnects + own_half.reconnects,
+            "own_half_rate": own_rate, "own_half_p50_ms": own_half.percentile(50),
+            "own_half_p99_ms": own_half.percentile(99),
+            **check}
+
+
+def verify(env: dict[str, str], acked: list[str]) -> dict[str, Any]:
+    """Every acknowledged event is in the inbox, and every stored id is on its partition list."""
+    from sqlalchemy import select
+
+    from ledger.models import InboxEvent
+    from service.bootstrap import Container
+    from service.config import load_settings
+    from workers.dispatch import list_key
+
+    container = Container(load_settings(env))
+    with container.engine.connect() as conn:
+        rows = conn.execute(select(InboxEvent.id, InboxEvent.event_id, InboxEvent.status)).all()
+    stored_ids = {r.event_id for r in rows}
+    queued: set[int] = set()
+    for p in range(container.settings.partitions):
+        queued.update(int(i) for i in container.redis.lrange(list_key(p), 0, -1))
+    pending = {r.id for r in rows if r.status == "pending"}
+    drain_jobs = container.queue.count
+    container.close()
+    missing = [e for e in acked if e not in stored_ids]
+    return {"acked": len(acked), "stored": len(rows), "missing_from_inbox": len(missing),
+            "pending": len(pending), "not_enqueued": len(pending - queued),
+            "drain_jobs_queued": drain_jobs,
+            "durable_and_enqueued": not missing and pending <= queued and len(acked) <= len(rows)}
+
+
+def run(seconds: float, database_url: str | None, redis_url: str | None,
+        profile_dir: Path | None = None) -> dict[str, Any]:
+    with benchlib.data_dir("ingest") as workdir:
+        floor = measure_floor(seconds, workdir)
+        if redis_url:
+            benchlib.clear_redis(redis_url)
+        with benchlib.scratch_database(database_url, workdir) as url:
+            gateway = measure_gateway(seconds, floor["throughput"], workdir, url, redis_url,
+                                      profile_dir)
+    ratio = gateway["throughput"] / floor["throughput"] if floor["throughput"] else 0.0
+    return {"floor": floor, "gateway": gateway, "ratio": ratio,
+            "throughput_met": ratio >= THROUGHPUT_TARGET and gateway["durable_and_enqueued"],
+            "p99_met": gateway["p99_ms"] < P99_TARGET_MS,
+            "backend": "postgresql" if benchlib.is_postgres_url(database_url) else "sqlite"}
+
+
+def report(r: dict[str, Any]) -> str:
+    f, g = r["floor"], r["gateway"]
+    return "\n".join([
+        f"ingest ({r['backend']}): gateway {g['throughput']:,.0f} events/s, floor (bare Flask) "
+        f"{f['throughput']:,.0f} req/s: {r['ratio']:.0%} of the floor (target >= "
+        f"{THROUGHPUT_TARGET:.0%}){'' if not g['exhausted'] else ' [ran out of requests]'}",
+        f"  at {g['half_rate']:,.0f}/s (half the floor): p50 {g['p50_ms']:.1f} ms, p99 "
+        f"{g['p99_ms']:.1f} ms (target p99 < {P99_TARGET_MS:g} ms); floor p50 "
+        f"{f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms",
+        f"  at {g['own_half_rate']:,.0f}/s (half the gateway's own throughput): p50 "
+        f"{g['own_half_p50_ms']:.1f} ms, p99 {g['own_half_p99_ms']:.1f} ms",
+        f"  at full load: gateway p50 {g['closed_p50_ms']:.1f} ms p99 {g['closed_p99_ms']:.1f} ms;"
+        f" floor p50 {f['closed_p50_ms']:.1f} ms p99 {f['closed_p99_ms']:.1f} ms",
+        f"  acknowledged {g['acked']:,}, stored {g['stored']:,}, missing from the inbox "
+        f"{g['missing_from_inbox']}, stored but not on a partition list {g['not_enqueued']}, "
+        f"drain jobs queued {g['drain_jobs_queued']}; statuses {g['statuses']}; connections "
+        f"closed under a request (resent) {g['reconnects']}",
+        "  memory (MB, current/peak): " + ", ".join(
+            f"{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in g["memory_mb"].items()),
+    ])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per phase (default 10)")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL (default: SQLite)")
+    parser.add_argument("--redis-url", default=None, help="a Redis server (default: embedded)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample the web workers with py-spy at full load; stacks in DIR")
+    args = parser.parse_args()
+    result = run(args.seconds, args.database_url, args.redis_url, args.profile)
+    print(report(result))
+    if args.profile:
+        print(benchlib.summarise_profile(sorted(args.profile.glob("web-*.txt"))))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str))
+    return 0 if result["throughput_met"] and result["p99_met"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
