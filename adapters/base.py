@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from policy.money import Money
+from service import metrics
 from service.errors import ProviderError
 
 
@@ -26,6 +30,27 @@ class ErrorCode(StrEnum):
 
 
 RETRYABLE = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE})
+
+
+@contextmanager
+def provider_call(provider: str, operation: str) -> Iterator[None]:
+    """Time one provider operation and count its failure by our error code.
+
+    Used as a decorator on each adapter method, around the translation of the provider's errors,
+    so the code counted is ours (``unavailable``, ``already_refunded``, ...), never the SDK's.
+    """
+    start = time.perf_counter()
+    try:
+        yield
+    except ProviderError as exc:
+        metrics.PROVIDER_CALL_ERRORS.labels(provider, operation, exc.code).inc()
+        raise
+    except Exception:
+        metrics.PROVIDER_CALL_ERRORS.labels(provider, operation, "unexpected").inc()
+        raise
+    finally:
+        metrics.PROVIDER_CALL_SECONDS.labels(provider, operation).observe(
+            time.perf_counter() - start)
 
 
 def provider_error(provider: str, code: ErrorCode, message: str, *,

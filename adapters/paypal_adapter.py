@@ -14,7 +14,13 @@ from typing import Any
 
 from paypalrestsdk import exceptions as sdk_errors
 
-from adapters.base import ErrorCode, PaymentTarget, ProviderResult, provider_error
+from adapters.base import (
+    ErrorCode,
+    PaymentTarget,
+    ProviderResult,
+    provider_call,
+    provider_error,
+)
 from adapters.paypal_client import PayPalClient
 from policy.money import Money, from_decimal_string, to_decimal_string
 from service.config import PayPalSettings
@@ -47,6 +53,7 @@ class PayPalAdapter:
     def __init__(self, settings: PayPalSettings, timeout: float = 20.0) -> None:
         self._api = PayPalClient(settings, timeout=timeout)
 
+    @provider_call(PROVIDER, "refund")
     def refund(self, target: PaymentTarget, amount: Money, reason: str, key: str,
                metadata: Mapping[str, str]) -> ProviderResult:
         """Refund ``amount`` of a sale or capture; idempotent on ``key``."""
@@ -63,6 +70,7 @@ class PayPalAdapter:
         answer = _call(lambda: self._api.post(path, body, headers))
         return _result(answer, amount.currency)
 
+    @provider_call(PROVIDER, "cancel_subscription")
     def cancel_subscription(self, subscription_id: str, at: datetime | None, reason: str,
                             key: str) -> ProviderResult:
         """Cancel now (PayPal has no cancel-at date: the executor calls this when it is due).

@@ -12,7 +12,13 @@ from typing import Any
 
 import stripe
 
-from adapters.base import ErrorCode, PaymentTarget, ProviderResult, provider_error
+from adapters.base import (
+    ErrorCode,
+    PaymentTarget,
+    ProviderResult,
+    provider_call,
+    provider_error,
+)
 from policy.money import Money, from_provider_amount, to_provider_amount
 from service.config import StripeSettings
 from service.errors import ProviderError
@@ -39,6 +45,7 @@ class StripeAdapter:
             http_client=stripe.RequestsClient(timeout=timeout),
         )
 
+    @provider_call(PROVIDER, "refund")
     def refund(self, target: PaymentTarget, amount: Money, reason: str, key: str,
                metadata: Mapping[str, str]) -> ProviderResult:
         """Refund ``amount`` of a charge or payment intent; idempotent on ``key``."""
@@ -53,6 +60,7 @@ class StripeAdapter:
             params=params, options={"idempotency_key": key}))  # type: ignore[arg-type]
         return _result(refund)
 
+    @provider_call(PROVIDER, "find_refund")
     def find_refund(self, target: PaymentTarget, key: str) -> ProviderResult | None:
         """The refund an earlier attempt with ``key`` created, if any (a GET, never a refund)."""
         field = "payment_intent" if target.kind == "payment_intent" else "charge"
@@ -64,6 +72,7 @@ class StripeAdapter:
                 return _result(refund)
         return None
 
+    @provider_call(PROVIDER, "cancel_subscription")
     def cancel_subscription(self, subscription_id: str, at: datetime | None, reason: str,
                             key: str) -> ProviderResult:
         """End a subscription at ``at`` (Stripe's ``cancel_at``), or now when ``at`` is None."""
@@ -79,6 +88,7 @@ class StripeAdapter:
         return ProviderResult(provider_ref=str(sub.id), status="succeeded",
                               amount=Money(0, "USD"), raw_status=str(sub.status))
 
+    @provider_call(PROVIDER, "credit_customer_balance")
     def credit_customer_balance(self, customer_id: str, amount: Money, description: str,
                                 key: str) -> ProviderResult:
         """Credit a Stripe customer balance (a negative balance transaction), which Stripe

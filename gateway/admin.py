@@ -46,6 +46,12 @@ def _invalid_body(exc: InvalidBody) -> tuple[Response, int]:
     return error(400, "invalid_request", exc.message, field=exc.field or "body")
 
 
+@bp.errorhandler(RecursionError)
+def _too_deep(exc: RecursionError) -> tuple[Response, int]:
+    """A JSON body nested past the interpreter's limit (``get_json`` catches only ValueError)."""
+    return error(400, "invalid_request", "the body is nested too deeply", field="body")
+
+
 @bp.errorhandler(reviews.ReviewError)
 def _review_error(exc: reviews.ReviewError) -> tuple[Response, int]:
     return error(exc.status, "review_refused", exc.message, field=exc.field)

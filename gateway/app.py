@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import admin, health, webhooks
+from gateway import admin, health, metrics, webhooks
 from gateway.responses import error
 from service.bootstrap import Container, build
 from service.config import Settings
+from service.logs import start_request
 
 
 def create_app(config: Settings | None = None, container: Container | None = None) -> Flask:
@@ -21,7 +23,12 @@ def create_app(config: Settings | None = None, container: Container | None = Non
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(metrics.bp)
+    app.before_request(start_request)  # log lines name the merchant a view binds, no other
     app.register_error_handler(HTTPException, _http_error)
+    if container.settings.trusted_proxies:  # the client address is the one they saw
+        hops = container.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
     return app
 
 

@@ -11,6 +11,7 @@ from flask import current_app, g, request
 
 from gateway.responses import error
 from service.config import Merchant
+from service.logs import bind
 
 
 def merchant_for_token(merchants: dict[str, Merchant] | Any, token: str) -> Merchant | None:
@@ -35,6 +36,7 @@ def require_merchant(view: Callable[..., Any]) -> Callable[..., Any]:
         if merchant is None:
             return error(401, "unauthorized", "the bearer token is not valid")
         g.merchant = merchant
+        bind(merchant=merchant.name)
         return view(*args, **kwargs)
 
     return wrapped

@@ -13,6 +13,10 @@ from typing import Any
 
 from service.errors import VerificationError
 
+# Real Stripe and PayPal events nest under ten levels. Deeper is refused before it is stored, so
+# nothing downstream (workers, the admin API's event view) ever walks a pathological body.
+MAX_NESTING = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
@@ -25,13 +29,31 @@ class Envelope:
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or a ``malformed_json`` error saying what is wrong."""
+    too_deep = VerificationError("malformed_json", f"body nests deeper than {MAX_NESTING} levels")
     try:
         data = json.loads(raw)
+    except RecursionError:  # nested past the interpreter's own limit
+        raise too_deep from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise VerificationError("malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise VerificationError("malformed_json", "body must be a JSON object")
+    if nesting(data) > MAX_NESTING:
+        raise too_deep
     return data
+
+
+def nesting(value: Any) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0), walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def stripe_envelope(data: dict[str, Any]) -> Envelope:

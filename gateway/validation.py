@@ -97,8 +97,10 @@ def validate(name: str, body: Any) -> dict[str, Any]:
     if error.validator == "required":
         missing = str(error.message).split("'")[1]
         field = f"{field}.{missing}" if field else missing
-    elif error.validator == "additionalProperties":
-        extra = str(error.message).split("'")[1]
+    elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        # From the instance, not the message: the message quotes the key with repr().
+        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        extra = min(k for k in error.instance if k not in allowed)
         field = f"{field}.{extra}" if field else extra
     return _raise(field, error.message)
 

@@ -14,13 +14,16 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.envelope import Envelope, parse_json, paypal_envelope, stripe_envelope
+from gateway.ratelimit import source_of, too_many_failures
 from gateway.responses import error
 from gateway.signatures.stripe import verify_stripe
 from ledger.inbox import Stored, new_event_row, store_event
 from ledger.models import InboxStatus, Provider
+from service import metrics
 from service.bootstrap import Container
 from service.config import Merchant
-from service.errors import VerificationError
+from service.errors import InboxUnavailable, TransmissionReused, VerificationError
+from service.logs import bind
 from workers.dispatch import partition_of
 
 log = logging.getLogger(__name__)
@@ -53,15 +56,27 @@ def receive(merchant_name: str, provider: str) -> tuple[Response, int]:
         return error(404, "unknown_merchant", f"no merchant named {merchant_name!r}")
     if provider not in (Provider.STRIPE, Provider.PAYPAL):
         return error(404, "unknown_provider", "provider must be 'stripe' or 'paypal'")
+    bind(merchant=merchant.name, provider=provider)
+    metrics.WEBHOOKS_RECEIVED.labels(provider, merchant.name).inc()
+    source = source_of(request.remote_addr)
+    if wait := container.failure_limiter.blocked_for(source, merchant.name):
+        metrics.WEBHOOKS_REJECTED.labels(provider, "too_many_failures").inc()
+        return too_many_failures(wait)  # before verifying: guessing costs the guesser only
     raw = request.get_data(cache=False)
     try:
         envelope, livemode = _verify(container, merchant, Provider(provider), raw)
+        bind(event_id=envelope.event_id)
+        metrics.WEBHOOKS_VERIFIED.labels(provider, merchant.name).inc()
+        return _store_and_enqueue(container, merchant, Provider(provider), envelope, livemode,
+                                  raw)
     except VerificationError as exc:
         status = 503 if exc.code in _UNAVAILABLE else 400
+        if status == 400:
+            container.failure_limiter.record_failure(source, merchant.name)
+        metrics.WEBHOOKS_REJECTED.labels(provider, exc.code).inc()
         log.info("webhook rejected merchant=%s provider=%s reason=%s", merchant.name, provider,
                  exc.code)
         return error(status, exc.code, exc.message)
-    return _store_and_enqueue(container, merchant, Provider(provider), envelope, livemode, raw)
 
 
 def _verify(container: Container, merchant: Merchant, provider: Provider, raw: bytes
@@ -88,9 +103,15 @@ def _store_and_enqueue(container: Container, merchant: Merchant, provider: Provi
     row = _inbox_row(container, merchant, provider, envelope, livemode, raw)
     try:
         stored = store_event(container.engine, row)
-    except SQLAlchemyError:
+    except TransmissionReused as exc:
+        raise VerificationError("transmission_reused", str(exc)) from exc
+    except (SQLAlchemyError, InboxUnavailable):
+        metrics.WEBHOOKS_REJECTED.labels(provider.value, "storage_unavailable").inc()
         log.exception("inbox unavailable merchant=%s event=%s", merchant.name, envelope.event_id)
         return error(503, "storage_unavailable", "the event could not be stored; retry later")
+    if stored.duplicate:
+        metrics.WEBHOOKS_DUPLICATES.labels(provider.value).inc()
+    log.info("webhook stored: %s, duplicate=%s", stored.status, stored.duplicate)
     if stored.status == InboxStatus.PENDING:
         _enqueue(container, stored, envelope.event_id)
     body: dict[str, Any] = {"received": True, "event_id": envelope.event_id,

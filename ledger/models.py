@@ -70,6 +70,9 @@ class InboxEvent(Base):
     __tablename__ = "inbox_events"
     __table_args__ = (
         UniqueConstraint("merchant", "provider", "event_id", name="uq_inbox_event"),
+        # PayPal signs a CRC32 of the body, which anyone can match with a different body: a
+        # transmission is bound to the first event it carried, and may never carry another.
+        UniqueConstraint("merchant", "provider", "transmission_id", name="uq_inbox_transmission"),
         Index("ix_inbox_status_received", "status", "received_at"),
     )
 
@@ -84,6 +87,7 @@ class InboxEvent(Base):
     provider_created_at: Mapped[datetime | None]
     raw_body: Mapped[bytes] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, Any]]
+    transmission_id: Mapped[str | None] = mapped_column(String(255))  # PayPal's; Stripe: None
     received_at: Mapped[datetime]
     deliveries: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING)
@@ -164,7 +168,7 @@ class Payment(_ProviderObject, Base):
     """A Stripe charge, a PayPal v1 sale or a PayPal v2 capture."""
 
     __tablename__ = "payments"
-    __table_args__ = _unique("payments")
+    __table_args__ = (*_unique("payments"), Index("ix_payment_invoice", "merchant", "invoice_ref"))
 
     kind: Mapped[str] = mapped_column(String(16))  # charge | sale | capture
     customer_ref: Mapped[str | None] = mapped_column(String(255))
@@ -214,6 +218,7 @@ class Decision(Base):
     """A policy Decision as evaluated: the case, the pack, the time and the cited outcome."""
 
     __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decision_account", "merchant", "account_ref"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     merchant: Mapped[str] = mapped_column(String(64))

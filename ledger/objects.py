@@ -8,11 +8,12 @@ compared and written; SQLite serialises writers anyway.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, event, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -82,13 +83,42 @@ def find(session: Session, model: type[T], ref: Ref) -> T | None:
 
 
 def _locked(session: Session, model: type[T], ref: Ref) -> T | None:
-    query = (
-        select(model)
-        .where(model.merchant == ref.merchant, model.provider == ref.provider)
-        .where(model.provider_id == ref.provider_id)
-        .with_for_update()
-    )
-    return session.execute(query).scalar_one_or_none()
+    """The object, locked until the transaction ends. A batch of events names the same
+    objects again and again: within one transaction an object found (or inserted) once is
+    taken from the session's cache, which is safe because its row stays locked (PostgreSQL)
+    or the database has one writer (SQLite) until the transaction ends, when the cache is
+    dropped. An object a rolled-back savepoint inserted has left the session: looked up again."""
+    cache: dict[tuple[type, Ref], Any] = session.info.setdefault(_CACHE, {})
+    found = cache.get((model, ref))
+    if found is _ABSENT:
+        return None
+    if found is not None and found in session:
+        return found  # type: ignore[no-any-return]
+    # No autoflush: pending changes cannot alter which row this finds (the only pending row
+    # it could be is one inserted in this transaction, which the cache already answered), and
+    # a flush per lookup was a large share of a batch's time.
+    with session.no_autoflush:
+        params = {"merchant": ref.merchant, "provider": ref.provider,
+                  "provider_id": ref.provider_id}
+        obj: T | None = session.scalars(_lookup(model), params).one_or_none()
+    if obj is not None:
+        cache[(model, ref)] = obj
+    return obj
+
+
+def _lookup(model: type[Any]) -> Select[Any]:
+    """One statement per model, built once: building it per lookup cost more than running it."""
+    if model not in _LOOKUPS:
+        _LOOKUPS[model] = (
+            select(model)
+            .where(model.merchant == bindparam("merchant"), model.provider == bindparam("provider"))
+            .where(model.provider_id == bindparam("provider_id"))
+            .with_for_update()
+        )
+    return _LOOKUPS[model]
+
+
+_LOOKUPS: dict[type, Select[Any]] = {}
 
 
 def _insert(session: Session, model: type[T], ref: Ref, version: Version, livemode: bool,
@@ -96,9 +126,64 @@ def _insert(session: Session, model: type[T], ref: Ref, version: Version, livemo
     obj = model(merchant=ref.merchant, provider=ref.provider, provider_id=ref.provider_id,
                 version_at=version.at, version_rank=version.rank, version_event=version.event,
                 livemode=livemode, **values)
-    try:
-        with session.begin_nested():
-            session.add(obj)
-    except IntegrityError:
-        return None
+    if session.info.get(_ALL_OR_NOTHING):
+        session.add(obj)  # a racing insert fails the flush, and with it the whole attempt
+    else:
+        try:
+            with session.begin_nested():
+                session.add(obj)
+        except IntegrityError:
+            return None
+    session.info.setdefault(_CACHE, {})[(model, ref)] = obj
     return obj
+
+
+def prefetch(session: Session, models: Iterable[type[_ProviderObject]], refs: set[Ref]) -> None:
+    """Load and lock, one query per model, every object of ``refs`` not yet in the cache.
+
+    For an all-or-nothing transaction only (see ``all_or_nothing``): an object not found is
+    remembered as absent, so the event that creates it inserts it without looking again. If
+    another transaction inserts it meanwhile, the unique key fails the attempt, which is redone
+    without prefetching. Rows are locked in id order, as any other worker would lock them."""
+    assert session.info.get(_ALL_OR_NOTHING), "prefetch is for all-or-nothing transactions"
+    cache: dict[tuple[type, Ref], Any] = session.info.setdefault(_CACHE, {})
+    for model in models:
+        wanted = {ref for ref in refs if (model, ref) not in cache}
+        if not wanted:
+            continue
+        query = (select(model)
+                 .where(tuple_(model.merchant, model.provider, model.provider_id)
+                        .in_(sorted((r.merchant, r.provider, r.provider_id) for r in wanted)))
+                 .order_by(model.id).with_for_update())
+        with session.no_autoflush:
+            for obj in session.scalars(query):
+                ref = Ref(obj.merchant, obj.provider, obj.provider_id)
+                cache[(model, ref)] = obj
+                wanted.discard(ref)
+        cache.update(((model, ref), _ABSENT) for ref in wanted)
+
+
+def all_or_nothing(session: Session) -> None:
+    """Declare that the caller rolls back the whole transaction on any error and does its work
+    again with a savepoint per unit. An insert then needs no savepoint of its own (one per new
+    object otherwise): if another transaction inserted the same object first, the unique key
+    fails a later flush, and the attempt is redone where the race is handled."""
+    session.info[_ALL_OR_NOTHING] = True
+
+
+_CACHE = "ledger.objects.locked"
+_ALL_OR_NOTHING = "ledger.objects.all_or_nothing"
+_ABSENT = object()  # in the cache: prefetched, and not in the ledger
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_the_end(session: Session, transaction: Any) -> None:
+    """Locks end with the transaction (a savepoint's release ends no lock)."""
+    if transaction.parent is None:
+        session.info.pop(_CACHE, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_after_rollback(session: Session, previous_transaction: Any) -> None:
+    """A rollback, even of a savepoint, may have dropped objects: forget them all."""
+    session.info.pop(_CACHE, None)

@@ -29,7 +29,8 @@ class Container:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database_url)
+        return make_engine(self.settings.database_url,
+                           busy_timeout=self.settings.db_busy_timeout)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -50,6 +51,13 @@ class Container:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.redis, self.queue, self.settings.drain_lock_seconds)
+
+    @cached_property
+    def failure_limiter(self) -> Any:
+        from gateway.ratelimit import FailureLimiter
+
+        return FailureLimiter(self.redis, self.settings.signature_failure_limit,
+                              self.settings.signature_failure_window)
 
     @cached_property
     def paypal_local_verifier(self) -> Any:

@@ -23,15 +23,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway")
 
 # The web server as the Procfile runs it; `gateway serve` and the demo use the same line.
-GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--timeout", "30",
-                 "--access-logfile", "-", "gateway.app:create_app()"]
+GUNICORN_ARGS = ["--config", "python:gateway.gunicorn_conf", "--workers", "2", "--threads", "4",
+                 "--timeout", "30", "--access-logfile", "-", "gateway.app:create_app()"]
+# Processes whose lines a log pipeline reads: JSON unless LOG_FORMAT says otherwise.
+_SERVICES = ("serve", "worker", "clock")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: configure logging, then run the command."""
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from service.logs import configure_logging
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    service = bool(argv) and argv[0] in _SERVICES
+    configure_logging(log_format=os.environ.get("LOG_FORMAT") or ("json" if service else "text"))
     return run(argv)
 
 
@@ -165,7 +169,6 @@ def _progress() -> Callable[[str, int], None] | None:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from reports.backfill import backfill, missed_events
-
     from reports.build import period
 
     start, end = period(args.start, args.end)
@@ -202,29 +205,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
     from rq import SimpleWorker
 
     from service.bootstrap import build, install
+    from service.metrics import serve_metrics_if_configured
 
     container = install(build())
-    _upgrade(container.settings.database_url)
-    # Non-forking: a drain job runs many events, so a fork per job buys nothing and costs a lot.
-    worker = SimpleWorker([container.queue], connection=container.redis)
-    worker.work(burst=args.burst, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
-    return 0
+    _upgrade_when_reachable(container.settings.database_url)
+    serve_metrics_if_configured(container)
+    # RQ adds no handler of its own while the root logger has ours: its lines are JSON too.
+    while True:
+        try:
+            # Non-forking: a drain job runs many events, so a fork per job buys nothing.
+            worker = SimpleWorker([container.queue], connection=container.redis)
+            worker.work(burst=args.burst, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
+            return 0
+        except (RedisConnectionError, RedisTimeoutError):
+            # RQ quits when Redis goes away in the middle of a job. Like the clock, the worker
+            # outlives the outage: it starts again once Redis answers, and the sweeper re-pushes
+            # whatever the interrupted drain had taken.
+            log.exception("worker lost Redis; starting again in 2 s")
+            time.sleep(2)
 
 
 def cmd_clock(args: argparse.Namespace) -> int:
+    from service import metrics
     from service.bootstrap import build
     from workers.scheduled import run_scheduled
     from workers.sweeper import sweep
 
     container = build()
+    metrics.serve_metrics_if_configured(container)
     while True:
         try:
             sweep(container)
             run_scheduled(container)  # overdue invoices, notices, the notifier
         except Exception:  # the clock must outlive a database or Redis outage
+            metrics.JOB_FAILURES.labels("clock").inc()
             log.exception("clock run failed; trying again in %.0f s", args.interval)
         if args.once:
             return 0
@@ -237,6 +256,19 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     _upgrade(load_settings().database_url)
     print("database is at the latest revision")
     return 0
+
+
+def _upgrade_when_reachable(url: str) -> None:
+    """Migrate once the database answers: a worker (re)started during a database outage waits
+    for it, as the clock does, instead of exiting."""
+    from sqlalchemy.exc import OperationalError
+
+    while True:
+        try:
+            return _upgrade(url)
+        except OperationalError:
+            log.exception("database unreachable; trying again in 2 s")
+            time.sleep(2)
 
 
 def _upgrade(url: str) -> None:

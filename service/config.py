@@ -86,8 +86,13 @@ class Settings:
     retry_base_seconds: int = 10
     max_attempts: int = 10
     paypal_cert_timeout: float = 5.0
+    db_busy_timeout: int = 30  # seconds a SQLite writer waits for the lock, then fails
     paypal_ca_file: Path | None = None  # None: the bundled PayPal issuing CAs
     queue_name: str = "gateway"
+    metrics_token: str = field(default="", repr=False)  # empty: /metrics is open
+    signature_failure_limit: int = 30  # failed checks per source per window; 0: no limit
+    signature_failure_window: int = 60  # seconds
+    trusted_proxies: int = 0  # proxies in front that append to X-Forwarded-For
 
     def merchant(self, name: str) -> Merchant | None:
         return self.merchants.get(name)
@@ -111,7 +116,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "drain_lock_seconds": _int(env, "GATEWAY_DRAIN_LOCK_SECONDS", 60),
         "retry_base_seconds": _int(env, "GATEWAY_RETRY_BASE_SECONDS", 10),
         "max_attempts": _int(env, "GATEWAY_MAX_ATTEMPTS", 10),
+        "db_busy_timeout": _int(env, "GATEWAY_DB_BUSY_TIMEOUT", 30),
+        "signature_failure_limit": _int(env, "GATEWAY_SIGNATURE_FAILURE_LIMIT", 30),
+        "signature_failure_window": _int(env, "GATEWAY_SIGNATURE_FAILURE_WINDOW", 60),
+        "trusted_proxies": _int(env, "GATEWAY_TRUSTED_PROXIES", 0),
     }
+    values["metrics_token"] = env.get("GATEWAY_METRICS_TOKEN", "")
     if env.get("GATEWAY_PAYPAL_CA_FILE"):
         values["paypal_ca_file"] = Path(env["GATEWAY_PAYPAL_CA_FILE"])
     values.update(overrides)

@@ -89,6 +89,9 @@ def _demo_env(data_dir: Path, providers_url: str) -> dict[str, str]:
     env["GATEWAY_DATA_DIR"] = str(data_dir)
     env["GATEWAY_PAYPAL_CA_FILE"] = str(data_dir / "devcerts" / "ca.pem")
     env.setdefault("LOG_LEVEL", "WARNING")
+    # web, worker and clock on one host: /metrics adds up all three (see service.metrics)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "metrics")
+    (data_dir / "metrics").mkdir(exist_ok=True)
     return env
 
 

@@ -28,6 +28,19 @@ class VerificationError(GatewayError):
         self.message = message
 
 
+class InboxUnavailable(GatewayError):
+    """A delivery could not be stored for a reason outside it: the caller answers 503."""
+
+
+class TransmissionReused(GatewayError):
+    """A PayPal transmission id already delivered another event: a body forged to match the
+    signed CRC32 of a captured delivery, replayed under its headers."""
+
+    def __init__(self, transmission_id: str) -> None:
+        super().__init__(f"PayPal transmission {transmission_id} already carried another event")
+        self.transmission_id = transmission_id
+
+
 class ProviderError(GatewayError):
     """A provider API call failed. ``retryable`` says whether trying again can help."""
 

@@ -31,6 +31,7 @@ class FakeProviders:
     requests: list[Recorded] = field(default_factory=list)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> refund
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refunds_down: bool = False  # answer refund requests 500, as an outage would
 
     def posts_with_key(self, key: str) -> int:
         """Refund requests carrying ``key`` (paypalrestsdk also sends it on the token call)."""
@@ -92,7 +93,10 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             body = self._record()
             path = urlsplit(self.path).path
-            if path == "/v1/refunds":
+            if fake.refunds_down and path.endswith(("/refund", "/refunds")):
+                self._answer(500, {"error": {"type": "api_error", "message": "down"},
+                                   "name": "INTERNAL_SERVICE_ERROR"})
+            elif path == "/v1/refunds":
                 form = parse_qs(body)
                 self._answer(200, fake.stripe_refund(self.headers["Idempotency-Key"], form))
             elif path == "/v1/oauth2/token":

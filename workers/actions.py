@@ -31,6 +31,7 @@ from ledger.models import (
     ActionStatus,
     Decision,
     DecisionStatus,
+    InboxEvent,
     Payment,
     Refund,
     Subscription,
@@ -39,9 +40,11 @@ from ledger.objects import Ref, Version, apply_snapshot
 from policy import Decision as PolicyDecision
 from policy import decision_to_json
 from policy.money import Money
+from service import metrics
 from service.bootstrap import Container, current
 from service.errors import ProviderError
 from service.faults import crash_point
+from service.logs import bind, log_context
 
 log = logging.getLogger(__name__)
 EXECUTE_JOB = "workers.actions.execute_action"
@@ -81,6 +84,7 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
                  subject=row.id, outcome=row.outcome, status=row.status,
                  request=source_request_id, event=source_event_id,
                  actions=[a.id for a in actions])
+    metrics.DECISIONS.labels(merchant, row.outcome).inc()
     return row
 
 
@@ -139,17 +143,24 @@ def enqueue(container: Container, action_ids: list[str]) -> None:
                                 description=f"execute action {action_id}")
 
 
+@metrics.observed_job("action")
 def execute_action(action_id: str) -> str:
     """The RQ job: carry out one action; returns its status. Safe to run any number of times."""
     return run_action(current(), action_id)
 
 
 def run_action(container: Container, action_id: str, now: datetime | None = None) -> str:
+    with log_context(action_id=action_id):
+        return _run_action(container, action_id, now)
+
+
+def _run_action(container: Container, action_id: str, now: datetime | None) -> str:
     now = now or datetime.now(timezone.utc)
     with container.sessions() as session, session.begin():
         action = session.get(Action, action_id, with_for_update=True)
         if action is None or action.status in _DONE:
             return action.status if action else "missing"
+        _bind_decision(session, action)
         if action.next_attempt_at is not None and action.next_attempt_at > now:
             return "scheduled"  # a retry's backoff, or a cancellation's effective date
         if action.kind == "credit" and not _to_stripe_balance(container, action):
@@ -168,6 +179,16 @@ def run_action(container: Container, action_id: str, now: datetime | None = None
     status = _record_result(container, action_id, result, now)
     crash_point("after_ledger_write")
     return status
+
+
+def _bind_decision(session: Session, action: Action) -> None:
+    """Name the merchant, and the event or request the decision came from, on the lines."""
+    decision = session.get(Decision, action.decision_id)
+    inbox_id = decision.source_event_id if decision else None
+    event_id = session.scalar(select(InboxEvent.event_id).where(InboxEvent.id == inbox_id)
+                              ) if inbox_id is not None else None
+    bind(merchant=action.merchant, decision_id=action.decision_id, inbox_id=inbox_id,
+         event_id=event_id, request_id=decision.source_request_id if decision else None)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from ledger.models import Customer, Invoice, Subscription
 from ledger.schedule_models import Notice, NoticeKind
 from policy.pack import Limit, Pack
 from service.bootstrap import Container
+from service.logs import bind, log_context
 from workers.cases import iso
 
 log = logging.getLogger(__name__)
@@ -307,7 +308,8 @@ def deliver_due(container: Container, now: datetime | None = None,
         ids = list(session.scalars(select(Notice.id).where(
             Notice.sent_at.is_(None), Notice.withdrawn_at.is_(None), Notice.send_at <= now,
             Notice.attempts < MAX_ATTEMPTS).order_by(Notice.send_at, Notice.id).limit(BATCH)))
-    return sum(_deliver_one(container, notice_id, transport, now) for notice_id in ids)
+    with log_context():  # each notice binds its merchant; none is left bound after
+        return sum(_deliver_one(container, notice_id, transport, now) for notice_id in ids)
 
 
 def _deliver_one(container: Container, notice_id: int, transport: Transport,
@@ -317,6 +319,7 @@ def _deliver_one(container: Container, notice_id: int, transport: Transport,
         notice = session.get(Notice, notice_id, with_for_update={"skip_locked": True})
         if notice is None or notice.sent_at is not None or notice.withdrawn_at is not None:
             return False
+        bind(merchant=notice.merchant)
         try:
             transport.send(notice, recipient(session, notice.merchant, notice.account_ref))
         except NoticeError as exc:

@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
 from ledger import audit
-from ledger.models import DecisionStatus, Invoice, Payment, SupportRequest
+from ledger.models import (
+    Decision,
+    DecisionStatus,
+    Invoice,
+    Payment,
+    Subscription,
+    SupportRequest,
+)
 from policy import PolicyError
 from service.bootstrap import Container
 from workers.cases import (
@@ -43,16 +50,44 @@ def paypal_sale_overpayment(session: Session, container: Container, ctx: EventCo
     if resource.get("sale_id") or not resource.get("billing_agreement_id"):
         return []
     sale = payment_by_ref(session, ctx.merchant, resource["id"])
-    sub = subscription_by_ref(session, ctx.merchant, resource["billing_agreement_id"])
+    # Locked: a cancellation applied at the same moment either commits first (and this sees
+    # the subscription ended) or waits for this commit (and finds the sale): decided once.
+    sub = session.scalars(select(Subscription).where(
+        Subscription.merchant == ctx.merchant,
+        Subscription.provider_id == resource["billing_agreement_id"]).with_for_update()).first()
+    return _overpaid_sale(session, container, ctx.merchant, sub, sale, inbox_id, now)
+
+
+def paypal_sales_after_the_end(session: Session, container: Container, ctx: EventContext,
+                               inbox_id: int, now: datetime) -> list[str]:
+    """The sales of a subscription that ended before them, delivered before its cancellation:
+    whichever of the sale and the cancellation is applied second decides the overpayment."""
+    sub = subscription_by_ref(session, ctx.merchant, ctx.payload["resource"]["id"])
+    if sub is None or sub.status not in _ENDED:
+        return []
+    sales = session.scalars(select(Payment).where(
+        Payment.merchant == ctx.merchant, Payment.kind == "sale",
+        Payment.subscription_ref == sub.provider_id).order_by(Payment.provider_id))
+    return [d for sale in sales
+            for d in _overpaid_sale(session, container, ctx.merchant, sub, sale, inbox_id, now)]
+
+
+def _overpaid_sale(session: Session, container: Container, merchant: str,
+                   sub: Subscription | None, sale: Payment | None, inbox_id: int,
+                   now: datetime) -> list[str]:
     if sale is None or sub is None or sub.status not in _ENDED or sale.paid_at is None:
         return []
     if sub.canceled_at is not None and sale.paid_at <= sub.canceled_at:
         return []
+    if session.scalars(select(Decision.id).where(
+            Decision.merchant == merchant, Decision.request_kind == "overpayment",
+            Decision.payment_ref == sale.provider_id)).first():
+        return []  # decided when the other event of the pair arrived
     account = sub.customer_ref or sub.provider_id
-    case = _overpayment_case(session, ctx.merchant, account, sale, sale.amount, now,
+    case = _overpayment_case(session, merchant, account, sale, sale.amount, now,
                              f"payment received for subscription {sub.provider_id}, which "
                              f"ended {iso(sub.canceled_at) or 'earlier'}", via_subscription=True)
-    row = decide_in(session, container, ctx.merchant, case, payment=sale, account_ref=account,
+    row = decide_in(session, container, merchant, case, payment=sale, account_ref=account,
                     now=now, source_event_id=inbox_id)
     return [row.id]
 
@@ -145,7 +180,9 @@ def provider_cancellation(session: Session, container: Container, ctx: EventCont
 
 REACTIONS: dict[tuple[str, str], tuple[Reaction, ...]] = {
     ("paypal", "PAYMENT.SALE.COMPLETED"): (paypal_sale_overpayment,),
-    ("paypal", "BILLING.SUBSCRIPTION.CANCELLED"): (provider_cancellation,),
+    ("paypal", "BILLING.SUBSCRIPTION.CANCELLED"): (provider_cancellation,
+                                                   paypal_sales_after_the_end),
+    ("paypal", "BILLING.SUBSCRIPTION.EXPIRED"): (paypal_sales_after_the_end,),
     ("stripe", "customer.subscription.deleted"): (provider_cancellation,),
     ("stripe", "invoice.paid"): (stripe_overpaid_invoice,),
     ("stripe", "charge.succeeded"): (stripe_overpaid_invoice,),

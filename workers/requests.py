@@ -11,7 +11,9 @@ from gateway.envelope import parse_time
 from ledger import audit
 from ledger.models import RequestStatus, SupportRequest
 from policy import PolicyError
+from service import metrics
 from service.bootstrap import Container, current
+from service.logs import bind, log_context
 from workers.cases import (
     MissingFacts,
     cancellation_case,
@@ -33,17 +35,24 @@ def enqueue(container: Container, request_id: str) -> None:
                             result_ttl=0, failure_ttl=24 * 3600)
 
 
+@metrics.observed_job("request")
 def process_request(request_id: str) -> str:
     """The RQ job; safe to run again (a decided request is left as it is)."""
     return decide_request(current(), request_id)
 
 
 def decide_request(container: Container, request_id: str, now: datetime | None = None) -> str:
+    with log_context(request_id=request_id):
+        return _decide_request(container, request_id, now)
+
+
+def _decide_request(container: Container, request_id: str, now: datetime | None) -> str:
     now = now or datetime.now(timezone.utc)
     with container.sessions() as session, session.begin():
         request = session.get(SupportRequest, request_id, with_for_update=True)
         if request is None or request.status != RequestStatus.RECEIVED:
             return request.status if request else "missing"
+        bind(merchant=request.merchant)
         try:
             decision_id = _decide(session, container, request, now)
         except (MissingFacts, PolicyError) as exc:

@@ -23,7 +23,9 @@ from ledger.models import Invoice
 from ledger.schedule_models import Account, InvoiceAssessment, Notice, NoticeKind
 from policy import PolicyError
 from policy.pack import LateFeeTerms
+from service import metrics
 from service.bootstrap import Container
+from service.logs import log_context
 from workers.cases import account_flags, account_part, iso  # noqa: F401 (re-exported)
 from workers.decide import decide_in
 from workers.notices import deliver_due, schedule_notices
@@ -43,6 +45,7 @@ def run_scheduled(container: Container, now: datetime | None = None) -> None:
         try:
             job(container, now)
         except Exception:  # the clock must outlive one job's failure (database, SMTP, a bug)
+            metrics.JOB_FAILURES.labels(job.__name__).inc()
             log.exception("scheduled job %s failed; the next run tries again", job.__name__)
 
 
@@ -60,8 +63,9 @@ def mark_overdue(container: Container, now: datetime | None = None) -> int:
         terms = container.policy_pack(merchant.policy_pack).late_fee
         if terms is None:  # no late-fee family: the merchant's policy says nothing of overdue bills
             continue
-        for invoice_id in _candidates(container, name, terms, now):
-            assessed += _assess(container, name, invoice_id, terms, now)
+        with log_context(merchant=name):
+            for invoice_id in _candidates(container, name, terms, now):
+                assessed += _assess(container, name, invoice_id, terms, now)
     restore_support(container, now)
     return assessed
 

@@ -109,7 +109,7 @@ def _check_single_json_object(raw_body: bytes) -> None:
     """
     try:
         event = json.loads(raw_body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise VerificationError(
             "malformed_body", "PayPal event is not one UTF-8 JSON document"
         ) from None

@@ -17,6 +17,8 @@ def verify_stripe(raw_body: bytes, header: str | None, secrets: Sequence[str], t
     """
     if not header:
         raise VerificationError("missing_header", "Stripe-Signature header is missing")
+    if not header.isascii():  # stripe-python's compare_digest raises TypeError on non-ASCII
+        raise VerificationError("malformed_header", "Stripe-Signature header is not ASCII")
     try:
         payload = raw_body.decode("utf-8")
     except UnicodeDecodeError:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from service.config import Settings
 
@@ -24,9 +26,17 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "REDIS_URL": settings.redis_url or "",
         "GATEWAY_PAYPAL_CA_FILE": str(settings.paypal_ca_file),
         "LOG_LEVEL": "WARNING",
+        # the processes of one test add their metrics up here, as on one host in production
+        "PROMETHEUS_MULTIPROC_DIR": str(_metrics_dir(settings)),
         **extra,
     })
     return env
+
+
+def _metrics_dir(settings: Settings) -> Path:
+    path = settings.data_dir / "metrics"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture
@@ -52,6 +62,27 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
             proc.wait()
     for log in logs:
         log.close()
+
+
+def procfile_line(name: str) -> str:
+    """The command of the Procfile's ``name:`` line, to start a process exactly as deployed."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} line in the Procfile")
+
+
+def wait_ready(base: str) -> None:
+    """Until the gateway at ``base`` answers /readyz with 200 (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or booting
+            pass
+        time.sleep(0.2)
+    raise AssertionError("gunicorn did not become ready")
 
 
 def worker_command() -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import sys
 import time
 
@@ -17,7 +16,8 @@ from ledger.models import AccountCredit, Action, AuditEntry, Decision, Refund, S
 from service import fake_providers
 from service.config import DEFAULT_MERCHANTS_FILE, load_merchants
 from service.demo_flows import FLOWS, ended_in, run_flows
-from tests.e2e.conftest import ROOT, process_env, worker_command
+from tests.e2e.conftest import process_env, procfile_line, wait_ready, worker_command
+from tests.support.outages import free_port
 
 
 @pytest.fixture
@@ -27,24 +27,14 @@ def gateway(container, spawn, tmp_path):  # type: ignore[no-untyped-def]
     merchants = tmp_path / "merchants.toml"
     merchants.write_text(fake_providers.merchants_file_for(
         f"http://127.0.0.1:{server.server_address[1]}", DEFAULT_MERCHANTS_FILE.read_text()))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = process_env(container.settings, PORT=str(port), GATEWAY_MERCHANTS_FILE=str(merchants))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    web = next(line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines()
-               if line.startswith("web:"))
-    spawn([web], env, "web", shell=True)
+    spawn([procfile_line("web")], env, "web", shell=True)
     spawn(worker_command(), env, "worker")
     spawn([sys.executable, "-m", "service.cli", "clock", "--interval", "1"], env, "clock")
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
+    wait_ready(base)
     settings = dataclasses.replace(container.settings, merchants=load_merchants(merchants, {}))
     yield base, settings, fake
     server.shutdown()
