@@ -48,7 +48,9 @@ def run_demo(data_dir: Path, timeout: float = 90.0) -> int:
     base = f"http://127.0.0.1:{port}"
     try:
         with _processes(env, port):
-            _wait_ready(base, timeout)
+            if not wait_ready(base, timeout):
+                raise SystemExit("the web server did not become ready; see the logs under the "
+                                 "data dir")
             sent = _send_all(settings, base, data_dir)
             print(f"\nsent {sent} signed deliveries; waiting for the worker ...")
             container = Container(settings)
@@ -143,16 +145,17 @@ def _event_type(provider: str, event: dict) -> str:  # type: ignore[type-arg]
     return str(event["type"] if provider == "stripe" else event["event_type"])
 
 
-def _wait_ready(base: str, timeout: float) -> None:
+def wait_ready(base: str, timeout: float) -> bool:
+    """Whether the gateway at ``base`` answered /readyz with 200 within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
+                return True
         except requests.RequestException:  # not listening yet, or booting
             pass
         time.sleep(0.2)
-    raise SystemExit("the web server did not become ready; see the logs under the data dir")
+    return False
 
 
 def _wait_processed(container: Container, timeout: float) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
+from service import demo
 from service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,15 +73,7 @@ def procfile_line(name: str) -> str:
 
 def wait_ready(base: str) -> None:
     """Until the gateway at ``base`` answers /readyz with 200 (at most 30 s)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:  # not listening yet, or booting
-            pass
-        time.sleep(0.2)
-    raise AssertionError("gunicorn did not become ready")
+    assert demo.wait_ready(base, 30), "gunicorn did not become ready"
 
 
 def worker_command() -> list[str]:
