@@ -323,16 +323,16 @@ def test_duplicated_concurrent_shuffled_deliveries_leave_the_orderly_ledger(
 
 # -- ten thousand deliveries through kills and outages --------------------------------------------
 
-RUN_CUSTOMERS = 880  # about 9,600 events; with redeliveries, 10,000 deliveries
-RUN_DELIVERIES = 10_000
+RUN_CUSTOMERS = 920  # 10,005 events; with redeliveries, 10,500 deliveries
+RUN_DELIVERIES = 10_500
 
 
 def test_ten_thousand_deliveries_survive_worker_kills_a_redis_restart_and_a_database_outage(
         container, stack, tmp_path, capsys):
-    """A provider-like sender delivers 10,000 times while workers are SIGKILLed at random
-    points, Redis is killed and restarted empty, and the database is unreachable for a while
-    (503s, then recovery): every acknowledged event is processed exactly once, the ledger is the
-    orderly one, and no refund is paid twice."""
+    """A provider-like sender delivers 10,005 events (10,500 deliveries) while workers are
+    SIGKILLed at random points, Redis is killed and restarted empty, and the database is
+    unreachable for a while (503s, then recovery): every acknowledged event is processed exactly
+    once, the ledger is the orderly one, and no refund is paid twice."""
     now = int(time.time())
     stream = realistic_stream(RUN_CUSTOMERS, now, tag="run")
     rng = random.Random(10_000)
