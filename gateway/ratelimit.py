@@ -9,12 +9,19 @@ The count is kept per source *and merchant*: Stripe and PayPal deliver every mer
 from the same few addresses, so one merchant's stale secret must not hold up the others'.
 If Redis cannot be reached the limiter lets everything through and says so once per outage:
 taking in genuine events matters more than slowing down forgers.
+
+Every delivery is checked against the limit, but only a source this process has seen fail in
+the current window costs a Redis round trip: for the others there is nothing to find, unless
+their failures went to another web process, in which case the first failure here makes it a
+suspect. So a source gets at most one attempt more than the limit per web process and window,
+and a provider's genuine deliveries never wait on Redis before being verified.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 
 from flask import Response
 from redis import Redis
@@ -25,6 +32,7 @@ from gateway.responses import error
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "gateway:sigfail:"
+_MAX_SUSPECTS = 100_000  # sources remembered per process; expired ones are dropped past this
 
 
 def source_of(remote_addr: str | None) -> str:
@@ -49,12 +57,17 @@ class FailureLimiter:
         self._limit = limit
         self._window = max(window_seconds, 1)
         self._down = False  # Redis unreachable: logged once, until it answers again
+        # Keys this process counted a failure for, with when that window ends at the latest
+        # (monotonic time): the window in Redis started at or before this process's failure.
+        self._suspects: dict[str, float] = {}
 
     def blocked_for(self, source: str, merchant: str) -> int:
         """Seconds until ``source`` may try ``merchant`` again; 0 when it is not blocked."""
         if self._limit <= 0:
             return 0
         key = _key(source, merchant)
+        if self._suspects.get(key, 0.0) < time.monotonic():
+            return 0  # no failure of its seen here in this window: nothing to look up
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 pipe.get(key)
@@ -83,6 +96,13 @@ class FailureLimiter:
             self._unavailable()
             return
         self._down = False
+        self._suspect(key)
+
+    def _suspect(self, key: str) -> None:
+        now = time.monotonic()
+        if len(self._suspects) >= _MAX_SUSPECTS:
+            self._suspects = {k: until for k, until in self._suspects.items() if until > now}
+        self._suspects[key] = now + self._window
 
     def _unavailable(self) -> None:
         if not self._down:

@@ -152,3 +152,14 @@ def test_with_redis_down_the_limiter_lets_deliveries_through_and_says_so_once(
 def test_an_ipv6_client_is_counted_by_its_64(address, source):
     """One host can rotate through a whole /64, so the /64 is the source."""
     assert source_of(address) == source
+
+
+def test_another_web_process_limits_a_source_after_at_most_one_more_failure(
+        database_url, redis_url, client, container, other_container):
+    """Each web process looks the count up for the sources it has seen fail; one that has not
+    seen this source fail yet verifies once more, and its failure makes it look the count up."""
+    from gateway.app import create_app
+
+    assert _forge(client, ATTACKER, 4) == [400, 400, 400, 429]
+    second = create_app(container=other_container(database_url, redis_url, **SETTINGS))
+    assert _forge(second.test_client(), ATTACKER, 2) == [400, 429]
