@@ -74,8 +74,12 @@ _INSERT = {
 }
 
 
+def _key(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (row["merchant"], row["provider"], row["event_id"])
+
+
 def _store_one(conn: Connection, row: dict[str, Any]) -> Stored:
-    key = (row["merchant"], row["provider"], row["event_id"])
+    key = _key(row)
     try:
         inserted = conn.execute(_INSERT["postgresql" if is_postgres(conn.engine) else "sqlite"],
                                 row).scalar()
@@ -98,7 +102,7 @@ def _store_one(conn: Connection, row: dict[str, Any]) -> Stored:
 
 
 _GROUP_LIMIT = 64  # deliveries in one transaction at most
-# Failures that belong to one row of a batch, not to the database as a whole.
+# Failures that belong to one row, not to the database as a whole.
 _ONE_ROWS_FAULT = (IntegrityError, DataError, TransmissionReused)
 
 
@@ -116,11 +120,11 @@ class _Waiter:
 class _GroupCommit:
     """Group commit for the web tier's threads: whoever finds no commit in progress leads; the
     deliveries that arrive while it commits wait, and the next leader stores them all in one
-    transaction. Each caller still returns only once its own row is committed. A batch that
-    fails because of one row (a constraint, a value the column refuses) is retried row by row,
-    so a bad row fails only its own delivery; a batch that fails because the database is
-    unavailable fails every delivery in it at once, so each gets its 503 without waiting out the
-    busy timeout again row by row.
+    transaction, its rows in key order. Each caller still returns only once its own row is
+    committed. A batch that fails is retried row by row, so a bad row (a constraint, a value the
+    column refuses) fails only its own delivery; if the database itself is unavailable, the first
+    row to find out fails the rest with it, so each delivery gets its 503 without waiting out
+    the busy timeout once more per row.
 
     On SQLite the writer also holds an exclusive lock on a file beside the database while it
     writes, so the web processes queue for the write lock in the kernel, woken at once, rather
@@ -172,26 +176,37 @@ class _GroupCommit:
                 successor.done.set()
 
     def _commit(self, batch: list[_Waiter]) -> None:
+        # In key order, as every process writes its group: two groups never wait on each
+        # other's rows in opposite orders (a deadlock on PostgreSQL).
+        batch = sorted(batch, key=lambda w: _key(w.row))
         with self._write_lock():
             try:
                 with self.engine.begin() as conn:
                     results = [_store_one(conn, w.row) for w in batch]
             except Exception as exc:  # not swallowed: handed to the caller, who raises it
-                if len(batch) == 1 or not isinstance(exc, _ONE_ROWS_FAULT):
-                    for waiter in batch:
-                        waiter.error = exc
+                if len(batch) == 1:
+                    batch[0].error = exc
                     return
-                results = []
-            if not results:  # a batch failed: one transaction per row, each with its own fate
-                for waiter in batch:
-                    try:
-                        with self.engine.begin() as conn:
-                            waiter.result = _store_one(conn, waiter.row)
-                    except Exception as exc:
-                        waiter.error = exc
+                self._one_by_one(batch)
                 return
         for waiter, result in zip(batch, results):
             waiter.result = result
+
+    def _one_by_one(self, batch: list[_Waiter]) -> None:
+        """After a failed group: one transaction per row, each with its own fate. A row that
+        fails for a reason of its own (a constraint) fails alone; the first that fails for a
+        reason outside it (the database unavailable) fails the rest with it, at once, rather
+        than each waiting out the same timeout."""
+        for i, waiter in enumerate(batch):
+            try:
+                with self.engine.begin() as conn:
+                    waiter.result = _store_one(conn, waiter.row)
+            except _ONE_ROWS_FAULT as exc:
+                waiter.error = exc
+            except Exception as exc:
+                for rest in batch[i:]:
+                    rest.error = exc
+                return
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:

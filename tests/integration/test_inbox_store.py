@@ -82,3 +82,30 @@ def test_a_database_outage_fails_every_waiting_delivery(other_container, contain
     assert all(isinstance(r, SQLAlchemyError | InboxUnavailable) for r in results)
     with pytest.raises((SQLAlchemyError, InboxUnavailable)):
         store_event(broken.engine, _row(container, "WH-again"))
+
+
+def test_two_processes_storing_the_same_events_in_opposite_orders_both_succeed(
+        container, other_container):
+    """Two web processes (two engines, each with its own group commit) store the same events
+    at once, in opposite orders, as providers' duplicate deliveries arrive: every caller gets
+    its answer, none an error (on PostgreSQL, groups that took row locks in opposite orders
+    would deadlock)."""
+    second = other_container(container.settings.database_url, container.redis_url)
+    for round_ in range(5):
+        rows = [_row(container, f"WH-{round_}-{i}") for i in range(THREADS // 2)]
+        results: list[Any] = []
+        done = threading.Barrier(3)
+
+        def store(engine_of, ordered: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+            results.extend(_store_all(engine_of, ordered))
+            done.wait()
+
+        first = threading.Thread(target=store, args=(container, rows))
+        other = threading.Thread(target=store, args=(second, list(reversed(rows))))
+        first.start()
+        other.start()
+        done.wait()
+        first.join()
+        other.join()
+        assert not [r for r in results if isinstance(r, Exception)]
+        assert sorted(r.duplicate for r in results) == [False] * len(rows) + [True] * len(rows)
