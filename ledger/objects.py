@@ -82,6 +82,34 @@ def find(session: Session, model: type[T], ref: Ref) -> T | None:
     return _locked(session, model, ref)
 
 
+def held(session: Session, model: type[T], merchant: str, provider_id: str) -> T | None:
+    """The object if this transaction already holds it (found, locked or inserted), whatever
+    its provider; never a query. Callers that know only the merchant and the provider's id
+    (support requests, cases) are answered from here before they query."""
+    cache: dict[tuple[type, Ref], Any] | None = session.info.get(_CACHE)
+    if not cache:
+        return None
+    for provider in _PROVIDERS:
+        found = cache.get((model, Ref(merchant, provider, provider_id)))
+        if found is not None and found is not _ABSENT and found in session:
+            return found  # type: ignore[no-any-return]
+    return None
+
+
+def peek(session: Session, model: type[T], ref: Ref) -> T | None:
+    """The object without locking it: the one this transaction holds, else a plain lookup.
+
+    For objects linked to an event's own (a charge's invoice, say) that belong to another
+    partition: locking them here could deadlock with the worker draining that partition. No
+    autoflush, for the reason ``_locked`` gives: a row inserted in this transaction is in the
+    cache, and the key columns it looks up never change."""
+    found = held(session, model, ref.merchant, ref.provider_id)
+    if found is not None and found.provider == ref.provider:
+        return found
+    with session.no_autoflush:
+        return session.scalars(_lookup(model, locked=False), _params(ref)).one_or_none()
+
+
 def _locked(session: Session, model: type[T], ref: Ref) -> T | None:
     """The object, locked until the transaction ends. A batch of events names the same
     objects again and again: within one transaction an object found (or inserted) once is
@@ -98,27 +126,30 @@ def _locked(session: Session, model: type[T], ref: Ref) -> T | None:
     # it could be is one inserted in this transaction, which the cache already answered), and
     # a flush per lookup was a large share of a batch's time.
     with session.no_autoflush:
-        params = {"merchant": ref.merchant, "provider": ref.provider,
-                  "provider_id": ref.provider_id}
-        obj: T | None = session.scalars(_lookup(model), params).one_or_none()
+        obj: T | None = session.scalars(_lookup(model), _params(ref)).one_or_none()
     if obj is not None:
         cache[(model, ref)] = obj
     return obj
 
 
-def _lookup(model: type[Any]) -> Select[Any]:
+def _lookup(model: type[Any], locked: bool = True) -> Select[Any]:
     """One statement per model, built once: building it per lookup cost more than running it."""
-    if model not in _LOOKUPS:
-        _LOOKUPS[model] = (
+    if (model, locked) not in _LOOKUPS:
+        query = (
             select(model)
             .where(model.merchant == bindparam("merchant"), model.provider == bindparam("provider"))
             .where(model.provider_id == bindparam("provider_id"))
-            .with_for_update()
         )
-    return _LOOKUPS[model]
+        _LOOKUPS[model, locked] = query.with_for_update() if locked else query
+    return _LOOKUPS[model, locked]
 
 
-_LOOKUPS: dict[type, Select[Any]] = {}
+def _params(ref: Ref) -> dict[str, str]:
+    return {"merchant": ref.merchant, "provider": ref.provider, "provider_id": ref.provider_id}
+
+
+_LOOKUPS: dict[tuple[type, bool], Select[Any]] = {}
+_PROVIDERS = ("stripe", "paypal")
 
 
 def _insert(session: Session, model: type[T], ref: Ref, version: Version, livemode: bool,
@@ -126,16 +157,27 @@ def _insert(session: Session, model: type[T], ref: Ref, version: Version, livemo
     obj = model(merchant=ref.merchant, provider=ref.provider, provider_id=ref.provider_id,
                 version_at=version.at, version_rank=version.rank, version_event=version.event,
                 livemode=livemode, **values)
-    if session.info.get(_ALL_OR_NOTHING):
-        session.add(obj)  # a racing insert fails the flush, and with it the whole attempt
-    else:
-        try:
-            with session.begin_nested():
-                session.add(obj)
-        except IntegrityError:
-            return None
+    if not add_once(session, obj):
+        return None
     session.info.setdefault(_CACHE, {})[(model, ref)] = obj
     return obj
+
+
+def add_once(session: Session, obj: Any) -> bool:
+    """Add a row its unique key guards; False if a concurrent transaction inserted it first.
+
+    In an all-or-nothing transaction (see ``all_or_nothing``) without a savepoint: a racing
+    insert fails a later flush, and with it the attempt, which is redone where the race is
+    handled here. Otherwise in a savepoint, which flushes the row at once."""
+    if session.info.get(_ALL_OR_NOTHING):
+        session.add(obj)
+        return True
+    try:
+        with session.begin_nested():
+            session.add(obj)
+    except IntegrityError:
+        return False
+    return True
 
 
 def prefetch(session: Session, models: Iterable[type[_ProviderObject]], refs: set[Ref]) -> None:

@@ -26,6 +26,7 @@ from adapters import ledger_credit
 from adapters.base import PaymentTarget, ProviderResult
 from gateway.envelope import parse_time
 from ledger import audit
+from ledger.db import reading
 from ledger.models import (
     Action,
     ActionStatus,
@@ -321,7 +322,9 @@ def _audit(session: Session, action: Action, actor: str = "worker") -> None:
 
 def _settle(session: Session, decision_id: str) -> None:
     """A decision is executed once every one of its actions is done and none failed."""
-    statuses = set(session.scalars(select(Action.status).where(Action.decision_id == decision_id)))
+    with reading(session, Action):
+        statuses = set(session.scalars(select(Action.status)
+                                       .where(Action.decision_id == decision_id)))
     decision = session.get(Decision, decision_id)
     if decision is not None and statuses <= {ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED}:
         if decision.status == DecisionStatus.RECORDED:
@@ -348,7 +351,8 @@ def confirm_refund(session: Session, refund: Refund) -> None:
                                 Action.provider_ref == refund.provider_id))
     else:
         query = query.where(Action.provider_ref == refund.provider_id)
-    action = session.scalars(query.with_for_update()).first()
+    with reading(session, Action):
+        action = session.scalars(query.with_for_update()).first()
     if action is None:
         refund.unsolicited = True
         return

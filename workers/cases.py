@@ -10,13 +10,15 @@ the facts the decision was made on.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adapters import ledger_credit
+from ledger.db import reading
 from ledger.models import (
+    AccountCredit,
     Decision,
     DecisionStatus,
     Invoice,
@@ -24,8 +26,12 @@ from ledger.models import (
     Subscription,
     SupportRequest,
     UsageReport,
+    _ProviderObject,
 )
+from ledger.objects import held
 from ledger.schedule_models import Account
+
+_Obj = TypeVar("_Obj", bound=_ProviderObject)
 
 _MONTHS = {"day": 1 / 30, "week": 7 / 30, "month": 1, "year": 12}
 _GUARANTEE_OUTCOMES = ("full_refund", "partial_refund")
@@ -62,10 +68,11 @@ def refund_case(session: Session, request: SupportRequest) -> dict[str, Any]:
 def cancellation_case(session: Session, request: SupportRequest) -> dict[str, Any]:
     """The Case for cancelling a subscription: its latest payment is the order in force."""
     subscription = find_subscription(session, request.merchant, request.body["subscription"])
-    payment = session.scalars(select(Payment).where(
-        Payment.merchant == request.merchant,
-        Payment.subscription_ref == subscription.provider_id)
-        .order_by(Payment.paid_at.desc())).first()
+    with reading(session, Payment):
+        payment = session.scalars(select(Payment).where(
+            Payment.merchant == request.merchant,
+            Payment.subscription_ref == subscription.provider_id)
+            .order_by(Payment.paid_at.desc())).first()
     currency = payment.currency if payment else (subscription.currency or "USD")
     part = _request_part("cancellation", request)
     if request.body.get("immediate"):
@@ -103,14 +110,29 @@ def _order_from_subscription(sub: Subscription, body: dict[str, Any]) -> dict[st
 
 def subscription_by_ref(session: Session, merchant: str, ref: str) -> Subscription | None:
     """The merchant's subscription with this provider id, if the ledger holds it."""
-    return session.scalars(select(Subscription).where(
-        Subscription.merchant == merchant, Subscription.provider_id == ref)).first()
+    return _by_ref(session, Subscription, merchant, ref)
 
 
 def payment_by_ref(session: Session, merchant: str, ref: str) -> Payment | None:
     """The merchant's payment (charge, sale or capture) with this provider id, if held."""
-    return session.scalars(select(Payment).where(
-        Payment.merchant == merchant, Payment.provider_id == ref)).first()
+    return _by_ref(session, Payment, merchant, ref)
+
+
+def invoice_by_ref(session: Session, merchant: str, ref: str) -> Invoice | None:
+    return _by_ref(session, Invoice, merchant, ref)
+
+
+def _by_ref(session: Session, model: type[_Obj], merchant: str, ref: str) -> _Obj | None:
+    """Answered from the objects the transaction holds when it can (a batch names the same
+    ones again and again), else one query. No autoflush: a provider object is only ever
+    inserted through ``ledger.objects``, which holds it from then on, and a lookup by key
+    cannot be changed by any other pending write."""
+    found = held(session, model, merchant, ref)
+    if found is not None:
+        return found
+    with session.no_autoflush:
+        return session.scalars(select(model).where(
+            model.merchant == merchant, model.provider_id == ref)).first()
 
 
 def find_subscription(session: Session, merchant: str, ref: str) -> Subscription:
@@ -165,26 +187,26 @@ def order_part(session: Session, payment: Payment, body: dict[str, Any]) -> dict
 def _subscription(session: Session, payment: Payment) -> Subscription | None:
     ref = payment.subscription_ref
     if ref is None and payment.invoice_ref:
-        ref = session.scalar(select(Invoice.subscription_ref).where(
-            Invoice.merchant == payment.merchant, Invoice.provider_id == payment.invoice_ref))
+        invoice = invoice_by_ref(session, payment.merchant, payment.invoice_ref)
+        ref = invoice.subscription_ref if invoice else None
     if ref is None:
         return None
-    return session.scalars(select(Subscription).where(
-        Subscription.merchant == payment.merchant, Subscription.provider_id == ref)).first()
+    return subscription_by_ref(session, payment.merchant, ref)
 
 
 def _is_renewal(session: Session, payment: Payment) -> bool:
     """A Stripe invoice says so (``subscription_cycle``); for PayPal, an earlier payment does."""
     if payment.invoice_ref:
-        reason = session.scalar(select(Invoice.billing_reason).where(
-            Invoice.merchant == payment.merchant, Invoice.provider_id == payment.invoice_ref))
+        invoice = invoice_by_ref(session, payment.merchant, payment.invoice_ref)
+        reason = invoice.billing_reason if invoice else None
         if reason is not None:
             return reason == "subscription_cycle"
     if payment.subscription_ref and payment.paid_at:
-        earlier = session.scalar(select(func.count()).select_from(Payment).where(
-            Payment.merchant == payment.merchant,
-            Payment.subscription_ref == payment.subscription_ref,
-            Payment.paid_at < payment.paid_at))
+        with reading(session, Payment):
+            earlier = session.scalar(select(func.count()).select_from(Payment).where(
+                Payment.merchant == payment.merchant,
+                Payment.subscription_ref == payment.subscription_ref,
+                Payment.paid_at < payment.paid_at))
         return bool(earlier)
     return False
 
@@ -198,17 +220,18 @@ def _term_months(subscription: Subscription | None) -> int:
 
 def account_part(session: Session, merchant: str, account_ref: str, currency: str
                  ) -> dict[str, Any]:
-    prior = session.scalar(select(func.count()).select_from(Decision).where(
-        Decision.merchant == merchant, Decision.account_ref == account_ref,
-        Decision.request_kind == "refund", Decision.outcome.in_(_GUARANTEE_OUTCOMES),
-        Decision.status == DecisionStatus.EXECUTED))
-    invoices = session.scalars(select(Invoice).where(
-        Invoice.merchant == merchant, Invoice.customer_ref == account_ref,
-        Invoice.status.in_(("open", "paid", "uncollectible"))).order_by(Invoice.due_at)).all()
+    with reading(session, Decision, Invoice, Account, AccountCredit):
+        prior = session.scalar(select(func.count()).select_from(Decision).where(
+            Decision.merchant == merchant, Decision.account_ref == account_ref,
+            Decision.request_kind == "refund", Decision.outcome.in_(_GUARANTEE_OUTCOMES),
+            Decision.status == DecisionStatus.EXECUTED))
+        invoices = session.scalars(select(Invoice).where(
+            Invoice.merchant == merchant, Invoice.customer_ref == account_ref,
+            Invoice.status.in_(("open", "paid", "uncollectible"))).order_by(Invoice.due_at)).all()
+        flags = account_flags(session, merchant, account_ref)
+        credit = ledger_credit.balance(session, merchant, account_ref, currency)
     part: dict[str, Any] = {"prior_guarantee_refunds": int(prior or 0),
-                            "invoices": [_invoice(i) for i in invoices if i.number],
-                            **account_flags(session, merchant, account_ref)}
-    credit = ledger_credit.balance(session, merchant, account_ref, currency)
+                            "invoices": [_invoice(i) for i in invoices if i.number], **flags}
     if credit.amount > 0:
         part["credit_balance"] = money(credit.amount, credit.currency)
     return part

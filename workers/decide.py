@@ -59,12 +59,16 @@ def decide_in(session: Session, container: Container, merchant_name: str,
                            source_event_id=source_event_id, subscription=subscription)
 
 
-def enqueue_actions_of(container: Container, decision_id: str) -> None:
-    """Enqueue a committed decision's pending actions (the sweeper covers a Redis outage)."""
+def enqueue_actions_of(container: Container, *decision_ids: str) -> None:
+    """Enqueue committed decisions' pending actions (the sweeper covers a Redis outage)."""
+    if not decision_ids:
+        return
     with container.sessions() as session:
         action_ids = list(session.scalars(select(Action.id).where(
-            Action.decision_id == decision_id, Action.status == ActionStatus.PENDING)))
+            Action.decision_id.in_(decision_ids), Action.status == ActionStatus.PENDING)
+            .order_by(Action.created_at, Action.id)))
     try:
         enqueue(container, action_ids)
     except RedisError:  # committed already: the sweeper hands the actions out later
-        log.warning("could not enqueue actions of %s; the sweeper will", decision_id)
+        log.warning("could not enqueue the actions of %s; the sweeper will",
+                    ", ".join(decision_ids))

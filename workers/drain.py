@@ -12,6 +12,7 @@ import json
 import logging
 import traceback
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -79,8 +80,7 @@ def process_batch(container: Container, ids: list[int], now: datetime | None = N
         tried, decisions, outcomes = _apply_batch(container, ids, now, isolated=True)
     for provider, outcome in outcomes:
         metrics.EVENTS_PROCESSED.labels(provider, outcome).inc()
-    for decision_id in decisions:  # committed with their events: now set them in motion
-        enqueue_actions_of(container, decision_id)
+    enqueue_actions_of(container, *decisions)  # committed with their events: set them in motion
     return tried
 
 
@@ -101,14 +101,17 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
         if not isolated:
             all_or_nothing(session)
         rows = list(session.scalars(query))
+        payloads = {row.id: _payload(row) for row in rows}  # parsed once, for both uses
         if not isolated:
-            prefetch(session, _LEDGER_MODELS, {ref for row in rows for ref in _named(row)})
+            prefetch(session, _LEDGER_MODELS,
+                     {ref for row in rows for ref in _named(row, payloads[row.id])})
         for row in rows:
             if row.status == InboxStatus.RETRY and row.next_attempt_at and row.next_attempt_at > now:
                 continue  # not due yet; the sweeper hands it out when it is
             with log_context(merchant=row.merchant, provider=row.provider,
                              event_id=row.event_id, inbox_id=row.id):
-                decisions += process_event(session, container, row, now, isolated)
+                decisions += process_event(session, container, row, now, isolated,
+                                           payloads[row.id])
             outcomes.append((row.provider, str(row.status)))
             tried += 1
         session.flush()  # a late failure (a racing insert) still fails inside the attempt
@@ -116,20 +119,21 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
 
 
 def process_event(session: Session, container: Container, row: InboxEvent, now: datetime,
-                  isolated: bool = True) -> list[str]:
+                  isolated: bool = True, payload: dict[str, Any] | None = None) -> list[str]:
     """Apply one event (and its reactions); returns the ids of decisions its reactions
     recorded. ``isolated``: inside a savepoint, and a failure is recorded on the row, not
-    raised; otherwise a failure raises (the caller redoes the batch isolated)."""
+    raised; otherwise a failure raises (the caller redoes the batch isolated). ``payload``:
+    the body already parsed (None: parse it here)."""
     handler = handler_for(row.provider, row.event_type)
     if handler is None:
         _finish(row, InboxStatus.IGNORED, "no handler for this event type", now)
         return []
     if not isolated:
-        reason, decisions = _apply(session, container, handler, row, now)
+        reason, decisions = _apply(session, container, handler, row, now, payload)
     else:
         try:
             with session.begin_nested():
-                reason, decisions = _apply(session, container, handler, row, now)
+                reason, decisions = _apply(session, container, handler, row, now, payload)
         except Exception as exc:  # any handler failure: keep it on the row and retry later
             row.attempts += 1
             _fail(row, exc, container, now)
@@ -143,9 +147,9 @@ def process_event(session: Session, container: Container, row: InboxEvent, now: 
 
 
 def _apply(session: Session, container: Container, handler: Handler, row: InboxEvent,
-           now: datetime) -> tuple[str | None, list[str]]:
+           now: datetime, payload: dict[str, Any] | None) -> tuple[str | None, list[str]]:
     """The handler's answer and the ids of the decisions the event's reactions recorded."""
-    ctx = _context(row)
+    ctx = _context(row, payload)
     reason = handler(session, ctx)
     decisions: list[str] = []
     for react in reactions_for(row.provider, row.event_type):
@@ -153,14 +157,24 @@ def _apply(session: Session, container: Container, handler: Handler, row: InboxE
     return reason, decisions
 
 
-def _named(row: InboxEvent) -> list[Ref]:
+def _payload(row: InboxEvent) -> dict[str, Any] | None:
+    """The stored body parsed, or None if it is not a JSON object (its handler says why)."""
+    try:
+        payload = json.loads(row.raw_body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _named(row: InboxEvent, payload: dict[str, Any] | None) -> list[Ref]:
     """The ledger objects an event's handler will look up and lock (its own object, its
     customer, a charge's refunds), to load in one query per table. A guess, kept to what the
     handlers lock anyway: one missed is looked up when the handler asks for it."""
+    if payload is None:
+        return []  # the handler will fail on it, and say why
     try:
-        payload = json.loads(row.raw_body)
         obj = payload.get("resource") if row.provider == "paypal" else payload["data"]["object"]
-    except (ValueError, KeyError, TypeError):
+    except (AttributeError, KeyError, TypeError):
         return []  # the handler will fail on it, and say why
     if not isinstance(obj, dict):
         return []
@@ -174,8 +188,9 @@ def _named(row: InboxEvent) -> list[Ref]:
 _LEDGER_MODELS = (Customer, Subscription, Invoice, Payment, Refund, Dispute)
 
 
-def _context(row: InboxEvent) -> EventContext:
-    payload = json.loads(row.raw_body)
+def _context(row: InboxEvent, payload: dict[str, Any] | None = None) -> EventContext:
+    if payload is None:
+        payload = json.loads(row.raw_body)  # raises, or is not an object: the handler fails
     created = row.provider_created_at or parse_time(payload.get("create_time")) or row.received_at
     return EventContext(row.merchant, row.provider, row.event_id, row.event_type, created,
                         row.livemode, payload)

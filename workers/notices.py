@@ -21,11 +21,12 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger import audit
+from ledger.db import reading
 from ledger.models import Customer, Invoice, Subscription
+from ledger.objects import add_once
 from ledger.schedule_models import Notice, NoticeKind
 from policy.pack import Limit, Pack
 from service.bootstrap import Container
@@ -106,17 +107,15 @@ def add_notice(session: Session, merchant: str, kind: NoticeKind, account_ref: s
                subject_ref: str, send_at: datetime, body: dict[str, Any], now: datetime,
                actor: str = ACTOR) -> bool:
     """Write one notice unless it exists (unique merchant+kind+subject); True if written."""
-    exists = session.scalar(select(Notice.id).where(
-        Notice.merchant == merchant, Notice.kind == kind, Notice.subject_ref == subject_ref))
+    with reading(session, Notice):
+        exists = session.scalar(select(Notice.id).where(
+            Notice.merchant == merchant, Notice.kind == kind, Notice.subject_ref == subject_ref))
     if exists is not None:
         return False
     notice = Notice(merchant=merchant, account_ref=account_ref, kind=kind,
                     subject_ref=subject_ref, send_at=send_at, body=body, attempts=0,
                     created_at=now)
-    try:
-        with session.begin_nested():
-            session.add(notice)
-    except IntegrityError:  # written by a concurrent run between our look and our insert
+    if not add_once(session, notice):  # written by a concurrent run between look and insert
         return False
     audit.record(session, merchant=merchant, actor=actor, action="notice.scheduled",
                  subject=subject_ref, at=now, kind=str(kind), send_at=iso(send_at),

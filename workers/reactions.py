@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
 from ledger import audit
+from ledger.db import reading
 from ledger.models import (
     Decision,
     DecisionStatus,
@@ -23,6 +24,7 @@ from ledger.models import (
     Subscription,
     SupportRequest,
 )
+from ledger.objects import find, peek
 from policy import PolicyError
 from service.bootstrap import Container
 from workers.cases import (
@@ -52,9 +54,7 @@ def paypal_sale_overpayment(session: Session, container: Container, ctx: EventCo
     sale = payment_by_ref(session, ctx.merchant, resource["id"])
     # Locked: a cancellation applied at the same moment either commits first (and this sees
     # the subscription ended) or waits for this commit (and finds the sale): decided once.
-    sub = session.scalars(select(Subscription).where(
-        Subscription.merchant == ctx.merchant,
-        Subscription.provider_id == resource["billing_agreement_id"]).with_for_update()).first()
+    sub = find(session, Subscription, ctx.ref(resource["billing_agreement_id"]))
     return _overpaid_sale(session, container, ctx.merchant, sub, sale, inbox_id, now)
 
 
@@ -65,9 +65,10 @@ def paypal_sales_after_the_end(session: Session, container: Container, ctx: Even
     sub = subscription_by_ref(session, ctx.merchant, ctx.payload["resource"]["id"])
     if sub is None or sub.status not in _ENDED:
         return []
-    sales = session.scalars(select(Payment).where(
-        Payment.merchant == ctx.merchant, Payment.kind == "sale",
-        Payment.subscription_ref == sub.provider_id).order_by(Payment.provider_id))
+    with reading(session, Payment):
+        sales = session.scalars(select(Payment).where(
+            Payment.merchant == ctx.merchant, Payment.kind == "sale",
+            Payment.subscription_ref == sub.provider_id).order_by(Payment.provider_id)).all()
     return [d for sale in sales
             for d in _overpaid_sale(session, container, ctx.merchant, sub, sale, inbox_id, now)]
 
@@ -79,9 +80,11 @@ def _overpaid_sale(session: Session, container: Container, merchant: str,
         return []
     if sub.canceled_at is not None and sale.paid_at <= sub.canceled_at:
         return []
-    if session.scalars(select(Decision.id).where(
+    with reading(session, Decision):
+        decided = session.scalars(select(Decision.id).where(
             Decision.merchant == merchant, Decision.request_kind == "overpayment",
-            Decision.payment_ref == sale.provider_id)).first():
+            Decision.payment_ref == sale.provider_id)).first()
+    if decided:
         return []  # decided when the other event of the pair arrived
     account = sub.customer_ref or sub.provider_id
     case = _overpayment_case(session, merchant, account, sale, sale.amount, now,
@@ -106,13 +109,12 @@ def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventCo
         charge_ref, invoice_ref = None, obj.get("id")
     if not isinstance(invoice_ref, str):
         return []
-    invoice = session.scalars(select(Invoice).where(
-        Invoice.merchant == ctx.merchant, Invoice.provider_id == invoice_ref)).first()
-    query = select(Payment).where(Payment.merchant == ctx.merchant, Payment.kind == "charge")
-    query = (query.where(Payment.provider_id == charge_ref) if charge_ref
-             else query.where(Payment.invoice_ref == invoice_ref))
-    charge = session.scalars(query).first()
-    if (invoice is None or charge is None or charge.status != "succeeded"
+    # Neither is locked: the other belongs to another partition, and its worker may hold it.
+    invoice = peek(session, Invoice, ctx.ref(invoice_ref))
+    if invoice is None:
+        return []
+    charge = _invoice_charge(session, ctx, invoice, charge_ref or obj.get("charge"))
+    if (charge is None or charge.kind != "charge" or charge.status != "succeeded"
             or charge.currency != invoice.currency or charge.amount <= invoice.amount_due):
         return []
     over = charge.amount - invoice.amount_due
@@ -124,6 +126,17 @@ def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventCo
     row = decide_in(session, container, ctx.merchant, case, payment=charge, account_ref=account,
                     now=now, source_event_id=inbox_id)
     return [row.id]
+
+
+def _invoice_charge(session: Session, ctx: EventContext, invoice: Invoice,
+                    charge_ref: Any) -> Payment | None:
+    """The charge that paid ``invoice``: the one the event names, else any the ledger links."""
+    if isinstance(charge_ref, str):
+        return peek(session, Payment, ctx.ref(charge_ref))
+    with reading(session, Payment):
+        return session.scalars(select(Payment).where(
+            Payment.merchant == ctx.merchant, Payment.kind == "charge",
+            Payment.invoice_ref == invoice.provider_id)).first()
 
 
 def _overpayment_case(session: Session, merchant: str, account: str, payment: Payment,
