@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,8 +32,12 @@ def grant(session: Session, *, merchant: str, account_ref: str, amount: Money, r
 
 def balance(session: Session, merchant: str, account_ref: str, currency: str) -> Money:
     """The account's credit balance in ``currency`` (grants less uses)."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(AccountCredit.amount), 0))
-        .where(AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref)
-        .where(AccountCredit.currency == currency.upper()))
+    total = session.scalar(balance_query(merchant, account_ref, currency))
     return Money(int(total or 0), currency)
+
+
+def balance_query(merchant: str, account_ref: str, currency: str) -> Select[int]:
+    """The balance as a query, for a caller that asks it together with other facts."""
+    return (select(func.coalesce(func.sum(AccountCredit.amount), 0))
+            .where(AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref)
+            .where(AccountCredit.currency == currency.upper()))

@@ -147,7 +147,7 @@ class Subscription(_ProviderObject, Base):
 
 class Invoice(_ProviderObject, Base):
     __tablename__ = "invoices"
-    __table_args__ = _unique("invoices")
+    __table_args__ = (*_unique("invoices"), Index("ix_invoice_customer", "merchant", "customer_ref"))
 
     customer_ref: Mapped[str | None] = mapped_column(String(255))
     subscription_ref: Mapped[str | None] = mapped_column(String(255))
@@ -168,7 +168,8 @@ class Payment(_ProviderObject, Base):
     """A Stripe charge, a PayPal v1 sale or a PayPal v2 capture."""
 
     __tablename__ = "payments"
-    __table_args__ = (*_unique("payments"), Index("ix_payment_invoice", "merchant", "invoice_ref"))
+    __table_args__ = (*_unique("payments"), Index("ix_payment_invoice", "merchant", "invoice_ref"),
+                      Index("ix_payment_subscription", "merchant", "subscription_ref"))
 
     kind: Mapped[str] = mapped_column(String(16))  # charge | sale | capture
     customer_ref: Mapped[str | None] = mapped_column(String(255))
@@ -258,7 +259,9 @@ class Action(Base):
     """One side effect of a Decision. Its id is the idempotency key sent to the provider."""
 
     __tablename__ = "actions"
-    __table_args__ = (Index("ix_action_status", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_action_status", "status", "next_attempt_at"),
+                      Index("ix_action_decision", "decision_id"),
+                      Index("ix_action_provider_ref", "provider_ref"))
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.orm import Session
 
 from adapters import ledger_credit
@@ -220,31 +220,43 @@ def _term_months(subscription: Subscription | None) -> int:
 
 def account_part(session: Session, merchant: str, account_ref: str, currency: str
                  ) -> dict[str, Any]:
+    prior = (select(func.count()).select_from(Decision).where(
+        Decision.merchant == merchant, Decision.account_ref == account_ref,
+        Decision.request_kind == "refund", Decision.outcome.in_(_GUARANTEE_OUTCOMES),
+        Decision.status == DecisionStatus.EXECUTED))
+    facts = select(prior.scalar_subquery(),
+                   ledger_credit.balance_query(merchant, account_ref, currency).scalar_subquery(),
+                   *_flag_facts(merchant, account_ref))
     with reading(session, Decision, Invoice, Account, AccountCredit):
-        prior = session.scalar(select(func.count()).select_from(Decision).where(
-            Decision.merchant == merchant, Decision.account_ref == account_ref,
-            Decision.request_kind == "refund", Decision.outcome.in_(_GUARANTEE_OUTCOMES),
-            Decision.status == DecisionStatus.EXECUTED))
         invoices = session.scalars(select(Invoice).where(
             Invoice.merchant == merchant, Invoice.customer_ref == account_ref,
             Invoice.status.in_(("open", "paid", "uncollectible"))).order_by(Invoice.due_at)).all()
-        flags = account_flags(session, merchant, account_ref)
-        credit = ledger_credit.balance(session, merchant, account_ref, currency)
-    part: dict[str, Any] = {"prior_guarantee_refunds": int(prior or 0),
-                            "invoices": [_invoice(i) for i in invoices if i.number], **flags}
-    if credit.amount > 0:
-        part["credit_balance"] = money(credit.amount, credit.currency)
+        # One round trip for the counts and flags (four, one per fact, cost as much again).
+        prior_refunds, credit, suspended, violations = session.execute(facts).one()
+    part: dict[str, Any] = {"prior_guarantee_refunds": int(prior_refunds or 0),
+                            "invoices": [_invoice(i) for i in invoices if i.number],
+                            **_flags(suspended, violations)}
+    if credit:
+        part["credit_balance"] = money(int(credit), currency)
     return part
 
 
 def account_flags(session: Session, merchant: str, account_ref: str) -> dict[str, Any]:
     """The Case's ``account`` facts the merchant keeps: suspension for breach, violations."""
-    account = session.scalars(select(Account).where(
-        Account.merchant == merchant, Account.account_ref == account_ref)).first()
-    if account is None:
-        return {"suspended_for_breach": False, "violations": 0}
-    return {"suspended_for_breach": account.suspended_for_breach,
-            "violations": account.violations}
+    with reading(session, Account):
+        return _flags(*session.execute(select(*_flag_facts(merchant, account_ref))).one())
+
+
+def _flag_facts(merchant: str, account_ref: str) -> list[ScalarSelect[Any]]:
+    account = select(Account).where(Account.merchant == merchant,
+                                    Account.account_ref == account_ref)
+    return [account.with_only_columns(Account.suspended_for_breach).scalar_subquery(),
+            account.with_only_columns(Account.violations).scalar_subquery()]
+
+
+def _flags(suspended: bool | None, violations: int | None) -> dict[str, Any]:
+    """No row for the account: never suspended, no violations."""
+    return {"suspended_for_breach": bool(suspended), "violations": int(violations or 0)}
 
 
 def _invoice(invoice: Invoice) -> dict[str, Any]:
