@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 
 def make_engine(url: str, busy_timeout: float = 30, **kwargs: Any) -> Engine:
@@ -46,19 +46,43 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-@contextmanager
-def reading(session: Session, *models: type) -> Iterator[Session]:
-    """For queries that read only ``models``' tables: flush first if, and only if, the session
-    holds unflushed changes to one of them, then query without autoflush.
+Read = type | tuple[InstrumentedAttribute[Any], Any]
 
-    The answer is the one autoflush would give, since no other pending change can alter what a
-    query of those tables returns. What it saves is the flush of everything else: a drain batch
-    asks many such questions, and one flush per question (each a round of statements) was a
-    large share of its time; the writes wait and go out together."""
-    if any(isinstance(obj, models) for obj in chain(session.new, session.dirty, session.deleted)):
+
+@contextmanager
+def reading(session: Session, *reads: Read) -> Iterator[Session]:
+    """For queries that read only what ``reads`` names: flush first if, and only if, the session
+    holds an unflushed change to it, then query without autoflush.
+
+    A model names all its rows; a (column, value) pair names only the rows whose column holds
+    that value, before or after the pending change (the query's WHERE says so). The answer is
+    the one autoflush would give, since no other pending change can alter what such a query
+    returns. What it saves is the flush of everything else: a drain batch asks many such
+    questions, and one flush per question (each a round of statements) was a large share of
+    its time; the writes wait and go out together."""
+    if any(_touches(obj, reads) for obj in chain(session.new, session.dirty)) or any(
+            _touches(obj, reads, whole_rows=True) for obj in session.deleted):
         session.flush()
     with session.no_autoflush:
         yield session
+
+
+def _touches(obj: object, reads: tuple[Read, ...], whole_rows: bool = False) -> bool:
+    for read in reads:
+        if not isinstance(read, tuple):
+            if isinstance(obj, read):
+                return True
+            continue
+        column, value = read
+        if not isinstance(obj, cast(type, column.class_)):
+            continue
+        state = inspect(obj)
+        if whole_rows or column.key in state.unloaded:
+            return True  # cannot tell what it held: assume the worst
+        history = state.attrs[column.key].history
+        if value in (*history.added, *history.unchanged, *history.deleted):
+            return True
+    return False
 
 
 def is_postgres(engine: Engine) -> bool:

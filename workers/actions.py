@@ -322,7 +322,7 @@ def _audit(session: Session, action: Action, actor: str = "worker") -> None:
 
 def _settle(session: Session, decision_id: str) -> None:
     """A decision is executed once every one of its actions is done and none failed."""
-    with reading(session, Action):
+    with reading(session, (Action.decision_id, decision_id)):
         statuses = set(session.scalars(select(Action.status)
                                        .where(Action.decision_id == decision_id)))
     decision = session.get(Decision, decision_id)
@@ -351,7 +351,7 @@ def confirm_refund(session: Session, refund: Refund) -> None:
                                 Action.provider_ref == refund.provider_id))
     else:
         query = query.where(Action.provider_ref == refund.provider_id)
-    with reading(session, Action):
+    with reading(session, (Action.id, refund.action_id), (Action.provider_ref, refund.provider_id)):
         action = session.scalars(query.with_for_update()).first()
     if action is None:
         refund.unsolicited = True

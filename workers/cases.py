@@ -68,7 +68,7 @@ def refund_case(session: Session, request: SupportRequest) -> dict[str, Any]:
 def cancellation_case(session: Session, request: SupportRequest) -> dict[str, Any]:
     """The Case for cancelling a subscription: its latest payment is the order in force."""
     subscription = find_subscription(session, request.merchant, request.body["subscription"])
-    with reading(session, Payment):
+    with reading(session, (Payment.subscription_ref, subscription.provider_id)):
         payment = session.scalars(select(Payment).where(
             Payment.merchant == request.merchant,
             Payment.subscription_ref == subscription.provider_id)
@@ -202,7 +202,7 @@ def _is_renewal(session: Session, payment: Payment) -> bool:
         if reason is not None:
             return reason == "subscription_cycle"
     if payment.subscription_ref and payment.paid_at:
-        with reading(session, Payment):
+        with reading(session, (Payment.subscription_ref, payment.subscription_ref)):
             earlier = session.scalar(select(func.count()).select_from(Payment).where(
                 Payment.merchant == payment.merchant,
                 Payment.subscription_ref == payment.subscription_ref,
@@ -227,7 +227,8 @@ def account_part(session: Session, merchant: str, account_ref: str, currency: st
     facts = select(prior.scalar_subquery(),
                    ledger_credit.balance_query(merchant, account_ref, currency).scalar_subquery(),
                    *_flag_facts(merchant, account_ref))
-    with reading(session, Decision, Invoice, Account, AccountCredit):
+    with reading(session, (Invoice.customer_ref, account_ref), (Decision.account_ref, account_ref),
+                 (Account.account_ref, account_ref), (AccountCredit.account_ref, account_ref)):
         invoices = session.scalars(select(Invoice).where(
             Invoice.merchant == merchant, Invoice.customer_ref == account_ref,
             Invoice.status.in_(("open", "paid", "uncollectible"))).order_by(Invoice.due_at)).all()
@@ -243,7 +244,7 @@ def account_part(session: Session, merchant: str, account_ref: str, currency: st
 
 def account_flags(session: Session, merchant: str, account_ref: str) -> dict[str, Any]:
     """The Case's ``account`` facts the merchant keeps: suspension for breach, violations."""
-    with reading(session, Account):
+    with reading(session, (Account.account_ref, account_ref)):
         return _flags(*session.execute(select(*_flag_facts(merchant, account_ref))).one())
 
 

@@ -107,7 +107,7 @@ def add_notice(session: Session, merchant: str, kind: NoticeKind, account_ref: s
                subject_ref: str, send_at: datetime, body: dict[str, Any], now: datetime,
                actor: str = ACTOR) -> bool:
     """Write one notice unless it exists (unique merchant+kind+subject); True if written."""
-    with reading(session, Notice):
+    with reading(session, (Notice.subject_ref, subject_ref)):
         exists = session.scalar(select(Notice.id).where(
             Notice.merchant == merchant, Notice.kind == kind, Notice.subject_ref == subject_ref))
     if exists is not None:

@@ -65,7 +65,7 @@ def paypal_sales_after_the_end(session: Session, container: Container, ctx: Even
     sub = subscription_by_ref(session, ctx.merchant, ctx.payload["resource"]["id"])
     if sub is None or sub.status not in _ENDED:
         return []
-    with reading(session, Payment):
+    with reading(session, (Payment.subscription_ref, sub.provider_id)):
         sales = session.scalars(select(Payment).where(
             Payment.merchant == ctx.merchant, Payment.kind == "sale",
             Payment.subscription_ref == sub.provider_id).order_by(Payment.provider_id)).all()
@@ -80,7 +80,7 @@ def _overpaid_sale(session: Session, container: Container, merchant: str,
         return []
     if sub.canceled_at is not None and sale.paid_at <= sub.canceled_at:
         return []
-    with reading(session, Decision):
+    with reading(session, (Decision.payment_ref, sale.provider_id)):
         decided = session.scalars(select(Decision.id).where(
             Decision.merchant == merchant, Decision.request_kind == "overpayment",
             Decision.payment_ref == sale.provider_id)).first()
@@ -133,7 +133,7 @@ def _invoice_charge(session: Session, ctx: EventContext, invoice: Invoice,
     """The charge that paid ``invoice``: the one the event names, else any the ledger links."""
     if isinstance(charge_ref, str):
         return peek(session, Payment, ctx.ref(charge_ref))
-    with reading(session, Payment):
+    with reading(session, (Payment.invoice_ref, invoice.provider_id)):
         return session.scalars(select(Payment).where(
             Payment.merchant == ctx.merchant, Payment.kind == "charge",
             Payment.invoice_ref == invoice.provider_id)).first()
