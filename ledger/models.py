@@ -27,7 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -267,6 +267,9 @@ class Action(Base):
     decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"))
     merchant: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))  # refund | credit
+    # Never loaded (decision_id is what the code reads): declared so that a flush inserts a
+    # new decision before its actions, without a flush of its own in between.
+    decision: Mapped[Decision] = relationship(lazy="raise")
     provider: Mapped[str | None] = mapped_column(String(16))
     target_kind: Mapped[str | None] = mapped_column(String(16))  # charge|payment_intent|sale|capture
     payment_ref: Mapped[str | None] = mapped_column(String(255))

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from gateway.envelope import parse_time
 from ledger.models import (
@@ -91,6 +91,8 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
     Not ``isolated``: the first failure raises and rolls the whole transaction back."""
     query = (
         select(InboxEvent)
+        .options(defer(InboxEvent.headers), defer(InboxEvent.last_error),
+                 defer(InboxEvent.last_traceback))  # never read here: not loaded
         .where(InboxEvent.id.in_(ids), InboxEvent.status.in_(_WORKABLE))
         .order_by(InboxEvent.id)
         .with_for_update(skip_locked=True)
