@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, or_, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from adapters import ledger_credit
 from adapters.base import PaymentTarget, ProviderResult
@@ -84,8 +84,42 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
                  subject=row.id, outcome=row.outcome, status=row.status,
                  request=source_request_id, event=source_event_id,
                  actions=[a.id for a in actions])
-    metrics.DECISIONS.labels(merchant, row.outcome).inc()
+    _count_when_committed(session, merchant, row.outcome)
     return row
+
+
+def _count_when_committed(session: Session, merchant: str, outcome: str) -> None:
+    """Count the decision in the metric once its transaction commits: a drain batch that is
+    rolled back and redone event by event decides again, and must not count twice."""
+    here = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_UNCOUNTED, []).append((here, merchant, outcome))
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: its decisions count when the transaction commits
+    for _, merchant, outcome in session.info.pop(_UNCOUNTED, ()):
+        metrics.DECISIONS.labels(merchant, outcome).inc()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Decisions made inside the rolled-back transaction (or a savepoint within it) never were."""
+    kept = [entry for entry in session.info.get(_UNCOUNTED, ())
+            if not _within(entry[0], previous_transaction)]
+    session.info[_UNCOUNTED] = kept
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+_UNCOUNTED = "workers.actions.uncounted_decisions"
 
 
 def _cancel_action(session: Session, row: Decision, subscription: Subscription,

@@ -321,3 +321,39 @@ def test_no_secret_or_token_reaches_a_log_line(client, container, log_lines):
                merchant.paypal.client_secret, header.split("v1=")[1], "whsec_someone_else"]
     assert text and not [s for s in secrets if s and s in text]
     assert any(line["merchant"] == MERCHANT for line in log_lines())
+
+
+@responses.activate
+def test_a_batch_redone_event_by_event_counts_its_decisions_once(client, container):
+    """One event of a batch fails, so the batch is rolled back and redone with a savepoint per
+    event: the decision the other event made in the discarded attempt is not counted."""
+    from sqlalchemy import select
+
+    from ledger.models import InboxEvent
+    from workers.drain import process_batch
+
+    scenario = samples.Scenario(key="obs-redone", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 40 * DAY))
+    cancel = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
+    cancel["resource"]["status_update_time"] = cancel["resource"]["update_time"] = (
+        datetime.fromtimestamp(scenario.period(1)[0] + DAY, UTC)
+        .isoformat().replace("+00:00", "Z"))
+    sale = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)
+    # About a Stripe subscription the ledger has never seen: it fails, to be retried later.
+    orphan = samples.stripe_event("invoice.upcoming", samples.Scenario(key="obs-orphan"), cycle=1)
+    responses.post(f"{PAYPAL}/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    responses.post(f"{PAYPAL}/v1/payments/sale/{sale['resource']['id']}/refund",
+                   json={"id": "RF2", "state": "completed",
+                         "amount": {"total": "19.00", "currency": "USD"}})
+    deliver(client, "paypal", cancel, shared_signer())
+    run_worker(container)
+    decisions = _Delta("gateway_decisions_total", merchant=MERCHANT, outcome="partial_refund")
+    retried = _Delta("gateway_events_processed_total", provider="stripe", outcome="retry")
+    deliver(client, "paypal", sale, shared_signer())
+    deliver(client, "stripe", orphan)
+    with container.sessions() as session:
+        ids = list(session.scalars(select(InboxEvent.id).where(
+            InboxEvent.event_id.in_([sale["id"], orphan["id"]]))))
+    assert process_batch(container, sorted(ids)) == 2
+    assert (decisions.moved, retried.moved) == (1, 1)
