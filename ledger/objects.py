@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, event, or_, selec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.models import Customer, _ProviderObject
+from ledger.models import Customer, Provider, _ProviderObject
 
 T = TypeVar("T", bound=_ProviderObject)
 
@@ -149,7 +149,7 @@ def _params(ref: Ref) -> dict[str, str]:
 
 
 _LOOKUPS: dict[tuple[type, bool], Select[Any]] = {}
-_PROVIDERS = ("stripe", "paypal")
+_PROVIDERS = tuple(Provider)
 
 
 def _insert(session: Session, model: type[T], ref: Ref, version: Version, livemode: bool,

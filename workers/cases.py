@@ -237,7 +237,7 @@ def account_part(session: Session, merchant: str, account_ref: str, currency: st
     part: dict[str, Any] = {"prior_guarantee_refunds": int(prior_refunds or 0),
                             "invoices": [_invoice(i) for i in invoices if i.number],
                             **_flags(suspended, violations)}
-    if credit:
+    if int(credit or 0) > 0:
         part["credit_balance"] = money(int(credit), currency)
     return part
 
