@@ -10,14 +10,15 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.envelope import Envelope, parse_json, paypal_envelope, stripe_envelope
 from gateway.ratelimit import source_of, too_many_failures
 from gateway.responses import error
 from gateway.signatures.stripe import verify_stripe
-from ledger.inbox import new_event_row, store_event
-from ledger.models import Provider
+from ledger.inbox import Stored, new_event_row, store_event
+from ledger.models import InboxStatus, Provider
 from service import metrics
 from service.bootstrap import Container
 from service.config import Merchant
@@ -101,8 +102,7 @@ def _store_and_enqueue(container: Container, merchant: Merchant, provider: Provi
                        envelope: Envelope, livemode: bool, raw: bytes) -> tuple[Response, int]:
     row = _inbox_row(container, merchant, provider, envelope, livemode, raw)
     try:
-        # Committed, then handed to the workers with its group, before this returns.
-        stored = store_event(container.engine, row, announce=container.dispatcher.announce)
+        stored = store_event(container.engine, row)
     except TransmissionReused as exc:
         raise VerificationError("transmission_reused", str(exc)) from exc
     except (SQLAlchemyError, InboxUnavailable):
@@ -112,6 +112,8 @@ def _store_and_enqueue(container: Container, merchant: Merchant, provider: Provi
     if stored.duplicate:
         metrics.WEBHOOKS_DUPLICATES.labels(provider.value).inc()
     log.info("webhook stored: %s, duplicate=%s", stored.status, stored.duplicate)
+    if stored.status == InboxStatus.PENDING:
+        _enqueue(container, stored, envelope.event_id)
     body: dict[str, Any] = {"received": True, "event_id": envelope.event_id,
                             "duplicate": stored.duplicate, "status": stored.status}
     return jsonify(body), 200
@@ -124,3 +126,10 @@ def _inbox_row(container: Container, merchant: Merchant, provider: Provider, env
         raw=raw, headers={h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers},
         partition=partition_of(merchant.name, envelope.object_ref, container.settings.partitions))
 
+
+def _enqueue(container: Container, stored: Stored, event_id: str) -> None:
+    """Best effort: the event is already safe in the inbox, and the sweeper covers a failure."""
+    try:
+        container.dispatcher.notify(stored.inbox_id, stored.partition)
+    except RedisError:
+        log.warning("enqueue failed, the sweeper will pick it up event=%s", event_id)

@@ -6,7 +6,7 @@ import fcntl
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -55,19 +55,14 @@ def new_event_row(*, merchant: Merchant, provider: str, envelope: Envelope, live
     }
 
 
-Announce = Callable[[list[Stored]], None]
-
-
-def store_event(engine: Engine, row: dict[str, Any], announce: Announce | None = None) -> Stored:
+def store_event(engine: Engine, row: dict[str, Any]) -> Stored:
     """Insert a delivery, or count it as a duplicate of the one already stored.
 
     Committed before this returns: the caller may acknowledge then. Concurrent callers in one
     process share a transaction (see ``_GroupCommit``), so under load one commit, and one
-    fsync, covers many deliveries. ``announce`` is called, before this returns, with the
-    stored rows of the whole group that named it (so once per group, not per delivery: the
-    web tier's Redis push); it must not raise.
+    fsync, covers many deliveries.
     """
-    return _group_commit(engine).store(row, announce)
+    return _group_commit(engine).store(row)
 
 
 # Built once: constructing the statement per delivery cost as much as executing it.
@@ -112,10 +107,10 @@ _ONE_ROWS_FAULT = (IntegrityError, DataError, TransmissionReused)
 
 
 class _Waiter:
-    __slots__ = ("row", "announce", "done", "lead", "result", "error")
+    __slots__ = ("row", "done", "lead", "result", "error")
 
-    def __init__(self, row: dict[str, Any], announce: Announce | None) -> None:
-        self.row, self.announce = row, announce
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
         self.done = threading.Event()
         self.lead = False
         self.result: Stored | None = None
@@ -146,8 +141,8 @@ class _GroupCommit:
         self.lock_path = (f"{database}.write-lock"
                           if database and database != ":memory:" else None)
 
-    def store(self, row: dict[str, Any], announce: Announce | None = None) -> Stored:
-        me = _Waiter(row, announce)
+    def store(self, row: dict[str, Any]) -> Stored:
+        me = _Waiter(row)
         with self.lock:
             self.queue.append(me)
             if not self.leading:
@@ -173,13 +168,12 @@ class _GroupCommit:
                     self.leading = False
                 else:
                     successor.lead = True
-            if successor is not None:
-                successor.done.set()  # the next group commits while this one is announced
-            _announce(batch)
             for waiter in batch:
                 if waiter.result is None and waiter.error is None:  # the leader was interrupted
                     waiter.error = InboxUnavailable("the commit of this delivery was interrupted")
                 waiter.done.set()
+            if successor is not None:
+                successor.done.set()
 
     def _commit(self, batch: list[_Waiter]) -> None:
         # In key order, as every process writes its group: two groups never wait on each
@@ -225,16 +219,6 @@ class _GroupCommit:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _announce(batch: list[_Waiter]) -> None:
-    """Each announce callable once, with the group's stored rows that named it."""
-    groups: dict[Announce, list[Stored]] = {}
-    for waiter in batch:
-        if waiter.announce is not None and waiter.result is not None:
-            groups.setdefault(waiter.announce, []).append(waiter.result)
-    for announce, stored in groups.items():
-        announce(stored)
 
 
 _committers: weakref.WeakKeyDictionary[Engine, _GroupCommit] = (

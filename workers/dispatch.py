@@ -10,18 +10,10 @@ sweeper re-pushes whatever was acknowledged but not processed.
 
 from __future__ import annotations
 
-import logging
 import zlib
-from collections.abc import Sequence
 
 from redis import Redis
-from redis.exceptions import RedisError
 from rq import Queue
-
-from ledger.inbox import Stored
-from ledger.models import InboxStatus
-
-log = logging.getLogger(__name__)
 
 DRAIN_JOB = "workers.drain.drain_partition"
 
@@ -52,39 +44,13 @@ class Dispatcher:
         self.notify_many(partition, [inbox_id])
 
     def notify_many(self, partition: int, inbox_ids: list[int]) -> None:
-        self._push({partition: inbox_ids})
-
-    def announce(self, stored: Sequence[Stored]) -> None:
-        """Hand out the pending rows among a group the inbox just committed, every partition in
-        one round trip. Best effort, never raises: the rows are safe in the inbox, and the
-        sweeper hands out whatever a Redis outage kept from its list."""
-        by_partition: dict[int, list[int]] = {}
-        for row in stored:
-            if row.status == InboxStatus.PENDING:  # not a duplicate of a finished event
-                by_partition.setdefault(row.partition, []).append(row.inbox_id)
-        if not by_partition:
-            return
-        try:
-            self._push(by_partition)
-        except RedisError:
-            log.warning("enqueue failed, the sweeper will pick up inbox ids %s",
-                        sorted(i for ids in by_partition.values() for i in ids))
-
-    def _push(self, by_partition: dict[int, list[int]]) -> None:
-        """Append ids to their partitions' lists and schedule a drain of each partition nobody
-        holds; raises redis errors."""
-        partitions = sorted(by_partition)
         pipe = self.redis.pipeline(transaction=False)
-        for partition in partitions:
-            if by_partition[partition]:
-                pipe.rpush(list_key(partition), *by_partition[partition])
-            pipe.set(flag_key(partition), "queued", nx=True, ex=self.lock_seconds)
-        answers = iter(pipe.execute())
-        for partition in partitions:
-            if by_partition[partition]:
-                next(answers)  # the list's new length
-            if next(answers):
-                self._enqueue(partition)
+        if inbox_ids:
+            pipe.rpush(list_key(partition), *inbox_ids)
+        pipe.set(flag_key(partition), "queued", nx=True, ex=self.lock_seconds)
+        scheduled = pipe.execute()[-1]
+        if scheduled:
+            self._enqueue(partition)
 
     def kick(self, partition: int) -> bool:
         """Schedule a drain if the partition has ids waiting and nobody holds it."""
