@@ -25,7 +25,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -169,15 +168,11 @@ def ledger_figures(container: Any) -> dict[str, Any]:
         actions = dict(conn.execute(select(Action.status, func.count())
                                     .group_by(Action.status)).all())
     done = sum(statuses.get(s, 0) for s in ("processed", "ignored"))
-    span = (_utc(last) - _utc(first)).total_seconds() if first and last else 0.0
+    span = (last - first).total_seconds() if first and last else 0.0
     # processed_at is when a batch began: the span covers every batch but the last.
     rate = (done - in_last) / span if span > 0 else 0.0
     return {"statuses": statuses, "events_per_second": rate, "span_s": span,
             "decisions": decisions, "actions": actions}
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def run(events: int, database_url: str | None, redis_url: str | None,

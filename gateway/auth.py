@@ -23,16 +23,24 @@ def merchant_for_token(merchants: dict[str, Merchant] | Any, token: str) -> Merc
     return found
 
 
+def bearer_token() -> str | None:
+    """The request's ``Authorization: Bearer <token>`` token, or None when it carries none."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 def require_merchant(view: Callable[..., Any]) -> Callable[..., Any]:
     """Reject the request with 401 unless it carries a merchant's bearer token."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token()
+        if token is None:
             return error(401, "unauthorized", "send 'Authorization: Bearer <merchant token>'")
         merchant = merchant_for_token(current_app.extensions["gateway"].settings.merchants,
-                                      token.strip())
+                                      token)
         if merchant is None:
             return error(401, "unauthorized", "the bearer token is not valid")
         g.merchant = merchant

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.auth import bearer_token
 from gateway.responses import error
 from service.metrics import scrape_registry
 
@@ -21,9 +22,8 @@ def metrics() -> Response | tuple[Response, int]:
     container = current_app.extensions["gateway"]
     expected = container.settings.metrics_token
     if expected:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
-                                                                 expected.encode()):
+        token = bearer_token()
+        if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
             return error(401, "unauthorized", "send 'Authorization: Bearer <metrics token>'")
     body = generate_latest(scrape_registry(container))
     return Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)

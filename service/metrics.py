@@ -157,8 +157,6 @@ class QueueLag(Collector):
             return None
         if oldest is None:
             return 0.0
-        if oldest.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
-            oldest = oldest.replace(tzinfo=UTC)
         return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
 

@@ -142,7 +142,7 @@ def process_event(session: Session, container: Container, row: InboxEvent, now: 
         except Exception as exc:  # any handler failure: keep it on the row and retry later
             row.attempts += 1
             _fail(row, exc, container, now)
-            outcomes.counted.append((row.provider, str(row.status)))
+            outcomes.failed(row)
             return []
     # Counted with the outcome, not before the savepoint: nothing is committed before the
     # batch is, so a crash loses the count either way.
@@ -164,6 +164,10 @@ class _Outcomes:
         self.rows.setdefault((status, reason, attempted), []).append(row.id)
         self.counted.append((row.provider, str(status)))
         log.info("event %s: %s (%s)", status, row.event_type, reason or "applied")
+
+    def failed(self, row: InboxEvent) -> None:
+        """Count a failure ``_fail`` already wrote on its row (retry or dead)."""
+        self.counted.append((row.provider, str(row.status)))
 
     def write(self, session: Session, now: datetime) -> None:
         for (status, reason, attempted), ids in self.rows.items():
@@ -202,7 +206,7 @@ def _named(row: InboxEvent, payload: dict[str, Any] | None) -> list[Ref]:
         return []  # the handler will fail on it, and say why
     try:
         obj = payload.get("resource") if row.provider == "paypal" else payload["data"]["object"]
-    except (AttributeError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return []  # the handler will fail on it, and say why
     if not isinstance(obj, dict):
         return []
