@@ -202,7 +202,10 @@ def run(events: int, database_url: str | None, redis_url: str | None,
             queue_url = redis_url or ensure_embedded_redis(workdir)
             floor = measure_floor(queue_url, *floor_jobs)
             container = Container(load_settings(env))
-            preload(container, realistic_events(events))
+            stream = realistic_events(events)
+            for _, _, raw in stream:  # the fake provider captured the payments stored
+                fake.observe(json.loads(raw))
+            preload(container, stream)
             worker = measure_worker(container, env, events, workdir, profile_dir)
             figures = ledger_figures(container)
             container.close()

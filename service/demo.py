@@ -51,13 +51,13 @@ def run_demo(data_dir: Path, timeout: float = 90.0) -> int:
             if not wait_ready(base, timeout):
                 raise SystemExit("the web server did not become ready; see the logs under the "
                                  "data dir")
-            sent = _send_all(settings, base, data_dir)
+            sent = _send_all(settings, base, data_dir, fake)
             print(f"\nsent {sent} signed deliveries; waiting for the worker ...")
             container = Container(settings)
             _wait_processed(container, timeout)
             _print_ledger(container)
             print("\nfiling support requests through the admin API ...")
-            results = run_flows(base, settings, timeout=timeout)
+            results = run_flows(base, settings, timeout=timeout, on_send=fake.observe)
             print(report(results))
             print(f"\nrequests that reached the fake Stripe/PayPal APIs: {len(fake.requests)}")
             container.close()
@@ -124,12 +124,14 @@ def _processes(env: dict[str, str], port: int) -> Iterator[None]:
                 proc.kill()
 
 
-def _send_all(settings, base: str, data_dir: Path) -> int:  # type: ignore[no-untyped-def]
+def _send_all(settings, base: str, data_dir: Path,  # type: ignore[no-untyped-def]
+              fake: fake_providers.FakeProviders) -> int:
     sent = 0
     for name in settings.merchants:
         for provider in ("stripe", "paypal"):
             events = lifecycle_events(provider, key=f"demo-{name}")
             for event in events + events[:1]:  # the first one twice: a duplicate delivery
+                fake.observe(event)  # the fake provider captured the payments it reports
                 result = send_event(settings, data_dir, provider, name, event, base)
                 sent += 1
                 dup = " (duplicate)" if isinstance(result.body, dict) and result.body.get(

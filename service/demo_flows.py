@@ -9,7 +9,7 @@ leaves the call to the merchant, answers the review as support would.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -96,12 +96,19 @@ class Result:
         return list(self.decision.get("actions", []))
 
 
+OnSend = Callable[[dict[str, Any]], None]
+
+
 def run_flows(base: str, settings: Settings, flows: Iterable[Flow] = FLOWS,
-              timeout: float = 60.0) -> list[Result]:
-    """Drive every flow against the gateway at ``base``; returns what each ended in."""
+              timeout: float = 60.0, on_send: OnSend | None = None) -> list[Result]:
+    """Drive every flow against the gateway at ``base``; returns what each ended in.
+
+    ``on_send`` sees every webhook payload before it is sent (a fake provider learns from it
+    the payments it captured)."""
     results = []
     for n, flow in enumerate(flows):
-        scenario = _paid_subscription(base, settings, flow, key=f"flow-{n}-{time.time_ns()}")
+        scenario = _paid_subscription(base, settings, flow, key=f"flow-{n}-{time.time_ns()}",
+                                      on_send=on_send)
         headers = _headers(settings, flow.merchant)
         if flow.usage is not None:
             _post(f"{base}/v1/usage", headers, {"account": scenario.customer_id, **flow.usage})
@@ -121,14 +128,17 @@ def run_flows(base: str, settings: Settings, flows: Iterable[Flow] = FLOWS,
     return results
 
 
-def _paid_subscription(base: str, settings: Settings, flow: Flow, key: str
-                       ) -> samples.Scenario:
+def _paid_subscription(base: str, settings: Settings, flow: Flow, key: str,
+                       on_send: OnSend | None = None) -> samples.Scenario:
     scenario = samples.Scenario(key=key, amount=flow.amount, interval=flow.interval,
                                 period_start=int(time.time() - flow.days_ago * DAY))
     secret = settings.merchants[flow.merchant].stripe.webhook_secrets[0]
     url = f"{base}/webhooks/{flow.merchant}/stripe"
     for event_type in ("customer.subscription.created", "invoice.paid", "charge.succeeded"):
-        result = send_stripe(url, samples.stripe_event(event_type, scenario), secret)
+        event = samples.stripe_event(event_type, scenario)
+        if on_send is not None:
+            on_send(event)
+        result = send_stripe(url, event, secret)
         if result.status != 200:
             raise RuntimeError(f"the gateway refused a signed event: {result.body}")
     return scenario

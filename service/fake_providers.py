@@ -1,10 +1,20 @@
-"""A local fake of the Stripe and PayPal APIs the adapters call: refunds, subscription
-cancellations and customer-balance credits. The demo runs against it, and so do tests whose
-worker is another process (where ``responses`` cannot reach).
+"""A local fake of the Stripe and PayPal APIs the adapters call: refunds (and Stripe's listing of
+them), subscription cancellations and customer-balance credits. The demo runs against it, and so
+do tests whose worker is another process (where ``responses`` cannot reach).
+
+It keeps books as the providers do. It knows the payments it captured, learnt from the webhooks
+the test or demo sends (``observe``: Stripe charges and disputes, PayPal sales, captures and
+disputes) or told directly (``add_payment``, ``dispute``), and refuses what the real APIs refuse,
+with their status codes and error bodies: a refund of an unknown payment, of a disputed one, of
+one already fully refunded, or of more than is left. A refund with no amount refunds what is
+left. ``books()`` says, per payment, what was captured and what the fake refunded.
+``FakeProviders(lenient=True)`` also accepts refunds of payments it was never told about, as if
+each had been captured for exactly what is refunded, for tools that cannot feed it.
 
 It keeps the providers' idempotency promise: a repeated Idempotency-Key (Stripe) or
-PayPal-Request-Id (PayPal) answers with the refund the first request created. Every request is
-recorded so tests can count what reached the "provider".
+PayPal-Request-Id (PayPal) is answered as the first request was, a refusal included, and refunds
+nothing more; Stripe refuses a key reused with other parameters. A 5xx answer is not kept. Every
+request is recorded so tests can count what reached the "provider".
 """
 
 from __future__ import annotations
@@ -12,10 +22,62 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from policy.money import (
+    Money,
+    from_decimal_string,
+    from_provider_amount,
+    normalize_currency,
+    to_decimal_string,
+    to_provider_amount,
+)
+
+Answer = tuple[int, Any]  # HTTP status and JSON body
+
+_PAYPAL_REFUND = re.compile(r"/v(1/payments/sale|2/payments/captures)/([^/]+)/refund")
+_STRIPE_SETTLED = frozenset({"won", "warning_closed"})  # dispute statuses that end it
+_PAYPAL_SETTLED = frozenset({"RESOLVED_SELLER_FAVOUR"})  # outcomes that leave the money
+_IDEMPOTENCY_MESSAGE = (
+    "Keys for idempotent requests can only be used with the same parameters they were first "
+    "used with. Try using a key other than '{key}' if you meant to execute a different request.")
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+
+# Why a refund is refused, as each API says it: Stripe (status, code, message) ...
+_STRIPE_REFUSALS: Mapping[str, tuple[int, str, str]] = {
+    "not_found": (404, "resource_missing", "No such {param}: '{id}'"),
+    "disputed": (400, "charge_disputed", "Charge {id} has been charged back; cannot issue a "
+                 "refund."),
+    "refunded": (400, "charge_already_refunded", "Charge {id} has already been refunded."),
+    "too_large": (400, "amount_too_large", "Refund amount ({amount}) is greater than unrefunded "
+                  "amount on charge ({left})"),
+    "invalid": (400, "parameter_invalid_integer", "Invalid amount: {raw}"),
+}
+# ... PayPal v1 sales (status, name, message) ...
+_PAYPAL_V1: Mapping[str, tuple[int, str, str]] = {
+    "not_found": (404, "INVALID_RESOURCE_ID", "Requested resource ID was not found."),
+    "disputed": (400, "TRANSACTION_REFUSED", "The request was refused: the sale is disputed."),
+    "refunded": (400, "TRANSACTION_ALREADY_REFUNDED",
+                 "Requested transaction has already been fully refunded."),
+    "too_large": (400, "REFUND_EXCEEDED_TRANSACTION_AMOUNT",
+                  "Refund amount exceeded transaction amount."),
+    "invalid": (400, "VALIDATION_ERROR", "Invalid request - see details."),
+}
+# ... and PayPal v2 captures (status, name, issue).
+_PAYPAL_V2: Mapping[str, tuple[int, str, str]] = {
+    "not_found": (404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID"),
+    "disputed": (422, "UNPROCESSABLE_ENTITY", "CAPTURE_DISPUTED_PARTIAL_REFUND_NOT_ALLOWED"),
+    "refunded": (422, "UNPROCESSABLE_ENTITY", "CAPTURE_FULLY_REFUNDED"),
+    "too_large": (422, "UNPROCESSABLE_ENTITY", "REFUND_AMOUNT_EXCEEDED"),
+    "invalid": (400, "INVALID_REQUEST", "INVALID_PARAMETER_VALUE"),
+}
 
 
 @dataclass
@@ -27,11 +89,61 @@ class Recorded:
 
 
 @dataclass
+class _Payment:
+    """A captured payment: amounts in ISO minor units of ``currency`` (upper case)."""
+
+    provider: str
+    captured: int
+    currency: str
+    refunded: int = 0
+    intent: str | None = None  # a Stripe charge's payment intent
+    assumed: bool = False  # known only from a lenient refund, not from a capture
+
+    @property
+    def left(self) -> int:
+        return self.captured - self.refunded
+
+
+@dataclass
 class FakeProviders:
     requests: list[Recorded] = field(default_factory=list)
-    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> refund
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> refund made
     lock: threading.Lock = field(default_factory=threading.Lock)
     refunds_down: bool = False  # answer refund requests 500, as an outage would
+    lenient: bool = False  # refund payments it was never told about
+    _payments: dict[str, _Payment] = field(default_factory=dict)
+    _disputed: set[str] = field(default_factory=set)
+    _answers: dict[str, tuple[Any, Answer]] = field(default_factory=dict)  # key -> first answer
+    _stripe_refunds: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    _clock: int = 0  # the last Stripe refund's ``created``
+
+    # -- what the test tells it, and what it shows -------------------------------------------
+
+    def add_payment(self, provider_id: str, amount: int, currency: str, *,
+                    provider: str = "stripe") -> None:
+        """A payment captured for ``amount`` minor units; refunds it already made stay."""
+        self._capture(provider, provider_id, amount, currency)
+
+    def dispute(self, provider_id: str, open: bool = True) -> None:  # noqa: A002
+        """Open (or, with ``open=False``, end in the seller's favour) a dispute of a payment."""
+        with self.lock:
+            (self._disputed.add if open else self._disputed.discard)(provider_id)
+
+    def observe(self, payload: Mapping[str, Any]) -> None:
+        """Learn from a webhook payload exactly as its sender sends it; others are ignored."""
+        try:
+            if payload.get("object") == "event":
+                self._observe_stripe(payload["data"]["object"])
+            elif "event_type" in payload:
+                self._observe_paypal(str(payload["event_type"]), payload["resource"])
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            pass  # not a payload whose money the fake can read
+
+    def books(self) -> dict[str, tuple[int, int, str]]:
+        """(captured, refunded, currency) per payment id, in minor units."""
+        with self.lock:
+            return {pid: (p.captured, p.refunded, p.currency)
+                    for pid, p in self._payments.items()}
 
     def posts_with_key(self, key: str) -> int:
         """Refund requests carrying ``key`` (paypalrestsdk also sends it on the token call)."""
@@ -41,23 +153,244 @@ class FakeProviders:
                    and key in (r.headers.get("Idempotency-Key"),
                                r.headers.get("PayPal-Request-Id")))
 
-    def stripe_refund(self, key: str, form: dict[str, list[str]]) -> dict[str, Any]:
-        with self.lock:
-            if key not in self.refunds:
-                self.refunds[key] = {
-                    "id": f"re_fake_{len(self.refunds) + 1}", "object": "refund",
-                    "amount": int(form["amount"][0]), "currency": "usd", "status": "succeeded",
-                    "charge": form.get("charge", [None])[0],
-                    "metadata": {k[9:-1]: v[0] for k, v in form.items()
-                                 if k.startswith("metadata[")}}
-            return self.refunds[key]
+    def _observe_stripe(self, obj: Mapping[str, Any]) -> None:
+        if obj.get("object") == "charge" and obj.get("status") == "succeeded" and obj.get(
+                "captured", True):
+            paid = from_provider_amount("stripe", int(obj.get("amount_captured") or obj["amount"]),
+                                        str(obj["currency"]).upper())
+            self._capture("stripe", obj["id"], paid.amount, paid.currency,
+                          obj.get("payment_intent"))
+        elif obj.get("object") == "dispute":
+            self.dispute(obj["charge"], open=obj.get("status") not in _STRIPE_SETTLED)
 
-    def paypal_refund(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _observe_paypal(self, event_type: str, resource: Mapping[str, Any]) -> None:
+        amount = resource.get("amount") or {}
+        if event_type == "PAYMENT.SALE.COMPLETED":
+            self._add_paypal(resource["id"], amount["total"], amount["currency"])
+        elif event_type == "PAYMENT.CAPTURE.COMPLETED":
+            self._add_paypal(resource["id"], amount["value"], amount["currency_code"])
+        elif event_type.startswith("CUSTOMER.DISPUTE."):
+            outcome = (resource.get("dispute_outcome") or {}).get("outcome_code")
+            settled = event_type.endswith(".RESOLVED") and outcome in _PAYPAL_SETTLED
+            for txn in resource.get("disputed_transactions") or []:
+                self.dispute(txn["seller_transaction_id"], open=not settled)
+
+    def _add_paypal(self, provider_id: str, value: str, currency: str) -> None:
+        money = from_decimal_string("paypal", value, currency)
+        self._capture("paypal", provider_id, money.amount, money.currency)
+
+    def _capture(self, provider: str, provider_id: str, amount: int, currency: str,
+                 intent: str | None = None) -> None:
+        code = normalize_currency(currency)
         with self.lock:
-            if key not in self.refunds:
-                self.refunds[key] = {"id": f"FAKE{len(self.refunds) + 1:013d}",
-                                     "status": "COMPLETED", "amount": body["amount"]}
-            return self.refunds[key]
+            known = self._payments.get(provider_id)
+            if known is not None and known.provider == provider:
+                known.captured, known.currency, known.assumed = amount, code, False
+                known.intent = intent or known.intent
+            else:
+                self._payments[provider_id] = _Payment(provider, amount, code, intent=intent)
+
+    # -- the books: one refund, checked and made ---------------------------------------------
+
+    def _find(self, provider: str, payment_id: str, currency: str, amount_given: bool
+              ) -> _Payment | None:
+        """The payment to refund; lenient, an unknown one with an amount is assumed."""
+        payment = self._payments.get(payment_id)
+        if payment is not None and payment.provider == provider:
+            return payment
+        if self.lenient and amount_given:
+            return _Payment(provider, 0, normalize_currency(currency), assumed=True)
+        return None
+
+    def _refusal(self, payment_id: str, payment: _Payment, amount: int) -> str | None:
+        if payment_id in self._disputed:
+            return "disputed"
+        if payment.assumed:
+            return None
+        if payment.left <= 0:
+            return "refunded"
+        return "too_large" if amount > payment.left else None
+
+    def _book(self, payment_id: str, payment: _Payment, amount: int) -> None:
+        if payment.assumed:
+            payment.captured += amount
+        payment.refunded += amount
+        self._payments.setdefault(payment_id, payment)
+
+    def _once(self, provider: str, key: str | None, params: Any, make: Callable[[], Answer]
+              ) -> Answer:
+        """The first answer under ``key`` (a 5xx is not kept); other ``params`` are refused."""
+        if key is None:
+            return make()
+        slot = f"{provider}|{key}"
+        if slot in self._answers:
+            first, answer = self._answers[slot]
+            return answer if first == params else _stripe_error(
+                400, None, _IDEMPOTENCY_MESSAGE.format(key=key), kind="idempotency_error")
+        answer = make()
+        if answer[0] < 500:
+            self._answers[slot] = (params, answer)
+        return answer
+
+    # -- Stripe ------------------------------------------------------------------------------
+
+    def stripe_refund(self, key: str | None, form: Mapping[str, list[str]]) -> Answer:
+        """``POST /v1/refunds`` with its form fields, under its Idempotency-Key."""
+        params = {k: v[-1] for k, v in form.items()}
+        with self.lock:
+            return self._once("stripe", key, params,
+                              lambda: self._stripe_refund(key, params))
+
+    def _stripe_refund(self, key: str | None, params: dict[str, str]) -> Answer:
+        param = "charge" if "charge" in params else "payment_intent"
+        target = params.get(param)
+        if target is None:
+            return _stripe_error(400, "parameter_missing", "One of the following params should "
+                                 "be provided for this request: payment_intent or charge.")
+        charge = target if param == "charge" else next(
+            (pid for pid, p in self._payments.items() if p.intent == target), target)
+        payment = self._find("stripe", charge, "usd", "amount" in params)
+        if payment is None:
+            return _stripe_refused("not_found", param=param, id=target)
+        try:
+            amount = (payment.left if "amount" not in params else from_provider_amount(
+                "stripe", int(params["amount"]), payment.currency).amount)
+        except ValueError:
+            amount = 0
+        if amount <= 0 and "amount" in params:
+            return _stripe_refused("invalid", param="amount", raw=params["amount"])
+        refusal = self._refusal(charge, payment, amount)
+        if refusal is not None:
+            return _stripe_refused(refusal, param=param, id=charge,
+                                   amount=_shown(amount, payment.currency),
+                                   left=_shown(payment.left, payment.currency))
+        self._book(charge, payment, amount)
+        return 200, self._stripe_refund_made(key, charge, payment, amount, params)
+
+    def _stripe_refund_made(self, key: str | None, charge: str, payment: _Payment, amount: int,
+                            params: dict[str, str]) -> dict[str, Any]:
+        self._clock = max(self._clock + 1, int(time.time()))
+        refund = {
+            "id": f"re_fake_{len(self.refunds) + 1}", "object": "refund",
+            "amount": to_provider_amount("stripe", Money(amount, payment.currency)),
+            "charge": charge, "created": self._clock, "currency": payment.currency.lower(),
+            "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+            "payment_intent": payment.intent, "reason": params.get("reason"),
+            "status": "succeeded"}
+        self._stripe_refunds.append(refund)
+        self.refunds[key or refund["id"]] = refund
+        return refund
+
+    def stripe_refund_list(self, query: Mapping[str, list[str]]) -> Answer:
+        """``GET /v1/refunds``: newest first, by charge or payment intent, a page at a time."""
+        params = {k: v[-1] for k, v in query.items()}
+        limit = int(params.get("limit", "10")) if params.get("limit", "10").isdigit() else 0
+        if not 1 <= limit <= 100:
+            return _stripe_error(400, "parameter_invalid_integer", "This value must be between "
+                                 "1 and 100.", param="limit")
+        with self.lock:
+            found = [r for r in reversed(self._stripe_refunds)
+                     if all(r[f] == params[f] for f in ("charge", "payment_intent")
+                            if f in params)]
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [r["id"] for r in found]
+            if after not in ids:
+                return _stripe_refused("not_found", param="starting_after", id=after)
+            found = found[ids.index(after) + 1:]
+        return 200, {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
+                     "url": "/v1/refunds"}
+
+    # -- PayPal ------------------------------------------------------------------------------
+
+    def paypal_refund(self, key: str | None, path: str, body: str) -> Answer:
+        """``POST /v1/payments/sale/<id>/refund`` or ``/v2/payments/captures/<id>/refund``,
+        under its PayPal-Request-Id: a repeat gets the first answer, whatever its body."""
+        with self.lock:
+            return self._once("paypal", key, None,
+                              lambda: self._paypal_refund(key, path, body))
+
+    def _paypal_refund(self, key: str | None, path: str, body: str) -> Answer:
+        v2 = path.startswith("/v2/")
+        payment_id = path.split("/")[-2]
+        try:
+            request = json.loads(body or "{}")
+            amount = request.get("amount")
+            value = None if amount is None else str(amount["value" if v2 else "total"])
+            currency = "USD" if amount is None else normalize_currency(
+                amount["currency_code" if v2 else "currency"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _paypal_refused(v2, "invalid")
+        payment = self._find("paypal", payment_id, currency, value is not None)
+        if payment is None:
+            return _paypal_refused(v2, "not_found")
+        try:
+            refunded = payment.left if value is None else from_decimal_string(
+                "paypal", value, currency).amount
+        except (ValueError, ArithmeticError):
+            refunded = 0
+        if value is not None and (refunded <= 0 or currency != payment.currency):
+            return _paypal_refused(v2, "invalid")
+        refusal = self._refusal(payment_id, payment, refunded)
+        if refusal is not None:
+            return _paypal_refused(v2, refusal)
+        self._book(payment_id, payment, refunded)
+        return 201, self._paypal_refund_made(key, v2, payment_id,
+                                             Money(refunded, payment.currency), request)
+
+    def _paypal_refund_made(self, key: str | None, v2: bool, payment_id: str, money: Money,
+                            request: Mapping[str, Any]) -> dict[str, Any]:
+        refund_id = f"FAKE{len(self.refunds) + 1:013d}"
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        value = to_decimal_string("paypal", money)
+        if v2:
+            refund = {"id": refund_id, "status": "COMPLETED",
+                      "amount": {"value": value, "currency_code": money.currency},
+                      "custom_id": request.get("custom_id"),
+                      "note_to_payer": request.get("note_to_payer"),
+                      "links": [{"rel": "up", "method": "GET",
+                                 "href": f"/v2/payments/captures/{payment_id}"}]}
+        else:
+            refund = {"id": refund_id, "state": "completed", "sale_id": payment_id,
+                      "amount": {"total": value, "currency": money.currency},
+                      "invoice_number": request.get("invoice_number", "")}
+        refund |= {"create_time": now, "update_time": now}
+        self.refunds[key or refund_id] = refund
+        return refund
+
+
+def _stripe_error(status: int, code: str | None, message: str, *, param: str | None = None,
+                  kind: str = "invalid_request_error") -> Answer:
+    error = {"type": kind, "message": message}
+    if code is not None:
+        error["code"] = code
+    if param is not None:
+        error["param"] = param
+    return status, {"error": error}
+
+
+def _stripe_refused(why: str, *, param: str, **facts: Any) -> Answer:
+    status, code, message = _STRIPE_REFUSALS[why]
+    return _stripe_error(status, code, message.format(param=param, **facts), param=param)
+
+
+def _paypal_refused(v2: bool, why: str) -> Answer:
+    debug_id = uuid.uuid4().hex[:13]
+    if not v2:
+        status, name, message = _PAYPAL_V1[why]
+        return status, {"name": name, "message": message, "debug_id": debug_id,
+                        "information_link": "https://developer.paypal.com/docs/api/payments/"
+                        f"v1/#error-{name}"}
+    status, name, issue = _PAYPAL_V2[why]
+    return status, {"name": name, "message": name.replace("_", " ").capitalize(),
+                    "debug_id": debug_id, "details": [{"issue": issue}]}
+
+
+def _shown(amount: int, currency: str) -> str:
+    """An amount as Stripe's messages show it: ``$70.00``, or ``70.00 CHF``."""
+    money = Money(amount, currency)
+    symbol = _SYMBOLS.get(money.currency)
+    return f"{symbol}{money.to_decimal()}" if symbol else f"{money.to_decimal()} {money.currency}"
 
 
 def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
@@ -83,33 +416,31 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             self._record()
             url = urlsplit(self.path)
             if url.path == "/v1/refunds":
-                charge = parse_qs(url.query).get("charge", [""])[0]
-                data = [r for r in fake.refunds.values() if r.get("charge") == charge]
-                self._answer(200, {"object": "list", "data": data, "has_more": False,
-                                   "url": "/v1/refunds"})
+                self._answer(*fake.stripe_refund_list(parse_qs(url.query)))
             else:
-                self._answer(404, {"error": {"type": "invalid_request_error"}})
+                self._answer(*_stripe_error(404, None, f"Unrecognized request URL (GET: "
+                                                       f"{url.path})."))
 
         def do_POST(self) -> None:  # noqa: N802
             body = self._record()
             path = urlsplit(self.path).path
+            key = self.headers.get("Idempotency-Key")
             if fake.refunds_down and path.endswith(("/refund", "/refunds")):
                 self._answer(500, {"error": {"type": "api_error", "message": "down"},
                                    "name": "INTERNAL_SERVICE_ERROR"})
             elif path == "/v1/refunds":
-                form = parse_qs(body)
-                self._answer(200, fake.stripe_refund(self.headers["Idempotency-Key"], form))
+                self._answer(*fake.stripe_refund(key, parse_qs(body, keep_blank_values=True)))
             elif path == "/v1/oauth2/token":
                 self._answer(200, {"access_token": "A21-fake", "token_type": "Bearer",
                                    "expires_in": 3600})
-            elif re.fullmatch(r"/v(1/payments/sale|2/payments/captures)/[^/]+/refund", path):
-                self._answer(201, fake.paypal_refund(self.headers["PayPal-Request-Id"],
-                                                     json.loads(body)))
+            elif _PAYPAL_REFUND.fullmatch(path):
+                self._answer(*fake.paypal_refund(self.headers.get("PayPal-Request-Id"), path,
+                                                 body))
             elif match := re.fullmatch(r"/v1/subscriptions/([^/]+)", path):
                 self._answer(200, {"id": match[1], "object": "subscription", "status": "active"})
             elif match := re.fullmatch(r"/v1/customers/([^/]+)/balance_transactions", path):
                 form = parse_qs(body)
-                self._answer(200, {"id": f"cbtxn_{self.headers['Idempotency-Key'][-12:]}",
+                self._answer(200, {"id": f"cbtxn_{(key or uuid.uuid4().hex)[-12:]}",
                                    "object": "customer_balance_transaction",
                                    "customer": match[1], "amount": int(form["amount"][0]),
                                    "currency": form["currency"][0]})
@@ -121,10 +452,11 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start() -> tuple[FakeProviders, ThreadingHTTPServer]:
-    fake = FakeProviders()
+def start(lenient: bool = False) -> tuple[FakeProviders, ThreadingHTTPServer]:
+    """The fake, serving on a free local port until ``server.shutdown()``."""
+    fake = FakeProviders(lenient=lenient)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return fake, server
 
 

@@ -3,7 +3,8 @@
 It signs each delivery as Stripe or PayPal does, POSTs it over real HTTP, and on a non-2xx
 answer or a connection error tries again after a short backoff, as the providers do (over
 hours; here over seconds). It records every answer, and which events were acknowledged: an
-event counts as delivered only once the gateway has answered 2xx for it.
+event counts as delivered only once the gateway has answered 2xx for it. ``on_send`` sees each
+event before its first attempt (a fake provider learns from it what it captured).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -43,8 +45,10 @@ class ProviderSender:
 
     def __init__(self, base: str, settings: Settings, signer: DevPayPalSigner, *,
                  backoff: float = 0.2, max_backoff: float = 2.0, give_up_after: float = 120.0,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0,
+                 on_send: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.base, self.settings, self.signer = base, settings, signer
+        self.on_send = on_send
         self.backoff, self.max_backoff = backoff, max_backoff
         self.give_up_after, self.timeout = give_up_after, timeout
         self.tally = Tally()
@@ -75,6 +79,8 @@ class ProviderSender:
     def deliver(self, d: Delivery) -> bool:
         """POST until the gateway answers 2xx (True) or ``give_up_after`` passes (False)."""
         url, body, headers = self._request(d)
+        if self.on_send is not None:
+            self.on_send(d.event)
         deadline, wait = time.monotonic() + self.give_up_after, self.backoff
         while True:
             try:

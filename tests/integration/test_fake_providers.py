@@ -1,0 +1,394 @@
+"""The local fake of Stripe and PayPal, over real HTTP, through our adapters where they reach and
+raw requests where they do not: it keeps books and refuses what the real providers refuse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import requests
+import stripe
+
+from adapters.base import ErrorCode, PaymentTarget, ProviderResult
+from adapters.paypal_adapter import PayPalAdapter
+from adapters.stripe_adapter import StripeAdapter
+from policy.money import Money
+from service import fake_providers, samples
+from service.config import PayPalSettings, StripeSettings
+from service.errors import ProviderError
+from service.fake_providers import FakeProviders
+from tests.support.providers import assert_books_balanced
+
+
+@contextmanager
+def _serving(lenient: bool = False) -> Iterator[tuple[FakeProviders, str]]:
+    fake, server = fake_providers.start(lenient=lenient)
+    try:
+        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def provider() -> Iterator[tuple[FakeProviders, str]]:
+    with _serving() as served:
+        yield served
+
+
+def _stripe(base: str) -> StripeAdapter:
+    return StripeAdapter(StripeSettings(api_key="sk_test_fake", api_base=base), timeout=5)
+
+
+def _paypal(base: str) -> PayPalAdapter:
+    return PayPalAdapter(PayPalSettings(client_id="id", client_secret="secret", api_base=base),
+                         timeout=5)
+
+
+def _refund(base: str, kind: str, payment: str, cents: int, key: str,
+            currency: str = "USD") -> ProviderResult:
+    """A refund through the adapter of ``kind``'s provider (charge, payment_intent, sale,
+    capture), as the action executor makes it."""
+    provider = _provider_of(kind)
+    adapter = _paypal(base) if provider == "paypal" else _stripe(base)
+    return adapter.refund(PaymentTarget(provider, kind, payment), Money(cents, currency),
+                          "test refund", key, {"decision_id": "dec_1"})
+
+
+def _refused(call: Callable[[], Any]) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        call()
+    return caught.value
+
+
+def _provider_of(kind: str) -> str:
+    return "paypal" if kind in ("sale", "capture") else "stripe"
+
+
+# -- refusals, each mapped to our error code ------------------------------------------------------
+
+_UNKNOWN, _TOO_LARGE, _REFUNDED, _DISPUTED = "unknown", "too_large", "refunded", "disputed"
+
+
+def _set_up(fake: FakeProviders, base: str, kind: str, case: str) -> None:
+    if case == _UNKNOWN:
+        return
+    fake.add_payment("pay_1", 6000, "USD", provider=_provider_of(kind))
+    if case == _REFUNDED:
+        _refund(base, kind, "pay_1", 6000, "first")
+    if case == _DISPUTED:
+        fake.dispute("pay_1")
+
+
+@pytest.mark.parametrize(("kind", "case", "code", "status"), [
+    ("charge", _UNKNOWN, ErrorCode.NOT_FOUND, 404),
+    ("charge", _TOO_LARGE, ErrorCode.AMOUNT_TOO_LARGE, 400),
+    ("charge", _REFUNDED, ErrorCode.ALREADY_REFUNDED, 400),
+    ("charge", _DISPUTED, ErrorCode.DISPUTED, 400),
+    ("sale", _UNKNOWN, ErrorCode.NOT_FOUND, 404),
+    ("sale", _TOO_LARGE, ErrorCode.AMOUNT_TOO_LARGE, 400),
+    ("sale", _REFUNDED, ErrorCode.ALREADY_REFUNDED, 400),
+    ("sale", _DISPUTED, ErrorCode.TRANSACTION_REFUSED, 400),
+    ("capture", _UNKNOWN, ErrorCode.NOT_FOUND, 404),
+    ("capture", _TOO_LARGE, ErrorCode.AMOUNT_TOO_LARGE, 422),
+    ("capture", _REFUNDED, ErrorCode.ALREADY_REFUNDED, 422),
+    ("capture", _DISPUTED, ErrorCode.DISPUTED, 422),
+])
+def test_each_refusal_maps_to_our_error_code_and_is_not_retried(provider, kind, case, code,
+                                                                  status):
+    """Unknown, too large, already refunded, disputed: our code, the provider's status, final."""
+    fake, base = provider
+    _set_up(fake, base, kind, case)
+    error = _refused(lambda: _refund(base, kind, "pay_1", 7000, "second"))
+    assert (error.code, error.http_status, error.retryable) == (code, status, False)
+    assert fake.books().get("pay_1", (0, 0, ""))[1] == (6000 if case == _REFUNDED else 0)
+
+
+def test_stripe_refusal_bodies_are_stripes(provider):
+    """The error objects carry Stripe's type, code, param and message."""
+    fake, base = provider
+    fake.add_payment("ch_1", 6000, "usd")
+    too_large = requests.post(f"{base}/v1/refunds", data={"charge": "ch_1", "amount": 7000})
+    unknown = requests.post(f"{base}/v1/refunds", data={"charge": "ch_x"})
+    assert too_large.status_code == 400 and too_large.json()["error"] == {
+        "type": "invalid_request_error", "code": "amount_too_large", "param": "charge",
+        "message": "Refund amount ($70.00) is greater than unrefunded amount on charge ($60.00)"}
+    assert unknown.status_code == 404 and unknown.json()["error"] == {
+        "type": "invalid_request_error", "code": "resource_missing", "param": "charge",
+        "message": "No such charge: 'ch_x'"}
+
+
+def test_paypal_refusal_bodies_are_paypals(provider):
+    """v1 names the error; v2 names its class and gives the issue in details."""
+    fake, base = provider
+    fake.add_payment("PAY1", 1000, "USD", provider="paypal")
+    v1 = requests.post(f"{base}/v1/payments/sale/NOPE/refund", json={})
+    v2 = requests.post(f"{base}/v2/payments/captures/PAY1/refund",
+                       json={"amount": {"value": "10.01", "currency_code": "USD"}})
+    assert (v1.status_code, v1.json()["name"]) == (404, "INVALID_RESOURCE_ID")
+    assert (v2.status_code, v2.json()["name"]) == (422, "UNPROCESSABLE_ENTITY")
+    assert v2.json()["details"] == [{"issue": "REFUND_AMOUNT_EXCEEDED"}]
+
+
+# -- books ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["charge", "sale", "capture"])
+def test_partial_refunds_add_up_exactly_to_the_capture(provider, kind):
+    """Three partial refunds refund the whole capture; a fourth of one cent is refused."""
+    fake, base = provider
+    fake.add_payment("pay_1", 10000, "USD", provider=_provider_of(kind))
+    made = [_refund(base, kind, "pay_1", cents, f"part-{n}")
+            for n, cents in enumerate((2500, 7000, 500))]
+    assert [r.amount.amount for r in made] == [2500, 7000, 500]
+    assert all(r.settled for r in made) and len({r.provider_ref for r in made}) == 3
+    assert _refused(lambda: _refund(base, kind, "pay_1", 1, "more")).code == (
+        ErrorCode.ALREADY_REFUNDED)
+    assert fake.books() == {"pay_1": (10000, 10000, "USD")}
+    assert_books_balanced(fake, {"pay_1": 10000})
+
+
+def test_stripe_refund_objects_look_like_stripes(provider):
+    """created increases; currency is the charge's, lower-cased; metadata and charge kept."""
+    fake, base = provider
+    fake.add_payment("ch_1", 3000, "EUR")
+    refunds = [requests.post(f"{base}/v1/refunds", headers={"Idempotency-Key": f"k{n}"},
+                             data={"charge": "ch_1", "amount": 1000,
+                                   "metadata[action_id]": f"k{n}"}).json() for n in range(3)]
+    assert [r["created"] for r in refunds] == sorted({r["created"] for r in refunds})
+    assert {(r["object"], r["currency"], r["status"], r["charge"], r["amount"])
+            for r in refunds} == {("refund", "eur", "succeeded", "ch_1", 1000)}
+    assert [r["metadata"] for r in refunds] == [{"action_id": f"k{n}"} for n in range(3)]
+
+
+@pytest.mark.parametrize(("kind", "path", "body"), [
+    ("charge", "/v1/refunds", {"charge": "pay_1"}),
+    ("sale", "/v1/payments/sale/pay_1/refund", {}),
+    ("capture", "/v2/payments/captures/pay_1/refund", {"custom_id": "x"}),
+])
+def test_a_refund_without_an_amount_refunds_what_is_left(provider, kind, path, body):
+    """After a partial refund, a request with no amount refunds the rest, then nothing more."""
+    fake, base = provider
+    fake.add_payment("pay_1", 5000, "USD", provider=_provider_of(kind))
+    _refund(base, kind, "pay_1", 1200, "partial")
+    form, json_body = (body, None) if kind == "charge" else (None, body)
+    rest = requests.post(f"{base}{path}", data=form, json=json_body)
+    assert rest.status_code in (200, 201), rest.text
+    assert rest.json()["amount"] in (3800, {"total": "38.00", "currency": "USD"},
+                                     {"value": "38.00", "currency_code": "USD"})
+    again = requests.post(f"{base}{path}", data=form, json=json_body)
+    assert again.status_code in (400, 422)  # nothing is left
+    assert fake.books() == {"pay_1": (5000, 5000, "USD")}
+
+
+def test_amounts_are_booked_in_iso_minor_units(provider):
+    """ISK is whole krónur in our ledger but two decimals on Stripe; JPY has none on PayPal."""
+    fake, base = provider
+    fake.add_payment("ch_isk", 5000, "ISK")
+    fake.add_payment("SALEJPY", 3000, "JPY", provider="paypal")
+    assert _refund(base, "charge", "ch_isk", 5000, "isk", "ISK").amount == Money(5000, "ISK")
+    assert _refund(base, "sale", "SALEJPY", 1000, "jpy", "JPY").amount == Money(1000, "JPY")
+    assert fake.books() == {"ch_isk": (5000, 5000, "ISK"), "SALEJPY": (3000, 1000, "JPY")}
+
+
+# -- idempotency ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["charge", "sale", "capture"])
+def test_a_repeated_key_gets_the_same_refund_and_books_it_once(provider, kind):
+    """Same key, same request: the first refund again, and one refund in the books."""
+    fake, base = provider
+    fake.add_payment("pay_1", 6000, "USD", provider=_provider_of(kind))
+    first = _refund(base, kind, "pay_1", 4000, "act_1")
+    again = _refund(base, kind, "pay_1", 4000, "act_1")
+    assert again == first and fake.posts_with_key("act_1") == 2
+    assert fake.books()["pay_1"] == (6000, 4000, "USD") and len(fake.refunds) == 1
+
+
+def test_a_stripe_key_reused_with_other_parameters_is_an_idempotency_error(provider):
+    """Stripe refuses a key sent again with another amount, and refunds nothing for it."""
+    fake, base = provider
+    fake.add_payment("ch_1", 6000, "USD")
+    _refund(base, "charge", "ch_1", 1000, "act_1")
+    error = _refused(lambda: _refund(base, "charge", "ch_1", 2000, "act_1"))
+    assert (error.code, error.retryable) == (ErrorCode.IDEMPOTENCY_CONFLICT, False)
+    assert "same parameters" in str(error)
+    assert fake.books()["ch_1"] == (6000, 1000, "USD")
+
+
+@pytest.mark.parametrize("kind", ["charge", "sale", "capture"])
+def test_a_refusal_is_replayed_under_its_key(provider, kind):
+    """A key first refused (unknown payment) is refused again, even once the payment is known."""
+    fake, base = provider
+    assert _refused(lambda: _refund(base, kind, "pay_1", 100, "act_1")).code == (
+        ErrorCode.NOT_FOUND)
+    fake.add_payment("pay_1", 6000, "USD", provider=_provider_of(kind))
+    assert _refused(lambda: _refund(base, kind, "pay_1", 100, "act_1")).code == (
+        ErrorCode.NOT_FOUND)
+    assert _refund(base, kind, "pay_1", 100, "act_2").settled  # a new key is a new request
+    assert fake.books()["pay_1"] == (6000, 100, "USD")
+
+
+def test_an_outage_answer_is_not_kept_under_the_key(provider):
+    """A 500 (refunds_down) is retryable, and the retry under the same key refunds."""
+    fake, base = provider
+    fake.add_payment("ch_1", 6000, "USD")
+    fake.refunds_down = True
+    assert _refused(lambda: _refund(base, "charge", "ch_1", 1000, "act_1")).retryable
+    fake.refunds_down = False
+    assert _refund(base, "charge", "ch_1", 1000, "act_1").settled
+    assert fake.books()["ch_1"] == (6000, 1000, "USD") and fake.posts_with_key("act_1") == 2
+
+
+# -- Stripe's listing ----------------------------------------------------------------------------
+
+
+def test_stripe_python_walks_every_page_of_25_refunds_newest_first(provider):
+    """auto_paging_iter follows has_more and starting_after through three pages of ten."""
+    fake, base = provider
+    fake.add_payment("ch_1", 2500, "USD")
+    fake.add_payment("ch_2", 100, "USD")
+    made = [_refund(base, "charge", "ch_1", 100, f"act_{n}").provider_ref for n in range(25)]
+    _refund(base, "charge", "ch_2", 100, "other")
+    client = stripe.StripeClient("sk_test_fake", base_addresses={"api": base},
+                                 max_network_retries=0)
+    listing = client.v1.refunds.list(params={"charge": "ch_1", "limit": 10})
+    assert [r.id for r in listing.auto_paging_iter()] == made[::-1]
+    pages = [r.path for r in fake.requests if r.method == "GET"]
+    assert len(pages) == 3 and "starting_after=" in pages[-1]
+    assert fake.books()["ch_1"] == (2500, 2500, "USD")
+
+
+def test_stripe_listing_pages_and_limits(provider):
+    """limit defaults to 10 and may not pass 100; an unknown starting_after is a 404."""
+    fake, base = provider
+    fake.add_payment("ch_1", 1200, "USD")
+    for n in range(12):
+        _refund(base, "charge", "ch_1", 100, f"act_{n}")
+    page = requests.get(f"{base}/v1/refunds", params={"charge": "ch_1"}).json()
+    assert len(page["data"]) == 10 and page["has_more"] is True
+    last = requests.get(f"{base}/v1/refunds", params={
+        "charge": "ch_1", "starting_after": page["data"][-1]["id"]}).json()
+    assert len(last["data"]) == 2 and last["has_more"] is False
+    assert requests.get(f"{base}/v1/refunds", params={"limit": 101}).status_code == 400
+    assert requests.get(f"{base}/v1/refunds", params={"starting_after": "re_x"}
+                        ).status_code == 404
+
+
+def test_the_adapter_finds_a_landed_refund_by_its_key(provider):
+    """find_refund lists the charge's refunds and takes the one carrying the action id."""
+    fake, base = provider
+    fake.add_payment("ch_1", 6000, "USD")
+    made = _refund(base, "charge", "ch_1", 1000, "act_1")
+    target = PaymentTarget("stripe", "charge", "ch_1")
+    assert _stripe(base).find_refund(target, "act_1") == made
+    assert _stripe(base).find_refund(target, "act_2") is None
+
+
+def test_the_adapter_finds_a_landed_refund_past_the_first_page(provider):
+    """A refund older than the newest 100 of its charge is still found by its key."""
+    fake, base = provider
+    fake.add_payment("ch_1", 200, "USD")
+    with requests.Session() as http:
+        for n in range(105):
+            http.post(f"{base}/v1/refunds", headers={"Idempotency-Key": f"act_{n}"},
+                      data={"charge": "ch_1", "amount": 1, "metadata[action_id]": f"act_{n}"})
+    found = _stripe(base).find_refund(PaymentTarget("stripe", "charge", "ch_1"), "act_0")
+    assert found is not None and found.provider_ref == fake.refunds["act_0"]["id"]
+
+
+# -- learning from webhooks ----------------------------------------------------------------------
+
+
+def test_it_learns_stripe_charges_and_disputes_from_events(provider):
+    """charge.succeeded books the capture and its intent; a dispute stops refunds until won."""
+    fake, base = provider
+    scenario = samples.Scenario(key="observe", amount=4200, currency="gbp")
+    fake.observe(samples.stripe_event("charge.succeeded", scenario))
+    assert fake.books() == {scenario.charge_id: (4200, 0, "GBP")}
+    dispute = samples.stripe_event("charge.dispute.created", scenario)
+    fake.observe(dispute)
+    assert _refused(lambda: _refund(base, "charge", scenario.charge_id, 100, "a", "GBP")
+                    ).code == ErrorCode.DISPUTED
+    dispute["data"]["object"]["status"] = "lost"
+    fake.observe(dispute)
+    assert _refused(lambda: _refund(base, "charge", scenario.charge_id, 100, "a2", "GBP")
+                    ).code == ErrorCode.DISPUTED
+    dispute["data"]["object"]["status"] = "won"
+    fake.observe(dispute)
+    intent = scenario.stripe_id("payment_intent")
+    assert _refund(base, "payment_intent", intent, 4200, "b", "GBP").settled
+    assert fake.books() == {scenario.charge_id: (4200, 4200, "GBP")}
+
+
+def _paypal_dispute(event_type: str, transaction: str, outcome: str | None = None
+                    ) -> dict[str, Any]:
+    resource: dict[str, Any] = {"dispute_id": "PP-D-1", "status": "OPEN",
+                                "disputed_transactions": [{"seller_transaction_id": transaction}]}
+    if outcome is not None:
+        resource |= {"status": "RESOLVED", "dispute_outcome": {"outcome_code": outcome}}
+    return {"id": "WH-1", "event_type": event_type, "resource_type": "dispute",
+            "resource": resource}
+
+
+def test_it_learns_paypal_sales_captures_and_disputes_from_events(provider):
+    """Sales and captures book their amounts; a dispute refuses refunds until the seller wins."""
+    fake, base = provider
+    scenario = samples.Scenario(key="observe", amount=2000, payment_method="paypal")
+    sale = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario)
+    capture = samples.paypal_event("PAYMENT.CAPTURE.COMPLETED", scenario)
+    fake.observe(sale)
+    fake.observe(capture)
+    sale_id, capture_id = sale["resource"]["id"], capture["resource"]["id"]
+    assert fake.books() == {sale_id: (2000, 0, "USD"), capture_id: (2000, 0, "USD")}
+    fake.observe(_paypal_dispute("CUSTOMER.DISPUTE.CREATED", capture_id))
+    assert _refused(lambda: _refund(base, "capture", capture_id, 100, "a")).code == (
+        ErrorCode.DISPUTED)
+    fake.observe(_paypal_dispute("CUSTOMER.DISPUTE.RESOLVED", capture_id, "RESOLVED_BUYER_FAVOUR"))
+    assert _refused(lambda: _refund(base, "capture", capture_id, 100, "b")).code == (
+        ErrorCode.DISPUTED)
+    fake.observe(_paypal_dispute("CUSTOMER.DISPUTE.RESOLVED", capture_id,
+                                 "RESOLVED_SELLER_FAVOUR"))
+    assert _refund(base, "capture", capture_id, 100, "c").settled
+    assert _refund(base, "sale", sale_id, 2000, "d").settled
+
+
+def test_it_ignores_payloads_it_cannot_read(provider):
+    """Other events, a sale with no amount and a failed charge leave the books empty."""
+    fake, _ = provider
+    scenario = samples.Scenario(key="ignored", payment_method="paypal")
+    broken = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario)
+    del broken["resource"]["amount"]
+    failed = samples.stripe_event("charge.succeeded", scenario, status="failed")
+    for payload in ({}, {"object": "event"}, broken, failed,
+                    samples.stripe_event("invoice.paid", scenario),
+                    samples.paypal_event("BILLING.SUBSCRIPTION.CREATED", scenario)):
+        fake.observe(payload)
+    assert fake.books() == {}
+
+
+# -- leniency ------------------------------------------------------------------------------------
+
+
+def test_lenient_refunds_unknown_payments_as_captured_for_what_is_refunded():
+    """Unknown payments are refunded once per key, booked as captured for that; known checked."""
+    with _serving(lenient=True) as (fake, base):
+        fake.add_payment("ch_known", 1000, "USD")
+        first = _refund(base, "charge", "ch_unknown", 700, "act_1")
+        assert _refund(base, "charge", "ch_unknown", 700, "act_1") == first
+        assert _refund(base, "sale", "SALE9", 300, "act_2").settled
+        assert _refund(base, "sale", "SALE9", 200, "act_3").settled
+        assert _refused(lambda: _refund(base, "charge", "ch_known", 1500, "act_4")).code == (
+            ErrorCode.AMOUNT_TOO_LARGE)
+        assert fake.books() == {"ch_known": (1000, 0, "USD"), "ch_unknown": (700, 700, "USD"),
+                                "SALE9": (500, 500, "USD")}
+        assert_books_balanced(fake)
+
+
+def test_strict_is_the_default(provider):
+    """Without leniency a payment it was never told about is unknown."""
+    fake, base = provider
+    assert not fake.lenient
+    assert _refused(lambda: _refund(base, "charge", "ch_1", 100, "a")).code == ErrorCode.NOT_FOUND
