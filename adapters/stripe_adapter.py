@@ -62,15 +62,19 @@ class StripeAdapter:
 
     @provider_call(PROVIDER, "find_refund")
     def find_refund(self, target: PaymentTarget, key: str) -> ProviderResult | None:
-        """The refund an earlier attempt with ``key`` created, if any (a GET, never a refund)."""
+        """The refund an earlier attempt with ``key`` created, if any (GETs, never a refund):
+        every page of the charge's refunds is read, and only one carrying our key is taken."""
         field = "payment_intent" if target.kind == "payment_intent" else "charge"
         listing = _call(lambda: self._client.v1.refunds.list(
             params={field: target.provider_id, "limit": 100}))  # type: ignore[arg-type, misc]
-        for refund in listing.data:
+        pages = listing.auto_paging_iter()
+        while True:
+            refund = _call(lambda: next(pages, None))
+            if refund is None:
+                return None
             metadata = refund.metadata.to_dict() if refund.metadata else {}
             if metadata.get("action_id") == key:
                 return _result(refund)
-        return None
 
     @provider_call(PROVIDER, "cancel_subscription")
     def cancel_subscription(self, subscription_id: str, at: datetime | None, reason: str,

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, stream_
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from gateway import idempotency
 from gateway.auth import require_merchant
 from gateway.envelope import parse_time
 from gateway.openapi import document
@@ -18,7 +19,15 @@ from gateway.responses import error
 from gateway.serialize import decision_json, request_json
 from gateway.validation import InvalidBody, validate
 from ledger import audit
-from ledger.models import Action, Decision, InboxEvent, SupportRequest, UsageReport
+from ledger.locks import serialize
+from ledger.models import (
+    Action,
+    Decision,
+    InboxEvent,
+    RequestStatus,
+    SupportRequest,
+    UsageReport,
+)
 from policy import CaseError, PolicyError, case_from_json, decision_to_json, evaluate
 from reports.run import FORMATS, reconcile, render
 from service.bootstrap import Container
@@ -26,6 +35,8 @@ from service.errors import ProviderError
 from workers import requests as support_requests
 from workers import reviews
 from workers.actions import new_id
+from workers.cases import payment_by_ref, payment_owners, subscription_by_ref, subscription_owners
+from workers.decide import enqueue_actions_of
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/v1")
@@ -57,6 +68,35 @@ def _review_error(exc: reviews.ReviewError) -> tuple[Response, int]:
     return error(exc.status, "review_refused", exc.message, field=exc.field)
 
 
+@bp.errorhandler(idempotency.KeyReused)
+def _key_reused(exc: idempotency.KeyReused) -> tuple[Response, int]:
+    return error(422, "idempotency_key_reused", str(exc), field=idempotency.HEADER)
+
+
+class _Conflict(Exception):
+    """A request that would repeat one still open: ``409`` naming it."""
+
+    def __init__(self, field: str, message: str, existing: str) -> None:
+        super().__init__(message)
+        self.field, self.message, self.existing = field, message, existing
+
+
+@bp.errorhandler(_Conflict)
+def _conflict(exc: _Conflict) -> tuple[Response, int]:
+    return error(409, "duplicate_request", exc.message, field=exc.field, existing=exc.existing)
+
+
+def _idempotent(work: idempotency.Work) -> tuple[Response, int]:
+    """Answer with ``work``'s result, done once per Idempotency-Key (see gateway.idempotency)."""
+    claim = idempotency.claim_of(request, g.merchant.name)
+    answer = idempotency.run(_container().sessions, claim, work)
+    g.replayed = answer.replayed
+    response = jsonify(answer.body)
+    if answer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, answer.status
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The admin API's OpenAPI document (public: it holds no data)."""
@@ -83,7 +123,8 @@ def preview_decision() -> tuple[Response, int]:
         return error(400, "invalid_case", exc.message, field=field)
     except PolicyError as exc:
         return error(400, "invalid_case", str(exc), field="case")
-    return jsonify(decision_to_json(decision)), 200
+    answer = decision_to_json(decision)
+    return _idempotent(lambda session: (200, answer))
 
 
 def _at(value: Any) -> datetime | None:
@@ -97,8 +138,7 @@ def _at(value: Any) -> datetime | None:
 def file_refund_request() -> tuple[Response, int]:
     """Store a customer's refund claim; a worker builds the Case, decides and executes it."""
     body = validate("RefundRequest", request.get_json(silent=True))
-    (row,) = _file("refund", [(body, body["payment"])])
-    return jsonify(request_json(row, None)), 202
+    return _file("refund", [(body, body["payment"])])
 
 
 @bp.post("/cancellations")
@@ -113,10 +153,7 @@ def file_cancellation() -> tuple[Response, int]:
                           "product_category")}
         filed.append(({**claim, "payment": body["money_back_payment"]},
                       body["money_back_payment"]))
-    rows = _file("cancellation", filed)
-    answer = request_json(rows[0], None)
-    answer["money_back_request"] = rows[1].id if len(rows) > 1 else None
-    return jsonify(answer), 202
+    return _file("cancellation", filed)
 
 
 @bp.post("/uptime-claims")
@@ -124,14 +161,13 @@ def file_cancellation() -> tuple[Response, int]:
 def file_uptime_claim() -> tuple[Response, int]:
     """Store an uptime claim; the outage record and the schedule decide the service credit."""
     body = validate("UptimeClaim", request.get_json(silent=True))
-    (row,) = _file("uptime_claim", [(body, None)])
-    return jsonify(request_json(row, None)), 202
+    return _file("uptime_claim", [(body, None)])
 
 
-def _file(kind: str, bodies: list[tuple[dict[str, Any], str | None]]) -> list[SupportRequest]:
-    """Store requests (the first of ``kind``, any further ones refund claims) and enqueue them."""
+def _file(kind: str, bodies: list[tuple[dict[str, Any], str | None]]) -> tuple[Response, int]:
+    """Store requests (the first of ``kind``, any further ones refund claims), answer ``202``
+    with the first (and the id of a second), and enqueue them."""
     now = datetime.now(timezone.utc)
-    container = _container()
     rows = []
     for i, (body, payment_ref) in enumerate(bodies):
         if "product_category" not in body and g.merchant.default_product_category:
@@ -139,18 +175,62 @@ def _file(kind: str, bodies: list[tuple[dict[str, Any], str | None]]) -> list[Su
         rows.append(SupportRequest(id=new_id("req"), merchant=g.merchant.name,
                                    kind=kind if i == 0 else "refund",
                                    account_ref=body["account"], payment_ref=payment_ref,
-                                   body=body, filed_by=_actor(), created_at=now))
-    with container.sessions() as session, session.begin():
+                                   body=body, filed_by=_actor(), created_at=now,
+                                   status=RequestStatus.RECEIVED))
+
+    def work(session: Any) -> tuple[int, dict[str, Any]]:
         for row in rows:
+            _check_claim(session, row, "payment" if kind == "refund" else "money_back_payment")
             session.add(row)
             audit.record(session, merchant=row.merchant, actor=row.filed_by, at=now,
                          action="request.filed", subject=row.id, kind=row.kind)
+        answer = request_json(rows[0], None)
+        if kind == "cancellation":
+            answer["money_back_request"] = rows[1].id if len(rows) > 1 else None
+        return 202, answer
+
+    response = _idempotent(work)
+    if not g.replayed:
+        _enqueue(rows)
+    return response
+
+
+def _check_claim(session: Any, row: SupportRequest, field: str) -> None:
+    """Refuse, before anything is stored, a claim on another account's payment or
+    subscription (when the ledger knows whose it is) and a second open refund request for one
+    payment (``409`` naming the first: decided once, whoever asks how often)."""
+    merchant, account = row.merchant, row.account_ref
+    subscription_ref = row.body.get("subscription")
+    if row.kind != "refund" and subscription_ref:
+        subscription = subscription_by_ref(session, merchant, subscription_ref)
+        if subscription is not None and account not in subscription_owners(subscription):
+            raise InvalidBody("subscription", f"subscription {subscription_ref} belongs to "
+                              f"{subscription.customer_ref}, not to {account}")
+    if row.kind != "refund" or row.payment_ref is None:
+        return
+    payment = payment_by_ref(session, merchant, row.payment_ref)
+    owners = payment_owners(session, payment) if payment is not None else set()
+    if owners and account not in owners:
+        raise InvalidBody(field, f"payment {row.payment_ref} belongs to "
+                          f"{', '.join(sorted(owners))}, not to {account}")
+    serialize(session, "refund-request", merchant, row.payment_ref)
+    existing = session.scalars(select(SupportRequest.id).where(
+        SupportRequest.merchant == merchant, SupportRequest.payment_ref == row.payment_ref,
+        SupportRequest.kind == "refund",
+        SupportRequest.status.in_((RequestStatus.RECEIVED, RequestStatus.DECIDED)))
+        .order_by(SupportRequest.created_at)).first()
+    if existing is not None:
+        raise _Conflict(field, f"payment {row.payment_ref} already has refund request "
+                        f"{existing}; see GET /v1/refund-requests/{existing}", existing)
+
+
+def _enqueue(rows: list[SupportRequest]) -> None:
+    container = _container()
     for row in rows:
         try:
             support_requests.enqueue(container, row.id)
         except RedisError:  # stored: the sweeper hands it to a worker later
             log.warning("could not enqueue request %s; the sweeper will", row.id)
-    return rows
 
 
 @bp.get("/refund-requests/<request_id>")
@@ -191,16 +271,20 @@ def report_usage() -> tuple[Response, int]:
     """The merchant reports an account's usage (bandwidth, sessions, last use)."""
     body = validate("UsageReport", request.get_json(silent=True))
     now = datetime.now(timezone.utc)
-    with _container().sessions() as session, session.begin():
-        session.add(UsageReport(merchant=g.merchant.name, account_ref=body["account"],
+    merchant, actor = g.merchant.name, _actor()
+
+    def work(session: Any) -> tuple[int, dict[str, Any]]:
+        session.add(UsageReport(merchant=merchant, account_ref=body["account"],
                                 bandwidth_bytes=body["bandwidth_bytes"],
                                 sessions=body["sessions"],
                                 last_used_at=parse_time(body.get("last_used_at")),
                                 reported_at=now))
-        audit.record(session, merchant=g.merchant.name, actor=_actor(), at=now,
+        audit.record(session, merchant=merchant, actor=actor, at=now,
                      action="usage.reported", subject=body["account"],
                      bandwidth_bytes=body["bandwidth_bytes"], sessions=body["sessions"])
-    return jsonify({"recorded": True, "account": body["account"]}), 201
+        return 201, {"recorded": True, "account": body["account"]}
+
+    return _idempotent(work)
 
 
 @bp.get("/reviews")
@@ -217,10 +301,19 @@ def list_reviews() -> tuple[Response, int]:
 def answer_review(decision_id: str) -> tuple[Response, int]:
     """Approve (with a refund and/or credit, carried out at once) or deny a decision."""
     body = validate("ReviewAnswer", request.get_json(silent=True))
-    status = reviews.answer(_container(), g.merchant.name, decision_id, body)
-    with _container().sessions() as session:
-        return jsonify({"status": status,
-                        "decision": _decision(session, session.get(Decision, decision_id))}), 200
+    merchant = g.merchant
+
+    def work(session: Any) -> tuple[int, dict[str, Any]]:
+        status = reviews.answer_in(session, merchant, decision_id, body,
+                                   datetime.now(timezone.utc))
+        session.flush()
+        return 200, {"status": status,
+                     "decision": _decision(session, session.get(Decision, decision_id))}
+
+    response = _idempotent(work)
+    if not g.replayed:
+        enqueue_actions_of(_container(), decision_id)
+    return response
 
 
 @bp.get("/events/<event_id>")

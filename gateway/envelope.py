@@ -87,7 +87,7 @@ def paypal_envelope(data: dict[str, Any]) -> Envelope:
         event_id=_text(data, "id"),
         event_type=_text(data, "event_type"),
         created_at=parse_time(data.get("create_time")),
-        object_ref=_ref(resource.get("id")),
+        object_ref=_ref(resource.get("id")) or _ref(resource.get("dispute_id")),
         livemode=None,
     )
 

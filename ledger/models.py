@@ -186,7 +186,7 @@ class Payment(_ProviderObject, Base):
 
 class Refund(_ProviderObject, Base):
     __tablename__ = "refunds"
-    __table_args__ = _unique("refunds")
+    __table_args__ = (*_unique("refunds"), Index("ix_refund_payment", "merchant", "payment_ref"))
 
     payment_ref: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16), default="refund")  # refund | reversal
@@ -203,12 +203,22 @@ class Refund(_ProviderObject, Base):
     unsolicited: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class DisputeState(StrEnum):
+    """Where a dispute stands, whatever the provider calls it."""
+
+    OPEN = "open"  # the customer's bank or PayPal is deciding: the money may go back that way
+    WON = "won"  # closed in the merchant's favour: the payment stands
+    LOST = "lost"  # closed for the customer: the funds already went back
+
+
 class Dispute(_ProviderObject, Base):
     __tablename__ = "disputes"
-    __table_args__ = _unique("disputes")
+    __table_args__ = (*_unique("disputes"), Index("ix_dispute_payment", "merchant", "payment_ref"))
 
     payment_ref: Mapped[str | None] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))  # the provider's own word
+    state: Mapped[str] = mapped_column(String(8), default=DisputeState.OPEN,
+                                       server_default=DisputeState.OPEN.value)
     reason: Mapped[str | None] = mapped_column(String(64))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -261,7 +271,8 @@ class Action(Base):
     __tablename__ = "actions"
     __table_args__ = (Index("ix_action_status", "status", "next_attempt_at"),
                       Index("ix_action_decision", "decision_id"),
-                      Index("ix_action_provider_ref", "provider_ref"))
+                      Index("ix_action_provider_ref", "provider_ref"),
+                      Index("ix_action_payment", "merchant", "payment_ref"))
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"))
@@ -316,7 +327,8 @@ class SupportRequest(Base):
     """A request filed by support staff for a customer: a refund, cancellation or uptime claim."""
 
     __tablename__ = "support_requests"
-    __table_args__ = (Index("ix_request_merchant", "merchant", "created_at"),)
+    __table_args__ = (Index("ix_request_merchant", "merchant", "created_at"),
+                      Index("ix_request_payment", "merchant", "payment_ref"))
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     merchant: Mapped[str] = mapped_column(String(64))
@@ -330,6 +342,23 @@ class SupportRequest(Base):
     filed_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """An admin request made with an ``Idempotency-Key``: the answer it got, kept so that the
+    same key with the same body gets the same answer, however often it is sent."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("merchant", "key", name="uq_idempotency_key"),
+                      Index("ix_idempotency_created", "created_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of method, path and body
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
 
 
 class UsageReport(Base):

@@ -51,6 +51,14 @@ class ServiceState(StrEnum):
     COMPLETED = "completed"
 
 
+class DisputeState(StrEnum):
+    """A dispute on the payment (chargeback, PayPal case): open, or closed won or lost."""
+
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
 class UptimeCause(StrEnum):
     NETWORK = "network"
     HARDWARE = "hardware"
@@ -135,6 +143,10 @@ class Order:
     addons: tuple[str, ...] = ()
     service_state: ServiceState | None = None
     service_date: datetime | None = None
+    # What is left to refund of the payment (captured less refunds done, in flight or pending),
+    # and a dispute on it: the ledger's facts, so the bound a decision meets is cited in it.
+    refundable: Money | None = None
+    dispute: DisputeState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +163,8 @@ class Payment:
     overpaid_amount: Money
     provider: str = ""
     via_subscription: bool = False
+    refundable: Money | None = None
+    dispute: DisputeState | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from policy.case import (
     Account,
     Case,
+    DisputeState,
     Identity,
     Invoice,
     Order,
@@ -144,6 +145,7 @@ class _Builder:
             addons=tuple(d.get("addons", ())),
             service_state=ServiceState(state) if state else None,
             service_date=_opt_datetime(d, "service_date", "order"),
+            **_refund_position(d, "order", amount=_money(d["amount"], "order.amount")),
         )
 
     def usage(self, d: Mapping[str, Any]) -> Usage:
@@ -161,7 +163,8 @@ class _Builder:
             raise CaseError("payment.overpaid_amount.amount", "cannot exceed payment.amount.amount")
         return Payment(amount=amount, received_at=_datetime(d["received_at"], "payment.received_at"),
                        overpaid_amount=over, provider=d.get("provider", ""),
-                       via_subscription=d.get("via_subscription", False))
+                       via_subscription=d.get("via_subscription", False),
+                       **_refund_position(d, "payment", amount=amount))
 
     def uptime(self, d: Mapping[str, Any]) -> Uptime:
         raw = d["measured_percent"]
@@ -175,6 +178,31 @@ class _Builder:
                       incident_at=_datetime(d["incident_at"], "uptime.incident_at"),
                       cause=UptimeCause(d.get("cause", "other")),
                       source=UptimeSource(d.get("source", "merchant_monitoring")))
+
+
+def _refund_position(d: Mapping[str, Any], where: str, amount: Money) -> dict[str, Any]:
+    """``refundable`` (in the payment's currency, at most its amount) and ``dispute``."""
+    out: dict[str, Any] = {}
+    if "refundable" in d:
+        left = _money(d["refundable"], f"{where}.refundable")
+        if left.currency != amount.currency:
+            raise CaseError(f"{where}.refundable.currency",
+                            f"must equal {where}.amount.currency ({amount.currency})")
+        if left.amount > amount.amount:
+            raise CaseError(f"{where}.refundable.amount", f"cannot exceed {where}.amount.amount")
+        out["refundable"] = left
+    if "dispute" in d:
+        out["dispute"] = DisputeState(d["dispute"])
+    return out
+
+
+def _position_json(refundable: Money | None, dispute: DisputeState | None) -> Json:
+    out: Json = {}
+    if refundable is not None:
+        out["refundable"] = money_json(refundable)
+    if dispute is not None:
+        out["dispute"] = dispute.value
+    return out
 
 
 def _int(value: Any, where: str) -> int:
@@ -218,6 +246,7 @@ def case_to_json(case: Case) -> Json:
                           "via_subscription": p.via_subscription}
         if not p.provider:
             del out["payment"]["provider"]
+        out["payment"].update(_position_json(p.refundable, p.dispute))
     if case.uptime is not None:
         t = case.uptime
         out["uptime"] = {"measured_percent": str(t.measured_percent),
@@ -265,6 +294,7 @@ def _order_json(o: Order) -> Json:
                 "service_state": o.service_state.value if o.service_state else None,
                 "service_date": iso(o.service_date) if o.service_date else None}
     out.update({k: v for k, v in optional.items() if v is not None})
+    out.update(_position_json(o.refundable, o.dispute))
     return out
 
 

@@ -18,6 +18,7 @@ from policy.errors import EvaluationError
 from policy.frozen import builder
 from policy.guarantee import evaluate_guarantee
 from policy.pack import Pack
+from policy.payout import bounded
 from policy.refunds import evaluate_refund_review, evaluate_service_refund, non_refundable
 from policy.uptime import evaluate_uptime
 from policy.verdict import Context, MissingFact, decide
@@ -36,7 +37,7 @@ def evaluate(pack: Pack, case: Case, now: datetime) -> Decision:
         return _review(ctx, f"{pack.seed} (no clause)", "",
                        "the request is dated after the evaluation time; check the clocks")
     try:
-        return _ROUTES[case.request.kind](ctx)
+        return bounded(ctx, _ROUTES[case.request.kind](ctx))
     except MissingFact as missing:
         return _review(ctx, missing.clause.citation, missing.clause.text,
                        f"the case does not give {missing.field}, which this clause needs")

@@ -20,6 +20,18 @@ _ISO_EXPONENT: Final[dict[str, int]] = {
     **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
 }
 
+# The ISO 4217 codes of currencies money can be paid in (funds, precious metals, the testing
+# code and "no currency", XXX, left out): a refund or credit in any other code is refused.
+ISO_CURRENCIES: Final[frozenset[str]] = frozenset("""
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+    KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+    MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+    SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
+    TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
+""".split())
+
 # Providers that format a currency differently from ISO. Stripe's zero-decimal list matches ISO's
 # except that ISK and UGX are sent with two decimals (the last two always zero); PayPal's API
 # refuses decimals for HUF, JPY and TWD although ISO gives HUF and TWD two.
@@ -38,6 +50,11 @@ def normalize_currency(code: str) -> str:
     if not isinstance(code, str) or len(code) != 3 or not code.isascii() or not code.isalpha():
         raise CurrencyError(f"not an ISO 4217 currency code: {code!r}")
     return code.upper()
+
+
+def is_payable(currency: str) -> bool:
+    """True for an ISO 4217 code of a currency money can be paid in (``USD``, not ``ZZZ``)."""
+    return currency in ISO_CURRENCIES
 
 
 def exponent(currency: str) -> int:

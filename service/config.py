@@ -65,6 +65,9 @@ class Merchant:
     stripe: StripeSettings
     paypal: PayPalSettings
     default_product_category: str | None = None  # what a request names when it names none
+    # A credit approved in review is at most this share of what the decision concerns (the
+    # payment's amount, else the order's or the overpayment's).
+    review_credit_limit_percent: int = 100
 
     @property
     def livemode(self) -> bool:
@@ -178,7 +181,16 @@ def _merchant(name: str, body: Mapping[str, Any], env: Mapping[str, str]) -> Mer
         stripe=stripe,
         paypal=paypal,
         default_product_category=body.get("default_product_category"),
+        review_credit_limit_percent=_percent(f"{where}.review_credit_limit_percent",
+                                             body.get("review_credit_limit_percent", 100)),
     )
+
+
+def _percent(key: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+        raise ConfigError(f"{key} must be a whole number of per cent from 1 to 1000, "
+                          f"got {value!r}")
+    return value
 
 
 def _stripe(where: str, body: Mapping[str, Any], env: Mapping[str, str]) -> StripeSettings:

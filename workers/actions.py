@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from adapters import ledger_credit
 from adapters.base import PaymentTarget, ProviderResult
 from gateway.envelope import parse_time
-from ledger import audit
+from ledger import audit, refundable
 from ledger.db import reading
 from ledger.models import (
     Action,
@@ -40,12 +40,13 @@ from ledger.models import (
 from ledger.objects import Ref, Version, apply_snapshot
 from policy import Decision as PolicyDecision
 from policy import decision_to_json
-from policy.money import Money
+from policy.money import Money, is_payable
 from service import metrics
 from service.bootstrap import Container, current
-from service.errors import ProviderError
+from service.errors import GatewayError, ProviderError
 from service.faults import crash_point
 from service.logs import bind, log_context
+from workers.cases import payment_by_ref
 
 log = logging.getLogger(__name__)
 EXECUTE_JOB = "workers.actions.execute_action"
@@ -54,6 +55,14 @@ _DONE = (ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
 _API_VERSION_AT = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TARGET_KIND = {"charge": "charge", "sale": "sale", "capture": "capture"}
 _CANCELS = ("cancel_at_period_end", "cancel_next_period", "cancel_immediately")
+
+
+class ActionRefused(GatewayError):
+    """A refund or credit the ledger will not create: it says which bound it would break."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def new_id(prefix: str) -> str:
@@ -73,13 +82,18 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
                    source_event_id=source_event_id, source_request_id=source_request_id)
     session.add(row)  # inserted before its actions: Action.decision tells the flush so
     clause = next((r.clause for r in decision.reasons if r.holds), None)
-    actions = plan_actions(session, row, refund=decision.refund, credit=decision.credit,
-                           payment=payment, clause=clause,
-                           reason=f"{decision.outcome.value} under {clause or 'the policy'}",
-                           now=now)
+    try:
+        actions = plan_actions(session, row, refund=decision.refund, credit=decision.credit,
+                               payment=payment, clause=clause,
+                               reason=f"{decision.outcome.value} under {clause or 'the policy'}",
+                               now=now)
+    except ActionRefused as refused:  # the ledger's bound, whatever the Case said
+        actions, row.status_reason = [], f"held back: {refused}"
     if subscription is not None and decision.outcome.value in _CANCELS:
         actions.append(_cancel_action(session, row, subscription, decision, clause, now))
     row.status = DecisionStatus.RECORDED if actions else _resting_status(decision)
+    if row.status_reason is not None:
+        row.status = DecisionStatus.NEEDS_REVIEW
     audit.record(session, merchant=merchant, actor="policy", at=now, action="decision.recorded",
                  subject=row.id, outcome=row.outcome, status=row.status,
                  request=source_request_id, event=source_event_id,
@@ -149,14 +163,25 @@ def _resting_status(decision: PolicyDecision) -> DecisionStatus:
 def plan_actions(session: Session, row: Decision, *, refund: Money | None,
                  credit: Money | None, payment: Payment | None, clause: str | None,
                  reason: str, now: datetime) -> list[Action]:
-    """Add the pending actions that pay ``refund`` back and grant ``credit``; returns them."""
+    """Add the pending actions that pay ``refund`` back and grant ``credit``; returns them.
+
+    Raises ``ActionRefused``, adding nothing, when the refund does not fit what is left of the
+    payment (taken under the payment's lock, so the actions count before anyone else looks) or
+    the payment is disputed, or the credit is in no currency money can be paid in."""
     common = {"decision_id": row.id, "merchant": row.merchant, "clause": clause,
               "reason": reason, "account_ref": row.account_ref, "created_at": now,
               "updated_at": now}
     actions = []
+    if credit is not None and credit.amount > 0 and not is_payable(credit.currency):
+        raise ActionRefused("unknown_currency",
+                            f"{credit.currency} is not a currency a credit can be granted in")
     if refund is not None and refund.amount > 0:
         if payment is None:
             raise ValueError("a refund needs the payment to refund")
+        payment = refundable.lock(session, payment)
+        refusal = refundable.remainder(session, payment).refusal(refund)
+        if refusal is not None:
+            raise ActionRefused(refusal.code, refusal.message)
         actions.append(Action(id=new_id("act"), kind="refund", provider=payment.provider,
                               target_kind=_TARGET_KIND.get(payment.kind, payment.kind),
                               payment_ref=payment.provider_id, amount=refund.amount,
@@ -191,7 +216,7 @@ def run_action(container: Container, action_id: str, now: datetime | None = None
 def _run_action(container: Container, action_id: str, now: datetime | None) -> str:
     now = now or datetime.now(timezone.utc)
     with container.sessions() as session, session.begin():
-        action = session.get(Action, action_id, with_for_update=True)
+        action = _locked_action(session, action_id)
         if action is None or action.status in _DONE:
             return action.status if action else "missing"
         _bind_decision(session, action)
@@ -199,6 +224,10 @@ def _run_action(container: Container, action_id: str, now: datetime | None) -> s
             return "scheduled"  # a retry's backoff, or a cancellation's effective date
         if action.kind == "credit" and not _to_stripe_balance(container, action):
             _grant(session, action, now)
+            return action.status
+        refusal = _first_attempt_refusal(session, action)
+        if refusal is not None:
+            _refuse(session, action, refusal, now)
             return action.status
         resumed = action.status == ActionStatus.EXECUTING
         action.status, action.attempts, action.updated_at = ActionStatus.EXECUTING, \
@@ -213,6 +242,40 @@ def _run_action(container: Container, action_id: str, now: datetime | None) -> s
     status = _record_result(container, action_id, result, now)
     crash_point("after_ledger_write")
     return status
+
+
+def _locked_action(session: Session, action_id: str) -> Action | None:
+    """The action, locked; a refund's payment is locked before it, the order every path that
+    counts a payment's refunds takes (decisions, reviews, the drain's refund events)."""
+    action = session.get(Action, action_id)
+    if action is not None and action.kind == "refund":
+        payment = payment_by_ref(session, action.merchant, action.payment_ref or "")
+        if payment is not None:
+            refundable.lock(session, payment)
+    return session.get(Action, action_id, with_for_update=True, populate_existing=True)
+
+
+def _first_attempt_refusal(session: Session, action: Action) -> refundable.Refusal | None:
+    """Why a refund may no longer be made, checked before its first provider call: a refund
+    made elsewhere since it was decided (a dashboard refund), or a dispute, may have taken what
+    it was to pay back. A later attempt continues a checked one, whose amount has counted as in
+    flight ever since, and which may already have landed: it is not checked again."""
+    if action.kind != "refund" or action.attempts or action.status != ActionStatus.PENDING:
+        return None
+    payment = payment_by_ref(session, action.merchant, action.payment_ref or "")
+    if payment is None:
+        return refundable.Refusal("unknown_payment", f"payment {action.payment_ref} is not in "
+                                  "the ledger")
+    return refundable.remainder(session, payment, excluding=action).refusal(
+        Money(action.amount, action.currency))
+
+
+def _refuse(session: Session, action: Action, why: refundable.Refusal, now: datetime) -> None:
+    """Fail the action without calling the provider, and put its decision back in review."""
+    action.status, action.updated_at = ActionStatus.FAILED, now
+    action.failure_code, action.last_error = why.code, why.message
+    _reopen(session, action, f"refund not made: {why.message}")
+    _audit(session, action)
 
 
 def _bind_decision(session: Session, action: Action) -> None:
@@ -290,7 +353,7 @@ def _record_result(container: Container, action_id: str, result: ProviderResult,
             _settle(session, action.decision_id)
             _audit(session, action)
             return action.status
-        _record_refund(session, action, result)
+        _record_refund(session, action, result, now)
         if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
             return action.status  # its webhook got here first and already settled it
         action.status = (ActionStatus.SUCCEEDED if result.settled else
@@ -304,10 +367,13 @@ def _record_result(container: Container, action_id: str, result: ProviderResult,
         return action.status
 
 
-def _record_refund(session: Session, action: Action, result: ProviderResult) -> None:
+def _record_refund(session: Session, action: Action, result: ProviderResult,
+                   now: datetime) -> None:
+    """The refund as the provider's answer describes it, dated now, so that it counts in the
+    reports' period even if its webhook never comes (a webhook's snapshot supersedes it)."""
     values = {"payment_ref": action.payment_ref, "kind": "refund", "status": result.status,
               "amount": result.amount.amount, "currency": result.amount.currency,
-              "reason": action.reason, "failure_reason": None, "refunded_at": None,
+              "reason": action.reason, "failure_reason": None, "refunded_at": now,
               "action_id": action.id, "unsolicited": False}
     ref = Ref(action.merchant, action.provider or "", result.provider_ref)
     apply_snapshot(session, Refund, ref, Version(_API_VERSION_AT, 0, f"api:{action.id}"),
@@ -354,14 +420,20 @@ def _audit(session: Session, action: Action, actor: str = "worker") -> None:
 
 
 def _settle(session: Session, decision_id: str) -> None:
-    """A decision is executed once every one of its actions is done and none failed."""
-    with reading(session, (Action.decision_id, decision_id)):
-        statuses = set(session.scalars(select(Action.status)
-                                       .where(Action.decision_id == decision_id)))
+    """A decision is executed once every one of its actions is done and none failed, except a
+    failure a reviewer has since answered (the actions they approved then carry it out)."""
     decision = session.get(Decision, decision_id)
-    if decision is not None and statuses <= {ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED}:
-        if decision.status == DecisionStatus.RECORDED:
-            decision.status = DecisionStatus.EXECUTED
+    if decision is None or decision.status != DecisionStatus.RECORDED:
+        return
+    with reading(session, (Action.decision_id, decision_id)):
+        actions = session.execute(select(Action.status, Action.updated_at)
+                                  .where(Action.decision_id == decision_id)).all()
+    answered = decision.reviewed_at
+    statuses = {status for status, updated_at in actions
+                if not (status == ActionStatus.FAILED and answered is not None
+                        and updated_at <= answered)}
+    if statuses <= {ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED}:
+        decision.status = DecisionStatus.EXECUTED
 
 
 def _reopen(session: Session, action: Action, why: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.orm import Session
 
 from adapters import ledger_credit
+from ledger import refundable
 from ledger.db import reading
 from ledger.models import (
     AccountCredit,
@@ -35,10 +36,17 @@ _Obj = TypeVar("_Obj", bound=_ProviderObject)
 
 _MONTHS = {"day": 1 / 30, "week": 7 / 30, "month": 1, "year": 12}
 _GUARANTEE_OUTCOMES = ("full_refund", "partial_refund")
+# A guarantee refund counts from the moment it is decided, not when the provider confirms it:
+# two requests decided one after the other must not both pass a once-per-customer rule.
+_GUARANTEE_COUNTS = (DecisionStatus.RECORDED, DecisionStatus.EXECUTED)
 
 
 class MissingFacts(LookupError):
     """The ledger does not hold what the request names (a payment, say)."""
+
+
+class WrongAccount(MissingFacts):
+    """The payment or subscription a request names is not the account's."""
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -50,14 +58,18 @@ def money(amount: int, currency: str) -> dict[str, Any]:
 
 
 def refund_case(session: Session, request: SupportRequest) -> dict[str, Any]:
-    """The Case for a refund request about one payment."""
-    payment = find_payment(session, request.merchant, request.payment_ref)
+    """The Case for a refund request about one payment, whose row it locks: what is left to
+    refund of it stays as the Case says until the decision's actions are committed."""
+    payment = refundable.lock(session, find_payment(session, request.merchant,
+                                                    request.payment_ref))
+    check_owner(session, payment, request.account_ref)
     body = request.body
+    position = refundable.remainder(session, payment)
     case: dict[str, Any] = {
         "request": _request_part("refund", request),
         "account": account_part(session, request.merchant, request.account_ref,
                                 payment.currency),
-        "order": order_part(session, payment, body),
+        "order": {**order_part(session, payment, body), **position_part(position)},
     }
     usage = usage_part(session, request.merchant, request.account_ref, payment)
     if usage is not None:
@@ -68,6 +80,10 @@ def refund_case(session: Session, request: SupportRequest) -> dict[str, Any]:
 def cancellation_case(session: Session, request: SupportRequest) -> dict[str, Any]:
     """The Case for cancelling a subscription: its latest payment is the order in force."""
     subscription = find_subscription(session, request.merchant, request.body["subscription"])
+    if request.account_ref not in subscription_owners(subscription):
+        raise WrongAccount(f"subscription {subscription.provider_id} belongs to "
+                           f"{subscription.customer_ref or 'another account'}, not to "
+                           f"{request.account_ref}")
     with reading(session, (Payment.subscription_ref, subscription.provider_id)):
         payment = session.scalars(select(Payment).where(
             Payment.merchant == request.merchant,
@@ -140,6 +156,41 @@ def find_subscription(session: Session, merchant: str, ref: str) -> Subscription
     if sub is None:
         raise MissingFacts(f"subscription {ref!r} is not in the ledger for {merchant}")
     return sub
+
+
+def payment_owners(session: Session, payment: Payment) -> set[str]:
+    """The account ids a payment may be claimed under: its customer, or its subscription's
+    customer or id, or its invoice's customer. Empty when the ledger cannot tell."""
+    owners = {payment.customer_ref}
+    subscription = _subscription(session, payment)
+    if subscription is not None:
+        owners |= subscription_owners(subscription)
+    if payment.invoice_ref:
+        invoice = invoice_by_ref(session, payment.merchant, payment.invoice_ref)
+        owners.add(invoice.customer_ref if invoice else None)
+    return {owner for owner in owners if owner}
+
+
+def subscription_owners(subscription: Subscription) -> set[str]:
+    """A subscription is claimed under its customer's id or, for PayPal, its own id."""
+    return {ref for ref in (subscription.customer_ref, subscription.provider_id) if ref}
+
+
+def check_owner(session: Session, payment: Payment, account_ref: str) -> None:
+    """Raise ``WrongAccount`` unless the payment is the account's."""
+    owners = payment_owners(session, payment)
+    if account_ref in owners:
+        return
+    whose = ", ".join(sorted(owners)) if owners else "an account the ledger cannot tell"
+    raise WrongAccount(f"payment {payment.provider_id} belongs to {whose}, not to {account_ref}")
+
+
+def position_part(position: refundable.Remainder) -> dict[str, Any]:
+    """A payment's refund position as the Case states it (``order`` or ``payment``)."""
+    part: dict[str, Any] = {"refundable": money(position.left.amount, position.left.currency)}
+    if position.dispute is not None:
+        part["dispute"] = position.dispute.state
+    return part
 
 
 def find_payment(session: Session, merchant: str, payment_ref: str | None) -> Payment:
@@ -223,7 +274,7 @@ def account_part(session: Session, merchant: str, account_ref: str, currency: st
     prior = (select(func.count()).select_from(Decision).where(
         Decision.merchant == merchant, Decision.account_ref == account_ref,
         Decision.request_kind == "refund", Decision.outcome.in_(_GUARANTEE_OUTCOMES),
-        Decision.status == DecisionStatus.EXECUTED))
+        Decision.status.in_(_GUARANTEE_COUNTS)))
     facts = select(prior.scalar_subquery(),
                    ledger_credit.balance_query(merchant, account_ref, currency).scalar_subquery(),
                    *_flag_facts(merchant, account_ref))

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
-from ledger.models import Payment, Refund, Subscription
+from ledger.models import Dispute, DisputeState, Payment, Refund, Subscription
 from ledger.objects import apply_snapshot, ensure_customer, find
 from policy.money import from_decimal_string
 from workers.actions import confirm_refund
@@ -19,6 +19,13 @@ SALE_RANK = {"pending": 0, "completed": 1, "denied": 1, "partially_refunded": 2,
              "reversed": 3}
 CAPTURE_RANK = {"PENDING": 0, "COMPLETED": 1, "DECLINED": 1, "FAILED": 1,
                 "PARTIALLY_REFUNDED": 2, "REFUNDED": 3}
+DISPUTE_RANK = {"OPEN": 0, "WAITING_FOR_BUYER_RESPONSE": 1, "WAITING_FOR_SELLER_RESPONSE": 1,
+                "UNDER_REVIEW": 2, "OTHER": 2, "RESOLVED": 3}
+# How a resolved dispute ended, as where it stands; an unresolved one is open.
+DISPUTE_OUTCOME = {"RESOLVED_SELLER_FAVOUR": DisputeState.WON,
+                   "CANCELED_BY_BUYER": DisputeState.WON, "DENIED": DisputeState.WON,
+                   "RESOLVED_BUYER_FAVOUR": DisputeState.LOST,
+                   "RESOLVED_WITH_PAYOUT": DisputeState.LOST, "ACCEPTED": DisputeState.LOST}
 REFUND_RANK = {"PENDING": 0, "pending": 0, "COMPLETED": 1, "completed": 1, "FAILED": 2,
                "failed": 2, "CANCELLED": 2, "cancelled": 2}
 
@@ -140,6 +147,35 @@ def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_re
     applied = apply_snapshot(session, Refund, ctx.ref(res["id"]), version, ctx.livemode, values)
     if applied:
         confirm_refund(session, find(session, Refund, ctx.ref(res["id"])))
+    if kind == "reversal":  # a chargeback already returned the funds: a dispute lost
+        apply_snapshot(session, Dispute, ctx.ref(res["id"]), version, ctx.livemode, {
+            "payment_ref": payment_ref, "status": "REVERSED", "state": DisputeState.LOST,
+            "reason": values["reason"], "amount": values["amount"], "currency": money[1],
+            "opened_at": values["refunded_at"]})
+    return applied_or_stale(applied)
+
+
+def dispute(session: Session, ctx: EventContext) -> str | None:
+    """CUSTOMER.DISPUTE.CREATED/UPDATED/RESOLVED: a dispute on each sale or capture it names
+    (``disputed_transactions``), open until resolved, then won or lost by its outcome."""
+    res = _resource(ctx)
+    status = str(res.get("status") or "OPEN")
+    outcome = dig(res, "dispute_outcome", "outcome_code")
+    state = (DISPUTE_OUTCOME.get(str(outcome), DisputeState.LOST) if status == "RESOLVED"
+             else DisputeState.OPEN)
+    money = _money(res.get("dispute_amount"))
+    version = ctx.version(DISPUTE_RANK.get(status, 0), _when(ctx, res))
+    applied = False
+    for i, txn in enumerate(res.get("disputed_transactions") or []):
+        payment_ref = dig(txn, "seller_transaction_id")
+        if not isinstance(payment_ref, str):
+            continue
+        ref = ctx.ref(res["dispute_id"] if i == 0 else f"{res['dispute_id']}:{payment_ref}")
+        applied |= apply_snapshot(session, Dispute, ref, version, ctx.livemode, {
+            "payment_ref": payment_ref, "status": status, "state": state,
+            "reason": res.get("reason"), "amount": money[0] if money else 0,
+            "currency": money[1] if money else "USD",
+            "opened_at": parse_time(res.get("create_time"))})
     return applied_or_stale(applied)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
-from ledger import audit
+from ledger import audit, refundable
 from ledger.db import reading
 from ledger.models import (
     Decision,
@@ -34,6 +34,7 @@ from workers.cases import (
     iso,
     money,
     payment_by_ref,
+    position_part,
     subscription_by_ref,
 )
 from workers.context import EventContext
@@ -149,7 +150,8 @@ def _overpayment_case(session: Session, merchant: str, account: str, payment: Pa
         "payment": {"amount": money(payment.amount, payment.currency),
                     "received_at": iso(payment.paid_at),
                     "overpaid_amount": money(over, payment.currency),
-                    "provider": payment.provider, "via_subscription": via_subscription},
+                    "provider": payment.provider, "via_subscription": via_subscription,
+                    **position_part(refundable.remainder(session, payment))},
     }
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
 from ledger import audit
+from ledger.locks import serialize
 from ledger.models import RequestStatus, SupportRequest
 from policy import PolicyError
 from service import metrics
@@ -72,6 +73,9 @@ def _decide(session: Session, container: Container, request: SupportRequest,
             subscription = find_subscription(session, request.merchant,
                                              request.body["subscription"])
     else:
+        # One refund decision per account at a time: its earlier guarantee refunds (decided,
+        # in flight or done) are counted before this one is recorded (002 new.6, 003 §1.1c).
+        serialize(session, "guarantee", request.merchant, request.account_ref)
         case = refund_case(session, request)
         payment = find_payment(session, request.merchant, request.payment_ref)
     row = decide_in(session, container, request.merchant, case, payment=payment,

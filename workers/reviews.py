@@ -5,23 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger import audit
-from ledger.models import (
-    Action,
-    ActionStatus,
-    Decision,
-    DecisionStatus,
-    Payment,
-    Refund,
-    SupportRequest,
-)
-from policy.money import Money
+from ledger import audit, refundable
+from ledger.models import Action, Decision, DecisionStatus, Payment, SupportRequest
+from policy.money import Money, is_payable
 from service.bootstrap import Container
+from service.config import Merchant
 from service.errors import GatewayError
-from workers.actions import plan_actions
+from workers.actions import ActionRefused, plan_actions
 from workers.cases import payment_by_ref
 from workers.decide import enqueue_actions_of
 
@@ -40,49 +33,80 @@ def pending(session: Session, merchant: str, limit: int = 100) -> list[Decision]
         .order_by(Decision.evaluated_at).limit(limit)))
 
 
+def answer_in(session: Session, merchant: Merchant, decision_id: str, body: dict[str, Any],
+              now: datetime) -> str:
+    """Approve (with a refund and/or credit) or deny a decision in review, in the caller's
+    transaction; returns its status. The caller enqueues the new actions once committed.
+
+    The payment's row is locked before the decision's (the order every path that counts a
+    payment's refunds takes), so an approval and a new decision on one payment never both
+    count what is left to refund of it."""
+    found = session.get(Decision, decision_id)
+    if found is None or found.merchant != merchant.name:
+        raise ReviewError(404, "decision", f"no decision {decision_id} for {merchant.name}")
+    payment = _payment_of(session, found)
+    if payment is not None:
+        payment = refundable.lock(session, payment)
+    decision = session.get(Decision, decision_id, with_for_update=True, populate_existing=True)
+    assert decision is not None
+    if decision.status != DecisionStatus.NEEDS_REVIEW:
+        raise ReviewError(409, "decision", f"decision is {decision.status}, not in review")
+    if body["approve"]:
+        _approve(session, merchant, decision, payment, body, now)
+    else:
+        decision.status = DecisionStatus.CLOSED
+    decision.reviewed_by, decision.reviewed_at = body["reviewer"], now
+    decision.review_note = body.get("note")
+    audit.record(session, merchant=merchant.name, actor=body["reviewer"], at=now,
+                 action="review.approved" if body["approve"] else "review.denied",
+                 subject=decision_id, refund=body.get("refund"), credit=body.get("credit"),
+                 note=body.get("note"))
+    return decision.status
+
+
 def answer(container: Container, merchant: str, decision_id: str, body: dict[str, Any],
            now: datetime | None = None) -> str:
-    """Approve (with a refund and/or credit) or deny a decision in review; returns its status."""
-    now = now or datetime.now(timezone.utc)
+    """``answer_in`` in a transaction of its own, then the new actions enqueued."""
+    found = container.settings.merchant(merchant)
+    if found is None:
+        raise ReviewError(404, "merchant", f"no merchant {merchant}")
     with container.sessions() as session, session.begin():
-        decision = session.get(Decision, decision_id, with_for_update=True)
-        if decision is None or decision.merchant != merchant:
-            raise ReviewError(404, "decision", f"no decision {decision_id} for {merchant}")
-        if decision.status != DecisionStatus.NEEDS_REVIEW:
-            raise ReviewError(409, "decision", f"decision is {decision.status}, not in review")
-        if body["approve"]:
-            _approve(session, decision, body, now)
-        else:
-            decision.status = DecisionStatus.CLOSED
-        decision.reviewed_by, decision.reviewed_at = body["reviewer"], now
-        decision.review_note = body.get("note")
-        audit.record(session, merchant=merchant, actor=body["reviewer"], at=now,
-                     action="review.approved" if body["approve"] else "review.denied",
-                     subject=decision_id, refund=body.get("refund"), credit=body.get("credit"),
-                     note=body.get("note"))
-        status = decision.status
+        status = answer_in(session, found, decision_id, body, now or datetime.now(timezone.utc))
     enqueue_actions_of(container, decision_id)
     return status
 
 
-def _approve(session: Session, decision: Decision, body: dict[str, Any], now: datetime) -> None:
-    refund = _money(body.get("refund"))
-    credit = _money(body.get("credit"))
+def _approve(session: Session, merchant: Merchant, decision: Decision, payment: Payment | None,
+             body: dict[str, Any], now: datetime) -> None:
+    refund = _money(body.get("refund"), "refund")
+    credit = _money(body.get("credit"), "credit")
     if refund is None and credit is None:
         raise ReviewError(400, "refund", "an approval needs a refund or a credit amount")
-    payment = _payment_of(session, decision) if refund is not None else None
     if refund is not None:
         if payment is None:
             raise ReviewError(400, "refund", "this decision concerns no payment to refund")
         _check_refundable(session, payment, refund)
+    if credit is not None:
+        _check_credit(merchant, decision, payment, credit)
     reason = f"approved in review by {body['reviewer']}"
-    actions = plan_actions(session, decision, refund=refund, credit=credit, payment=payment,
-                           clause="review", reason=reason, now=now)
+    try:
+        actions = plan_actions(session, decision, refund=refund, credit=credit, payment=payment,
+                               clause="review", reason=reason, now=now)
+    except ActionRefused as refused:  # checked above; the ledger's own bound has the last word
+        raise ReviewError(409, "refund" if refund else "credit", str(refused)) from None
     decision.status = DecisionStatus.RECORDED if actions else DecisionStatus.CLOSED
 
 
-def _money(value: dict[str, Any] | None) -> Money | None:
-    return None if value is None else Money(value["amount"], value["currency"])
+def _money(value: dict[str, Any] | None, field: str) -> Money | None:
+    """A positive amount in a currency money can be paid in, or a ``400`` naming the field."""
+    if value is None:
+        return None
+    if not is_payable(value["currency"]):
+        raise ReviewError(400, f"{field}.currency",
+                          f"{value['currency']} is not an ISO 4217 currency money is paid in")
+    if value["amount"] <= 0:
+        raise ReviewError(400, f"{field}.amount", "must be more than zero")
+    return Money(value["amount"], value["currency"])
 
 
 def _payment_of(session: Session, decision: Decision) -> Payment | None:
@@ -97,16 +121,42 @@ def _payment_of(session: Session, decision: Decision) -> Payment | None:
 
 
 def _check_refundable(session: Session, payment: Payment, refund: Money) -> None:
-    """Never more than what is left of the payment after refunds already made or under way."""
-    if refund.currency != payment.currency:
-        raise ReviewError(400, "refund.currency", f"the payment is in {payment.currency}")
-    refunded = session.scalar(select(func.coalesce(func.sum(Refund.amount), 0)).where(
-        Refund.merchant == payment.merchant, Refund.payment_ref == payment.provider_id,
-        Refund.status.notin_(("failed", "canceled", "cancelled"))))
-    in_flight = session.scalar(select(func.coalesce(func.sum(Action.amount), 0)).where(
-        Action.kind == "refund", Action.payment_ref == payment.provider_id,
-        Action.status.in_((ActionStatus.PENDING, ActionStatus.EXECUTING))))
-    left = payment.amount - int(refunded or 0) - int(in_flight or 0)
-    if refund.amount > left:
-        raise ReviewError(400, "refund.amount",
-                          f"at most {Money(max(left, 0), payment.currency)} is left to refund")
+    """Never more than what is left of the payment after refunds already made or under way,
+    and never while it is disputed (the payment is locked: see ``answer_in``)."""
+    refusal = refundable.remainder(session, payment).refusal(refund)
+    if refusal is None:
+        return
+    field = {"currency_mismatch": "refund.currency", "disputed": "refund"}.get(
+        refusal.code, "refund.amount")
+    raise ReviewError(409 if refusal.code == "disputed" else 400, field, refusal.message)
+
+
+def _check_credit(merchant: Merchant, decision: Decision, payment: Payment | None,
+                  credit: Money) -> None:
+    """A credit is in the currency of what the decision concerns and at most the merchant's
+    share (``review_credit_limit_percent``, 100 by default) of its amount."""
+    concerns = _concerned_amount(decision, payment)
+    if concerns is None:
+        raise ReviewError(400, "credit", "this decision concerns no amount to bound a credit by")
+    if credit.currency != concerns.currency:
+        raise ReviewError(400, "credit.currency",
+                          f"the decision concerns {concerns.currency}, not {credit.currency}")
+    limit = concerns.amount * merchant.review_credit_limit_percent // 100
+    if credit.amount > limit:
+        raise ReviewError(400, "credit.amount",
+                          f"at most {Money(limit, concerns.currency)} "
+                          f"({merchant.review_credit_limit_percent}% of {concerns}) may be "
+                          "credited for this decision")
+
+
+def _concerned_amount(decision: Decision, payment: Payment | None) -> Money | None:
+    """The payment's amount, else the Case's order or overpaid payment, else what was at stake."""
+    if payment is not None:
+        return Money(payment.amount, payment.currency)
+    case = decision.case or {}
+    for found in ((case.get("order") or {}).get("amount"),
+                  (case.get("payment") or {}).get("amount"),
+                  ((decision.decision or {}).get("amounts") or {}).get("at_stake")):
+        if isinstance(found, dict) and found.get("amount"):
+            return Money(int(found["amount"]), str(found["currency"]))
+    return None

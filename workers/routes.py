@@ -28,6 +28,10 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("stripe", "charge.succeeded"): stripe.charge,
     ("stripe", "charge.refunded"): stripe.charge,
     ("stripe", "charge.dispute.created"): stripe.dispute,
+    ("stripe", "charge.dispute.updated"): stripe.dispute,
+    ("stripe", "charge.dispute.closed"): stripe.dispute,
+    ("stripe", "charge.dispute.funds_withdrawn"): stripe.dispute,
+    ("stripe", "charge.dispute.funds_reinstated"): stripe.dispute,
     ("stripe", "refund.created"): stripe.refund,
     ("stripe", "refund.updated"): stripe.refund,
     ("stripe", "refund.failed"): stripe.refund,
@@ -46,6 +50,10 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("paypal", "PAYMENT.CAPTURE.COMPLETED"): paypal.capture,
     ("paypal", "PAYMENT.CAPTURE.REFUNDED"): paypal.capture_refund,
     ("paypal", "PAYMENT.CAPTURE.REVERSED"): paypal.capture,
+    # PayPal: disputes (Disputes API v1) on a sale or capture
+    ("paypal", "CUSTOMER.DISPUTE.CREATED"): paypal.dispute,
+    ("paypal", "CUSTOMER.DISPUTE.UPDATED"): paypal.dispute,
+    ("paypal", "CUSTOMER.DISPUTE.RESOLVED"): paypal.dispute,
 }
 
 _SPELLING = {"stripe": re.compile(r"^[a-z_]+(\.[a-z_]+)+$"),

@@ -1,4 +1,5 @@
-"""Jobs the clock runs besides the sweeper: overdue invoices, and the notices outbox.
+"""Jobs the clock runs besides the sweeper: overdue invoices, the notices outbox, and the
+retention of admin requests' idempotency keys.
 
 ``mark_overdue`` assesses every open invoice whose due date is past the pack's grace period
 (003 §1.6: 24 hours) once: it builds an ``overdue_invoice`` Case, records the policy's Decision
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway import idempotency
 from ledger import audit
 from ledger.models import Invoice
 from ledger.schedule_models import Account, InvoiceAssessment, Notice, NoticeKind
@@ -40,13 +42,19 @@ def run_scheduled(container: Container, now: datetime | None = None) -> None:
     """Run every scheduled job once; an exception in one is logged and the next still runs."""
     now = now or datetime.now(UTC)
     jobs: tuple[Callable[[Container, datetime], Any], ...] = (
-        mark_overdue, schedule_notices, deliver_due)
+        mark_overdue, schedule_notices, deliver_due, forget_idempotency_keys)
     for job in jobs:
         try:
             job(container, now)
         except Exception:  # the clock must outlive one job's failure (database, SMTP, a bug)
             metrics.JOB_FAILURES.labels(job.__name__).inc()
             log.exception("scheduled job %s failed; the next run tries again", job.__name__)
+
+
+def forget_idempotency_keys(container: Container, now: datetime) -> int:
+    """Admin requests' idempotency keys older than ``idempotency.KEEP`` (72 hours)."""
+    with container.sessions() as session, session.begin():
+        return idempotency.forget_old(session, now)
 
 
 # -- overdue invoices ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ledger.models import Dispute, Invoice, Payment, Refund, Subscription
+from ledger.models import Dispute, DisputeState, Invoice, Payment, Refund, Subscription
 from ledger.objects import apply_snapshot, ensure_customer, find
 from workers.actions import confirm_refund
 from workers.context import (
@@ -158,11 +158,20 @@ def _apply_refund(session: Session, ctx: EventContext, rf: dict[str, Any]) -> bo
     return applied
 
 
+# A dispute's status as where it stands: won (the payment stands), lost (the funds went back),
+# open otherwise (inquiries included: the money may still go back through it).
+DISPUTE_STATE = {"won": DisputeState.WON, "warning_closed": DisputeState.WON,
+                 "prevented": DisputeState.WON, "lost": DisputeState.LOST}
+
+
 def dispute(session: Session, ctx: EventContext) -> str | None:
+    """charge.dispute.created/updated/closed/funds_withdrawn/funds_reinstated: the dispute's
+    state on its charge, which holds back every refund while open or once lost."""
     dp = _object(ctx)
     values = {
         "payment_ref": dp.get("charge"),
         "status": dp["status"],
+        "state": DISPUTE_STATE.get(dp["status"], DisputeState.OPEN),
         "reason": dp.get("reason"),
         "amount": dp["amount"],
         "currency": dp["currency"].upper(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from service import demo
-from service.config import Settings
+from service import demo, fake_providers
+from service.config import DEFAULT_MERCHANTS_FILE, Settings, load_merchants
+from tests.support.outages import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +80,36 @@ def wait_ready(base: str) -> None:
 
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "service.cli", "worker"]
+
+
+@pytest.fixture
+def gateway(container, spawn, tmp_path):  # type: ignore[no-untyped-def]
+    """The gateway as the Procfile runs it, with one queue worker, pointed at the fake
+    providers: (base URL, settings, fake)."""
+    yield from _gateway(container, spawn, tmp_path, workers=1)
+
+
+@pytest.fixture
+def busy_gateway(container, spawn, tmp_path):  # type: ignore[no-untyped-def]
+    """The same with two queue workers, so that decisions and actions run side by side."""
+    yield from _gateway(container, spawn, tmp_path, workers=2)
+
+
+def _gateway(container, spawn, tmp_path, workers: int):  # type: ignore[no-untyped-def]
+    fake, server = fake_providers.start()
+    merchants = tmp_path / "merchants.toml"
+    merchants.write_text(fake_providers.merchants_file_for(
+        f"http://127.0.0.1:{server.server_address[1]}", DEFAULT_MERCHANTS_FILE.read_text()))
+    port = free_port()
+    env = process_env(container.settings, PORT=str(port), GATEWAY_MERCHANTS_FILE=str(merchants))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    spawn([procfile_line("web")], env, "web", shell=True)
+    for _ in range(workers):
+        spawn(worker_command(), env, "worker")
+    spawn([sys.executable, "-m", "service.cli", "clock", "--interval", "1"], env, "clock")
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base)
+    settings = dataclasses.replace(container.settings, merchants=load_merchants(merchants, {}))
+    yield base, settings, fake
+    server.shutdown()
+    server.server_close()

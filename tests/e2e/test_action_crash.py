@@ -15,6 +15,7 @@ from tests.e2e.conftest import ROOT, process_env
 from tests.support import cases
 from tests.support.delivery import deliver, run_worker
 from tests.support.paypal import shared_signer
+from tests.support.providers import assert_money_invariant
 from workers.decide import decide
 from workers.sweeper import sweep
 
@@ -39,14 +40,17 @@ def _worker(container, merchants, crash_at: str | None) -> int:  # type: ignore[
     return done.returncode
 
 
-def _payment(client, container, provider: str) -> str:  # type: ignore[no-untyped-def]
+def _payment(client, container, fake, provider: str) -> str:  # type: ignore[no-untyped-def]
     if provider == "stripe":
         scenario = samples.Scenario(key="crash", amount=12000)
-        deliver(client, "stripe", samples.stripe_event("charge.succeeded", scenario))
+        charge = samples.stripe_event("charge.succeeded", scenario)
+        fake.observe(charge)  # the provider captured what it tells the gateway about
+        deliver(client, "stripe", charge)
         run_worker(container)
         return scenario.charge_id
     scenario = samples.Scenario(key="crash", amount=12000, payment_method="paypal")
     event = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario)
+    fake.observe(event)
     deliver(client, "paypal", event, shared_signer())
     run_worker(container)
     return str(event["resource"]["id"])
@@ -59,7 +63,7 @@ def test_a_worker_killed_at_any_step_refunds_exactly_once(client, container, pro
                                                           provider, crash_at):
     """SIGKILL before the call, between call and ledger write, or after it: one refund."""
     fake, merchants = providers
-    payment = _payment(client, container, provider)
+    payment = _payment(client, container, fake, provider)
     decision_id = decide(container, "theopenhost", cases.guarantee_claim(12000, provider=provider),
                          payment_ref=payment, account_ref="acct", now=cases.DECIDED_AT)
     with container.sessions() as s:
@@ -82,3 +86,5 @@ def test_a_worker_killed_at_any_step_refunds_exactly_once(client, container, pro
         (refund,) = s.scalars(select(Refund)).all()
         assert (refund.amount, refund.action_id) == (12000, key)
         assert s.get(Decision, decision_id).status == DecisionStatus.EXECUTED
+    assert fake.books()[payment] == (12000, 12000, "USD")
+    assert_money_invariant(container, fake)

@@ -44,6 +44,7 @@ from tests.support.faults import (
 )
 from tests.support.outages import RedisServer, TcpProxy, free_port, sqlite_write_lock
 from tests.support.paypal import shared_signer
+from tests.support.providers import assert_money_invariant
 from tests.support.sender import ProviderSender
 from tests.support.stream import Delivery, overpaid_sales, realistic_stream
 from workers.dispatch import partition_of
@@ -98,14 +99,17 @@ def orderly_outcome(container: Container, stream: list[Delivery], tmp_path: Path
     fake provider of its own); then clean the stores. The rows are written directly, as the
     webhook view would write them, because thousands of signed requests in this process take
     longer than the faulty run they are compared with."""
-    with _fake_provider() as (_, base):
+    with _fake_provider() as (fake, base):
         merchants = load_merchants(_fake_merchants(tmp_path, base, "orderly"), {})
         c = install(Container(dataclasses.replace(container.settings, merchants=merchants)))
         try:
+            for d in stream:
+                fake.observe(d.event)
             _store_in_order(c, stream)
             sweep(c)  # sweep_after_seconds is 0 in tests: hands every row out, in id order
             drain_everything(c)
             outcome = _outcome(c)
+            assert_money_invariant(c, fake)
             _clean(c)
         finally:
             install(container)
@@ -295,7 +299,7 @@ def test_duplicated_concurrent_shuffled_deliveries_leave_the_orderly_ledger(
     rng.shuffle(events)
     copies = [d for d in events for _ in range(rng.randint(1, 10))]  # copies side by side
     s = stack(workers=1)
-    sender = ProviderSender(s.base, s.settings, shared_signer())
+    sender = ProviderSender(s.base, s.settings, shared_signer(), on_send=s.fake.observe)
     started = time.monotonic()
     sender.deliver_all(copies, threads=16)
     s.wait_settled(len(stream), timeout=120)
@@ -314,6 +318,7 @@ def test_duplicated_concurrent_shuffled_deliveries_leave_the_orderly_ledger(
     assert set(retried) <= {"ObjectNotYetKnown"}, retried
     paid = refunds_paid(s.fake)
     assert set(paid) == overpaid_sales(stream) and set(paid.values()) == {1}
+    assert_money_invariant(s.container, s.fake)
     _summary(capsys, "duplicates+shuffle", events=len(stream), deliveries=len(copies),
              duplicates=len(copies) - len(stream), retried=sum(retried.values()),
              refunds=sum(paid.values()),
@@ -342,7 +347,7 @@ def test_ten_thousand_deliveries_survive_worker_kills_a_redis_restart_and_a_data
     orderly = orderly_outcome(container, stream, tmp_path)
 
     s = stack(workers=2)
-    sender = ProviderSender(s.base, s.settings, shared_signer())
+    sender = ProviderSender(s.base, s.settings, shared_signer(), on_send=s.fake.observe)
     started = time.monotonic()
     faults = _FaultPlan(s, sender, rng, len(deliveries), len(stream))
     send = threading.Thread(target=sender.deliver_all, args=(deliveries, 8))
@@ -370,6 +375,7 @@ def test_ten_thousand_deliveries_survive_worker_kills_a_redis_restart_and_a_data
     assert stored >= tally.deliveries
     paid = refunds_paid(s.fake)
     assert set(paid) == overpaid_sales(stream) and set(paid.values()) == {1}
+    assert_money_invariant(s.container, s.fake)
     _summary(capsys, "10k-run", events=len(stream), deliveries=len(deliveries),
              duplicates=len(deliveries) - len(stream), http_attempts=tally.attempts(),
              kills=s.kills, redis_restarts=s.redis.restarts, db_outages=s.db_outages,
@@ -466,7 +472,7 @@ def test_retries_dead_letters_replay_and_the_sweeper_in_the_running_processes(st
                                      samples.Scenario(key="dead"), cycle=2)
     unknown = [Delivery("stripe", "digitalcare", e)
                for e in samples.stripe_lifecycle(samples.Scenario(key="dead"))]
-    sender = ProviderSender(s.base, s.settings, shared_signer())
+    sender = ProviderSender(s.base, s.settings, shared_signer(), on_send=s.fake.observe)
     sender.deliver_all(overpaid + unknown, threads=1)  # in order
 
     # 1. Retries: the refund fails at the provider (500), is retried under the same key.
@@ -496,6 +502,7 @@ def test_retries_dead_letters_replay_and_the_sweeper_in_the_running_processes(st
     assert action.status == ActionStatus.SUCCEEDED and action.attempts >= 3
     assert s.fake.posts_with_key(action.id) >= 3  # every attempt under the one key
     assert refunds_paid(s.fake) == {action.payment_ref: 1}
+    assert_money_invariant(s.container, s.fake)
     assert kinds["cancellation"] == 2  # the replayed one is decided too
 
     # 3. Stranded: acknowledged while Redis is down, then the sweeper hands them out.

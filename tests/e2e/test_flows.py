@@ -3,48 +3,20 @@ Redis and the test database, with Stripe and PayPal answered by the local fake a
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import sys
 import time
 
-import pytest
 import requests
 from sqlalchemy import select
 
 from ledger.models import AccountCredit, Action, AuditEntry, Decision, Refund, SupportRequest
-from service import fake_providers
-from service.config import DEFAULT_MERCHANTS_FILE, load_merchants
 from service.demo_flows import FLOWS, ended_in, run_flows
-from tests.e2e.conftest import process_env, procfile_line, wait_ready, worker_command
-from tests.support.outages import free_port
-
-
-@pytest.fixture
-def gateway(container, spawn, tmp_path):  # type: ignore[no-untyped-def]
-    """The gateway as the Procfile runs it, pointed at the fake providers."""
-    fake, server = fake_providers.start()
-    merchants = tmp_path / "merchants.toml"
-    merchants.write_text(fake_providers.merchants_file_for(
-        f"http://127.0.0.1:{server.server_address[1]}", DEFAULT_MERCHANTS_FILE.read_text()))
-    port = free_port()
-    env = process_env(container.settings, PORT=str(port), GATEWAY_MERCHANTS_FILE=str(merchants))
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    spawn([procfile_line("web")], env, "web", shell=True)
-    spawn(worker_command(), env, "worker")
-    spawn([sys.executable, "-m", "service.cli", "clock", "--interval", "1"], env, "clock")
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(base)
-    settings = dataclasses.replace(container.settings, merchants=load_merchants(merchants, {}))
-    yield base, settings, fake
-    server.shutdown()
-    server.server_close()
+from tests.support.providers import assert_money_invariant, ledger_refunds
 
 
 def test_every_merchant_gets_a_refund_a_credit_a_denial_and_a_review(gateway, container):
     """Each seed merchant's four flows end as the policy says, and the money moved once."""
     base, settings, fake = gateway
-    results = run_flows(base, settings)
+    results = run_flows(base, settings, on_send=fake.observe)
     assert [(r.flow.merchant, r.flow.label, ended_in(r), r.outcome) for r in results] == [
         (f.merchant, f.label, f.label, f.expect) for f in FLOWS]
 
@@ -52,11 +24,14 @@ def test_every_merchant_gets_a_refund_a_credit_a_denial_and_a_review(gateway, co
         refunds = s.scalars(select(Action).where(Action.kind == "refund")).all()
         credits = s.scalars(select(AccountCredit)).all()
         # every refund reached the provider once, under its action id, and is in the ledger
+        refunded: dict[str, int] = {}
         for action in refunds:
             assert fake.posts_with_key(action.id) == 1
             assert action.provider_ref == fake.refunds[action.id]["id"]
             ledger = s.scalars(select(Refund).where(Refund.action_id == action.id)).one()
             assert ledger.amount == action.amount
+            refunded[str(ledger.payment_ref)] = refunded.get(str(ledger.payment_ref), 0) + (
+                ledger.amount)
         assert len(refunds) == 4 and len(credits) == 4
         assert {c.clause for c in credits} == {"review"}
         # every decision traces back to the request that caused it, and the request to its filer
@@ -67,6 +42,8 @@ def test_every_merchant_gets_a_refund_a_credit_a_denial_and_a_review(gateway, co
         for result in results:
             assert ("request.filed", result.request_id) in audited
             assert ("request.decided", result.request_id) in audited
+    assert refunded == ledger_refunds(container)
+    assert_money_invariant(container, fake)
 
 
 def test_a_cancellation_and_an_uptime_claim_through_the_running_gateway(gateway, container):
@@ -85,6 +62,7 @@ def test_a_cancellation_and_an_uptime_claim_through_the_running_gateway(gateway,
     for event_type in ("customer.subscription.created", "invoice.paid", "charge.succeeded"):
         event = samples.stripe_event(event_type, scenario)
         number = event["data"]["object"].get("number") or number
+        fake.observe(event)
         assert send_stripe(f"{base}/webhooks/theopenhost/stripe", event,
                            merchant.stripe.webhook_secrets[0]).status == 200
     identity = {"username": "alice", "main_domain": "alice.example", "invoice_number": number,
@@ -117,6 +95,7 @@ def test_a_cancellation_and_an_uptime_claim_through_the_running_gateway(gateway,
     with container.sessions() as s:
         assert s.scalars(select(AccountCredit).where(
             AccountCredit.account_ref == scenario.customer_id)).one().amount == 800
+    assert_money_invariant(container, fake)
 
 
 def _until_done(base: str, headers: dict[str, str], kind: str, request_id: str) -> dict:  # type: ignore[type-arg]
@@ -137,29 +116,20 @@ def test_a_payment_after_a_paypal_cancellation_is_refunded_by_the_running_gatewa
     """Webhooks alone: the cancellation at PayPal is decided (003 §1.2a: ending the billing
     agreement does not cancel the hosting account, so no confirmation is sent), and the sale
     that followed it is refunded less the 5% fee, once, under its action id."""
-    import json
-    from datetime import datetime, timezone
-
     from ledger.models import Decision
     from ledger.schedule_models import Notice
     from service import samples
-    from tests.support.paypal import shared_signer
+    from tests.support.paypal import paid_after_it_ended, post_signed
 
     base, settings, fake = gateway
     scenario = samples.Scenario(key=f"e2e-pp-{time.time_ns()}", amount=2000,
                                 payment_method="paypal",
                                 period_start=int(time.time()) - 40 * 86400)
-    cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
-    ended = datetime.fromtimestamp(scenario.period(1)[0] + 86400, timezone.utc)
-    cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = (
-        ended.isoformat().replace("+00:00", "Z"))
-    sale = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)
+    cancelled, sale = paid_after_it_ended(scenario)
+    webhook_id = settings.merchants["theopenhost"].paypal.webhook_id
     for event in (cancelled, sale):
-        raw = json.dumps(event).encode()
-        headers = {**shared_signer().headers(raw, settings.merchants["theopenhost"].paypal
-                                             .webhook_id), "Content-Type": "application/json"}
-        assert requests.post(f"{base}/webhooks/theopenhost/paypal", data=raw, headers=headers,
-                             timeout=5).status_code == 200
+        fake.observe(event)
+        assert post_signed(base, "theopenhost", webhook_id, event) == 200
         time.sleep(1.0)  # in order: PayPal sends the cancellation before the next sale
     deadline = time.monotonic() + 30
     refund = None
@@ -171,6 +141,8 @@ def test_a_payment_after_a_paypal_cancellation_is_refunded_by_the_running_gatewa
     assert refund is not None, "the overpayment was not refunded"
     assert (refund.amount, refund.payment_ref) == (1900, sale["resource"]["id"])
     assert fake.posts_with_key(refund.id) == 1
+    assert ledger_refunds(container) == {sale["resource"]["id"]: 1900}
+    assert_money_invariant(container, fake)
     with container.sessions() as s:
         ds = list(s.scalars(select(Decision)))
         kinds = sorted(d.request_kind for d in ds)
@@ -190,18 +162,20 @@ def test_the_running_clock_marks_an_unpaid_invoice_overdue_and_sends_notices(gat
     from service import samples
     from service.simulator import send_stripe
 
-    base, settings, _ = gateway
+    base, settings, fake = gateway
     now = int(time.time())
     host = samples.Scenario(key=f"e2e-due-{time.time_ns()}", amount=1000,
                             period_start=now - 40 * 86400)
     unpaid = samples.stripe_event("invoice.payment_failed", host, cycle=2,
                                   due_date=now - 2 * 86400)
+    fake.observe(unpaid)
     assert send_stripe(f"{base}/webhooks/theopenhost/stripe", unpaid,
                        settings.merchants["theopenhost"].stripe.webhook_secrets[0]).status == 200
     vpn = samples.Scenario(key=f"e2e-renew-{time.time_ns()}", amount=1000,
                            period_start=now - 26 * 86400)  # renews in about 4-5 days
-    assert send_stripe(f"{base}/webhooks/cloudbehind/stripe",
-                       samples.stripe_event("customer.subscription.created", vpn),
+    renewing = samples.stripe_event("customer.subscription.created", vpn)
+    fake.observe(renewing)
+    assert send_stripe(f"{base}/webhooks/cloudbehind/stripe", renewing,
                        settings.merchants["cloudbehind"].stripe.webhook_secrets[0]).status == 200
     deadline = time.monotonic() + 40
     assessment = reminder = None
@@ -216,3 +190,4 @@ def test_the_running_clock_marks_an_unpaid_invoice_overdue_and_sends_notices(gat
     assert account is not None and account.support_withheld
     assert reminder is not None and reminder.kind == "auto_renewal_reminder"
     assert reminder.sent_at is not None and reminder.channel == "log"
+    assert_money_invariant(container, fake)

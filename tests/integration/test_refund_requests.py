@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qs
 
 import responses
 from sqlalchemy import select
 
 from ledger.models import AuditEntry
-from service import samples
+from tests.support.claims import paid
 from tests.support.delivery import run_worker
 
 STRIPE_REFUNDS = "https://api.stripe.com/v1/refunds"
@@ -22,18 +21,7 @@ DAY = 86400
 
 def _paid(client, container, key: str, days_ago: float, merchant: str = "theopenhost",  # type: ignore[no-untyped-def]
           interval: str = "month", amount: int = 12000):
-    """A subscription paid ``days_ago`` days ago, as its Stripe events put it in the ledger."""
-    from tests.support import stripe as sig
-
-    scenario = samples.Scenario(key=key, amount=amount, interval=interval,
-                                period_start=int(time.time() - days_ago * DAY))
-    secret = {"theopenhost": sig.SECRET, "cloudbehind": "whsec_test_cloudbehind_current"}[merchant]
-    for event_type in ("customer.subscription.created", "invoice.paid", "charge.succeeded"):
-        event = samples.stripe_event(event_type, scenario)
-        resp = sig.post(client, event, merchant=merchant, secret=secret)
-        assert resp.status_code == 200
-    run_worker(container)
-    return scenario
+    return paid(client, container, key, days_ago, merchant, interval, amount)
 
 
 def _file(client, headers, **body):  # type: ignore[no-untyped-def]

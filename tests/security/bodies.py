@@ -37,11 +37,13 @@ FULL_CASE: dict[str, Any] = {
               "auto_renew": True, "next_billing_at": "2025-04-01T09:00:00Z",
               "payment_provider": "stripe", "payment_method": "card",
               "addons": ["ssl_certificate"], "service_state": "not_started",
-              "service_date": T},
+              "service_date": T, "refundable": {"amount": 12000, "currency": "USD"},
+              "dispute": "won"},
     "usage": {"bandwidth_bytes": 5, "sessions": 1, "used_since_renewal": False},
     "payment": {"amount": {"amount": 12000, "currency": "USD"}, "received_at": T,
                 "overpaid_amount": {"amount": 0, "currency": "USD"}, "provider": "stripe",
-                "via_subscription": True},
+                "via_subscription": True, "refundable": {"amount": 12000, "currency": "USD"},
+                "dispute": "won"},
     "uptime": UPTIME,
 }
 

@@ -18,5 +18,14 @@ def snapshot(session: Session) -> dict[str, list[dict[str, Any]]]:
     for model in PROVIDER_OBJECTS:
         rows = session.scalars(select(model).order_by(model.provider_id)).all()
         columns = [c.key for c in model.__table__.columns if c.key != "id"]
-        result[model.__tablename__] = [{c: getattr(r, c) for c in columns} for r in rows]
+        result[model.__tablename__] = [_comparable({c: getattr(r, c) for c in columns})
+                                       for r in rows]
     return result
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    """A refund known only from our own call's answer is dated when this run made it: two runs
+    agree on everything else about it."""
+    if str(row.get("version_event", "")).startswith("api:") and "refunded_at" in row:
+        return {**row, "refunded_at": None}
+    return row

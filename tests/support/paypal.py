@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
+from datetime import datetime, timezone
+from typing import Any
 
+import requests
 import responses
 
 from service.devcerts import DevPayPalSigner, make_signer
@@ -37,3 +41,23 @@ def shared_signer() -> DevPayPalSigner:
 def serve_cert(rsps: responses.RequestsMock, signer: DevPayPalSigner) -> None:
     """Answer GET ``signer.cert_url`` with the signer's certificate chain, as PayPal would."""
     rsps.get(signer.cert_url, body=signer.cert_pem, content_type="application/x-pem-file")
+
+
+def paid_after_it_ended(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A PayPal subscription cancelled a day into its first period, and the sale of its second
+    period that PayPal took all the same (003 §1.7b's overpayment): (cancelled, sale) events."""
+    from service import samples
+
+    cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
+    ended = datetime.fromtimestamp(scenario.period(1)[0] + 86400, timezone.utc)
+    cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = (
+        ended.isoformat().replace("+00:00", "Z"))
+    return cancelled, samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)
+
+
+def post_signed(base: str, merchant: str, webhook_id: str, event: dict[str, Any]) -> int:
+    """POST ``event`` to a running gateway, signed as PayPal would; returns the status."""
+    raw = json.dumps(event).encode()
+    headers = {**shared_signer().headers(raw, webhook_id), "Content-Type": "application/json"}
+    return requests.post(f"{base}/webhooks/{merchant}/paypal", data=raw, headers=headers,
+                         timeout=10).status_code

@@ -1,0 +1,52 @@
+"""Paid subscriptions in the ledger, and the support claims filed about them, for integration
+tests: the events go through the webhook endpoint and the in-process worker, as in production."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from service import samples
+from tests.support import stripe as sig
+from tests.support.delivery import run_worker
+
+DAY = 86400
+SECRETS = {"theopenhost": sig.SECRET, "cloudbehind": "whsec_test_cloudbehind_current",
+           "digitalcare": "whsec_test_digitalcare_current"}
+TOKENS = {"theopenhost": "test-admin-theopenhost-003", "cloudbehind": "test-admin-cloudbehind-002",
+          "digitalcare": "test-admin-digitalcare-001"}
+# Every identity detail any of the merchants asks for, checked.
+FULL_IDENTITY = {"username": "alice", "main_domain": "alice.example", "invoice_number": "INV-3",
+                 "date_of_birth": "1980-02-03", "client_name": "Alice Example",
+                 "telephone": "+1 555 0100", "contact_name": "Alice", "address": "1 Main St",
+                 "login_name": "alice", "verified": True}
+
+
+def headers(merchant: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[merchant]}", **extra}
+
+
+def paid(client: Any, container: Any, key: str, days_ago: float, merchant: str = "theopenhost",
+         interval: str = "month", amount: int = 12000, **scenario: Any) -> samples.Scenario:
+    """A subscription paid ``days_ago`` days ago, as its Stripe events put it in the ledger."""
+    made = samples.Scenario(key=key, amount=amount, interval=interval,
+                            period_start=int(time.time() - days_ago * DAY), **scenario)
+    for event_type in ("customer.subscription.created", "invoice.paid", "charge.succeeded"):
+        send(client, merchant, samples.stripe_event(event_type, made))
+    run_worker(container)
+    return made
+
+
+def send(client: Any, merchant: str, event: dict[str, Any]) -> None:
+    """One signed Stripe event, acknowledged."""
+    resp = sig.post(client, event, merchant=merchant, secret=SECRETS[merchant])
+    assert resp.status_code == 200, resp.json
+
+
+def file_refund(client: Any, merchant: str, scenario: samples.Scenario, *,
+                key: str | None = None, **body: Any) -> Any:
+    """File a refund claim for the scenario's charge (body fields override the defaults)."""
+    claim = {"account": scenario.customer_id, "payment": scenario.charge_id,
+             "reason": "it does not work for me", "identity": FULL_IDENTITY, **body}
+    extra = {"Idempotency-Key": key} if key else {}
+    return client.post("/v1/refund-requests", json=claim, headers=headers(merchant, **extra))

@@ -1,0 +1,53 @@
+"""What the local fake provider's books must show at the end of a test that used it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select
+
+from ledger.models import Payment, Refund
+from service.bootstrap import Container
+from service.fake_providers import FakeProviders
+
+
+def assert_books_balanced(fake: FakeProviders,
+                          ledger_refunds: Mapping[str, int] | None = None) -> None:
+    """No payment refunded beyond what it captured at the provider; and, given the ledger's
+    refunded total per payment (minor units), the provider refunded exactly as much of each."""
+    books = fake.books()
+    over = {pid: (captured, refunded) for pid, (captured, refunded, _) in books.items()
+            if refunded > captured}
+    assert not over, f"refunded more than was captured, at the provider: {over}"
+    if ledger_refunds is not None:
+        provider = {pid: refunded for pid, (_, refunded, _) in books.items() if refunded}
+        ledger = {pid: amount for pid, amount in ledger_refunds.items() if amount}
+        assert ledger == provider, f"ledger refunds {ledger} != provider refunds {provider}"
+
+
+def ledger_refunds(container: Container) -> dict[str, int]:
+    """Per payment, what the ledger says our actions refunded (refunds that did not fail)."""
+    with container.sessions() as session:
+        rows = session.execute(select(Refund.payment_ref, Refund.amount).where(
+            Refund.action_id.is_not(None), Refund.unsolicited.is_(False),
+            Refund.status.notin_(("failed", "canceled", "cancelled")))).all()
+    totals: dict[str, int] = {}
+    for payment_ref, amount in rows:
+        totals[str(payment_ref)] = totals.get(str(payment_ref), 0) + amount
+    return totals
+
+
+def assert_money_invariant(container: Container, fake: FakeProviders) -> None:
+    """Over the whole ledger and the fake provider's own books: no payment refunded beyond
+    what it captured, on either side, and the ledger's refunds equal the provider's."""
+    with container.sessions() as session:
+        captured = dict(session.execute(select(Payment.provider_id, Payment.amount)).all())
+        rows = session.execute(select(Refund.payment_ref, Refund.amount).where(
+            Refund.status.notin_(("failed", "canceled", "cancelled")))).all()
+    refunded: dict[str, int] = {}
+    for payment_ref, amount in rows:
+        refunded[str(payment_ref)] = refunded.get(str(payment_ref), 0) + amount
+    over = {ref: (captured.get(ref), total) for ref, total in refunded.items()
+            if ref in captured and total > captured[ref]}
+    assert not over, f"refunded more than was captured, in the ledger: {over}"
+    assert_books_balanced(fake, ledger_refunds(container))
