@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from gateway import idempotency
 from gateway.auth import require_merchant
@@ -29,11 +30,10 @@ from ledger.models import (
     UsageReport,
 )
 from policy import CaseError, PolicyError, case_from_json, decision_to_json, evaluate
-from reports.run import FORMATS, reconcile, render
+from reports.run import FORMATS, render
 from service.bootstrap import Container
-from service.errors import ProviderError
+from workers import reports, reviews
 from workers import requests as support_requests
-from workers import reviews
 from workers.actions import new_id
 from workers.cases import payment_by_ref, payment_owners, subscription_by_ref, subscription_owners
 from workers.decide import enqueue_actions_of
@@ -66,6 +66,17 @@ def _too_deep(exc: RecursionError) -> tuple[Response, int]:
 @bp.errorhandler(reviews.ReviewError)
 def _review_error(exc: reviews.ReviewError) -> tuple[Response, int]:
     return error(exc.status, "review_refused", exc.message, field=exc.field)
+
+
+@bp.errorhandler(OperationalError)
+def _storage_unavailable(exc: OperationalError) -> tuple[Response, int]:
+    """The database did not answer in time (a web process waits only a few seconds): nothing
+    was written, and the same request can be sent again (with its Idempotency-Key)."""
+    log.warning("admin request could not reach the database: %s", exc.orig)
+    answer, status = error(503, "storage_unavailable", "the ledger is busy or unreachable; "
+                           "nothing was changed, send the request again")
+    answer.headers["Retry-After"] = "2"
+    return answer, status
 
 
 @bp.errorhandler(idempotency.KeyReused)
@@ -336,27 +347,55 @@ def _event_json(row: InboxEvent) -> dict[str, Any]:
             "payload": json.loads(row.raw_body)}
 
 
-@bp.get("/reports/reconciliation")
+@bp.post("/reports/reconciliation")
 @require_merchant
-def reconciliation_report() -> Response | tuple[Response, int]:
-    """?from=YYYY-MM-DD&to=YYYY-MM-DD&format=json|csv|html, against the providers' APIs."""
+def start_reconciliation() -> tuple[Response, int]:
+    """``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}``: a worker reads the providers' records
+    for the period and builds the report; ``202`` with its location."""
+    body = validate("ReconciliationRequest", request.get_json(silent=True))
+    start, end = _day(body, "from"), _day(body, "to")
+    if end <= start:
+        return error(400, "invalid_request", "to must be after from", field="to")
+    report_id = new_id("rpt")
+    location = f"/v1/reports/reconciliation/{report_id}"
+    response = _idempotent(lambda session: (202, {"id": report_id, "status": "queued",
+                                                  "location": location}))
+    if not g.replayed:
+        try:
+            reports.start(_container(), report_id, g.merchant.name, start, end)
+        except RedisError:
+            return error(503, "queue_unavailable", "the report could not be queued; retry")
+    response[0].headers["Location"] = response[0].get_json()["location"]
+    return response
+
+
+def _day(body: dict[str, Any], field: str) -> date:
     try:
-        start = date.fromisoformat(request.args.get("from", ""))
+        return date.fromisoformat(body[field])
     except ValueError:
-        return error(400, "invalid_request", "from must be a YYYY-MM-DD date", field="from")
-    try:
-        end = date.fromisoformat(request.args.get("to", ""))
-    except ValueError:
-        return error(400, "invalid_request", "to must be a YYYY-MM-DD date", field="to")
+        raise InvalidBody(field, f"{body[field]!r} is not a date") from None
+
+
+@bp.get("/reports/reconciliation/<report_id>")
+@require_merchant
+def show_reconciliation(report_id: str) -> Response | tuple[Response, int]:
+    """The report once ready (?format=json|csv|html); ``202`` while it is being built."""
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         return error(400, "invalid_request", f"format must be one of {FORMATS}", field="format")
-    if end <= start:
-        return error(400, "invalid_request", "to must be after from", field="to")
     try:
-        report = reconcile(_container(), g.merchant, start, end)
-    except ProviderError as exc:
-        return error(502, "provider_unavailable", str(exc), field="provider")
+        job = reports.find(_container(), report_id, g.merchant.name)
+    except RedisError:
+        return error(503, "queue_unavailable", "reports cannot be read right now; retry")
+    if job is None:
+        return error(404, "not_found", f"no report {report_id} (reports are kept a day)")
+    state = reports.state(job)
+    if state == "failed":
+        return error(502, "report_failed", reports.failure(job), field="provider")
+    if state != "ready":
+        answer = jsonify({"id": report_id, "status": state})
+        answer.headers["Retry-After"] = "2"
+        return answer, 202
     mimetype = {"json": "application/json", "csv": "text/csv", "html": "text/html"}[fmt]
-    return Response(stream_with_context(render(report, fmt)), mimetype=f"{mimetype}; "
-                    "charset=utf-8")
+    return Response(stream_with_context(render(job.return_value(), fmt)),
+                    mimetype=f"{mimetype}; charset=utf-8")

@@ -10,16 +10,22 @@ from typing import Any
 from flask import current_app, g, request
 
 from gateway.responses import error
-from service.config import Merchant
+from service.config import Merchant, token_digest
 from service.logs import bind
 
 
 def merchant_for_token(merchants: dict[str, Merchant] | Any, token: str) -> Merchant | None:
-    """The merchant whose admin token is ``token``, comparing every token in constant time."""
+    """The merchant whose admin token is ``token``.
+
+    Digests are compared, never tokens: the presented token's HMAC-SHA256 (under the process's
+    key, as each merchant's was at load) against every merchant's, each in constant time. Every
+    digest is 32 bytes, so neither the token's length nor how much of it is right changes the
+    time taken, and there is no early exit, so neither does which merchant matched."""
+    digest = token_digest(token)
     found = None
     for merchant in merchants.values():
-        if hmac.compare_digest(merchant.admin_token.encode(), token.encode()):
-            found = merchant  # no early exit: the time taken does not depend on which matched
+        if hmac.compare_digest(merchant.admin_token_digest, digest):
+            found = merchant
     return found
 
 

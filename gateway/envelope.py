@@ -25,13 +25,20 @@ class Envelope:
     created_at: datetime | None
     object_ref: str | None
     livemode: bool | None  # None: the payload does not say (PayPal)
+    # Why the event is stored but never applied (a time no real event carries), or None.
+    out_of_range: str | None = None
+
+
+# A real event is dated between these; one that is not is kept (``ignored``) but never applied.
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or a ``malformed_json`` error saying what is wrong."""
     too_deep = VerificationError("malformed_json", f"body nests deeper than {MAX_NESTING} levels")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:  # nested past the interpreter's own limit
         raise too_deep from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -41,6 +48,11 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     if nesting(data) > MAX_NESTING:
         raise too_deep
     return data
+
+
+def _no_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity, which Python's json reads but JSON does not have."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def nesting(value: Any) -> int:
@@ -64,12 +76,15 @@ def stripe_envelope(data: dict[str, Any]) -> Envelope:
     livemode = data.get("livemode")
     if not isinstance(livemode, bool):
         raise VerificationError("malformed_json", "field 'livemode' must be true or false")
+    earliest, latest = int(EARLIEST.timestamp()), int(LATEST.timestamp())
+    in_range = earliest <= created < latest
     return Envelope(
         event_id=_text(data, "id"),
         event_type=_text(data, "type"),
-        created_at=datetime.fromtimestamp(created, timezone.utc),
+        created_at=datetime.fromtimestamp(created, timezone.utc) if in_range else None,
         object_ref=_stripe_object_ref(_object(obj.get("object"), "data.object")),
         livemode=livemode,
+        out_of_range=None if in_range else f"created = {created}: not between 2000 and 2100",
     )
 
 
@@ -83,12 +98,16 @@ def _stripe_object_ref(obj: dict[str, Any]) -> str | None:
 
 def paypal_envelope(data: dict[str, Any]) -> Envelope:
     resource = _object(data.get("resource"), "resource")
+    created = parse_time(data.get("create_time"))
+    in_range = created is None or EARLIEST <= created < LATEST
     return Envelope(
         event_id=_text(data, "id"),
         event_type=_text(data, "event_type"),
-        created_at=parse_time(data.get("create_time")),
+        created_at=created if in_range else None,
         object_ref=_ref(resource.get("id")) or _ref(resource.get("dispute_id")),
         livemode=None,
+        out_of_range=None if in_range else (f"create_time = {data.get('create_time')}: "
+                                            "not between 2000 and 2100"),
     )
 
 
@@ -100,6 +119,11 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if parsed.tzinfo is not None and parsed.year in (1, 9999):  # may not convert to UTC
+        try:
+            parsed.astimezone(timezone.utc)
+        except OverflowError:
+            return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
@@ -113,10 +137,21 @@ def _object(value: Any, name: str) -> dict[str, Any]:
 
 def _text(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
-    if not isinstance(value, str) or not value or len(value) > 255:
-        raise VerificationError("malformed_json", f"field '{key}' must be a non-empty string")
+    if not isinstance(value, str) or not value or len(value) > 255 or not _unicode(value):
+        raise VerificationError("malformed_json", f"field '{key}' must be a non-empty string "
+                                "of at most 255 characters")
     return value
 
 
 def _ref(value: Any) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
+    return value if isinstance(value, str) and 0 < len(value) <= 255 and _unicode(value) \
+        else None
+
+
+def _unicode(value: str) -> bool:
+    """Whether ``value`` can be stored: JSON's escapes can spell a lone surrogate."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -2,7 +2,17 @@
 
 Logging: the app's lines, gunicorn's error log and its access log all go through
 ``service.logs`` (one JSON object per line unless ``LOG_FORMAT=text``). The access line keeps
-gunicorn's format as its message and carries the merchant and event id the view bound.
+gunicorn's format as its message and carries the merchant and event id the view bound. It never
+carries what a client may have put a secret in: the request line and the referrer lose their
+query string (a token in ``?token=`` stays out of the log), the basic-auth user is ``-``, and
+any request or response header or environ value a custom format names is blanked when its name
+suggests a credential. Each web process also blanks every configured secret and token
+(admin tokens, Stripe webhook secrets and API keys, PayPal credentials, the metrics token)
+wherever it appears in a line, the user agent included.
+
+Database waits: each web process waits for the SQLite write lock at most GATEWAY_WEB_DB_WAIT
+seconds (default 3, and never more than GATEWAY_DB_BUSY_TIMEOUT), so that a delivery meeting a
+locked database answers 503 long before gunicorn's 30-second timeout kills the worker.
 
 Metrics: gunicorn's workers are separate processes, so prometheus_client adds their values up
 through files in ``PROMETHEUS_MULTIPROC_DIR`` (see ``service.metrics``). That variable must be set
@@ -15,7 +25,9 @@ gauges stop counting.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -32,6 +44,12 @@ if not os.environ.get(_MULTIPROC_ENV):
 configure_logging()
 
 
+# Headers (and their environ keys) that may carry a credential, by name.
+_CREDENTIAL_NAME = re.compile(r"auth|cookie|token|secret|key|sig|pass", re.IGNORECASE)
+# Environ values that hold the query string, whole or in a URI.
+_URI_ENVIRON = ("{query_string}e", "{raw_uri}e", "{request_uri}e", "{http_referer}e")
+
+
 class GatewayLogger(Logger):  # type: ignore[misc]
     """Gunicorn's own logger, writing its error and access lines in our format."""
 
@@ -41,8 +59,72 @@ class GatewayLogger(Logger):  # type: ignore[misc]
             for handler in log.handlers:
                 handler.setFormatter(formatter())
 
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any
+              ) -> dict[str, Any]:
+        """Gunicorn's access-line atoms, without what may carry a secret (see the module)."""
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        atoms["r"] = " ".join((str(environ.get("REQUEST_METHOD", "-")),
+                               _without_query(str(environ.get("RAW_URI", "-"))),
+                               str(environ.get("SERVER_PROTOCOL", "-"))))
+        atoms["q"] = "-"
+        atoms["u"] = "-"
+        atoms["f"] = _without_query(str(atoms.get("f", "-")))
+        for name in _URI_ENVIRON:
+            if name in atoms:
+                atoms[name] = "-" if name == "{query_string}e" else _without_query(
+                    str(atoms[name]))
+        for name in list(atoms):  # {header}i, {header}o, {variable}e
+            if name.startswith("{") and _CREDENTIAL_NAME.search(name):
+                atoms[name] = "[redacted]"
+        return atoms
+
+
+def _without_query(uri: str) -> str:
+    """``uri`` up to its query string or fragment."""
+    return uri.split("?", 1)[0].split("#", 1)[0]
+
 
 logger_class = GatewayLogger
+
+
+def on_starting(server: Any) -> None:
+    """Before any worker starts: refuse a database that is not at the schema this code needs
+    (the release step, ``gateway db upgrade``, migrates; a web process never does). A database
+    that does not answer yet is left to /readyz: the web tier answers 503 until it does."""
+    from sqlalchemy.exc import OperationalError
+
+    from ledger.migrate import DatabaseNotAtHead, require_head
+    from service.config import load_settings
+    from service.errors import ConfigError
+
+    try:
+        require_head(load_settings().database_url)
+    except (ConfigError, DatabaseNotAtHead) as exc:
+        server.log.error("%s", exc)
+        sys.exit(2)
+    except OperationalError:
+        server.log.warning("the database does not answer yet; /readyz says 503 until it does")
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In each web worker, before it loads the app: bound its database waits and name the
+    secrets its log lines must never show."""
+    from ledger.db import limit_waits
+    from service.config import load_settings
+    from service.errors import ConfigError
+    from service.logs import redact_values
+
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return  # the app's own start-up reports it, and the worker does not boot
+    limit_waits(settings.web_db_wait)
+    secrets = [settings.metrics_token]
+    for merchant in settings.merchants.values():
+        secrets += [merchant.admin_token, *merchant.stripe.webhook_secrets,
+                    merchant.stripe.api_key, merchant.paypal.client_id,
+                    merchant.paypal.client_secret]
+    redact_values(s for s in secrets if s)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -82,14 +82,16 @@ def document() -> dict[str, Any]:
             "/v1/uptime-claims/{request_id}": {"get": _op(
                 "An uptime claim, its Decision and the credit granted",
                 params=["request_id"])},
-            "/v1/reports/reconciliation": {"get": {
-                **_op("Reconcile the ledger against the providers' records for a period"),
+            "/v1/reports/reconciliation": {"post": _op(
+                "Start reconciling the ledger against the providers' records for a period "
+                "(a worker builds it; the answer's location fetches it)",
+                body="ReconciliationRequest", ok=202)},
+            "/v1/reports/reconciliation/{report_id}": {"get": {
+                **_op("The report once ready (202 while it is being built; 502 if the "
+                      "providers could not be read)", params=["report_id"]),
                 "parameters": [
-                    {"name": "from", "in": "query", "required": True,
-                     "schema": {"type": "string", "format": "date"}},
-                    {"name": "to", "in": "query", "required": True,
-                     "schema": {"type": "string", "format": "date"},
-                     "description": "exclusive"},
+                    {"name": "report_id", "in": "path", "required": True,
+                     "schema": {"type": "string"}},
                     {"name": "format", "in": "query",
                      "schema": {"enum": ["json", "csv", "html"], "default": "json"}}]}},
             "/v1/events/{event_id}": {"get": _op(

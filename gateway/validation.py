@@ -7,12 +7,20 @@ that what support files is checked exactly as the policy engine will check it.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
+
+from gateway.envelope import EARLIEST, LATEST, parse_time
+
+MAX_BYTES = 10**18  # an exabyte: more than any account moves; the ledger column holds 2^63
+MAX_SESSIONS = 2**31 - 1  # the ledger's column
+FUTURE_SKEW = timedelta(minutes=5)  # a support tool's clock may run a little ahead of ours
+_TIMES = frozenset({"received_at", "last_used_at", "service_date", "incident_at"})  # datetimes
 
 
 class InvalidBody(ValueError):
@@ -45,6 +53,11 @@ def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
             "$defs": _case_schema()["$defs"]}
 
 
+def _day(description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": "^(20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+            "description": description}
+
+
 def _ids() -> dict[str, Any]:
     return {"type": "string", "minLength": 1, "maxLength": 255}
 
@@ -75,9 +88,12 @@ def schemas() -> dict[str, dict[str, Any]]:
             "uptime": _part("properties", "uptime")}),
         "UsageReport": _object(["account", "bandwidth_bytes", "sessions"], {
             "account": _ids(),
-            "bandwidth_bytes": {"type": "integer", "minimum": 0},
-            "sessions": {"type": "integer", "minimum": 0},
+            "bandwidth_bytes": {"type": "integer", "minimum": 0, "maximum": MAX_BYTES},
+            "sessions": {"type": "integer", "minimum": 0, "maximum": MAX_SESSIONS},
             "last_used_at": _ref("datetime")}),
+        "ReconciliationRequest": _object(["from", "to"], {
+            "from": _day("the period's first day"),
+            "to": _day("the day after the period's last (exclusive)")}),
         "ReviewAnswer": _object(["approve", "reviewer"], {
             "approve": {"type": "boolean"}, "reviewer": _ids(),
             "refund": _ref("money"), "credit": _ref("money"),
@@ -85,13 +101,16 @@ def schemas() -> dict[str, dict[str, Any]]:
     }
 
 
-def validate(name: str, body: Any) -> dict[str, Any]:
-    """``body`` if it matches schema ``name``; else InvalidBody naming the first bad field."""
+def validate(name: str, body: Any, now: datetime | None = None) -> dict[str, Any]:
+    """``body`` if it matches schema ``name`` and every value in it is one a worker can decide
+    (valid Unicode, times between 2000 and 2100, ``received_at`` not in the future); else
+    InvalidBody naming the first bad field."""
     if not isinstance(body, dict):
         raise InvalidBody("", "the body must be a JSON object")
     validator = Draft202012Validator(schemas()[name], format_checker=FormatChecker())
     error = best_match(validator.iter_errors(body))
     if error is None:
+        _check_values(body, "", now or datetime.now(timezone.utc))
         return body
     field = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "required":
@@ -107,3 +126,30 @@ def validate(name: str, body: Any) -> dict[str, Any]:
 
 def _raise(field: str, message: str) -> dict[str, Any]:
     raise InvalidBody(field, message)
+
+
+def _check_values(node: Any, path: str, now: datetime) -> None:
+    """What a schema cannot say: text a database can store, and times a worker can use."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_values(value, f"{path}.{key}" if path else str(key), now)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_values(value, f"{path}.{i}", now)
+    elif isinstance(node, str):
+        _check_text(node, path, now)
+
+
+def _check_text(value: str, path: str, now: datetime) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidBody(path, "is not valid Unicode (a lone surrogate)") from None
+    if path.split(".")[-1] not in _TIMES:
+        return
+    moment = parse_time(value)
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise InvalidBody(path, f"{value!r} is not a time between 2000 and 2100")
+    if path.split(".")[-1] == "received_at" and moment > now + FUTURE_SKEW:
+        raise InvalidBody(path, f"{value!r} is in the future (more than "
+                          f"{int(FUTURE_SKEW.total_seconds())} s ahead of this server's clock)")

@@ -111,6 +111,9 @@ def _store_and_enqueue(container: Container, merchant: Merchant, provider: Provi
         return error(503, "storage_unavailable", "the event could not be stored; retry later")
     if stored.duplicate:
         metrics.WEBHOOKS_DUPLICATES.labels(provider.value).inc()
+    elif envelope.out_of_range:
+        metrics.EVENTS_OUT_OF_RANGE.labels(provider.value).inc()
+        log.warning("webhook stored as ignored: %s", envelope.out_of_range)
     log.info("webhook stored: %s, duplicate=%s", stored.status, stored.duplicate)
     if stored.status == InboxStatus.PENDING:
         _enqueue(container, stored, envelope.event_id)

@@ -2,44 +2,103 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+
+# How long a SQLite writer may wait for the write lock: the engine's busy timeout, at most the
+# process's limit (``limit_waits``), and at most until the deadline of the code running now
+# (``waiting_until``). Set per transaction, just before its BEGIN IMMEDIATE.
+_busy_timeouts: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+_process_limit: float | None = None
+_deadline: ContextVar[float | None] = ContextVar("ledger_wait_deadline", default=None)
 
 
 def make_engine(url: str, busy_timeout: float = 30, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout (seconds a writer waits for the
-    lock before failing) and full fsync on commit."""
+    lock before failing; see ``limit_waits``) and full fsync on commit."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": busy_timeout}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": _limited(busy_timeout)}, **kwargs)
+        _busy_timeouts[engine] = busy_timeout
         event.listen(engine, "connect",
                      lambda conn, record: _sqlite_pragmas(conn, record, busy_timeout))
         # pysqlite's own transaction handling defers BEGIN; take control so that a
         # transaction that will write starts as a write transaction (no upgrade deadlocks).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin_immediate)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_timeout: float) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, record: Any, busy_timeout: float) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see make_engine)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")  # an acknowledged event survives a power cut
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+    millis = int(_limited(busy_timeout) * 1000)
+    cur.execute(f"PRAGMA busy_timeout={millis}")
+    record.info["busy_timeout_ms"] = millis
     cur.close()
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """Start a write transaction, after giving the connection the busy timeout it may wait."""
+    millis = int(_wait_now(conn.engine) * 1000)
+    pooled = conn.connection
+    if pooled.info.get("busy_timeout_ms") != millis:
+        pooled.dbapi_connection.execute(f"PRAGMA busy_timeout={millis}")  # type: ignore[union-attr]
+        pooled.info["busy_timeout_ms"] = millis
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def limit_waits(seconds: float | None) -> None:
+    """Wait at most ``seconds`` for the SQLite write lock anywhere in this process, whatever
+    the engines' busy timeouts say (None: no limit). The web tier sets it (GATEWAY_WEB_DB_WAIT)
+    so that a request answers 503 well within gunicorn's timeout; workers keep the long one."""
+    global _process_limit
+    _process_limit = seconds
+
+
+def wait_limit(engine: Engine) -> float:
+    """Seconds a writer on ``engine`` may wait for the write lock in this process."""
+    return _limited(_busy_timeouts.get(engine, 30.0))
+
+
+@contextmanager
+def waiting_until(deadline: float) -> Iterator[None]:
+    """Transactions begun inside the block wait for the write lock only until ``deadline`` (a
+    ``time.monotonic()`` value); one begun after it tries once and does not wait."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _limited(busy_timeout: float) -> float:
+    return busy_timeout if _process_limit is None else min(busy_timeout, _process_limit)
+
+
+def _wait_now(engine: Engine) -> float:
+    seconds = wait_limit(engine)
+    deadline = _deadline.get()
+    if deadline is not None:
+        seconds = min(seconds, max(0.0, deadline - time.monotonic()))
+    return seconds
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.envelope import Envelope
-from ledger.db import is_postgres
+from ledger.db import is_postgres, wait_limit, waiting_until
 from ledger.models import InboxEvent, InboxStatus
 from service.config import Merchant
 from service.errors import InboxUnavailable, TransmissionReused
@@ -38,9 +39,12 @@ def new_event_row(*, merchant: Merchant, provider: str, envelope: Envelope, live
                   raw: bytes, headers: dict[str, str], partition: int) -> dict[str, Any]:
     """The inbox row for one verified delivery (a webhook, or an event fetched by backfill).
 
-    An event whose livemode does not match the merchant's mode is kept, but ignored.
+    An event whose livemode does not match the merchant's mode, or dated outside 2000-2100, is
+    kept, but ignored.
     """
     mismatch = livemode != merchant.livemode
+    ignored = envelope.out_of_range or (
+        f"livemode={livemode} but merchant is in {merchant.mode} mode" if mismatch else None)
     return {
         "merchant": merchant.name, "provider": provider, "event_id": envelope.event_id,
         "event_type": envelope.event_type, "object_ref": envelope.object_ref,
@@ -48,9 +52,8 @@ def new_event_row(*, merchant: Merchant, provider: str, envelope: Envelope, live
         "provider_created_at": envelope.created_at, "raw_body": raw, "headers": headers,
         "transmission_id": headers.get("Paypal-Transmission-Id") if provider == "paypal" else None,
         "received_at": datetime.now(timezone.utc), "deliveries": 1,
-        "status": InboxStatus.IGNORED if mismatch else InboxStatus.PENDING,
-        "status_reason": (f"livemode={livemode} but merchant is in {merchant.mode} mode"
-                          if mismatch else None),
+        "status": InboxStatus.IGNORED if ignored else InboxStatus.PENDING,
+        "status_reason": ignored,
         "attempts": 0,
     }
 
@@ -60,7 +63,8 @@ def store_event(engine: Engine, row: dict[str, Any]) -> Stored:
 
     Committed before this returns: the caller may acknowledge then. Concurrent callers in one
     process share a transaction (see ``_GroupCommit``), so under load one commit, and one
-    fsync, covers many deliveries.
+    fsync, covers many deliveries. A caller waits for the write lock at most the engine's
+    ``wait_limit`` (on the web tier, GATEWAY_WEB_DB_WAIT), counted from its call, and then fails.
     """
     return _group_commit(engine).store(row)
 
@@ -107,10 +111,11 @@ _ONE_ROWS_FAULT = (IntegrityError, DataError, TransmissionReused)
 
 
 class _Waiter:
-    __slots__ = ("row", "done", "lead", "result", "error")
+    __slots__ = ("row", "deadline", "done", "lead", "result", "error")
 
-    def __init__(self, row: dict[str, Any]) -> None:
+    def __init__(self, row: dict[str, Any], deadline: float) -> None:
         self.row = row
+        self.deadline = deadline  # time.monotonic() after which it waits for no lock
         self.done = threading.Event()
         self.lead = False
         self.result: Stored | None = None
@@ -127,8 +132,14 @@ class _GroupCommit:
     the busy timeout once more per row.
 
     On SQLite the writer also holds an exclusive lock on a file beside the database while it
-    writes, so the web processes queue for the write lock in the kernel, woken at once, rather
-    than in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+    writes, so the web processes queue for the write lock on that file, polled every few
+    milliseconds, rather than in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+
+    Every wait is bounded: each delivery may wait for locks until its deadline (its arrival plus
+    the engine's ``wait_limit``), and a group waits, for the file lock and then SQLite's, only
+    until the earliest deadline among its deliveries. A group that begins past that deadline
+    still tries once, without waiting. So while another process holds the write lock, every
+    delivery fails within its own wait, however many groups queue before it.
     """
 
     def __init__(self, engine: Engine, limit: int = _GROUP_LIMIT) -> None:
@@ -142,7 +153,7 @@ class _GroupCommit:
                           if database and database != ":memory:" else None)
 
     def store(self, row: dict[str, Any]) -> Stored:
-        me = _Waiter(row)
+        me = _Waiter(row, time.monotonic() + wait_limit(self.engine))
         with self.lock:
             self.queue.append(me)
             if not self.leading:
@@ -179,9 +190,16 @@ class _GroupCommit:
         # In key order, as every process writes its group: two groups never wait on each
         # other's rows in opposite orders (a deadlock on PostgreSQL).
         batch = sorted(batch, key=lambda w: _key(w.row))
-        with self._write_lock():
+        deadline = min(w.deadline for w in batch)
+        with self._write_lock(deadline) as locked:
+            if not locked:
+                error = InboxUnavailable("another process held the database's write lock "
+                                         "for longer than this delivery may wait")
+                for waiter in batch:
+                    waiter.error = error
+                return
             try:
-                with self.engine.begin() as conn:
+                with waiting_until(deadline), self.engine.begin() as conn:
                     results = [_store_one(conn, w.row) for w in batch]
             except Exception as exc:  # not swallowed: handed to the caller, who raises it
                 if len(batch) == 1:
@@ -199,7 +217,8 @@ class _GroupCommit:
         than each waiting out the same timeout."""
         for i, waiter in enumerate(batch):
             try:
-                with self.engine.begin() as conn:
+                with (waiting_until(min(w.deadline for w in batch[i:])),
+                      self.engine.begin() as conn):
                     waiter.result = _store_one(conn, waiter.row)
             except _ONE_ROWS_FAULT as exc:
                 waiter.error = exc
@@ -209,16 +228,40 @@ class _GroupCommit:
                 return
 
     @contextmanager
-    def _write_lock(self) -> Iterator[None]:
+    def _write_lock(self, deadline: float) -> Iterator[bool]:
+        """Hold the file lock (True), or give up at ``deadline`` without it (False)."""
         if self.lock_path is None:
-            yield
+            yield True
             return
         with open(self.lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            if not _flock_until(handle.fileno(), deadline):
+                yield False
+                return
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_LOCK_POLL = (0.0005, 0.005)  # first and longest pause between tries for the file lock
+
+
+def _flock_until(fd: int, deadline: float) -> bool:
+    """Take an exclusive flock on ``fd``, trying until ``deadline`` (at least once).
+
+    flock has no timeout and a blocked flock cannot be called off, so it is tried without
+    blocking, with pauses that grow from half a millisecond to five."""
+    pause = _LOCK_POLL[0]
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _LOCK_POLL[1])
 
 
 _committers: weakref.WeakKeyDictionary[Engine, _GroupCommit] = (

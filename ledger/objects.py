@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, event, or_, selec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ledger import bounds
 from ledger.models import Customer, Provider, _ProviderObject
 
 T = TypeVar("T", bound=_ProviderObject)
@@ -43,7 +44,10 @@ class Ref:
 
 def apply_snapshot(session: Session, model: type[T], ref: Ref, version: Version,
                    livemode: bool, values: dict[str, Any]) -> bool:
-    """Write ``values`` unless the stored object holds a newer version; True if written."""
+    """Write ``values`` unless the stored object holds a newer version; True if written.
+
+    Raises ``bounds.OutOfRange`` before anything is written when a value does not fit."""
+    _check(model, ref, version, values)
     obj = _locked(session, model, ref)
     if obj is None:
         obj = _insert(session, model, ref, version, livemode, values)
@@ -63,6 +67,7 @@ def apply_snapshot(session: Session, model: type[T], ref: Ref, version: Version,
 def ensure_customer(session: Session, ref: Ref, version: Version, livemode: bool,
                     email: str | None = None, name: str | None = None) -> None:
     """Record a customer the first time any event names it, with the earliest event's details."""
+    _check(Customer, ref, version, {"email": email, "name": name})
     customer = _locked(session, Customer, ref)
     if customer is None:
         values = {"email": email, "name": name}
@@ -76,6 +81,14 @@ def ensure_customer(session: Session, ref: Ref, version: Version, livemode: bool
         customer.version_at, customer.version_rank, customer.version_event = version.key()
     customer.email = (email or customer.email) if earliest else (customer.email or email)
     customer.name = (name or customer.name) if earliest else (customer.name or name)
+
+
+def _check(model: type[Any], ref: Ref, version: Version, values: dict[str, Any]) -> None:
+    """The boundary check of everything an event writes (see ``ledger.bounds``)."""
+    bounds.check_text(f"{model.__tablename__} id", ref.provider_id)
+    if version.at >= bounds.LATEST:  # a far-future version would freeze the object for good
+        raise bounds.OutOfRange(f"the event's time {version.at.isoformat()}: after 2100")
+    bounds.check(model, values)
 
 
 def find(session: Session, model: type[T], ref: Ref) -> T | None:

@@ -223,7 +223,17 @@ def _datetime(text: str, where: str) -> datetime:
         raise CaseError(where, f"not a valid ISO 8601 date-time: {text!r}") from exc
     if value.tzinfo is None or value.utcoffset() is None:
         raise CaseError(where, "must carry a timezone offset (Z or +hh:mm)")
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise CaseError(where, f"{text!r} is outside the calendar in UTC") from None
+    if not _EARLIEST <= value < _LATEST:  # windows and periods are added to it: keep headroom
+        raise CaseError(where, f"{text!r} is not between 2000 and 2100")
+    return value
+
+
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _opt_datetime(d: Mapping[str, Any], key: str, where: str) -> datetime | None:

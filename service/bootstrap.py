@@ -66,7 +66,8 @@ class Container:
         ca_file = self.settings.paypal_ca_file
         ca_pem = ca_file.read_bytes() if ca_file else load_bundled_ca()
         return PayPalVerifier(ca_pem, cache_dir=self.settings.data_dir / "paypal-certs",
-                              timeout=self.settings.paypal_cert_timeout)
+                              timeout=self.settings.paypal_cert_timeout,
+                              tolerance=self.settings.paypal_tolerance)
 
     def paypal_verifier(self, merchant: Merchant) -> Any:
         """The merchant's PayPal verifier: local (shared certificate cache) or PayPal's API."""
@@ -77,7 +78,8 @@ class Container:
             from gateway.signatures.paypal_api import PayPalApiVerifier
 
             self._cache[key] = PayPalApiVerifier(merchant.paypal,
-                                                 timeout=self.settings.paypal_cert_timeout)
+                                                 timeout=self.settings.paypal_cert_timeout,
+                                                 tolerance=self.settings.paypal_tolerance)
         return self._cache[key]
 
     def refund_adapter(self, merchant_name: str, provider: str) -> Any:

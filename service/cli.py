@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.errors import GatewayError
 
@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the web app under gunicorn (migrates first)")
+    p = sub.add_parser("serve", help="run the web app under gunicorn (the database must be "
+                                     "migrated: gateway db upgrade)")
     p.add_argument("--bind", default=f"127.0.0.1:{os.environ.get('PORT', '8000')}")
     p.set_defaults(func=cmd_serve)
 
@@ -67,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_clock)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
-    db.add_parser("upgrade", help="apply the Alembic migrations").set_defaults(func=cmd_db_upgrade)
+    db.add_parser("upgrade", help="apply the Alembic migrations (the release step; one "
+                                  "upgrader at a time)").set_defaults(func=cmd_db_upgrade)
 
     p = sub.add_parser("replay", help="hand dead-lettered (or named) events to the workers again")
     p.add_argument("event_ids", nargs="*", help="provider event ids (evt_..., WH-...)")
@@ -198,36 +200,130 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.bootstrap import build
 
     container = build()
-    _upgrade(container.settings.database_url)
+    _require_head_when_reachable(container.settings.database_url)
     _ = container.redis_url  # start the embedded Redis once, before the workers fork
     os.execvp("gunicorn", ["gunicorn", "--bind", args.bind, *GUNICORN_ARGS])
     return 0  # pragma: no cover - execvp does not return
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    """Run RQ's worker until asked to stop (SIGTERM or SIGINT: exit status 0), through Redis
+    outages.
+
+    While RQ's loop runs, a stop is RQ's warm shutdown: the job in hand finishes first. Outside
+    it (a worker starting, or waiting for Redis to come back) the stop is noted at once and the
+    worker exits without waiting for Redis, whatever Redis does."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from rq import SimpleWorker
+    from rq.exceptions import StopRequested
 
     from service.bootstrap import build, install
     from service.metrics import serve_metrics_if_configured
 
     container = install(build())
-    _upgrade_when_reachable(container.settings.database_url)
+    _require_head_when_reachable(container.settings.database_url)
     serve_metrics_if_configured(container)
+    stop = _WorkerStop()
+    worker_class = _stoppable_worker(stop)
     # RQ adds no handler of its own while the root logger has ours: its lines are JSON too.
-    while True:
+    worker = None
+    while not stop.requested:
         try:
-            # Non-forking: a drain job runs many events, so a fork per job buys nothing.
-            worker = SimpleWorker([container.queue], connection=container.redis)
-            worker.work(burst=args.burst, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
-            return 0
+            try:
+                stop.install(interrupt=True)  # until RQ installs its own, just below
+                # Non-forking: a drain job runs many events, so a fork per job buys nothing.
+                worker = worker_class([container.queue], connection=container.redis)
+                worker.work(burst=args.burst, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
+                return 0
+            finally:
+                stop.install(interrupt=False)  # RQ's handlers belong to the worker that ended
+        except (_Stopping, StopRequested):
+            _forget(worker)  # stopped between registering and RQ's own handlers: unregister
+            break
         except (RedisConnectionError, RedisTimeoutError):
+            if stop.requested:
+                break
             # RQ quits when Redis goes away in the middle of a job. Like the clock, the worker
             # outlives the outage: it starts again once Redis answers, and the sweeper re-pushes
             # whatever the interrupted drain had taken.
             log.exception("worker lost Redis; starting again in 2 s")
-            time.sleep(2)
+            stop.sleep(2)
+    log.info("worker stopped on request")
+    return 0
+
+
+def _forget(worker: Any) -> None:
+    """Unregister a worker whose start was abandoned, if Redis answers at once (best effort:
+    otherwise its registration expires by itself)."""
+    from redis.exceptions import RedisError
+
+    if worker is None:
+        return
+    try:
+        worker.register_death()
+    except RedisError:
+        log.info("could not unregister the worker; its registration expires by itself")
+
+
+class _Stopping(BaseException):
+    """Raised by the stop signal's handler to abandon a worker's start (not an Exception, so
+    that nothing on the way catches it)."""
+
+
+class _WorkerStop:
+    """SIGTERM and SIGINT while RQ's own handlers are not installed: set ``requested``; while a
+    worker is starting (``interrupt``), also abandon the start at once (``_Stopping``)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.interrupt = False
+
+    def install(self, interrupt: bool) -> None:
+        import signal
+
+        self.interrupt = interrupt
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        if interrupt and self.requested:  # asked between the loop's test and here
+            raise _Stopping
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.interrupt:
+            raise _Stopping
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, in steps of a tenth of a second, unless asked to stop."""
+        end = time.monotonic() + seconds
+        while not self.requested and (left := end - time.monotonic()) > 0:
+            time.sleep(min(0.1, left))
+
+
+def _stoppable_worker(stop: _WorkerStop) -> type:
+    """RQ's non-forking worker, telling ``stop`` when RQ's handlers receive the signal, and not
+    held up by a Redis that is gone once it has been asked to stop."""
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+    from redis.retry import Retry
+    from rq import SimpleWorker
+
+    class Worker(SimpleWorker):
+        def request_stop(self, signum: int, frame: object) -> None:
+            stop.requested = True
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+        def set_shutdown_requested_date(self) -> None:
+            try:  # a note for `rq info`; a Redis that is gone must not fail the job in hand
+                super().set_shutdown_requested_date()  # type: ignore[no-untyped-call]
+            except RedisError:
+                log.warning("could not note the stop request in Redis")
+
+        def teardown(self) -> None:
+            if stop.requested:  # one try at each call: redis-py's retries take seconds
+                self.connection.set_retry(Retry(NoBackoff(), 0))
+            super().teardown()  # type: ignore[no-untyped-call]
+
+    return Worker
 
 
 def cmd_clock(args: argparse.Namespace) -> int:
@@ -237,6 +333,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
     from workers.sweeper import sweep
 
     container = build()
+    _require_head_when_reachable(container.settings.database_url)
     metrics.serve_metrics_if_configured(container)
     while True:
         try:
@@ -251,30 +348,31 @@ def cmd_clock(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """The release step: migrate to the head revision. Several at once (a rolling deploy on
+    many hosts) take turns under ledger.migrate's lock; the later ones find nothing to do."""
+    from ledger.migrate import upgrade
     from service.config import load_settings
 
-    _upgrade(load_settings().database_url)
+    upgrade(load_settings().database_url)
     print("database is at the latest revision")
     return 0
 
 
-def _upgrade_when_reachable(url: str) -> None:
-    """Migrate once the database answers: a worker (re)started during a database outage waits
-    for it, as the clock does, instead of exiting."""
+def _require_head_when_reachable(url: str) -> None:
+    """Return once the database answers and is at the head revision; a process (re)started
+    during a database outage waits for it, as the clock does, instead of exiting. A database
+    that answers but is not at head raises DatabaseNotAtHead (exit status 2, one line naming the
+    database, both revisions and `gateway db upgrade`): serve, worker and clock never migrate."""
     from sqlalchemy.exc import OperationalError
+
+    from ledger.migrate import require_head
 
     while True:
         try:
-            return _upgrade(url)
+            return require_head(url)
         except OperationalError:
             log.exception("database unreachable; trying again in 2 s")
             time.sleep(2)
-
-
-def _upgrade(url: str) -> None:
-    from ledger.migrate import upgrade
-
-    upgrade(url)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

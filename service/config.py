@@ -4,14 +4,25 @@ A merchants file (TOML) names each merchant: its policy pack, its mode (sandbox 
 Stripe webhook secrets (a list, for rotation) and API key, its PayPal credentials and webhook id,
 and the bearer token of its admin API. Any secret may be written as ``"env:NAME"`` to read it from
 the environment instead. Secrets are kept out of ``repr`` so that they never reach a log line.
+
+Every numeric environment variable is read through one table, ``NUMERIC_SETTINGS``: a value that
+is not a number, or is outside its range, is a ConfigError naming the variable, the value and the
+range. A ``live`` merchant needs an explicit PostgreSQL ``DATABASE_URL`` and an explicit
+``REDIS_URL`` (a host-local SQLite file and an embedded Redis are one host's ledger and queue),
+and an admin token of its own, never one of the published test tokens.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import re
+import secrets
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -55,12 +66,28 @@ class PayPalSettings:
     verification: PayPalVerification = PayPalVerification.LOCAL
 
 
+# A process-wide key for admin token digests: the digests are compared, never the tokens, and a
+# digest is worthless outside the process that made it.
+_TOKEN_DIGEST_KEY = secrets.token_bytes(32)
+# The admin tokens anyone can read in the shipped merchants file start with this.
+TEST_TOKEN_PREFIX = "test-admin-"
+
+
+def token_digest(token: str) -> bytes:
+    """The HMAC-SHA256 of an admin token under this process's key: 32 bytes whatever the token,
+    so comparing two digests takes the same time whatever was presented."""
+    return hmac.new(_TOKEN_DIGEST_KEY, token.encode("utf-8", "surrogatepass"),
+                    hashlib.sha256).digest()
+
+
 @dataclass(frozen=True)
 class Merchant:
     name: str
     display_name: str
     policy_pack: str
     mode: Mode
+    # Kept (out of repr) for the clients that build request headers from settings: the demo's
+    # flows and the tests. The admin API compares ``admin_token_digest`` only.
     admin_token: str = field(repr=False)
     stripe: StripeSettings
     paypal: PayPalSettings
@@ -68,6 +95,10 @@ class Merchant:
     # A credit approved in review is at most this share of what the decision concerns (the
     # payment's amount, else the order's or the overpayment's).
     review_credit_limit_percent: int = 100
+    admin_token_digest: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "admin_token_digest", token_digest(self.admin_token))
 
     @property
     def livemode(self) -> bool:
@@ -82,6 +113,7 @@ class Settings:
     merchants: Mapping[str, Merchant]
     body_limit: int = 1024 * 1024
     stripe_tolerance: int = 300
+    paypal_tolerance: int = 300  # seconds a PayPal transmission time may be off, either way
     sweep_after_seconds: int = 120
     partitions: int = 8
     batch_size: int = 100
@@ -90,19 +122,102 @@ class Settings:
     max_attempts: int = 10
     paypal_cert_timeout: float = 5.0
     db_busy_timeout: int = 30  # seconds a SQLite writer waits for the lock, then fails
+    web_db_wait: float = 3.0  # at most this in a web process (a webhook answers 503 by then)
     paypal_ca_file: Path | None = None  # None: the bundled PayPal issuing CAs
     queue_name: str = "gateway"
     metrics_token: str = field(default="", repr=False)  # empty: /metrics is open
     signature_failure_limit: int = 30  # failed checks per source per window; 0: no limit
     signature_failure_window: int = 60  # seconds
     trusted_proxies: int = 0  # proxies in front that append to X-Forwarded-For
+    metrics_port: int | None = None  # a worker's or clock's own /metrics port
+    port: int | None = None  # PORT: the web server's port (`gateway serve`, the Procfile)
 
     def merchant(self, name: str) -> Merchant | None:
         return self.merchants.get(name)
 
 
+@dataclass(frozen=True)
+class Numeric:
+    """A numeric environment variable: the Settings field it sets and the values allowed."""
+
+    variable: str
+    field: str
+    kind: type  # int (digits only) or float
+    low: int | float
+    high: int | float
+    above_low: bool = False  # ``low`` itself is refused (a timeout above 0)
+    zero: str = ""  # what 0 means, when it is allowed and means something special
+    optional: bool = False  # unset (None) is allowed: the feature is off
+
+    def allowed(self) -> str:
+        what = "a whole number" if self.kind is int else "a number"
+        if self.above_low:
+            return f"{what} above {_num(self.low)} and at most {_num(self.high)}"
+        low = f"{_num(self.low)} ({self.zero})" if self.zero and self.low == 0 else _num(self.low)
+        return f"{what} from {low} to {_num(self.high)}"
+
+    def refuse(self, value: Any) -> ConfigError:
+        return ConfigError(f"{self.variable} must be {self.allowed()}, got {value!r}")
+
+    def parse(self, raw: str) -> int | float:
+        """The value of ``raw`` (from the environment), or a ConfigError naming the variable."""
+        text = raw.strip()
+        pattern = r"[+-]?[0-9]+" if self.kind is int else r"[+-]?[0-9]+(\.[0-9]+)?"
+        if not re.fullmatch(pattern, text, re.ASCII):
+            raise self.refuse(raw)
+        value = int(text) if self.kind is int else float(text)
+        self.check(value, raw)
+        return value
+
+    def check(self, value: Any, shown: Any = None) -> None:
+        """Refuse ``value`` (of the field) unless it has the right type and is in range."""
+        if value is None and self.optional:
+            return
+        shown = value if shown is None else shown
+        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float
+                                                        else int):
+            raise self.refuse(shown)
+        below = value <= self.low if self.above_low else value < self.low
+        if below or value > self.high:
+            raise self.refuse(shown)
+
+
+# Every numeric setting, its type and its range, in one place (README: Configuration). A value
+# of the wrong type or out of range is refused at start-up, naming the variable.
+NUMERIC_SETTINGS: tuple[Numeric, ...] = (
+    Numeric("GATEWAY_BODY_LIMIT", "body_limit", int, 1024, 16 * 1024 * 1024),
+    Numeric("GATEWAY_STRIPE_TOLERANCE", "stripe_tolerance", int, 1, 3600),
+    Numeric("GATEWAY_PAYPAL_TOLERANCE", "paypal_tolerance", int, 1, 3600),
+    Numeric("GATEWAY_SWEEP_AFTER_SECONDS", "sweep_after_seconds", int, 0, 86_400,
+            zero="at once"),
+    Numeric("GATEWAY_PARTITIONS", "partitions", int, 1, 1024),
+    Numeric("GATEWAY_BATCH_SIZE", "batch_size", int, 1, 10_000),
+    Numeric("GATEWAY_DRAIN_LOCK_SECONDS", "drain_lock_seconds", int, 1, 3600),
+    Numeric("GATEWAY_RETRY_BASE_SECONDS", "retry_base_seconds", int, 1, 3600),
+    # base x 2**(attempts - 1) must stay a representable date: 25 attempts at the largest base
+    # is some 1,900 years; more would overflow the retry time of an action.
+    Numeric("GATEWAY_MAX_ATTEMPTS", "max_attempts", int, 1, 25),
+    Numeric("GATEWAY_DB_BUSY_TIMEOUT", "db_busy_timeout", int, 1, 600),
+    Numeric("GATEWAY_WEB_DB_WAIT", "web_db_wait", float, 0, 25, above_low=True),
+    Numeric("GATEWAY_PAYPAL_CERT_TIMEOUT", "paypal_cert_timeout", float, 0, 60, above_low=True),
+    Numeric("GATEWAY_SIGNATURE_FAILURE_LIMIT", "signature_failure_limit", int, 0, 1_000_000,
+            zero="no limit"),
+    Numeric("GATEWAY_SIGNATURE_FAILURE_WINDOW", "signature_failure_window", int, 1, 86_400),
+    Numeric("GATEWAY_TRUSTED_PROXIES", "trusted_proxies", int, 0, 16, zero="none"),
+    Numeric("GATEWAY_METRICS_PORT", "metrics_port", int, 1, 65_535, optional=True),
+    Numeric("PORT", "port", int, 1, 65_535, optional=True),
+)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read the environment (``os.environ`` by default) and the merchants file."""
+    """Read the environment (``os.environ`` by default) and the merchants file.
+
+    ``overrides`` (for tests and tools) replace fields; numeric ones are held to the same ranges
+    as the environment's, and a live merchant's requirements apply to them too."""
     env = os.environ if env is None else env
     data_dir = Path(env.get("GATEWAY_DATA_DIR", "var")).resolve()
     merchants_file = Path(env.get("GATEWAY_MERCHANTS_FILE", DEFAULT_MERCHANTS_FILE))
@@ -111,34 +226,44 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "database_url": env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'gateway.db'}",
         "redis_url": env.get("REDIS_URL") or None,
         "merchants": load_merchants(merchants_file, env),
-        "body_limit": _int(env, "GATEWAY_BODY_LIMIT", 1024 * 1024),
-        "stripe_tolerance": _int(env, "GATEWAY_STRIPE_TOLERANCE", 300),
-        "sweep_after_seconds": _int(env, "GATEWAY_SWEEP_AFTER_SECONDS", 120),
-        "partitions": _int(env, "GATEWAY_PARTITIONS", 8),
-        "batch_size": _int(env, "GATEWAY_BATCH_SIZE", 100),
-        "drain_lock_seconds": _int(env, "GATEWAY_DRAIN_LOCK_SECONDS", 60),
-        "retry_base_seconds": _int(env, "GATEWAY_RETRY_BASE_SECONDS", 10),
-        "max_attempts": _int(env, "GATEWAY_MAX_ATTEMPTS", 10),
-        "db_busy_timeout": _int(env, "GATEWAY_DB_BUSY_TIMEOUT", 30),
-        "signature_failure_limit": _int(env, "GATEWAY_SIGNATURE_FAILURE_LIMIT", 30),
-        "signature_failure_window": _int(env, "GATEWAY_SIGNATURE_FAILURE_WINDOW", 60),
-        "trusted_proxies": _int(env, "GATEWAY_TRUSTED_PROXIES", 0),
     }
+    for numeric in NUMERIC_SETTINGS:  # unset or empty: the field's default
+        raw = env.get(numeric.variable)
+        if raw is not None and raw.strip() != "":
+            values[numeric.field] = numeric.parse(raw)
     values["metrics_token"] = env.get("GATEWAY_METRICS_TOKEN", "")
     if env.get("GATEWAY_PAYPAL_CA_FILE"):
         values["paypal_ca_file"] = Path(env["GATEWAY_PAYPAL_CA_FILE"])
     values.update(overrides)
-    return Settings(**values)
+    settings = Settings(**values)
+    for numeric in NUMERIC_SETTINGS:
+        numeric.check(getattr(settings, numeric.field))
+    _check_live(settings,
+                database_given=bool(env.get("DATABASE_URL")) or "database_url" in overrides,
+                redis_given=bool(env.get("REDIS_URL")) or bool(overrides.get("redis_url")))
+    return settings
 
 
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+def _check_live(settings: Settings, database_given: bool, redis_given: bool) -> None:
+    """A live merchant's ledger and queue are shared by every host: an explicit PostgreSQL
+    ``DATABASE_URL`` and an explicit ``REDIS_URL``, never the host-local defaults."""
+    live = sorted(name for name, merchant in settings.merchants.items() if merchant.livemode)
+    if not live:
+        return
+    who = (f"merchant {live[0]} is live" if len(live) == 1
+           else f"merchants {', '.join(live)} are live")
+    if not database_given:
+        raise ConfigError(f"DATABASE_URL is not set and {who}: a live merchant needs an explicit "
+                          "PostgreSQL DATABASE_URL (postgresql://...), not the SQLite file under "
+                          "GATEWAY_DATA_DIR that each host would keep for itself")
+    scheme = urlsplit(settings.database_url).scheme
+    if scheme.split("+", 1)[0] != "postgresql":
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL (postgresql://...) when {who}; "
+                          f"it is a {scheme or 'schemeless'} URL")
+    if not redis_given or not settings.redis_url:
+        raise ConfigError(f"REDIS_URL is not set and {who}: a live merchant needs an explicit "
+                          "REDIS_URL (redis://...), not the embedded Redis each host would start "
+                          "for itself")
 
 
 def load_merchants(path: Path, env: Mapping[str, str]) -> dict[str, Merchant]:
@@ -169,6 +294,11 @@ def _merchant(name: str, body: Mapping[str, Any], env: Mapping[str, str]) -> Mer
     token = _secret(f"{where}.admin_token", body.get("admin_token", ""), env)
     if len(token) < 16:
         raise ConfigError(f"{where}.admin_token must be at least 16 characters")
+    if mode is Mode.LIVE and (token.startswith(TEST_TOKEN_PREFIX) or token in shipped_tokens()):
+        raise ConfigError(f"{where}.admin_token is a published test token (the shipped merchants "
+                          f"file's, or {TEST_TOKEN_PREFIX}...): a live merchant needs a secret "
+                          f"token of its own, say \"env:{name.upper().replace('-', '_')}"
+                          f"_ADMIN_TOKEN\"")
     pack = body.get("policy_pack")
     if not isinstance(pack, str) or not pack:
         raise ConfigError(f"{where}.policy_pack is required")
@@ -184,6 +314,21 @@ def _merchant(name: str, body: Mapping[str, Any], env: Mapping[str, str]) -> Mer
         review_credit_limit_percent=_percent(f"{where}.review_credit_limit_percent",
                                              body.get("review_credit_limit_percent", 100)),
     )
+
+
+@cache
+def shipped_tokens() -> frozenset[str]:
+    """The admin tokens written in the shipped merchants file: published, so test tokens."""
+    try:
+        data = tomllib.loads(DEFAULT_MERCHANTS_FILE.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return frozenset()
+    merchants = data.get("merchants")
+    if not isinstance(merchants, dict):
+        return frozenset()
+    return frozenset(body["admin_token"] for body in merchants.values()
+                     if isinstance(body, dict) and isinstance(body.get("admin_token"), str)
+                     and not body["admin_token"].startswith("env:"))
 
 
 def _percent(key: str, value: Any) -> int:

@@ -9,7 +9,10 @@ before, so nothing leaks into the next request or job a thread runs); ``bind`` a
 innermost scope. ``merchant`` and ``event_id`` are on every JSON line, null when there is none.
 
 Secrets are never passed to a logger in the first place; as a second line of defence the
-formatter blanks anything shaped like a Stripe secret, a signature header or a bearer token.
+formatter blanks anything shaped like a Stripe secret, a signature header or a bearer token, and
+any value a process names with ``redact_values`` (the web tier names every configured secret and
+token), wherever it appears: in the message, the traceback, or a field given with ``extra=``.
+Fields given with ``extra=`` are written beside the others, as JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -41,6 +44,13 @@ _SECRET_SHAPES = re.compile(
     r"|(?P<keep2>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+"
     r"|(?P<keep3>\bv[01]=)[0-9a-f]{16,}"
 )
+# Exact values to blank wherever they appear (see ``redact_values``); None: none named.
+_values: re.Pattern[str] | None = None
+_SHORTEST_VALUE = 8  # shorter values would blank ordinary words
+
+# What every LogRecord carries; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime"}
 
 
 def current_context() -> Mapping[str, Any]:
@@ -89,10 +99,47 @@ def _checked(fields: Mapping[str, Any]) -> dict[str, Any]:
     return dict(fields)
 
 
+def redact_values(values: Iterable[str]) -> None:
+    """Blank these exact values (a process's configured secrets and tokens) in every line this
+    process writes from now on, besides the shapes ``redact`` always blanks. Values shorter than
+    8 characters are left out: they would blank ordinary words."""
+    global _values
+    kept = sorted({v for v in values if len(v) >= _SHORTEST_VALUE}, key=len, reverse=True)
+    _values = re.compile("|".join(map(re.escape, kept))) if kept else None
+
+
 def redact(text: str) -> str:
-    """Blank the parts of ``text`` shaped like secrets, keeping their recognisable prefix."""
+    """Blank the parts of ``text`` shaped like secrets, keeping their recognisable prefix, and
+    the values named with ``redact_values``."""
+    if _values is not None:
+        text = _values.sub("[redacted]", text)
     return _SECRET_SHAPES.sub(
         lambda m: (m.group("keep") or m.group("keep2") or m.group("keep3")) + "[redacted]", text)
+
+
+def _redacted(value: Any) -> Any:
+    """A JSON value with every string in it (keys too) passed through ``redact``."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a call gave with ``extra=``, as JSON values (``str`` of what JSON cannot hold),
+    secrets blanked."""
+    return {redact(k): _redacted(_jsonable(v)) for k, v in vars(record).items()
+            if k not in _RECORD_ATTRS}
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+    except (TypeError, ValueError):  # keys JSON cannot hold, a cycle: its text, then
+        return str(value)
 
 
 class JsonFormatter(logging.Formatter):
@@ -115,6 +162,9 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = redact(record.exc_text)
         if record.stack_info:
             line["stack"] = redact(self.formatStack(record.stack_info))
+        for name, value in _extra_fields(record).items():
+            # the line's own fields win; an extra of the same name is kept beside them
+            line[name if line.get(name) is None else f"extra_{name}"] = value
         return json.dumps(line, default=str, ensure_ascii=False)
 
 

@@ -57,6 +57,9 @@ WEBHOOKS_DUPLICATES = Counter(
 EVENTS_PROCESSED = Counter(
     "gateway_events_processed", "Inbox events a drain committed, by the status they ended in "
     "(processed, ignored, retry, dead)", ["provider", "outcome"])
+EVENTS_OUT_OF_RANGE = Counter(
+    "gateway_events_out_of_range", "Signed events stored but ignored: a value out of range "
+    "(an amount, a time, a currency, an id)", ["provider"])
 JOB_FAILURES = Counter(
     "gateway_job_failures", "Jobs that raised (RQ jobs and the clock's scheduled jobs)",
     ["kind"])

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ledger.bounds import EARLIEST, LATEST, OutOfRange
 from ledger.objects import Ref, Version
 from service.errors import GatewayError
 
@@ -45,10 +46,24 @@ def applied_or_stale(applied: bool) -> str | None:
 
 
 def timestamp(value: Any) -> datetime | None:
-    """A Stripe unix timestamp as aware UTC (None stays None)."""
+    """A Stripe unix timestamp as aware UTC (None stays None); ``OutOfRange`` for a number no
+    real event carries (outside 2000-2100: the ledger would not hold it anyway)."""
     if isinstance(value, bool) or not isinstance(value, int):
         return None
+    if not _EARLIEST <= value < _LATEST:
+        raise OutOfRange(f"timestamp {value}: not between 2000 and 2100")
     return datetime.fromtimestamp(value, timezone.utc)
+
+
+_EARLIEST, _LATEST = int(EARLIEST.timestamp()), int(LATEST.timestamp())
+
+
+def whole(value: Any, what: str) -> int:
+    """``value`` if it is a whole number (a count, or minor units), else ``OutOfRange``: a
+    handler computes with it before the ledger's own check could say so."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OutOfRange(f"{what} = {value!r:.60}: not a whole number")
+    return value
 
 
 def dig(data: Any, *path: str | int) -> Any:

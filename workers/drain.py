@@ -18,6 +18,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session, defer
 
 from gateway.envelope import parse_time
+from ledger.bounds import OutOfRange
 from ledger.models import (
     Customer,
     Dispute,
@@ -139,6 +140,11 @@ def process_event(session: Session, container: Container, row: InboxEvent, now: 
         try:
             with session.begin_nested():
                 reason, decisions = _apply(session, container, handler, row, now, payload)
+        except OutOfRange as exc:  # signed, but not sane: kept, never applied, never retried
+            metrics.EVENTS_OUT_OF_RANGE.labels(row.provider).inc()
+            log.warning("event ignored: %s", exc)
+            outcomes.finish(row, InboxStatus.IGNORED, f"value out of range: {exc}")
+            return []
         except Exception as exc:  # any handler failure: keep it on the row and retry later
             row.attempts += 1
             _fail(row, exc, container, now)

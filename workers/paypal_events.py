@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.envelope import parse_time
+from ledger.bounds import OutOfRange
 from ledger.models import Dispute, DisputeState, Payment, Refund, Subscription
 from ledger.objects import apply_snapshot, ensure_customer, find
 from policy.money import from_decimal_string
@@ -45,9 +46,16 @@ def _money(amount: dict[str, Any] | None) -> tuple[int, str] | None:
         return None
     value = amount.get("value", amount.get("total"))
     currency = amount.get("currency_code", amount.get("currency"))
+    if value is None or currency is None:
+        return None  # no amount at all: the handler says so, and the event is retried
     if not isinstance(value, str) or not isinstance(currency, str):
-        return None
-    return from_decimal_string("paypal", value, currency).amount, currency.upper()
+        raise OutOfRange(f"amount {value!r:.40} {currency!r:.20}: PayPal sends text")
+    if len(value) > 32:  # PayPal's own limit on an amount's text
+        raise OutOfRange(f"amount {value[:40]!r}...: longer than PayPal sends")
+    try:
+        return from_decimal_string("paypal", value, currency).amount, currency.upper()
+    except (ArithmeticError, ValueError) as exc:  # "NaN", "1e99999", "12.345", "ZZ"
+        raise OutOfRange(f"amount {value!r} {currency!r}: {exc}") from None
 
 
 def subscription(session: Session, ctx: EventContext) -> str | None:

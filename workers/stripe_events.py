@@ -15,6 +15,7 @@ from workers.context import (
     applied_or_stale,
     dig,
     timestamp,
+    whole,
 )
 
 # State ranks break ties between events of the same second: a status never moves backwards.
@@ -112,7 +113,7 @@ def _invoice_subscription(inv: dict[str, Any]) -> str | None:
 
 def charge(session: Session, ctx: EventContext) -> str | None:
     ch = _object(ctx)
-    refunded = ch.get("amount_refunded") or 0
+    refunded = whole(ch.get("amount_refunded") or 0, "charge amount_refunded")
     values = {
         "kind": "charge",
         "customer_ref": _customer(session, ctx, ch.get("customer")),

@@ -4,6 +4,13 @@ PayPal signs ``transmission_id|transmission_time|webhook_id|crc32(raw body)`` wi
 SHA-256 and names the signing certificate by URL in ``PAYPAL-CERT-URL``. That URL is chosen by
 whoever sent the request, so it is checked against PayPal's API hosts before anything is fetched,
 and the fetched certificate must chain to PayPal's issuing CAs and name a ``*.paypal.com`` host.
+The certificate URL often serves the leaf alone, so DigiCert's intermediates that issue PayPal's
+signing certificates are bundled (``paypal_intermediates.pem``) and offered to path building as
+untrusted certificates; only the roots in ``paypal_ca.pem`` (or the configured CA file) are anchors.
+
+The signed transmission time must be within ``tolerance`` seconds of now, either way, and is
+checked before anything is fetched: a captured delivery cannot be replayed later (a genuine
+redelivery from PayPal is a new transmission, with a new time and signature).
 
 ``paypalrestsdk.WebhookEvent.verify`` is not used: it calls ``OpenSSL.crypto.verify`` (removed in
 pyOpenSSL 24.3, so it always answers False) and fetches any ``cert_url`` it is given.
@@ -20,7 +27,7 @@ import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Mapping
@@ -46,6 +53,12 @@ MAX_CERT_BYTES = 64 * 1024
 _CERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _NAME_SUFFIX = ".paypal.com"
 _LOCK_STRIPES = 16
+DEFAULT_TOLERANCE = 300  # seconds, as for Stripe signatures
+# RFC 3339 date-time, as PayPal sends it (2017-03-30T20:04:05Z); an offset is required.
+_TRANSMISSION_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:(Z)|([+-])([0-9]{2}):([0-9]{2}))"
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,12 @@ class Transmission:
 def load_bundled_ca() -> bytes:
     """The DigiCert roots PayPal's message-verification certificates chain to."""
     return resources.files(__package__).joinpath("paypal_ca.pem").read_bytes()
+
+
+def load_bundled_intermediates() -> bytes:
+    """DigiCert intermediates that issue PayPal's signing certificates: untrusted, for chain
+    building only, so that a certificate URL serving the leaf alone still verifies."""
+    return resources.files(__package__).joinpath("paypal_intermediates.pem").read_bytes()
 
 
 def read_transmission(headers: Mapping[str, str]) -> Transmission:
@@ -87,6 +106,47 @@ def read_transmission(headers: Mapping[str, str]) -> Transmission:
             f"PAYPAL-AUTH-ALGO must be {AUTH_ALGO}, got {transmission.auth_algo!r}",
         )
     return transmission
+
+
+def transmission_time(value: str) -> datetime:
+    """The instant PAYPAL-TRANSMISSION-TIME names; ``malformed_header`` unless it is an RFC 3339
+    date-time with an offset (as PayPal sends it, e.g. ``2017-03-30T20:04:05Z``)."""
+    match = _TRANSMISSION_TIME.fullmatch(value)
+    try:
+        if match is None:
+            raise ValueError
+        year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+        if not zulu and (int(off_h) > 23 or int(off_m) > 59):
+            raise ValueError
+        offset = timedelta(0) if zulu else timedelta(hours=int(off_h), minutes=int(off_m))
+        zone = timezone(-offset if sign == "-" else offset)
+        micros = int((fraction or "0").ljust(6, "0")[:6])
+        when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                        micros, tzinfo=zone)
+        return when.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise VerificationError(
+            "malformed_header",
+            f"PAYPAL-TRANSMISSION-TIME {value[:64]!r} is not a date-time like 2017-03-30T20:04:05Z",
+        ) from None
+
+
+def check_transmission_time(value: str, now: datetime, tolerance: int) -> None:
+    """Refuse a transmission time more than ``tolerance`` seconds before or after ``now``.
+
+    Exactly ``tolerance`` seconds either way is accepted, as Stripe's check accepts it.
+    """
+    sent = transmission_time(value)
+    if now - sent > timedelta(seconds=tolerance):
+        raise VerificationError(
+            "stale_transmission",
+            f"PAYPAL-TRANSMISSION-TIME {value} is more than {tolerance} seconds old",
+        )
+    if sent - now > timedelta(seconds=tolerance):
+        raise VerificationError(
+            "future_transmission",
+            f"PAYPAL-TRANSMISSION-TIME {value} is more than {tolerance} seconds ahead",
+        )
 
 
 def check_cert_url(url: str) -> None:
@@ -138,18 +198,34 @@ class _TrustedKey:
 
 
 class PayPalVerifier:
-    """Verifies PayPal webhooks locally. Safe to share between threads."""
+    """Verifies PayPal webhooks locally. Safe to share between threads.
+
+    ``ca_pem`` holds the trust anchors. ``intermediates_pem`` (the bundled DigiCert intermediates
+    when None) is only offered to path building, after any intermediates the certificate URL
+    served: it never makes a certificate trusted that does not chain to ``ca_pem``. ``clock``
+    is read once per delivery, for the transmission-time tolerance and certificate validity alike.
+    """
 
     def __init__(
         self,
         ca_pem: bytes,
         *,
+        intermediates_pem: bytes | None = None,
         cache_dir: Path | None = None,
         timeout: float = 5.0,
         session: requests.Session | None = None,
         clock: Callable[[], datetime] | None = None,
+        tolerance: int = DEFAULT_TOLERANCE,
     ) -> None:
+        if tolerance < 0:
+            raise ValueError(f"tolerance must not be negative, got {tolerance}")
         self._store = Store(x509.load_pem_x509_certificates(ca_pem))
+        if intermediates_pem is None:
+            intermediates_pem = load_bundled_intermediates()
+        self._intermediates = (
+            x509.load_pem_x509_certificates(intermediates_pem) if intermediates_pem.strip() else []
+        )
+        self._tolerance = tolerance
         self._cache_dir = cache_dir
         self._timeout = timeout
         self._session = session or requests.Session()
@@ -165,9 +241,11 @@ class PayPalVerifier:
         if not webhook_id:
             raise VerificationError("webhook_id_not_configured", "no PayPal webhook id configured")
         transmission = read_transmission(headers)
+        now = self._now()
+        check_transmission_time(transmission.transmission_time, now, self._tolerance)
         check_cert_url(transmission.cert_url)
         signature = _decode_signature(transmission.transmission_sig)
-        public_key = self._public_key(transmission.cert_url)
+        public_key = self._public_key(transmission.cert_url, now)
         message = signed_message(transmission, webhook_id, raw_body)
         try:
             public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
@@ -176,10 +254,13 @@ class PayPalVerifier:
                 "bad_signature", "signature does not match the body, webhook id and headers"
             ) from None
 
-    def _public_key(self, url: str) -> rsa.RSAPublicKey:
+    def _now(self) -> datetime:
         now = self._clock()
         if now.tzinfo is None:  # a naive clock is taken to be UTC, as cryptography does
             now = now.replace(tzinfo=timezone.utc)
+        return now
+
+    def _public_key(self, url: str, now: datetime) -> rsa.RSAPublicKey:
         if trusted := self._memoised(url, now):
             return trusted.public_key
         with self._fetch_locks[hash(url) % _LOCK_STRIPES]:
@@ -234,7 +315,7 @@ class PayPalVerifier:
     def _check(self, pem: bytes, now: datetime) -> _TrustedKey:
         """Parse the leaf (+ intermediates) and check name, validity and chain, in that order."""
         try:
-            leaf, *intermediates = x509.load_pem_x509_certificates(pem)
+            leaf, *served = x509.load_pem_x509_certificates(pem)
         except ValueError:
             raise VerificationError("cert_invalid", "certificate is not PEM X.509") from None
         public_key = leaf.public_key()
@@ -242,7 +323,7 @@ class PayPalVerifier:
             raise VerificationError("cert_invalid", "certificate key is not RSA")
         _check_name(leaf)
         _check_validity(leaf, now)
-        chain = self._check_chain(leaf, intermediates, now)
+        chain = self._check_chain(leaf, [*served, *self._intermediates], now)
         valid_until = min(cert.not_valid_after_utc for cert in chain)
         return _TrustedKey(public_key=public_key, valid_until=valid_until)
 
@@ -256,6 +337,8 @@ class PayPalVerifier:
         client verifier on clientAuth; neither says anything about message signing. So CA
         certificates get the Web PKI defaults while the leaf gets ``permit_all``, and the name
         rule (any ``*.paypal.com``) is ours, in ``_check_name``.
+
+        ``intermediates`` are candidates only: a path must end at a certificate in the store.
         """
         verifier = (
             PolicyBuilder()

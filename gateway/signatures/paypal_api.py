@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 
 import requests
 from paypalrestsdk import exceptions as sdk_errors
 
 from adapters.paypal_client import PayPalClient
-from gateway.signatures.paypal import check_cert_url, read_transmission
+from gateway.signatures.paypal import (
+    check_cert_url,
+    check_transmission_time,
+    read_transmission,
+)
 from service.config import PayPalSettings
 from service.errors import VerificationError
 
@@ -31,7 +36,10 @@ class PayPalApiVerifier:
         *,
         timeout: float = 5.0,
         session: requests.Session | None = None,
+        tolerance: int = 300,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
+        self._tolerance, self._clock = tolerance, clock
         self._url = settings.api_base.rstrip("/") + VERIFY_PATH
         self._timeout = timeout
         self._session = session or requests.Session()
@@ -46,6 +54,7 @@ class PayPalApiVerifier:
         if not webhook_id:
             raise VerificationError("webhook_id_not_configured", "no PayPal webhook id configured")
         transmission = read_transmission(headers)
+        check_transmission_time(transmission.transmission_time, self._clock(), self._tolerance)
         check_cert_url(transmission.cert_url)
         _check_single_json_object(raw_body)
         fields = {

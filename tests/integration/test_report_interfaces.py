@@ -15,6 +15,7 @@ from tests.support.delivery import run_worker
 
 EXPORTS = Path(__file__).parents[1] / "fixtures" / "exports"
 HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
+OTHER = {"Authorization": "Bearer test-admin-cloudbehind-002"}
 
 
 def _env(monkeypatch, container) -> None:  # type: ignore[no-untyped-def]
@@ -84,8 +85,16 @@ def test_the_admin_api_reconciles_against_the_providers_apis(client, container):
                         "data": [never_arrived, delivered]})
     responses.get(re.compile(r"https://api-m\.sandbox\.paypal\.com/v1/notifications/"
                              r"webhooks-events.*"), json={"events": [], "count": 0, "links": []})
-    resp = client.get("/v1/reports/reconciliation?from=2026-01-01&to=2026-02-01&format=json",
-                      headers=HOST)
+    started = client.post("/v1/reports/reconciliation", headers=HOST,
+                          json={"from": "2026-01-01", "to": "2026-02-01"})
+    assert started.status_code == 202 and started.json["status"] == "queued"
+    location = started.headers["Location"]
+    assert location == started.json["location"] == f"/v1/reports/reconciliation/{started.json['id']}"
+    waiting = client.get(location, headers=HOST)
+    assert waiting.status_code == 202 and waiting.json["status"] == "queued"
+    assert waiting.headers["Retry-After"]
+    run_worker(container)
+    resp = client.get(f"{location}?format=json", headers=HOST)
     assert resp.status_code == 200
     body = resp.get_json()
     row, missed = body["discrepancies"]
@@ -94,21 +103,40 @@ def test_the_admin_api_reconciles_against_the_providers_apis(client, container):
     assert body["currencies"]["USD"]["gross_charges"] == 1500
     event = client.get(f"/v1/events/{row['event_id']}", headers=HOST)
     assert event.status_code == 200 and event.json["events"][0]["type"] == "charge.succeeded"
-    html = client.get("/v1/reports/reconciliation?from=2026-01-01&to=2026-02-01&format=html",
-                      headers=HOST)
+    html = client.get(f"{location}?format=html", headers=HOST)
     assert html.status_code == 200 and scenario.charge_id in html.get_data(as_text=True)
+    assert client.get(location, headers=OTHER).status_code == 404
+
+
+@responses.activate
+def test_a_report_the_providers_cannot_serve_fails_with_the_reason(client, container):
+    """Stripe answering 500: the report's GET answers 502 saying so, once the job ran."""
+    responses.get(re.compile(r"https://api\.stripe\.com/v1/.*"), status=500,
+                  json={"error": {"type": "api_error", "message": "stripe is down"}})
+    responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    started = client.post("/v1/reports/reconciliation", headers=HOST,
+                          json={"from": "2026-01-01", "to": "2026-02-01"})
+    run_worker(container)
+    failed = client.get(started.headers["Location"], headers=HOST)
+    assert failed.status_code == 502 and failed.json["error"]["code"] == "report_failed"
 
 
 def test_bad_report_parameters_name_the_field(client):
     """Dates, their order and the format are checked."""
-    for query, field in [("from=x&to=2026-02-01", "from"), ("from=2026-01-01&to=", "to"),
-                         ("from=2026-02-01&to=2026-01-01", "to"),
-                         ("from=2026-01-01&to=2026-02-01&format=pdf", "format")]:
-        resp = client.get(f"/v1/reports/reconciliation?{query}", headers=HOST)
-        assert resp.status_code == 400 and resp.json["error"]["field"] == field
+    for body, field in [({"from": "x", "to": "2026-02-01"}, "from"),
+                        ({"from": "2026-01-01", "to": ""}, "to"),
+                        ({"from": "2026-02-30", "to": "2026-03-01"}, "from"),
+                        ({"from": "2026-02-01", "to": "2026-01-01"}, "to")]:
+        resp = client.post("/v1/reports/reconciliation", json=body, headers=HOST)
+        assert resp.status_code == 400 and resp.json["error"]["field"] == field, body
+    resp = client.get("/v1/reports/reconciliation/rpt_x?format=pdf", headers=HOST)
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "format"
+    assert client.get("/v1/reports/reconciliation/rpt_none", headers=HOST).status_code == 404
 
 
 def test_reports_need_a_token(client):
     """No token, no report."""
-    assert client.get("/v1/reports/reconciliation?from=2026-01-01&to=2026-02-01"
-                      ).status_code == 401
+    assert client.post("/v1/reports/reconciliation", json={"from": "2026-01-01",
+                                                           "to": "2026-02-01"}
+                       ).status_code == 401

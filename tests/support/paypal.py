@@ -61,3 +61,23 @@ def post_signed(base: str, merchant: str, webhook_id: str, event: dict[str, Any]
     headers = {**shared_signer().headers(raw, webhook_id), "Content-Type": "application/json"}
     return requests.post(f"{base}/webhooks/{merchant}/paypal", data=raw, headers=headers,
                          timeout=10).status_code
+
+
+def dispute_event(sale_id: str, status: str, outcome: str | None = None,
+                    at: str = "2026-02-10T10:00:00Z") -> dict[str, Any]:
+    """A CUSTOMER.DISPUTE.* event as PayPal's Disputes API v1 sends it."""
+    resource: dict[str, Any] = {
+        "dispute_id": "PP-D-4242", "create_time": "2026-02-09T10:00:00Z", "update_time": at,
+        "disputed_transactions": [{"seller_transaction_id": sale_id,
+                                   "buyer_transaction_id": "BUYER-TXN-1"}],
+        "reason": "MERCHANDISE_OR_SERVICE_NOT_RECEIVED", "status": status,
+        "dispute_amount": {"currency_code": "USD", "value": "120.00"},
+        "dispute_life_cycle_stage": "CHARGEBACK", "dispute_channel": "EXTERNAL",
+    }
+    if outcome:
+        resource["dispute_outcome"] = {"outcome_code": outcome}
+    kind = "RESOLVED" if status == "RESOLVED" else "CREATED"
+    return {"id": f"WH-DISPUTE-{status}-{outcome}", "event_version": "1.0",
+            "create_time": at, "resource_type": "dispute",
+            "event_type": f"CUSTOMER.DISPUTE.{kind}", "summary": "A dispute was updated",
+            "resource": resource, "links": []}

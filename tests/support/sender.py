@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,7 @@ class ProviderSender:
         self.give_up_after, self.timeout = give_up_after, timeout
         self.tally = Tally()
         self._local = threading.local()
-        self._paypal_headers: dict[str, dict[str, str]] = {}
+        self._transmissions: dict[str, str] = {}  # merchant|event id -> PayPal transmission id
         self._sessions: list[requests.Session] = []
 
     def _session(self) -> requests.Session:
@@ -70,19 +71,21 @@ class ProviderSender:
         if d.provider == "stripe":  # Stripe signs each attempt at the time it is sent
             sig = stripe_signature_header(body, merchant.stripe.webhook_secrets[0])
             return url, body, {"Content-Type": "application/json", "Stripe-Signature": sig}
-        key = f"{d.merchant}|{d.event['id']}"
-        if key not in self._paypal_headers:  # PayPal resends the same transmission
-            self._paypal_headers[key] = {"Content-Type": "application/json",
-                                         **self.signer.headers(body, merchant.paypal.webhook_id)}
-        return url, body, self._paypal_headers[key]
+        # A redelivery carries the event's transmission id again, signed with the time it is
+        # sent (PayPal's transmission time is checked against a tolerance, as Stripe's is).
+        transmission = self._transmissions.setdefault(f"{d.merchant}|{d.event['id']}",
+                                                      str(uuid.uuid4()))
+        return url, body, {"Content-Type": "application/json",
+                           **self.signer.headers(body, merchant.paypal.webhook_id,
+                                                 transmission_id=transmission)}
 
     def deliver(self, d: Delivery) -> bool:
         """POST until the gateway answers 2xx (True) or ``give_up_after`` passes (False)."""
-        url, body, headers = self._request(d)
         if self.on_send is not None:
             self.on_send(d.event)
         deadline, wait = time.monotonic() + self.give_up_after, self.backoff
         while True:
+            url, body, headers = self._request(d)  # signed as each attempt is sent
             try:
                 status = self._session().post(url, data=body, headers=headers,
                                               timeout=self.timeout).status_code

@@ -19,6 +19,7 @@ from service.logs import (
     log_context,
     new_log_scope,
     redact,
+    redact_values,
 )
 
 
@@ -29,9 +30,12 @@ def _nothing_bound() -> Iterator[None]:
         yield
 
 
-def _record(message: str, *args: object, exc_info: object = None) -> logging.LogRecord:
-    return logging.LogRecord("workers.drain", logging.WARNING, __file__, 1, message, args,
-                             exc_info)  # type: ignore[arg-type]
+def _record(message: str, *args: object, exc_info: object = None,
+            extra: dict[str, object] | None = None) -> logging.LogRecord:
+    """A record as ``logger.warning(message, *args, exc_info=..., extra=...)`` makes it."""
+    return logging.getLogger("workers.drain").makeRecord(
+        "workers.drain", logging.WARNING, __file__, 1, message, args,
+        exc_info, extra=extra)  # type: ignore[arg-type]
 
 
 def test_a_json_line_always_has_merchant_and_event_id_even_when_unknown():
@@ -110,3 +114,63 @@ def test_the_format_is_chosen_by_name_and_a_wrong_name_is_refused():
     assert isinstance(formatter("TEXT"), TextFormatter)
     with pytest.raises(ConfigError, match="LOG_FORMAT"):
         formatter("xml")
+
+
+def test_fields_given_with_extra_are_written_as_json():
+    """``extra=`` fields (a notice's identifiers, RQ's job fields) reach the line as JSON
+    values; what JSON cannot hold is written as its text."""
+    notice = {"notice": "ntc_1", "merchant": "oneclick", "send_at": "2026-11-01T00:00:00Z",
+              "clause": None, "amounts": [1, 2.5]}
+
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque-thing"
+
+    line = json.loads(JsonFormatter().format(_record(
+        "notice sent", extra={"notice": notice, "job_id": "j1", "thing": Opaque(),
+                              "keyed": {(1, 2): "tuple key"}})))
+    assert line["notice"] == notice and line["job_id"] == "j1"
+    assert line["thing"] == "opaque-thing" and "tuple key" in line["keyed"]
+    assert line["message"] == "notice sent" and line["logger"] == "workers.drain"
+
+
+def test_extra_fields_are_blanked_like_the_message():
+    """A secret in an extra field, in a value or a key, nested or not, is blanked."""
+    line = json.loads(JsonFormatter().format(_record("x", extra={
+        "request": {"headers": {"Authorization": "Bearer test-admin-oneclick-0000"},
+                    "secrets": ["whsec_test_oneclick_current"]},
+        "sk_live_51Hkey": "as a key"})))
+    text = json.dumps(line)
+    assert "test-admin-oneclick-0000" not in text and "oneclick_current" not in text
+    assert "51Hkey" not in text and "[redacted]" in line["request"]["secrets"][0]
+
+
+def test_an_extra_never_replaces_a_field_the_line_has():
+    """The line's own fields win; an extra of the same name is kept beside them. A context
+    field with no value is filled by the extra of its name."""
+    with log_context(merchant="oneclick"):
+        line = json.loads(JsonFormatter().format(_record(
+            "x", extra={"merchant": "other", "level": "made-up", "event_id": "evt_9"})))
+    assert (line["merchant"], line["extra_merchant"]) == ("oneclick", "other")
+    assert (line["level"], line["extra_level"]) == ("WARNING", "made-up")
+    assert line["event_id"] == "evt_9"
+
+
+def test_named_values_are_blanked_wherever_they_appear():
+    """``redact_values`` (the web tier names its configured secrets) blanks those exact values,
+    whatever their shape, in the message, the traceback and extra fields; short values are not
+    taken (they would blank ordinary words)."""
+    redact_values(["test-admin-oneclick-0000", "sandbox-secret-oneclick", "short"])
+    try:
+        try:
+            raise RuntimeError("token test-admin-oneclick-0000")
+        except RuntimeError:
+            text = JsonFormatter().format(_record(
+                "agent (%s) short", "sandbox-secret-oneclick", exc_info=sys.exc_info(),
+                extra={"ua": "x sandbox-secret-oneclick"}))
+    finally:
+        redact_values([])
+    assert "test-admin-oneclick-0000" not in text and "sandbox-secret-oneclick" not in text
+    line = json.loads(text)
+    assert line["message"] == "agent ([redacted]) short" and line["ua"] == "x [redacted]"
+    assert redact("sandbox-secret-oneclick") == "sandbox-secret-oneclick"  # forgotten again

@@ -419,7 +419,8 @@ def test_an_expired_certificate_is_rejected(signer, rsps):
     serve_cert(rsps, signer)
     later = clock_at(signer.not_after + timedelta(seconds=1))
     verifier = PayPalVerifier(signer.ca_pem, clock=later)
-    assert rejection(verifier, signer.headers(REFUND_EVENT, WEBHOOK_ID)) == "cert_expired"
+    headers = signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=later())  # sent then
+    assert rejection(verifier, headers) == "cert_expired"
 
 
 def test_a_not_yet_valid_certificate_is_rejected(signer, rsps):
@@ -427,7 +428,8 @@ def test_a_not_yet_valid_certificate_is_rejected(signer, rsps):
     serve_cert(rsps, signer)
     earlier = clock_at(datetime.now(timezone.utc) - timedelta(days=30))
     verifier = PayPalVerifier(signer.ca_pem, clock=earlier)
-    assert rejection(verifier, signer.headers(REFUND_EVENT, WEBHOOK_ID)) == "cert_not_yet_valid"
+    headers = signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=earlier())  # sent then
+    assert rejection(verifier, headers) == "cert_not_yet_valid"
 
 
 def test_a_memoised_certificate_is_rechecked_once_it_expires(signer, rsps):
@@ -438,6 +440,7 @@ def test_a_memoised_certificate_is_rechecked_once_it_expires(signer, rsps):
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID)
     verifier.verify(headers, REFUND_EVENT, WEBHOOK_ID)
     now[0] = signer.not_after + timedelta(seconds=1)
+    headers = signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=now[0])  # sent then
     assert rejection(verifier, headers) == "cert_expired"
 
 
@@ -446,8 +449,10 @@ def test_an_expired_ca_certificate_is_rejected_even_if_the_leaf_is_valid(rsps):
     long_leaf = make_signer(not_after=datetime.now(timezone.utc) + timedelta(days=3650))
     serve_cert(rsps, long_leaf)
     ca_expiry = x509.load_pem_x509_certificate(long_leaf.ca_pem).not_valid_after_utc
-    verifier = PayPalVerifier(long_leaf.ca_pem, clock=clock_at(ca_expiry + timedelta(days=1)))
-    assert rejection(verifier, long_leaf.headers(REFUND_EVENT, WEBHOOK_ID)) == "cert_untrusted"
+    after = ca_expiry + timedelta(days=1)
+    verifier = PayPalVerifier(long_leaf.ca_pem, clock=clock_at(after))
+    headers = long_leaf.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=after)  # sent then
+    assert rejection(verifier, headers) == "cert_untrusted"
 
 
 @pytest.mark.parametrize(
@@ -652,3 +657,18 @@ def test_api_verification_requires_every_header(signer, rsps, api_verifier):
     del headers["PAYPAL-TRANSMISSION-SIG"]
     assert rejection(api_verifier, headers) == "missing_header"
     assert len(rsps.calls) == 0
+
+
+def test_api_verification_refuses_a_stale_transmission_before_asking_paypal(signer, rsps,
+                                                                             api_verifier):
+    """The tolerance holds in API mode too: a transmission 301 s old is refused, and PayPal
+    is never asked (no token, no verify call); 300 s old is asked."""
+    old = datetime.now(timezone.utc) - timedelta(seconds=301)
+    with pytest.raises(VerificationError) as refused:
+        api_verifier.verify(signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=old),
+                            REFUND_EVENT, WEBHOOK_ID)
+    assert refused.value.code == "stale_transmission" and len(rsps.calls) == 0
+    fake_paypal(rsps, "SUCCESS")
+    recent = datetime.now(timezone.utc) - timedelta(seconds=290)
+    api_verifier.verify(signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=recent),
+                        REFUND_EVENT, WEBHOOK_ID)
