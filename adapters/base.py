@@ -63,7 +63,8 @@ def provider_error(provider: str, code: ErrorCode, message: str, *,
 
 @dataclass(frozen=True, slots=True)
 class PaymentTarget:
-    """The provider object to refund: a Stripe charge or payment intent, a PayPal sale or capture."""
+    """The provider object to refund: a Stripe charge or payment intent, a PayPal sale or
+    capture."""
 
     provider: str
     kind: str  # charge | payment_intent | sale | capture

@@ -8,7 +8,7 @@ exponent (``"12.34"``, ``"1000"`` for JPY).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -106,10 +106,10 @@ def _result(answer: Mapping[str, Any], currency: str) -> ProviderResult:
     )
 
 
-def _call(fn: Any) -> Mapping[str, Any]:
+def _call(fn: Callable[..., Any]) -> Mapping[str, Any]:
     """Run a PayPal call, translating errors into ours at this boundary."""
     try:
-        answer = fn()
+        answer: Mapping[str, Any] = fn()
     except sdk_errors.ConnectionError as exc:
         raise _translate_http(exc) from exc
     except (OSError, ValueError) as exc:  # requests' network errors are OSErrors

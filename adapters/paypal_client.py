@@ -13,7 +13,7 @@ from service.config import PayPalSettings
 _LIVE_HOSTS = frozenset({"api.paypal.com", "api-m.paypal.com"})
 
 
-class PayPalClient(paypalrestsdk.Api):  # type: ignore[misc]
+class PayPalClient(paypalrestsdk.Api):  # type: ignore[misc]  # paypalrestsdk has no types
     """``paypalrestsdk.Api`` for the OAuth token (cached until it expires) and REST calls.
 
     ``http_call`` is replaced because the SDK's own sends with no timeout and, outside live mode,

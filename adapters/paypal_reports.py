@@ -9,7 +9,7 @@ are translated by the same function the refund adapter uses.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -85,10 +85,10 @@ def initiated_at(info: Mapping[str, Any]) -> datetime:
                              f"transaction {info.get('transaction_id')} has no readable "
                              f"transaction_initiation_date: {value!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _iso(moment: datetime) -> str:
     """RFC 3339 in UTC with seconds, as both endpoints require (``2024-03-01T00:00:00Z``)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -20,7 +20,7 @@ from adapters.base import (
     provider_error,
 )
 from policy.money import Money, from_provider_amount, to_provider_amount
-from service.config import StripeSettings
+from service.config import STRIPE_API_VERSION, StripeSettings
 from service.errors import ProviderError
 
 PROVIDER = "stripe"
@@ -40,6 +40,7 @@ class StripeAdapter:
     def __init__(self, settings: StripeSettings, timeout: float = 20.0) -> None:
         self._client = stripe.StripeClient(
             settings.api_key,
+            stripe_version=STRIPE_API_VERSION,
             base_addresses={"api": settings.api_base},
             max_network_retries=0,  # our executor retries, always with the same key
             http_client=stripe.RequestsClient(timeout=timeout),
@@ -56,6 +57,8 @@ class StripeAdapter:
         }
         params["payment_intent" if target.kind == "payment_intent" else "charge"] = (
             target.provider_id)
+        # stripe types params as a TypedDict; ours is built as a plain dict (the charge or the
+        # payment intent key is chosen above).
         refund = _call(lambda: self._client.v1.refunds.create(
             params=params, options={"idempotency_key": key}))  # type: ignore[arg-type]
         return _result(refund)
@@ -65,8 +68,9 @@ class StripeAdapter:
         """The refund an earlier attempt with ``key`` created, if any (GETs, never a refund):
         every page of the charge's refunds is read, and only one carrying our key is taken."""
         field = "payment_intent" if target.kind == "payment_intent" else "charge"
+        # A TypedDict key chosen at run time (charge or payment_intent): stripe's params type.
         listing = _call(lambda: self._client.v1.refunds.list(
-            params={field: target.provider_id, "limit": 100}))  # type: ignore[arg-type, misc]
+            params={field: target.provider_id, "limit": 100}))  # type: ignore[arg-type]
         pages = listing.auto_paging_iter()
         while True:
             refund = _call(lambda: next(pages, None))
@@ -82,13 +86,13 @@ class StripeAdapter:
         """End a subscription at ``at`` (Stripe's ``cancel_at``), or now when ``at`` is None."""
         if at is None:
             sub = _call(lambda: self._client.v1.subscriptions.cancel(
-                subscription_id, options={"idempotency_key": key}))  # type: ignore[arg-type]
+                subscription_id, options={"idempotency_key": key}))
         else:
             sub = _call(lambda: self._client.v1.subscriptions.update(
                 subscription_id,
                 params={"cancel_at": int(at.timestamp()),
                         "metadata": {"action_id": key, "cancel_reason": reason[:450]}},
-                options={"idempotency_key": key}))  # type: ignore[arg-type]
+                options={"idempotency_key": key}))
         return ProviderResult(provider_ref=str(sub.id), status="succeeded",
                               amount=Money(0, "USD"), raw_status=str(sub.status))
 
@@ -102,7 +106,7 @@ class StripeAdapter:
             params={"amount": -to_provider_amount(PROVIDER, amount),
                     "currency": amount.currency.lower(), "description": description[:350],
                     "metadata": {"action_id": key}},
-            options={"idempotency_key": key}))  # type: ignore[arg-type]
+            options={"idempotency_key": key}))
         return ProviderResult(provider_ref=str(txn.id), status="succeeded", amount=amount,
                               raw_status="balance_transaction")
 

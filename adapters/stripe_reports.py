@@ -16,7 +16,7 @@ from typing import Any
 import stripe
 
 from adapters.stripe_adapter import _call
-from service.config import StripeSettings
+from service.config import STRIPE_API_VERSION, StripeSettings
 
 PAGE_SIZE = 100  # Stripe's largest ``limit``
 
@@ -25,6 +25,7 @@ class StripeReports:
     def __init__(self, settings: StripeSettings, timeout: float = 30.0) -> None:
         self._client = stripe.StripeClient(
             settings.api_key,
+            stripe_version=STRIPE_API_VERSION,
             base_addresses={"api": settings.api_base},
             max_network_retries=2,  # reads only: a retry cannot move money
             http_client=stripe.RequestsClient(timeout=timeout),

@@ -26,11 +26,11 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import benchlib  # noqa: E402
+import benchlib
 
 TARGET = 1000  # events per second per worker process
 DAY = 86_400
@@ -66,7 +66,7 @@ def realistic_events(count: int) -> list[tuple[str, str, bytes]]:
 
 def preload(container: Any, events: list[tuple[str, str, bytes]]) -> dict[int, list[int]]:
     """Store the events in the inbox and hand them out; returns the ids per partition."""
-    from sqlalchemy import insert, select
+    from sqlalchemy import Table, insert, select
 
     from gateway.envelope import parse_json, paypal_envelope, stripe_envelope
     from ledger.inbox import new_event_row
@@ -88,7 +88,7 @@ def preload(container: Any, events: list[tuple[str, str, bytes]]) -> dict[int, l
             partition=partition_of(merchant_name, envelope.object_ref, settings.partitions)))
     for i in range(0, len(rows), 2000):  # bulk, not one commit per row: loading is not timed
         with container.engine.begin() as conn:
-            conn.execute(insert(InboxEvent.__table__), rows[i:i + 2000])
+            conn.execute(insert(cast(Table, InboxEvent.__table__)), rows[i:i + 2000])
     by_partition: dict[int, list[int]] = {}
     with container.engine.connect() as conn:
         for inbox_id, partition in conn.execute(
@@ -124,27 +124,26 @@ def measure_worker(container: Any, env: dict[str, str], n: int, workdir: Path,
                    profile_dir: Path | None, timeout: float = 600) -> dict[str, Any]:
     from ledger.inbox import counts_by_status
 
-    log = open(workdir / "worker.log", "wb")
-    started = time.perf_counter()
-    proc = subprocess.Popen([benchlib.PYTHON, "-m", "service.cli", "worker", "--burst"],
-                            env=env, cwd=benchlib.ROOT, stdout=log, stderr=subprocess.STDOUT)
-    spies = benchlib.profile([proc.pid], timeout, profile_dir, "worker") if profile_dir else []
-    memory = (0.0, 0.0)
-    all_done = None
-    while proc.poll() is None and time.perf_counter() - started < timeout:
-        try:
-            memory = benchlib.rss_mb(proc.pid)
-        except OSError:
-            break
-        counts = counts_by_status(container.engine)
-        if all_done is None and not counts.get("pending") and not counts.get("retry"):
-            all_done = time.perf_counter() - started
-        time.sleep(0.2)
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    exited = time.perf_counter() - started
-    log.close()
+    with open(workdir / "worker.log", "wb") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen([benchlib.PYTHON, "-m", "service.cli", "worker", "--burst"],
+                                env=env, cwd=benchlib.ROOT, stdout=log, stderr=subprocess.STDOUT)
+        spies = benchlib.profile([proc.pid], timeout, profile_dir, "worker") if profile_dir else []
+        memory = (0.0, 0.0)
+        all_done = None
+        while proc.poll() is None and time.perf_counter() - started < timeout:
+            try:
+                memory = benchlib.rss_mb(proc.pid)
+            except OSError:
+                break
+            counts = counts_by_status(container.engine)
+            if all_done is None and not counts.get("pending") and not counts.get("retry"):
+                all_done = time.perf_counter() - started
+            time.sleep(0.2)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        exited = time.perf_counter() - started
     for spy in spies:
         spy.wait()
     return {"memory_mb": memory, "until_all_processed_s": all_done, "worker_exit_s": exited,
@@ -230,7 +229,7 @@ def report(r: dict[str, Any]) -> str:
         f"(SimpleWorker), {f['fork']['per_second']:,.0f}/s (forking Worker): "
         f"{r['ratio_simple']:.1f}x and {r['ratio_fork']:.1f}x",
         f"  {r['events']:,} events: {r['statuses']}; all applied "
-        f"{'after %.1f s' % done if done else 'NOT within the time limit'} from the worker's "
+        f"{f'after {done:.1f} s' if done else 'NOT within the time limit'} from the worker's "
         f"start (start-up included); the worker exited after {w['worker_exit_s']:.1f} s "
         f"(refund actions included), status {w['exit_code']}",
         f"  decisions {r['decisions']}, actions {r['actions']}, requests to the fake providers "

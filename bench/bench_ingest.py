@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import benchlib  # noqa: E402
-import loadgen  # noqa: E402
+import benchlib
+import loadgen
 
 THROUGHPUT_TARGET = 0.60  # of the floor's
 P99_TARGET_MS = 10.0

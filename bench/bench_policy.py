@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from policy import Case, Pack, case_from_json, evaluate, load_pack  # noqa: E402
+from policy import Case, Pack, case_from_json, evaluate, load_pack
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 USD = "USD"
@@ -73,10 +73,12 @@ MIX: list[tuple[str, dict[str, Any]]] = [
                                  "via_subscription": True}}),
     ("theopenhost", {"request": request("uptime_credit"), "account": {},
                      "order": order(product_category="vps", amount=money(3000), term_months=1),
-                     "uptime": {"measured_percent": "99.2", "incident_at": "2025-03-07T10:00:00Z"}}),
+                     "uptime": {"measured_percent": "99.2",
+                                "incident_at": "2025-03-07T10:00:00Z"}}),
     ("oneclick", {"request": request("cancellation"), "account": {}, "order": order()}),
     ("digitalcare", {"request": request("refund", reason_code="provider_fault"), "account": {},
-                     "order": order(service_date="2025-03-05T00:00:00Z", service_state="completed")}),
+                     "order": order(service_date="2025-03-05T00:00:00Z",
+                                    service_state="completed")}),
     ("digitalcare", {"request": request("cancellation"), "account": {}, "order": order()}),
 ]
 

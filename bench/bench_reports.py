@@ -15,26 +15,27 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Engine, delete, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledger.migrate import upgrade  # noqa: E402
-from ledger.models import Payment, StagedProviderRecord  # noqa: E402
-from reports.build import build_report  # noqa: E402
-from reports.records import ProviderRecord, RecordKind  # noqa: E402
-from service.bootstrap import Container  # noqa: E402
-from service.config import load_settings  # noqa: E402
+from ledger.migrate import upgrade
+from ledger.models import Payment, StagedProviderRecord
+from reports.build import build_report
+from reports.records import ProviderRecord, RecordKind
+from service.bootstrap import Container
+from service.config import load_settings
 
 MERCHANT = "bench"
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 SEEDED_MISMATCHES = 100  # every 10,000th entry disagrees (amount), and as many are missing
 
 
-def seed_ledger(engine, n: int) -> None:  # type: ignore[no-untyped-def]
+def seed_ledger(engine: Engine, n: int) -> None:
     with engine.begin() as conn:
         conn.execute(delete(Payment).where(Payment.merchant == MERCHANT))
         conn.execute(delete(StagedProviderRecord))
@@ -60,7 +61,7 @@ def seed_ledger(engine, n: int) -> None:  # type: ignore[no-untyped-def]
                              else "ANALYZE")
 
 
-def provider_side(n: int):  # type: ignore[no-untyped-def]
+def provider_side(n: int) -> Iterator[ProviderRecord]:
     """The provider's view: the same payments, but a few differ and a few are unknown to us."""
     for i in range(n):
         amount = 1000 + i % 5000

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeGuard
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -106,8 +107,8 @@ def children(pid: int) -> list[int]:
 # -- stores ----------------------------------------------------------------------------------
 
 
-def is_postgres_url(url: str | None) -> bool:
-    return bool(url) and url.split(":", 1)[0].startswith("postgres")
+def is_postgres_url(url: str | None) -> TypeGuard[str]:
+    return url is not None and url.split(":", 1)[0].startswith("postgres")
 
 
 @contextmanager

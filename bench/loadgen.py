@@ -15,12 +15,15 @@ the same generator, so the ratio between the two is fair.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import selectors
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 
 @dataclass
@@ -88,8 +91,8 @@ def run(port: int, requests: list[bytes], *, processes: int, connections: int, s
     return total
 
 
-def _client(out, port: int, requests: list[bytes], offset: int, count: int, connections: int,  # type: ignore[no-untyped-def]
-            seconds: float, rate: float | None, start_at: float) -> None:
+def _client(out: Connection, port: int, requests: list[bytes], offset: int, count: int,
+            connections: int, seconds: float, rate: float | None, start_at: float) -> None:
     loop = _Loop(port, requests, offset, count, connections)
     time.sleep(max(0.0, start_at - time.time()))
     phase = loop.closed(seconds) if rate is None else loop.open(seconds, rate)
@@ -129,13 +132,11 @@ class _Loop:
         conn.index, conn.due, conn.buf = self.next, due, b""
         self.next += 1
         self.busy += 1
-        try:
+        with contextlib.suppress(OSError):  # closed under us: the answer loop sees it, resends
             conn.sock.sendall(self.requests[conn.index])
-        except OSError:  # closed under us; the answer loop sees the close and resends
-            pass
         return True
 
-    def _answers(self, timeout: float, phase: Phase, window_end: float):  # type: ignore[no-untyped-def]
+    def _answers(self, timeout: float, phase: Phase, window_end: float) -> Iterator[_Conn]:
         """Yield each connection whose answer completed."""
         for key, _ in self.sel.select(timeout):
             conn: _Conn = key.data

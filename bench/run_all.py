@@ -21,20 +21,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import benchlib  # noqa: E402
+import benchlib
 
 RESULTS = benchlib.BENCH / "RESULTS.md"
 NOTES_MARKER = "<!-- Notes below this line are kept when bench/run rewrites the file. -->"
-FULL = {"policy_seconds": 5, "ingest_seconds": 10, "drain_events": 20_000,
-        "report_entries": 1_000_000, "floor_jobs": (2000, 400)}
-QUICK = {"policy_seconds": 2, "ingest_seconds": 4, "drain_events": 3000,
-         "report_entries": 100_000, "floor_jobs": (500, 100)}
+
+
+class Sizes(TypedDict):
+    policy_seconds: float
+    ingest_seconds: float
+    drain_events: int
+    report_entries: int
+    floor_jobs: tuple[int, int]
+
+
+FULL: Sizes = {"policy_seconds": 5, "ingest_seconds": 10, "drain_events": 20_000,
+               "report_entries": 1_000_000, "floor_jobs": (2000, 400)}
+QUICK: Sizes = {"policy_seconds": 2, "ingest_seconds": 4, "drain_events": 3000,
+                "report_entries": 100_000, "floor_jobs": (500, 100)}
 
 
 def run_policy(seconds: float) -> dict[str, Any]:
@@ -50,7 +60,7 @@ def reference_rate(seconds: float = 1.0) -> float:
     """The floor beside the policy figure: a fixed pure-Python workload (dict building, calls,
     comparisons: what evaluating a Case is made of) per second on one core, in this run."""
     def work(n: int) -> int:
-        facts = {"amount": n, "currency": "USD", "days": n % 30}
+        facts: dict[str, Any] = {"amount": n, "currency": "USD", "days": n % 30}
         return facts["amount"] * 2 if facts["days"] < 14 and facts["currency"] == "USD" else 0
 
     count, start = 0, time.perf_counter()
@@ -153,8 +163,8 @@ def write_profiles(prof_dir: Path) -> None:
 
 
 def render(info: dict[str, str], policy: dict[str, Any], runs: list[dict[str, Any]],
-           sizes: dict[str, Any], quick: bool, elapsed: float) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+           sizes: Sizes, quick: bool, elapsed: float) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmark results", "",
         f"Written by `bench/run{' --quick' if quick else ''}` on {now} in {elapsed / 60:.1f} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
@@ -43,7 +43,8 @@ bp = Blueprint("admin", __name__, url_prefix="/v1")
 
 
 def _container() -> Container:
-    return current_app.extensions["gateway"]
+    container: Container = current_app.extensions["gateway"]
+    return container
 
 
 def _actor() -> str:
@@ -140,7 +141,7 @@ def preview_decision() -> tuple[Response, int]:
 
 def _at(value: Any) -> datetime | None:
     if value is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     return parse_time(value) if isinstance(value, str) else None
 
 
@@ -157,7 +158,7 @@ def file_refund_request() -> tuple[Response, int]:
 def file_cancellation() -> tuple[Response, int]:
     """Store a cancellation; with ``money_back_payment`` a refund claim is filed beside it."""
     body = validate("CancellationRequest", request.get_json(silent=True))
-    filed = [(body, None)]
+    filed: list[tuple[dict[str, Any], str | None]] = [(body, None)]
     if body.get("money_back_payment"):
         claim = {k: v for k, v in body.items()
                  if k in ("account", "reason", "reason_code", "identity", "received_at",
@@ -178,7 +179,7 @@ def file_uptime_claim() -> tuple[Response, int]:
 def _file(kind: str, bodies: list[tuple[dict[str, Any], str | None]]) -> tuple[Response, int]:
     """Store requests (the first of ``kind``, any further ones refund claims), answer ``202``
     with the first (and the id of a second), and enqueue them."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for i, (body, payment_ref) in enumerate(bodies):
         if "product_category" not in body and g.merchant.default_product_category:
@@ -281,7 +282,7 @@ def _decision(session: Any, decision: Decision | None) -> dict[str, Any] | None:
 def report_usage() -> tuple[Response, int]:
     """The merchant reports an account's usage (bandwidth, sessions, last use)."""
     body = validate("UsageReport", request.get_json(silent=True))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     merchant, actor = g.merchant.name, _actor()
 
     def work(session: Any) -> tuple[int, dict[str, Any]]:
@@ -316,7 +317,7 @@ def answer_review(decision_id: str) -> tuple[Response, int]:
 
     def work(session: Any) -> tuple[int, dict[str, Any]]:
         status = reviews.answer_in(session, merchant, decision_id, body,
-                                   datetime.now(timezone.utc))
+                                   datetime.now(UTC))
         session.flush()
         return 200, {"status": status,
                      "decision": _decision(session, session.get(Decision, decision_id))}
@@ -396,6 +397,9 @@ def show_reconciliation(report_id: str) -> Response | tuple[Response, int]:
         answer = jsonify({"id": report_id, "status": state})
         answer.headers["Retry-After"] = "2"
         return answer, 202
+    report = job.return_value()
+    if report is None:  # the result expired since the status was read
+        return error(404, "not_found", f"no report {report_id} (reports are kept a day)")
     mimetype = {"json": "application/json", "csv": "text/csv", "html": "text/html"}[fmt]
-    return Response(stream_with_context(render(job.return_value(), fmt)),
+    return Response(stream_with_context(render(report, fmt)),
                     mimetype=f"{mimetype}; charset=utf-8")

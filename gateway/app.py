@@ -18,7 +18,7 @@ def create_app(config: Settings | None = None, container: Container | None = Non
     container = container or build(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = container.settings.body_limit
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's, not the base
     app.extensions["gateway"] = container
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
@@ -28,6 +28,7 @@ def create_app(config: Settings | None = None, container: Container | None = Non
     app.register_error_handler(HTTPException, _http_error)
     if container.settings.trusted_proxies:  # the client address is the one they saw
         hops = container.settings.trusted_proxies
+        # Flask's documented way to add WSGI middleware: wrap its wsgi_app.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
     return app
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from service.errors import VerificationError
@@ -30,8 +30,8 @@ class Envelope:
 
 
 # A real event is dated between these; one that is not is kept (``ignored``) but never applied.
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def stripe_envelope(data: dict[str, Any]) -> Envelope:
     return Envelope(
         event_id=_text(data, "id"),
         event_type=_text(data, "type"),
-        created_at=datetime.fromtimestamp(created, timezone.utc) if in_range else None,
+        created_at=datetime.fromtimestamp(created, UTC) if in_range else None,
         object_ref=_stripe_object_ref(_object(obj.get("object"), "data.object")),
         livemode=livemode,
         out_of_range=None if in_range else f"created = {created}: not between 2000 and 2100",
@@ -121,12 +121,12 @@ def parse_time(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is not None and parsed.year in (1, 9999):  # may not convert to UTC
         try:
-            parsed.astimezone(timezone.utc)
+            parsed.astimezone(UTC)
         except OverflowError:
             return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _object(value: Any, name: str) -> dict[str, Any]:

@@ -29,7 +29,8 @@ import re
 import shutil
 import sys
 import tempfile
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, cast
 
 from gunicorn.glogging import Logger
 
@@ -50,7 +51,7 @@ _CREDENTIAL_NAME = re.compile(r"auth|cookie|token|secret|key|sig|pass", re.IGNOR
 _URI_ENVIRON = ("{query_string}e", "{raw_uri}e", "{request_uri}e", "{http_referer}e")
 
 
-class GatewayLogger(Logger):  # type: ignore[misc]
+class GatewayLogger(Logger):
     """Gunicorn's own logger, writing its error and access lines in our format."""
 
     def setup(self, cfg: Any) -> None:
@@ -59,10 +60,12 @@ class GatewayLogger(Logger):  # type: ignore[misc]
             for handler in log.handlers:
                 handler.setFormatter(formatter())
 
-    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any
-              ) -> dict[str, Any]:
+    # The stub types atoms as a TypedDict of the fixed atoms only; gunicorn's dict also has a
+    # {header}i, {header}o and {variable}e key per header and variable, which this rewrites.
+    def atoms(self, resp: Any, req: Any, environ: MutableMapping[str, Any],  # type: ignore[override]
+              request_time: Any) -> dict[str, Any]:
         """Gunicorn's access-line atoms, without what may carry a secret (see the module)."""
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        atoms = cast(dict[str, Any], super().atoms(resp, req, environ, request_time))
         atoms["r"] = " ".join((str(environ.get("REQUEST_METHOD", "-")),
                                _without_query(str(environ.get("RAW_URI", "-"))),
                                str(environ.get("SERVER_PROTOCOL", "-"))))
@@ -130,7 +133,7 @@ def post_fork(server: Any, worker: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # unannotated
 
 
 def on_exit(server: Any) -> None:

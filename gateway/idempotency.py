@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Request
@@ -95,11 +95,12 @@ def run(sessions: Callable[[], Session], claim: Claim | None, work: Work) -> Ans
         if claim is not None:
             session.add(IdempotencyKey(merchant=claim.merchant, key=claim.key,
                                        fingerprint=claim.fingerprint, status_code=status,
-                                       response=body, created_at=datetime.now(timezone.utc)))
+                                       response=body, created_at=datetime.now(UTC)))
         return Answer(status, body, replayed=False)
 
 
 def forget_old(session: Session, now: datetime) -> int:
     """Delete keys older than ``KEEP``; returns how many."""
     result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < now - KEEP))
+    # A DELETE's result is a CursorResult (rowcount), which Session.execute is not typed to say.
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ that what support files is checked exactly as the policy engine will check it.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -110,7 +110,7 @@ def validate(name: str, body: Any, now: datetime | None = None) -> dict[str, Any
     validator = Draft202012Validator(schemas()[name], format_checker=FormatChecker())
     error = best_match(validator.iter_errors(body))
     if error is None:
-        _check_values(body, "", now or datetime.now(timezone.utc))
+        _check_values(body, "", now or datetime.now(UTC))
         return body
     field = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "required":

@@ -45,7 +45,8 @@ _UNAVAILABLE = {"cert_fetch_failed", "verification_unavailable"}
 
 
 def _container() -> Container:
-    return current_app.extensions["gateway"]
+    container: Container = current_app.extensions["gateway"]
+    return container
 
 
 @bp.post("/webhooks/<merchant_name>/<provider>")
@@ -91,7 +92,7 @@ def _verify(container: Container, merchant: Merchant, provider: Provider, raw: b
         return envelope, bool(envelope.livemode)
     if not merchant.paypal.webhook_id:
         raise VerificationError("not_configured", "merchant has no PayPal webhook id")
-    headers = {k: v for k, v in request.headers.items()}
+    headers = dict(request.headers.items())
     container.paypal_verifier(merchant).verify(headers, raw, merchant.paypal.webhook_id)
     envelope = paypal_envelope(parse_json(raw))
     cert_url = request.headers.get("Paypal-Cert-Url", "")

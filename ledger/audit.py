@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,5 +13,5 @@ from ledger.models import AuditEntry
 def record(session: Session, *, merchant: str, actor: str, action: str, subject: str,
            at: datetime | None = None, **detail: Any) -> None:
     """Append one entry; the caller's commit makes it durable together with the change."""
-    session.add(AuditEntry(at=at or datetime.now(timezone.utc), merchant=merchant, actor=actor,
+    session.add(AuditEntry(at=at or datetime.now(UTC), merchant=merchant, actor=actor,
                            action=action, subject=subject, detail=detail))

@@ -36,7 +36,7 @@ class OutOfRange(GatewayError):
 
 def check(model: type[DeclarativeBase], values: dict[str, Any]) -> None:
     """Raise ``OutOfRange`` naming the first value that does not fit its column of ``model``."""
-    columns = model.__table__.columns  # type: ignore[attr-defined]
+    columns = model.__table__.columns
     for name, value in values.items():
         if value is None:
             continue

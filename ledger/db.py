@@ -60,6 +60,7 @@ def _begin_immediate(conn: Connection) -> None:
     millis = int(_wait_now(conn.engine) * 1000)
     pooled = conn.connection
     if pooled.info.get("busy_timeout_ms") != millis:
+        # A checked-out connection has its DBAPI connection (typed Optional for detached ones).
         pooled.dbapi_connection.execute(f"PRAGMA busy_timeout={millis}")  # type: ignore[union-attr]
         pooled.info["busy_timeout_ms"] = millis
     conn.exec_driver_sql("BEGIN IMMEDIATE")

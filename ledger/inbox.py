@@ -7,13 +7,13 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError
@@ -24,7 +24,8 @@ from ledger.models import InboxEvent, InboxStatus
 from service.config import Merchant
 from service.errors import InboxUnavailable, TransmissionReused
 
-_INBOX = InboxEvent.__table__
+# A Table: SQLAlchemy types __table__ as any FromClause, which insert/update do not take.
+_INBOX = cast(Table, InboxEvent.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ def new_event_row(*, merchant: Merchant, provider: str, envelope: Envelope, live
         "partition": partition, "livemode": livemode,
         "provider_created_at": envelope.created_at, "raw_body": raw, "headers": headers,
         "transmission_id": headers.get("Paypal-Transmission-Id") if provider == "paypal" else None,
-        "received_at": datetime.now(timezone.utc), "deliveries": 1,
+        "received_at": datetime.now(UTC), "deliveries": 1,
         "status": InboxStatus.IGNORED if ignored else InboxStatus.PENDING,
         "status_reason": ignored,
         "attempts": 0,
@@ -207,7 +208,7 @@ class _GroupCommit:
                     return
                 self._one_by_one(batch)
                 return
-        for waiter, result in zip(batch, results):
+        for waiter, result in zip(batch, results, strict=True):
             waiter.result = result
 
     def _one_by_one(self, batch: list[_Waiter]) -> None:
@@ -287,7 +288,8 @@ def stranded(engine: Engine, now: datetime, older_than: timedelta, limit: int = 
         select(_INBOX.c.id, _INBOX.c.partition)
         .where(
             or_(
-                (_INBOX.c.status == InboxStatus.PENDING) & (_INBOX.c.received_at < now - older_than),
+                (_INBOX.c.status == InboxStatus.PENDING)
+                & (_INBOX.c.received_at < now - older_than),
                 (_INBOX.c.status == InboxStatus.RETRY) & (_INBOX.c.next_attempt_at <= now),
             )
         )
@@ -315,6 +317,6 @@ def requeue(engine: Engine, ids: Iterable[int] | None) -> list[tuple[int, int]]:
 def counts_by_status(engine: Engine) -> dict[str, int]:
     query = select(_INBOX.c.status, func.count()).group_by(_INBOX.c.status)
     with engine.connect() as conn:
-        return {status: n for status, n in conn.execute(query)}
+        return dict(conn.execute(query).all())
 
 

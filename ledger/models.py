@@ -9,9 +9,9 @@ version never overwrites a newer one, so duplicates and shuffled deliveries conv
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -41,10 +41,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the ledger; use UTC-aware datetimes")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -111,6 +111,10 @@ class _ProviderObject:
     version_event: Mapped[str] = mapped_column(String(255))
     livemode: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    if TYPE_CHECKING:
+        # The declarative constructor of the models this is mixed into: columns as keywords.
+        def __init__(self, **kw: Any) -> None: ...
+
 
 def _unique(table: str) -> tuple[UniqueConstraint]:
     return (UniqueConstraint("merchant", "provider", "provider_id", name=f"uq_{table}_ref"),)
@@ -147,7 +151,8 @@ class Subscription(_ProviderObject, Base):
 
 class Invoice(_ProviderObject, Base):
     __tablename__ = "invoices"
-    __table_args__ = (*_unique("invoices"), Index("ix_invoice_customer", "merchant", "customer_ref"))
+    __table_args__ = (*_unique("invoices"),
+                      Index("ix_invoice_customer", "merchant", "customer_ref"))
 
     customer_ref: Mapped[str | None] = mapped_column(String(255))
     subscription_ref: Mapped[str | None] = mapped_column(String(255))
@@ -282,7 +287,8 @@ class Action(Base):
     # new decision before its actions, without a flush of its own in between.
     decision: Mapped[Decision] = relationship(lazy="raise")
     provider: Mapped[str | None] = mapped_column(String(16))
-    target_kind: Mapped[str | None] = mapped_column(String(16))  # charge|payment_intent|sale|capture
+    # charge | payment_intent | sale | capture
+    target_kind: Mapped[str | None] = mapped_column(String(16))
     payment_ref: Mapped[str | None] = mapped_column(String(255))
     account_ref: Mapped[str | None] = mapped_column(String(255))
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -105,7 +105,7 @@ def held(session: Session, model: type[T], merchant: str, provider_id: str) -> T
     for provider in _PROVIDERS:
         found = cache.get((model, Ref(merchant, provider, provider_id)))
         if found is not None and found is not _ABSENT and found in session:
-            return found  # type: ignore[no-any-return]
+            return found  # type: ignore[no-any-return]  # the cache holds model instances
     return None
 
 
@@ -134,7 +134,7 @@ def _locked(session: Session, model: type[T], ref: Ref) -> T | None:
     if found is _ABSENT:
         return None
     if found is not None and found in session:
-        return found  # type: ignore[no-any-return]
+        return found  # type: ignore[no-any-return]  # the cache holds model instances
     # No autoflush: pending changes cannot alter which row this finds (the only pending row
     # it could be is one inserted in this transaction, which the cache already answered), and
     # a flush per lookup was a large share of a batch's time.

@@ -1,6 +1,7 @@
 """Alembic environment: the URL comes from the caller's config (see ledger.migrate)."""
 
 from alembic import context
+from sqlalchemy import Connection
 
 from ledger.db import make_engine
 from ledger.models import Base
@@ -13,13 +14,15 @@ def run_migrations_online() -> None:
     if connectable is not None:
         _run(connectable)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None  # ledger.migrate always sets it
+    engine = make_engine(url)
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

@@ -117,7 +117,8 @@ def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> 
                   else divide(order.amount.amount, order.term_months, ctx.pack.fee_rounding))
         items = (new_line_item("additional_period", "one more full billing period",
                                ctx.money(charge), t.late_clause.citation),)
-        immediate = " (an immediate cancellation was asked for)" if ctx.case.request.immediate else ""
+        immediate = (" (an immediate cancellation was asked for)" if ctx.case.request.immediate
+                     else "")
         f.note(t.late_clause, f"notice too late: takes effect {effective.date().isoformat()}, "
                f"one more period charged ({ctx.show(charge)}){immediate}")
     balance_due_by, more = _past_due(ctx, t, effective, f)
@@ -134,7 +135,8 @@ def _forfeit(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> t
     hit = sorted(addons & set(order.addons))
     if not hit:
         return ()
-    f.note(clause, f"{', '.join(hit)} suspended on cancellation; funds and domains in it are forfeited")
+    f.note(clause, f"{', '.join(hit)} suspended on cancellation; "
+                   "funds and domains in it are forfeited")
     return (flag,)
 
 

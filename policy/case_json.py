@@ -54,7 +54,8 @@ def _validator() -> Draft202012Validator:
 
 
 def case_from_json(data: Mapping[str, Any]) -> Case:
-    """Validate ``data`` against the Case schema and build a Case; raise ``CaseError`` naming the field."""
+    """Validate ``data`` against the Case schema and build a Case; raise ``CaseError`` naming
+    the field."""
     if not isinstance(data, Mapping):
         raise CaseError("", f"a Case must be a JSON object, got {type(data).__name__}")
     error = best_match(_validator().iter_errors(dict(data)))
@@ -67,6 +68,7 @@ def _case_error(error: ValidationError) -> CaseError:
     path = [str(p) for p in error.absolute_path]
     instance = error.instance
     if error.validator == "required" and isinstance(instance, Mapping):
+        # The stubs type validator_value as object; for "required" it is the list of names.
         required: list[str] = list(error.validator_value)  # type: ignore[arg-type]
         missing = [k for k in required if k not in instance]
         return CaseError(".".join(path + missing[:1]), "is required")
@@ -161,7 +163,8 @@ class _Builder:
                             f"must equal payment.amount.currency ({amount.currency})")
         if over.amount > amount.amount:
             raise CaseError("payment.overpaid_amount.amount", "cannot exceed payment.amount.amount")
-        return Payment(amount=amount, received_at=_datetime(d["received_at"], "payment.received_at"),
+        return Payment(amount=amount,
+                       received_at=_datetime(d["received_at"], "payment.received_at"),
                        overpaid_amount=over, provider=d.get("provider", ""),
                        via_subscription=d.get("via_subscription", False),
                        **_refund_position(d, "payment", amount=amount))
@@ -241,7 +244,8 @@ def _opt_datetime(d: Mapping[str, Any], key: str, where: str) -> datetime | None
 
 
 def case_to_json(case: Case) -> Json:
-    """The JSON form of ``case`` (the inverse of ``case_from_json``); optional empty parts omitted."""
+    """The JSON form of ``case`` (the inverse of ``case_from_json``); optional empty parts
+    omitted."""
     out: Json = {"request": _request_json(case.request), "account": _account_json(case.account)}
     if case.order is not None:
         out["order"] = _order_json(case.order)

@@ -151,11 +151,13 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
 def explain(decision: Decision) -> str:
     """A readable multi-line account of the decision for people (support, auditors)."""
     d = decision
-    lines = [f"Decision: {d.outcome.value} ({d.request_kind}, pack {d.pack}, at {iso(d.decided_at)})"]
+    lines = [f"Decision: {d.outcome.value} ({d.request_kind}, pack {d.pack}, "
+             f"at {iso(d.decided_at)})"]
     amounts = [("at stake", d.at_stake), ("refund", d.refund), ("credit", d.credit),
                ("fee", d.fee), ("charge", d.charge), ("retained", d.retained),
                ("proposed refund", d.proposed_refund)]
-    shown = [f"{name} {m}" for name, m in amounts if m is not None and (m.amount or name == "refund")]
+    shown = [f"{name} {m}" for name, m in amounts
+             if m is not None and (m.amount or name == "refund")]
     lines.append("Amounts: " + ", ".join(shown))
     lines.extend(f"  - {li.label}: {li.amount} [{li.clause}]" for li in d.line_items)
     dates = [("effective", d.effective_at), ("access until", d.access_until),

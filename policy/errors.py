@@ -8,7 +8,8 @@ class PolicyError(Exception):
 
 
 class CaseError(PolicyError, ValueError):
-    """A Case that does not match the schema; ``field`` is a dotted path such as ``order.amount``."""
+    """A Case that does not match the schema; ``field`` is a dotted path such as
+    ``order.amount``."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field or '(case)'}: {message}")

@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 
 def _field_names(cls: type) -> list[str]:
+    # __dataclass_params__ is set by @dataclass at run time; typeshed does not declare it.
     if not is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
         raise TypeError(f"{cls.__name__} must be a frozen dataclass")
     if any(f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls)):
@@ -49,7 +50,8 @@ def fast_init(cls: type[T]) -> type[T]:
         body = "    self.__dict__.update({" + ", ".join(f"{n!r}: {n}" for n in names) + "})\n"
     init = _compile("__init__", f"def __init__(self, {', '.join(names)}):\n{body}", setters)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    setattr(cls, "__init__", init)
+    # setattr: mypy refuses an assignment to a method, which replacing __init__ is here.
+    setattr(cls, "__init__", init)  # noqa: B010
     return cls
 
 
@@ -73,4 +75,4 @@ def builder(cls: type[T], *, skip_post_init: bool = False) -> Callable[..., T]:
     sample = build(*([None] * len(names)))
     if type(sample) is not cls:  # pragma: no cover - the layouts always match for slots classes
         raise TypeError(f"{cls.__name__}: the builder made a {type(sample).__name__}")
-    return build  # type: ignore[no-any-return]
+    return build  # type: ignore[no-any-return]  # compiled by exec (_compile): no static type

@@ -88,8 +88,10 @@ def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> 
 def _conditions(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
     case = ctx.case
     what = "renewal date" if order.type is _RENEWAL else "order date"
-    if not f.window(t.window, order.ordered_at, case.request.received_at, what) and t.outside_window:
-        f.check(t.outside_window, False, "outside the guarantee, unused prepaid periods are not refunded")
+    in_window = f.window(t.window, order.ordered_at, case.request.received_at, what)
+    if not in_window and t.outside_window:
+        f.check(t.outside_window, False,
+                "outside the guarantee, unused prepaid periods are not refunded")
     account = case.account
     if t.not_suspended is not None:
         f.check(t.not_suspended, not account.suspended_for_breach,
@@ -98,7 +100,8 @@ def _conditions(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> N
         f.check(t.max_violations.clause, account.violations <= t.max_violations.value,
                 f"{account.violations} recorded violations (allowed {t.max_violations.value})")
     if t.max_prior_refunds is not None:
-        f.check(t.max_prior_refunds.clause, account.prior_guarantee_refunds <= t.max_prior_refunds.value,
+        f.check(t.max_prior_refunds.clause,
+                account.prior_guarantee_refunds <= t.max_prior_refunds.value,
                 f"{account.prior_guarantee_refunds} earlier guarantee refunds "
                 f"(allowed {t.max_prior_refunds.value})")
     if t.identity is not None:
@@ -112,6 +115,7 @@ def _usage(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
     usage = ctx.case.usage
     if usage is None:
         clause = (t.bandwidth_below or t.max_sessions)
+        # Not None: the return above leaves at least one of the three usage terms set.
         f.check(clause.clause if clause else t.unused_since_renewal,  # type: ignore[arg-type]
                 False, "the case gives no usage figures", SEV_REVIEW)
         return
@@ -186,6 +190,7 @@ def _partial_proposal(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings
     months = min(months_started(order.ordered_at, ctx.case.request.received_at), order.term_months)
     monthly = divide(paid, order.term_months, ctx.pack.fee_rounding)
     charge = min(paid, monthly * months)
+    # Set: SEV_PARTIAL, which leads here, is only found when it is (see _usage).
     clause = t.partial_over_bandwidth.clause  # type: ignore[union-attr]
     f.note(clause, f"partial refund at the merchant's discretion: proposed charge {months} "
            f"month(s) of {order.term_months} at {ctx.show(monthly)}")

@@ -61,7 +61,8 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A claim window in calendar days (UTC) after a start date; ``inclusive`` keeps day ``days``."""
+    """A claim window in calendar days (UTC) after a start date; ``inclusive`` keeps day
+    ``days``."""
 
     days: int
     inclusive: bool
@@ -93,7 +94,8 @@ class IdentityRule:
 
 @dataclass(frozen=True, slots=True)
 class AmountTable:
-    """A fixed amount per currency in minor units (the seeds state USD; others must be configured)."""
+    """A fixed amount per currency in minor units (the seeds state USD; others must be
+    configured)."""
 
     label: str
     amounts: Mapping[str, int]
@@ -316,7 +318,8 @@ class _Table:
 
     def typed(self, key: str, kind: type, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
-        if value is not default and (not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)):
+        if value is not default and (not isinstance(value, kind)
+                                     or isinstance(value, bool) != (kind is bool)):
             raise self.ctx.error(self.key(key), f"must be a {kind.__name__}, got {value!r}")
         return value
 
@@ -339,11 +342,12 @@ class _Table:
     def decimal(self, key: str, default: Any = _MISSING) -> Decimal:
         value = self.typed(key, str, default)
         if value is None:
-            return default  # type: ignore[no-any-return]
+            return default  # type: ignore[no-any-return]  # the caller's own default, as given
         try:
             result = Decimal(value)
         except InvalidOperation:
-            raise self.ctx.error(self.key(key), f"must be a decimal string, got {value!r}") from None
+            raise self.ctx.error(self.key(key),
+                                 f"must be a decimal string, got {value!r}") from None
         if not result.is_finite() or result < 0:
             raise self.ctx.error(self.key(key), "must be a finite, non-negative decimal")
         return result
@@ -490,7 +494,8 @@ def _cancellation(t: _Table) -> CancellationTerms:
     if notice is None:
         raise t.ctx.error(t.key("notice"), "is required")
     kind = notice.text("kind", choices=frozenset({"day_of_month", "before_due", "before_billing"}))
-    value = notice.integer("day", minimum=1) if kind == "day_of_month" else notice.integer("days", 0)
+    value = (notice.integer("day", minimum=1) if kind == "day_of_month"
+             else notice.integer("days", 0))
     if kind == "day_of_month" and value > 28:
         raise t.ctx.error(notice.key("day"), "must be 1..28 so that every month has it")
     notice_clause, late_clause = notice.clause(), notice.clause("late_clause")
@@ -513,7 +518,8 @@ def _cancellation(t: _Table) -> CancellationTerms:
 def _service_refund(t: _Table) -> ServiceRefundTerms:
     states = t.strs("non_refundable_states")
     if not set(states) <= set(ServiceState):
-        raise t.ctx.error(t.key("non_refundable_states"), f"must list some of {sorted(ServiceState)}")
+        raise t.ctx.error(t.key("non_refundable_states"),
+                          f"must list some of {sorted(ServiceState)}")
     exempt = t.strs("window_exempt", [])
     if not set(exempt) <= set(ReasonCode):
         raise t.ctx.error(t.key("window_exempt"), f"must list reason codes {sorted(ReasonCode)}")
@@ -547,7 +553,8 @@ def _late_fee(t: _Table) -> LateFeeTerms:
 
 def _overpayment(t: _Table) -> OverpaymentTerms:
     return OverpaymentTerms(
-        providers=_category_set(t, "providers"), require_subscription=t.flag("require_subscription"),
+        providers=_category_set(t, "providers"),
+        require_subscription=t.flag("require_subscription"),
         max_age_days=t.integer("max_age_days"), refund_clause=t.clause("refund_clause"),
         credit_clause=t.clause("credit_clause"), fee_percent=t.decimal("fee_percent"),
         fee_clause=t.clause("fee_clause"), fee_on_credit=t.flag("fee_on_credit"),
@@ -560,7 +567,8 @@ def _schedule(t: _Table) -> Schedule:
     for b in t.subs("bands"):
         bands.append(Band(b.decimal("from"), b.decimal("credit")))
         b.done()
-    if not bands or any(x.from_percent <= y.from_percent for x, y in zip(bands, bands[1:])):
+    if not bands or any(x.from_percent <= y.from_percent
+                        for x, y in zip(bands, bands[1:], strict=False)):
         raise t.ctx.error(t.key("bands"), "must list bands from the highest 'from' down")
     rounding = t.text("day_rounding", "ceiling", frozenset({"ceiling", "floor"}))
     daily = t.decimal("daily_percent_below_lowest", None)

@@ -98,7 +98,7 @@ class Findings:
 
     def window(self, window: Window, start: datetime, claim: datetime, what: str) -> bool:
         days = calendar_days(start, claim)
-        ok = 0 <= days and (days <= window.days if window.inclusive else days < window.days)
+        ok = days >= 0 and (days <= window.days if window.inclusive else days < window.days)
         return self.check(window.clause, ok, f"claimed on calendar day {days} after the {what} "
                           f"({window.limit}, UTC dates)")
 
@@ -123,7 +123,8 @@ _ONE = Decimal(1)
 
 
 def percent_of(amount: int, pct: Decimal, rounding: str) -> int:
-    """``pct`` per cent of ``amount`` minor units, rounded to a whole minor unit with ``rounding``."""
+    """``pct`` per cent of ``amount`` minor units, rounded to a whole minor unit with
+    ``rounding``."""
     return int((Decimal(amount) * pct / 100).quantize(_ONE, rounding=rounding))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
@@ -96,10 +96,10 @@ def _known_ids(container: Container, merchant: str, provider: Provider, ids: lis
 def _summary(provider: Provider, event: dict[str, Any]) -> dict[str, Any]:
     if provider is Provider.STRIPE:
         event_type = event.get("type")
-        created = datetime.fromtimestamp(int(event["created"]), timezone.utc)
+        created = datetime.fromtimestamp(int(event["created"]), UTC)
     else:
         event_type = event.get("event_type")
-        created = parse_time(event.get("create_time")) or datetime.min.replace(tzinfo=timezone.utc)
+        created = parse_time(event.get("create_time")) or datetime.min.replace(tzinfo=UTC)
     return {"provider": provider.value, "event_id": str(event["id"]),
             "event_type": str(event_type), "created_at": created}
 

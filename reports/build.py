@@ -7,7 +7,7 @@ number of ledger entries or provider records.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from reports.reconcile import Progress, Run
@@ -21,8 +21,8 @@ def period(start: date, end: date) -> tuple[datetime, datetime]:
     """[start, end) as UTC datetimes; ``end`` is exclusive, as finance periods are."""
     if end <= start:
         raise ValueError("the period's end must be after its start")
-    return (datetime.combine(start, time(), timezone.utc),
-            datetime.combine(end, time(), timezone.utc))
+    return (datetime.combine(start, time(), UTC),
+            datetime.combine(end, time(), UTC))
 
 
 def build_report(container: Container, merchant: str, start: date, end: date,
@@ -40,7 +40,7 @@ def build_report(container: Container, merchant: str, start: date, end: date,
         run.close()
     return {
         "merchant": merchant, "from": start.isoformat(), "to": end.isoformat(),
-        "generated_at": (now or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z"),
+        "generated_at": (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
         "currencies": {cur: t.as_dict() for cur, t in sorted(totals.items())},
         "daily": daily,
         "discrepancies": discrepancies,

@@ -285,7 +285,8 @@ def discrepancy_row(item: Discrepancy, link: str | None) -> str:
     elif item.event_id:
         event = escape(item.event_id)
     cells = (
-        f'<td><span class="kind" title="{escape(kind)}">{escape(kind.replace("_", " "))}</span></td>',
+        f'<td><span class="kind" title="{escape(kind)}">'
+        f'{escape(kind.replace("_", " "))}</span></td>',
         f"<td>{escape(item.provider)}</td>",
         f'<td class="id">{escape(item.provider_id)}</td>',
         f"<td>{escape(item.currency)}</td>",

@@ -13,10 +13,22 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, case, delete, exists, func, literal, or_, select, union_all
+from sqlalchemy import (
+    Engine,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 
 from ledger.db import is_postgres
 from ledger.models import (
@@ -32,7 +44,8 @@ from reports.records import Discrepancy, DiscrepancyKind, ProviderRecord, Record
 
 BATCH = 50_000
 STUCK_AFTER = timedelta(hours=1)
-_STAGED = StagedProviderRecord.__table__
+# A Table: SQLAlchemy types __table__ as any FromClause, which delete does not take.
+_STAGED = cast(Table, StagedProviderRecord.__table__)
 _COLUMNS = ("run_id, provider, kind, provider_id, amount, currency, status, created_at, "
             "related_id, source")
 _MATCHED_KINDS = (RecordKind.PAYMENT, RecordKind.REFUND, RecordKind.DISPUTE)
@@ -126,6 +139,7 @@ class Run:
         (the ledger's own commits still do)."""
         if self._postgres:
             with self.engine.begin() as conn:
+                # Checked out, so it has its driver connection (Optional only when detached).
                 cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 with cursor.copy(f"COPY staged_provider_records ({_COLUMNS}) FROM STDIN") as copy:
                     for row in batch:
@@ -138,7 +152,7 @@ class Run:
                       ) -> Iterator[Discrepancy]:
         """Every mismatch, streamed: ledger against provider, provider against ledger, then
         refunds no decision asked for and actions never carried out."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         yield from self._counted(self._ledger_side(progress))
         yield from self._counted(self._provider_side())
         yield from self._counted(self._unsolicited())
@@ -269,7 +283,8 @@ class Run:
             Payment.status.in_(("succeeded", "completed", "COMPLETED"))).group_by(Payment.currency)
         for currency, total in conn.execute(charges):
             self.totals[currency].gross_charges = int(total or 0)
-        refunds = select(Refund.currency, Refund.amount, Decision.outcome, Action.clause).select_from(
+        refunds = select(
+            Refund.currency, Refund.amount, Decision.outcome, Action.clause).select_from(
             Refund).outerjoin(Action, Action.id == Refund.action_id).outerjoin(
             Decision, Decision.id == Action.decision_id).where(
             Refund.merchant == self.merchant, Refund.refunded_at >= self.start,
@@ -310,6 +325,7 @@ class Run:
                     Refund.refunded_at, Refund.currency, Refund.amount).where(
                     Refund.merchant == self.merchant, Refund.refunded_at >= self.start,
                     Refund.refunded_at < self.end, Refund.status.notin_(tuple(_FAILED)))):
+                assert at is not None  # refunded_at >= start has left out the NULLs
                 day(at, currency)["refunds"] += amount
             for at, currency, amount in conn.execute(select(
                     AccountCredit.created_at, AccountCredit.currency, AccountCredit.amount).where(
@@ -352,8 +368,8 @@ def _sqlite_insert(raw: Any, batch: list[tuple[Any, ...]]) -> None:
 
 
 def _utc_naive(at: datetime) -> datetime:
-    if at.tzinfo is not timezone.utc:
-        at = at.astimezone(timezone.utc)
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
     return at.replace(tzinfo=None)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -60,7 +60,7 @@ def stripe_transaction_records(txn: Mapping[str, Any]) -> Iterator[ProviderRecor
         # A balance transaction exists once the money moved; its own status (available,
         # pending) is about when the funds reach the balance, not whether the charge succeeded.
         currency=currency, status="succeeded",
-        created_at=datetime.fromtimestamp(int(txn["created"]), timezone.utc),
+        created_at=datetime.fromtimestamp(int(txn["created"]), UTC),
         related_id=_related_charge(source) if kind in (RecordKind.REFUND, RecordKind.DISPUTE)
         else None,
     )
@@ -262,13 +262,13 @@ def _paypal_csv_time(date: str, time: str, zone: str) -> datetime:
     if offset is None:
         raise ValueError(f"unknown TimeZone {zone!r}")
     local = datetime.strptime(f"{date.strip()} {time.strip()}", "%m/%d/%Y %H:%M:%S")
-    return (local - timedelta(hours=offset)).replace(tzinfo=timezone.utc)
+    return (local - timedelta(hours=offset)).replace(tzinfo=UTC)
 
 
 def _utc(text: str, formats: tuple[str, ...]) -> datetime:
     for fmt in formats:
         try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     raise ValueError(f"unreadable time {text!r}")

@@ -1,1 +1,2 @@
-"""The service shell: configuration, the composition root, the embedded Redis and the `gateway` CLI."""
+"""The service shell: configuration, the composition root, the embedded Redis and the `gateway`
+CLI."""

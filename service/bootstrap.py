@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from redis import Redis
 from rq import Queue
@@ -20,6 +20,14 @@ from service.config import Merchant, PayPalVerification, Settings, load_settings
 from service.embedded_redis import ensure_embedded_redis
 from service.errors import UnknownMerchant
 from workers.dispatch import Dispatcher
+
+if TYPE_CHECKING:  # imported where they are built, on first use
+    from adapters.paypal_adapter import PayPalAdapter
+    from adapters.stripe_adapter import StripeAdapter
+    from gateway.ratelimit import FailureLimiter
+    from gateway.signatures.paypal import PayPalVerifier
+    from gateway.signatures.paypal_api import PayPalApiVerifier
+    from policy.pack import Pack
 
 
 @dataclass
@@ -53,14 +61,14 @@ class Container:
         return Dispatcher(self.redis, self.queue, self.settings.drain_lock_seconds)
 
     @cached_property
-    def failure_limiter(self) -> Any:
+    def failure_limiter(self) -> FailureLimiter:
         from gateway.ratelimit import FailureLimiter
 
         return FailureLimiter(self.redis, self.settings.signature_failure_limit,
                               self.settings.signature_failure_window)
 
     @cached_property
-    def paypal_local_verifier(self) -> Any:
+    def paypal_local_verifier(self) -> PayPalVerifier:
         from gateway.signatures.paypal import PayPalVerifier, load_bundled_ca
 
         ca_file = self.settings.paypal_ca_file
@@ -69,7 +77,7 @@ class Container:
                               timeout=self.settings.paypal_cert_timeout,
                               tolerance=self.settings.paypal_tolerance)
 
-    def paypal_verifier(self, merchant: Merchant) -> Any:
+    def paypal_verifier(self, merchant: Merchant) -> PayPalVerifier | PayPalApiVerifier:
         """The merchant's PayPal verifier: local (shared certificate cache) or PayPal's API."""
         if merchant.paypal.verification is PayPalVerification.LOCAL:
             return self.paypal_local_verifier
@@ -80,9 +88,17 @@ class Container:
             self._cache[key] = PayPalApiVerifier(merchant.paypal,
                                                  timeout=self.settings.paypal_cert_timeout,
                                                  tolerance=self.settings.paypal_tolerance)
-        return self._cache[key]
+        verifier: PayPalApiVerifier = self._cache[key]
+        return verifier
 
-    def refund_adapter(self, merchant_name: str, provider: str) -> Any:
+    @overload
+    def refund_adapter(self, merchant_name: str, provider: Literal["stripe"]) -> StripeAdapter: ...
+
+    @overload
+    def refund_adapter(self, merchant_name: str, provider: str) -> StripeAdapter | PayPalAdapter:
+        ...
+
+    def refund_adapter(self, merchant_name: str, provider: str) -> StripeAdapter | PayPalAdapter:
         """The merchant's Stripe or PayPal adapter, built once per process."""
         key = f"adapter:{merchant_name}:{provider}"
         if key not in self._cache:
@@ -97,16 +113,18 @@ class Container:
                 from adapters.paypal_adapter import PayPalAdapter
 
                 self._cache[key] = PayPalAdapter(merchant.paypal)
-        return self._cache[key]
+        adapter: StripeAdapter | PayPalAdapter = self._cache[key]
+        return adapter
 
-    def policy_pack(self, name: str) -> Any:
+    def policy_pack(self, name: str) -> Pack:
         """A policy pack, loaded once per process."""
         key = f"pack:{name}"
         if key not in self._cache:
             from policy import load_pack
 
             self._cache[key] = load_pack(name)
-        return self._cache[key]
+        pack: Pack = self._cache[key]
+        return pack
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -1,8 +1,10 @@
-"""The `gateway` command: serve, worker, clock, db upgrade, replay, inbox, simulate, demo, policy."""
+"""The `gateway` command: serve, worker, clock, db upgrade, replay, inbox, simulate, demo,
+policy."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -10,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,13 +148,10 @@ def cmd_report_reconcile(args: argparse.Namespace) -> int:
             return 2
         report = reconcile(container, merchant, args.start, args.end,
                            args.provider_export, progress=_progress())
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
-    try:
+    with (open(args.output, "w", encoding="utf-8", newline="") if args.output
+          else contextlib.nullcontext(sys.stdout)) as out:
         for chunk in render(report, args.format):
             out.write(chunk)
-    finally:
-        if args.output:
-            out.close()
     found = len(report["discrepancies"])
     print(f"{found} discrepancies", file=sys.stderr)
     return 1 if found else 0
@@ -307,6 +306,7 @@ def _stoppable_worker(stop: _WorkerStop) -> type:
     from redis.retry import Retry
     from rq import SimpleWorker
 
+    # rq's SimpleWorker methods are unannotated: calling them is an untyped call.
     class Worker(SimpleWorker):
         def request_stop(self, signum: int, frame: object) -> None:
             stop.requested = True
@@ -413,7 +413,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_evaluate(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from gateway.envelope import parse_time
     from policy import PolicyError, case_from_json, decision_to_json, evaluate, explain, load_pack
@@ -423,7 +423,7 @@ def cmd_policy_evaluate(args: argparse.Namespace) -> int:
     if merchant is None:
         print(f"gateway: unknown merchant {args.merchant!r}", file=sys.stderr)
         return 2
-    at = parse_time(args.at) if args.at else datetime.now(timezone.utc)
+    at = parse_time(args.at) if args.at else datetime.now(UTC)
     if at is None:
         print(f"gateway: --at {args.at!r} is not an ISO 8601 time", file=sys.stderr)
         return 2

@@ -20,11 +20,12 @@ import os
 import re
 import secrets
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from service.errors import ConfigError
@@ -32,6 +33,11 @@ from service.errors import ConfigError
 DEFAULT_MERCHANTS_FILE = Path(__file__).with_name("merchants.default.toml")
 
 STRIPE_API_BASE = "https://api.stripe.com"
+# The one Stripe API version of the gateway: the adapters send it on every call (Stripe-Version),
+# so a new stripe-python, whose default moves with each major, cannot change the shapes Stripe
+# answers with; the sample events carry it as their api_version. Webhook endpoints should be
+# created at this version too, so that deliveries have the same shapes.
+STRIPE_API_VERSION = "2024-06-20"
 PAYPAL_LIVE_API_BASE = "https://api-m.paypal.com"
 PAYPAL_SANDBOX_API_BASE = "https://api-m.sandbox.paypal.com"
 _PAYPAL_LIVE_HOSTS = {"api-m.paypal.com", "api.paypal.com"}

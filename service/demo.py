@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 from sqlalchemy import func, select
@@ -30,7 +31,7 @@ from policy.money import Money
 from service import fake_providers
 from service.bootstrap import Container
 from service.cli import GUNICORN_ARGS
-from service.config import DEFAULT_MERCHANTS_FILE, load_settings
+from service.config import DEFAULT_MERCHANTS_FILE, Settings, load_settings
 from service.demo_flows import ended_in, report, run_flows
 from service.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from service.simulate import lifecycle_events, send_event
@@ -109,8 +110,8 @@ def _processes(env: dict[str, str], port: int) -> Iterator[None]:
     logs.mkdir(exist_ok=True)
     procs = []
     try:
-        for name, cmd in zip(("web", "worker", "clock"), commands):
-            out = open(logs / f"{name}.log", "wb")
+        for name, cmd in zip(("web", "worker", "clock"), commands, strict=True):
+            out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (the process's, while it runs)
             procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
             print(f"started {name} (pid {procs[-1].pid}), log in {logs / (name + '.log')}")
         yield
@@ -124,7 +125,7 @@ def _processes(env: dict[str, str], port: int) -> Iterator[None]:
                 proc.kill()
 
 
-def _send_all(settings, base: str, data_dir: Path,  # type: ignore[no-untyped-def]
+def _send_all(settings: Settings, base: str, data_dir: Path,
               fake: fake_providers.FakeProviders) -> int:
     sent = 0
     for name in settings.merchants:
@@ -143,7 +144,7 @@ def _send_all(settings, base: str, data_dir: Path,  # type: ignore[no-untyped-de
     return sent
 
 
-def _event_type(provider: str, event: dict) -> str:  # type: ignore[type-arg]
+def _event_type(provider: str, event: dict[str, Any]) -> str:
     return str(event["type"] if provider == "stripe" else event["event_type"])
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -145,7 +145,7 @@ def _paid_subscription(base: str, settings: Settings, flow: Flow, key: str,
 
 
 def _iso(unix: int) -> str:
-    return datetime.fromtimestamp(unix, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(unix, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _headers(settings: Settings, merchant: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -54,10 +54,10 @@ class DevPayPalSigner:
         transmission_time: datetime | None = None,
     ) -> dict[str, str]:
         """The PAYPAL-* headers PayPal would send with ``raw_body`` for ``webhook_id``."""
-        when = transmission_time or datetime.now(timezone.utc)
+        when = transmission_time or datetime.now(UTC)
         transmission = Transmission(
             transmission_id=transmission_id or str(uuid.uuid4()),
-            transmission_time=when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            transmission_time=when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             transmission_sig="",
             cert_url=self.cert_url,
             auth_algo=AUTH_ALGO,
@@ -87,7 +87,7 @@ def make_signer(
     with_intermediate: bool = False,
 ) -> DevPayPalSigner:
     """A fresh CA and leaf (2048-bit RSA: a few hundred ms; build one per test session)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     not_before = not_before or now - timedelta(days=1)
     not_after = not_after or now + _DEV_LIFETIME
     ca_key, ca_cert = _ca("Gateway Dev PayPal Root CA", None, None, now)
@@ -120,7 +120,7 @@ def load_or_create_dev_signer(data_dir: Path) -> DevPayPalSigner:
     with (folder / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         signer = _load(folder)
-        if signer is None or signer.not_after - datetime.now(timezone.utc) < _RENEW_BEFORE:
+        if signer is None or signer.not_after - datetime.now(UTC) < _RENEW_BEFORE:
             signer = make_signer()
             _save(folder, signer)
     seed_cert_cache(data_dir / "paypal-certs", signer.cert_url, signer.cert_pem)

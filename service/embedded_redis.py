@@ -7,6 +7,7 @@ queue's signals: the inbox in the database is the record, so nothing is lost if 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import subprocess
@@ -62,10 +63,8 @@ def stop_embedded_redis(data_dir: Path) -> None:
     """Shut the embedded server down (it writes its append-only file first)."""
     url = f"unix://{socket_path(data_dir)}"
     if _answers(url):
-        try:
+        with contextlib.suppress(redis.ConnectionError):  # it closes the connection as it exits
             redis.Redis.from_url(url).shutdown(nosave=False)
-        except redis.ConnectionError:
-            pass  # the server closes the connection as it exits
 
 
 def _server_args(workdir: Path, sock: Path) -> list[str]:

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -124,7 +124,7 @@ class FakeProviders:
         """A payment captured for ``amount`` minor units; refunds it already made stay."""
         self._capture(provider, provider_id, amount, currency)
 
-    def dispute(self, provider_id: str, open: bool = True) -> None:  # noqa: A002
+    def dispute(self, provider_id: str, open: bool = True) -> None:
         """Open (or, with ``open=False``, end in the seller's favour) a dispute of a payment."""
         with self.lock:
             (self._disputed.add if open else self._disputed.discard)(provider_id)
@@ -270,7 +270,7 @@ class FakeProviders:
     def _stripe_refund_made(self, key: str | None, charge: str, payment: _Payment, amount: int,
                             params: dict[str, str]) -> dict[str, Any]:
         self._clock = max(self._clock + 1, int(time.time()))
-        refund = {
+        refund: dict[str, Any] = {
             "id": f"re_fake_{len(self.refunds) + 1}", "object": "refund",
             "amount": to_provider_amount("stripe", Money(amount, payment.currency)),
             "charge": charge, "created": self._clock, "currency": payment.currency.lower(),
@@ -341,7 +341,7 @@ class FakeProviders:
     def _paypal_refund_made(self, key: str | None, v2: bool, payment_id: str, money: Money,
                             request: Mapping[str, Any]) -> dict[str, Any]:
         refund_id = f"FAKE{len(self.refunds) + 1:013d}"
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         value = to_decimal_string("paypal", money)
         if v2:
             refund = {"id": refund_id, "status": "COMPLETED",
@@ -412,7 +412,7 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             fake.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
             return body
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._record()
             url = urlsplit(self.path)
             if url.path == "/v1/refunds":
@@ -421,7 +421,7 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
                 self._answer(*_stripe_error(404, None, f"Unrecognized request URL (GET: "
                                                        f"{url.path})."))
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self._record()
             path = urlsplit(self.path).path
             key = self.headers.get("Idempotency-Key")

@@ -88,7 +88,7 @@ def observed_job(kind: str) -> Callable[[F], F]:
                 except BaseException:  # a job timeout is a BaseException in RQ: count it too
                     JOB_FAILURES.labels(kind).inc()
                     raise
-        return wrapped  # type: ignore[return-value]
+        return wrapped  # type: ignore[return-value]  # @wraps keeps job's signature: still an F
     return decorate
 
 
@@ -168,7 +168,7 @@ def scrape_registry(container: Container) -> CollectorRegistry:
     registry = CollectorRegistry()
     directory = os.environ.get(MULTIPROC_ENV)
     if directory:
-        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]  # untyped
     else:
         registry.register(_Default())
     registry.register(QueueLag(container))

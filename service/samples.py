@@ -35,7 +35,8 @@ from policy.money import (
     to_provider_amount,
 )
 
-STRIPE_API_VERSION: Final = "2024-06-20"
+# The samples' api_version is the one the adapters send (re-exported: samples.STRIPE_API_VERSION).
+from service.config import STRIPE_API_VERSION as STRIPE_API_VERSION
 
 STRIPE_EVENT_TYPES: Final[tuple[str, ...]] = (
     "customer.subscription.created",
@@ -1067,7 +1068,7 @@ def _paypal_fee(money: Money) -> Money:
 
 def _paypal_step(currency: str) -> int:
     """ISO minor units per PayPal unit: 100 for HUF and TWD, which PayPal takes whole."""
-    return 10 ** max(0, exponent(currency) - provider_exponent("paypal", currency))
+    return int(10 ** max(0, exponent(currency) - provider_exponent("paypal", currency)))
 
 
 def _paypal_percent(money: Money) -> Money:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import MetaData, text
 
 from ledger.db import make_engine
@@ -117,12 +119,12 @@ def other_container(tmp_path: Path, paypal_ca_file: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def app(container: Container):  # type: ignore[no-untyped-def]
+def app(container: Container) -> Flask:
     from gateway.app import create_app
 
     return create_app(container=container)
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app: Flask) -> FlaskClient:
     return app.test_client()

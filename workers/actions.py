@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, or_, select
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 EXECUTE_JOB = "workers.actions.execute_action"
 _DONE = (ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
 # The API's answer is the weakest version of a refund: any webhook about it supersedes it.
-_API_VERSION_AT = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_API_VERSION_AT = datetime(1970, 1, 1, tzinfo=UTC)
 _TARGET_KIND = {"charge": "charge", "sale": "sale", "capture": "capture"}
 _CANCELS = ("cancel_at_period_end", "cancel_next_period", "cancel_immediately")
 
@@ -76,7 +76,8 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
                     subscription: Subscription | None = None) -> Decision:
     """Store the Decision and the actions that carry it out; the caller commits."""
     row = Decision(id=new_id("dec"), merchant=merchant, account_ref=account_ref,
-                   payment_ref=payment.provider_id if payment else None, pack=decision.pack, request_kind=decision.request_kind,
+                   payment_ref=payment.provider_id if payment else None, pack=decision.pack,
+                   request_kind=decision.request_kind,
                    outcome=decision.outcome.value, case=case,
                    decision=decision_to_json(decision), evaluated_at=now,
                    source_event_id=source_event_id, source_request_id=source_request_id)
@@ -214,7 +215,7 @@ def run_action(container: Container, action_id: str, now: datetime | None = None
 
 
 def _run_action(container: Container, action_id: str, now: datetime | None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with container.sessions() as session, session.begin():
         action = _locked_action(session, action_id)
         if action is None or action.status in _DONE:
@@ -326,7 +327,7 @@ def _call_provider(container: Container, a: _Snapshot, resumed: bool) -> Provide
         return container.refund_adapter(a.merchant, "stripe").credit_customer_balance(
             a.account_ref, a.amount, a.reason, a.id)
     if a.kind == "cancel":
-        at = a.effective_at if a.effective_at and a.effective_at > datetime.now(timezone.utc) \
+        at = a.effective_at if a.effective_at and a.effective_at > datetime.now(UTC) \
             else None
         return container.refund_adapter(a.merchant, a.target.provider).cancel_subscription(
             a.target.provider_id, at, a.reason, a.id)
@@ -468,13 +469,13 @@ def confirm_refund(session: Session, refund: Refund) -> None:
             action.status = ActionStatus.SUCCEEDED
             _audit(session, action, actor=f"{refund.provider} webhook")
         _settle(session, action.decision_id)
-    elif refund.status in ("failed", "canceled", "cancelled"):
-        if action.status != ActionStatus.FAILED:
-            action.status, action.failure_code = ActionStatus.FAILED, "refund_failed"
-            action.last_error = f"refund {refund.provider_id} {refund.status}: " \
-                                f"{refund.failure_reason or 'no reason given'}"
-            _reopen(session, action, action.last_error)
-            _audit(session, action, actor=f"{refund.provider} webhook")
+    elif (refund.status in ("failed", "canceled", "cancelled")
+          and action.status != ActionStatus.FAILED):
+        action.status, action.failure_code = ActionStatus.FAILED, "refund_failed"
+        action.last_error = f"refund {refund.provider_id} {refund.status}: " \
+                            f"{refund.failure_reason or 'no reason given'}"
+        _reopen(session, action, action.last_error)
+        _audit(session, action, actor=f"{refund.provider} webhook")
 
 
 def due_actions(session: Session, now: datetime, stale_after: timedelta) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -52,7 +52,7 @@ def timestamp(value: Any) -> datetime | None:
         return None
     if not _EARLIEST <= value < _LATEST:
         raise OutOfRange(f"timestamp {value}: not between 2000 and 2100")
-    return datetime.fromtimestamp(value, timezone.utc)
+    return datetime.fromtimestamp(value, UTC)
 
 
 _EARLIEST, _LATEST = int(EARLIEST.timestamp()), int(LATEST.timestamp())

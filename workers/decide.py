@@ -8,7 +8,7 @@ crash after the commit is recovered by the sweeper and a crash before it leaves 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -33,7 +33,7 @@ def decide(container: Container, merchant_name: str, case: dict[str, Any], *,
     Returns the decision id. A bad Case raises ``CaseError`` naming the field, before anything
     is stored.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with container.sessions() as session, session.begin():
         payment = find_payment(session, merchant_name, payment_ref) if payment_ref else None
         row = decide_in(session, container, merchant_name, case, payment=payment,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
@@ -74,7 +74,7 @@ def process_batch(container: Container, ids: list[int], now: datetime | None = N
     entirely and the batch is applied again event by event, each in its own savepoint, so a bad
     event is recorded on its row and the others still commit. Nothing leaves the transaction
     before the commit, so the discarded attempt leaves no trace (but a metric count)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     try:
         tried, decisions, outcomes = _apply_batch(container, ids, now, isolated=False)
     except Exception:  # any failure: redo it with each event isolated in a savepoint
@@ -110,7 +110,8 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
             prefetch(session, _LEDGER_MODELS,
                      {ref for row in rows for ref in _named(row, payloads[row.id])})
         for row in rows:
-            if row.status == InboxStatus.RETRY and row.next_attempt_at and row.next_attempt_at > now:
+            if (row.status == InboxStatus.RETRY and row.next_attempt_at
+                    and row.next_attempt_at > now):
                 continue  # not due yet; the sweeper hands it out when it is
             with log_context(merchant=row.merchant, provider=row.provider,
                              event_id=row.event_id, inbox_id=row.id):

@@ -32,7 +32,8 @@ REFUND_RANK = {"PENDING": 0, "pending": 0, "COMPLETED": 1, "completed": 1, "FAIL
 
 
 def _resource(ctx: EventContext) -> dict[str, Any]:
-    return ctx.payload["resource"]
+    resource: dict[str, Any] = ctx.payload["resource"]
+    return resource
 
 
 def _when(ctx: EventContext, resource: dict[str, Any]) -> Any:
@@ -130,8 +131,8 @@ def _payment(session: Session, ctx: EventContext, res: dict[str, Any], kind: str
         "paid_at": parse_time(res.get("create_time")),
     }
     version = ctx.version(ranks.get(status, 0), _when(ctx, res))
-    return applied_or_stale(apply_snapshot(session, Payment, ctx.ref(res["id"]), version, ctx.livemode,
-                                   values))
+    return applied_or_stale(apply_snapshot(session, Payment, ctx.ref(res["id"]), version,
+                                           ctx.livemode, values))
 
 
 def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_ref: str | None,
@@ -154,7 +155,9 @@ def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_re
     version = ctx.version(REFUND_RANK.get(status, 0), _when(ctx, res))
     applied = apply_snapshot(session, Refund, ctx.ref(res["id"]), version, ctx.livemode, values)
     if applied:
-        confirm_refund(session, find(session, Refund, ctx.ref(res["id"])))
+        refund = find(session, Refund, ctx.ref(res["id"]))
+        assert refund is not None  # apply_snapshot has just written it in this session
+        confirm_refund(session, refund)
     if kind == "reversal":  # a chargeback already returned the funds: a dispute lost
         apply_snapshot(session, Dispute, ctx.ref(res["id"]), version, ctx.livemode, {
             "payment_ref": payment_ref, "status": "REVERSED", "state": DisputeState.LOST,

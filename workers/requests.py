@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -48,7 +48,7 @@ def decide_request(container: Container, request_id: str, now: datetime | None =
 
 
 def _decide_request(container: Container, request_id: str, now: datetime | None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with container.sessions() as session, session.begin():
         request = session.get(SupportRequest, request_id, with_for_update=True)
         if request is None or request.status != RequestStatus.RECEIVED:

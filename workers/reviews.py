@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -71,7 +71,7 @@ def answer(container: Container, merchant: str, decision_id: str, body: dict[str
     if found is None:
         raise ReviewError(404, "merchant", f"no merchant {merchant}")
     with container.sessions() as session, session.begin():
-        status = answer_in(session, found, decision_id, body, now or datetime.now(timezone.utc))
+        status = answer_in(session, found, decision_id, body, now or datetime.now(UTC))
     enqueue_actions_of(container, decision_id)
     return status
 

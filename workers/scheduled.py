@@ -28,7 +28,8 @@ from policy.pack import LateFeeTerms
 from service import metrics
 from service.bootstrap import Container
 from service.logs import log_context
-from workers.cases import account_flags, account_part, iso  # noqa: F401 (re-exported)
+from workers.cases import account_flags as account_flags  # re-exported
+from workers.cases import account_part, iso
 from workers.decide import decide_in
 from workers.notices import deliver_due, schedule_notices
 

@@ -29,7 +29,8 @@ DISPUTE_RANK = {"warning_needs_response": 0, "needs_response": 0, "warning_under
 
 
 def _object(ctx: EventContext) -> dict[str, Any]:
-    return ctx.payload["data"]["object"]
+    obj: dict[str, Any] = ctx.payload["data"]["object"]
+    return obj
 
 
 def _customer(session: Session, ctx: EventContext, customer_id: Any) -> str | None:
@@ -87,8 +88,8 @@ def invoice(session: Session, ctx: EventContext) -> str | None:
         "attempt_count": inv.get("attempt_count") or 0,
     }
     version = ctx.version(INVOICE_RANK.get(inv["status"], 0))
-    return applied_or_stale(apply_snapshot(session, Invoice, ctx.ref(inv["id"]), version, ctx.livemode,
-                                   values))
+    return applied_or_stale(apply_snapshot(session, Invoice, ctx.ref(inv["id"]), version,
+                                           ctx.livemode, values))
 
 
 def upcoming_invoice(session: Session, ctx: EventContext) -> str | None:
@@ -155,7 +156,9 @@ def _apply_refund(session: Session, ctx: EventContext, rf: dict[str, Any]) -> bo
     version = ctx.version(REFUND_RANK.get(rf["status"], 0))
     applied = apply_snapshot(session, Refund, ctx.ref(rf["id"]), version, ctx.livemode, values)
     if applied:
-        confirm_refund(session, find(session, Refund, ctx.ref(rf["id"])))
+        refund = find(session, Refund, ctx.ref(rf["id"]))
+        assert refund is not None  # apply_snapshot has just written it in this session
+        confirm_refund(session, refund)
     return applied
 
 
@@ -179,5 +182,5 @@ def dispute(session: Session, ctx: EventContext) -> str | None:
         "opened_at": timestamp(dp.get("created")),
     }
     version = ctx.version(DISPUTE_RANK.get(dp["status"], 0))
-    return applied_or_stale(apply_snapshot(session, Dispute, ctx.ref(dp["id"]), version, ctx.livemode,
-                                   values))
+    return applied_or_stale(apply_snapshot(session, Dispute, ctx.ref(dp["id"]), version,
+                                           ctx.livemode, values))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def sweep(container: Container, now: datetime | None = None) -> int:
     """Re-enqueue stranded and due events; returns how many were handed out."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     after = timedelta(seconds=container.settings.sweep_after_seconds)
     rows = stranded(container.engine, now, after)
     _hand_out(container, rows)

@@ -26,11 +26,11 @@ import re
 import tempfile
 import threading
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -123,7 +123,7 @@ def transmission_time(value: str) -> datetime:
         micros = int((fraction or "0").ljust(6, "0")[:6])
         when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
                         micros, tzinfo=zone)
-        return when.astimezone(timezone.utc)
+        return when.astimezone(UTC)
     except (ValueError, OverflowError):
         raise VerificationError(
             "malformed_header",
@@ -229,7 +229,7 @@ class PayPalVerifier:
         self._cache_dir = cache_dir
         self._timeout = timeout
         self._session = session or requests.Session()
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._trusted: dict[str, _TrustedKey] = {}
         self._cache_lock = threading.Lock()
         # One fetch per URL at a time, without one slow URL holding up the others. A fixed set
@@ -257,7 +257,7 @@ class PayPalVerifier:
     def _now(self) -> datetime:
         now = self._clock()
         if now.tzinfo is None:  # a naive clock is taken to be UTC, as cryptography does
-            now = now.replace(tzinfo=timezone.utc)
+            now = now.replace(tzinfo=UTC)
         return now
 
     def _public_key(self, url: str, now: datetime) -> rsa.RSAPublicKey:

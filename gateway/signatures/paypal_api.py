@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 from paypalrestsdk import exceptions as sdk_errors
@@ -37,7 +37,7 @@ class PayPalApiVerifier:
         timeout: float = 5.0,
         session: requests.Session | None = None,
         tolerance: int = 300,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._tolerance, self._clock = tolerance, clock
         self._url = settings.api_base.rstrip("/") + VERIFY_PATH

@@ -182,7 +182,8 @@ def upgrade() -> None:
     sa.Column('case', sa.JSON(), nullable=False),
     sa.Column('decision', sa.JSON(), nullable=False),
     sa.Column('evaluated_at', ledger.models.UTCDateTime(), nullable=False),
-    sa.Column('source_event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('source_event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+              nullable=True),
     sa.Column('source_request_id', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.ForeignKeyConstraint(['source_event_id'], ['inbox_events.id'], ),
@@ -225,7 +226,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('action_id')
     )
     with op.batch_alter_table('account_credits', schema=None) as batch_op:
-        batch_op.create_index('ix_credit_account', ['merchant', 'account_ref', 'currency'], unique=False)
+        batch_op.create_index('ix_credit_account', ['merchant', 'account_ref', 'currency'],
+                              unique=False)
 
     # ### end Alembic commands ###
 

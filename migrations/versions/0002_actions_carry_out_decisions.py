@@ -4,10 +4,10 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-21 21:45:10.065023
 """
-from alembic import op
 import sqlalchemy as sa
-import ledger.models
+from alembic import op
 
+import ledger.models
 
 revision = '0002'
 down_revision = '0001'
@@ -19,7 +19,8 @@ def upgrade() -> None:
     with op.batch_alter_table('actions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('target_kind', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('reason', sa.Text(), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('next_attempt_at', ledger.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('next_attempt_at', ledger.models.UTCDateTime(),
+                                      nullable=True))
         batch_op.add_column(sa.Column('failure_code', sa.String(length=64), nullable=True))
         batch_op.create_index('ix_action_status', ['status', 'next_attempt_at'], unique=False)
 

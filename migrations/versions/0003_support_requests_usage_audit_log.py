@@ -4,10 +4,10 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-21 22:00:32.012596
 """
-from alembic import op
 import sqlalchemy as sa
-import ledger.models
+from alembic import op
 
+import ledger.models
 
 revision = '0003'
 down_revision = '0002'
@@ -40,7 +40,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('usage_reports', schema=None) as batch_op:
-        batch_op.create_index('ix_usage_account', ['merchant', 'account_ref', 'reported_at'], unique=False)
+        batch_op.create_index('ix_usage_account', ['merchant', 'account_ref', 'reported_at'],
+                              unique=False)
 
     op.create_table('support_requests',
     sa.Column('id', sa.String(length=64), nullable=False),

@@ -4,10 +4,8 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-21 22:21:29.485095
 """
-from alembic import op
 import sqlalchemy as sa
-import ledger.models
-
+from alembic import op
 
 revision = '0005'
 down_revision = '0004'

@@ -4,10 +4,10 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-21 22:32:48.713320
 """
-from alembic import op
 import sqlalchemy as sa
-import ledger.models
+from alembic import op
 
+import ledger.models
 
 revision = '0006'
 down_revision = '0005'
@@ -31,7 +31,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('staged_provider_records', schema=None) as batch_op:
-        batch_op.create_index('ix_staged_run_ref', ['run_id', 'provider', 'provider_id'], unique=False)
+        batch_op.create_index('ix_staged_run_ref', ['run_id', 'provider', 'provider_id'],
+                              unique=False)
 
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from service import demo, fake_providers
+from service.bootstrap import Container
 from service.config import DEFAULT_MERCHANTS_FILE, Settings, load_merchants
 from tests.support.outages import free_port
 
@@ -48,7 +49,7 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
 
     def start(args: list[str], env: dict[str, str], name: str, shell: bool = False
               ) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"{name}-{len(procs)}.log", "wb")
+        log = open(tmp_path / f"{name}-{len(procs)}.log", "wb")  # noqa: SIM115 (closed at teardown)
         logs.append(log)
         cmd: Any = args[0] if shell else args
         procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log,
@@ -83,19 +84,19 @@ def worker_command() -> list[str]:
 
 
 @pytest.fixture
-def gateway(container, spawn, tmp_path):  # type: ignore[no-untyped-def]
+def gateway(container: Container, spawn, tmp_path: Path):
     """The gateway as the Procfile runs it, with one queue worker, pointed at the fake
     providers: (base URL, settings, fake)."""
     yield from _gateway(container, spawn, tmp_path, workers=1)
 
 
 @pytest.fixture
-def busy_gateway(container, spawn, tmp_path):  # type: ignore[no-untyped-def]
+def busy_gateway(container: Container, spawn, tmp_path: Path):
     """The same with two queue workers, so that decisions and actions run side by side."""
     yield from _gateway(container, spawn, tmp_path, workers=2)
 
 
-def _gateway(container, spawn, tmp_path, workers: int):  # type: ignore[no-untyped-def]
+def _gateway(container: Container, spawn, tmp_path: Path, workers: int):
     fake, server = fake_providers.start()
     merchants = tmp_path / "merchants.toml"
     merchants.write_text(fake_providers.merchants_file_for(

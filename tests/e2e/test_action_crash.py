@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import Action, ActionStatus, Decision, DecisionStatus, Refund
 from service import fake_providers, samples
+from service.bootstrap import Container
 from service.config import DEFAULT_MERCHANTS_FILE
 from tests.e2e.conftest import ROOT, process_env
 from tests.support import cases
@@ -21,17 +24,18 @@ from workers.sweeper import sweep
 
 
 @pytest.fixture
-def providers(tmp_path):  # type: ignore[no-untyped-def]
+def providers(tmp_path: Path):
     fake, server = fake_providers.start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     merchants = tmp_path / "merchants.toml"
-    merchants.write_text(fake_providers.merchants_file_for(base, DEFAULT_MERCHANTS_FILE.read_text()))
+    merchants.write_text(fake_providers.merchants_file_for(base,
+                                                           DEFAULT_MERCHANTS_FILE.read_text()))
     yield fake, merchants
     server.shutdown()
     server.server_close()
 
 
-def _worker(container, merchants, crash_at: str | None) -> int:  # type: ignore[no-untyped-def]
+def _worker(container: Container, merchants, crash_at: str | None) -> int:
     env = process_env(container.settings, GATEWAY_MERCHANTS_FILE=str(merchants))
     if crash_at:
         env["GATEWAY_CRASH_AT"] = crash_at
@@ -40,7 +44,7 @@ def _worker(container, merchants, crash_at: str | None) -> int:  # type: ignore[
     return done.returncode
 
 
-def _payment(client, container, fake, provider: str) -> str:  # type: ignore[no-untyped-def]
+def _payment(client: FlaskClient, container: Container, fake, provider: str) -> str:
     if provider == "stripe":
         scenario = samples.Scenario(key="crash", amount=12000)
         charge = samples.stripe_event("charge.succeeded", scenario)

@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import make_url
 
 from gateway.envelope import parse_json, paypal_envelope, stripe_envelope
@@ -64,7 +64,7 @@ class Outcome:
 
     ledger: dict[str, Any]
     decisions: Any
-    refunds: list[tuple[str, int, str]]
+    refunds: list[tuple[str | None, int, str]]
 
 
 def _outcome(container: Container) -> Outcome:
@@ -128,7 +128,7 @@ def _store_in_order(c: Container, stream: list[Delivery]) -> None:
             livemode=False, raw=raw, headers={},
             partition=partition_of(d.merchant, envelope.object_ref, c.settings.partitions)))
     with c.engine.begin() as conn:
-        conn.execute(insert(InboxEvent.__table__), rows)
+        conn.execute(insert(cast(Table, InboxEvent.__table__)), rows)
 
 
 # -- the running gateway, with outages of its own -------------------------------------------------
@@ -216,7 +216,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(container, spawn, tmp_path, paypal_ca_file, database_url):  # type: ignore[no-untyped-def]
+def stack(container: Container, spawn, tmp_path: Path, paypal_ca_file, database_url):
     """Start the gateway's processes on stores of the test's own; see ``Stack``."""
     made: list[Stack] = []
     cleanup: list[Callable[[], None]] = []

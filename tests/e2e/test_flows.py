@@ -4,6 +4,8 @@ Redis and the test database, with Stripe and PayPal answered by the local fake a
 from __future__ import annotations
 
 import time
+from datetime import UTC
+from typing import Any
 
 import requests
 from sqlalchemy import select
@@ -48,7 +50,7 @@ def test_every_merchant_gets_a_refund_a_credit_a_denial_and_a_review(gateway, co
 
 def test_a_cancellation_and_an_uptime_claim_through_the_running_gateway(gateway, container):
     """Filed over HTTP, decided by the worker: Stripe is told when to stop, credit is granted."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from service import samples
     from service.simulator import send_stripe
@@ -67,15 +69,16 @@ def test_a_cancellation_and_an_uptime_claim_through_the_running_gateway(gateway,
                            merchant.stripe.webhook_secrets[0]).status == 200
     identity = {"username": "alice", "main_domain": "alice.example", "invoice_number": number,
                 "date_of_birth": "1980-02-03", "order_number": "O-1", "verified": True}
-    incident = (datetime.now(timezone.utc) - timedelta(hours=5)).isoformat()
-    filed = {}
+    incident = (datetime.now(UTC) - timedelta(hours=5)).isoformat()
+    filed: dict[str, dict[str, Any]] = {}
+    claims: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("cancellations", {"subscription": scenario.subscription_id}),
+        ("uptime-claims", {"subscription": scenario.subscription_id,
+                           "uptime": {"measured_percent": "99.2", "incident_at": incident}}))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(filed) < 2:  # the ledger fills asynchronously
         time.sleep(0.5)
-        for kind, body in (("cancellations", {"subscription": scenario.subscription_id}),
-                           ("uptime-claims", {"subscription": scenario.subscription_id,
-                                              "uptime": {"measured_percent": "99.2",
-                                                         "incident_at": incident}})):
+        for kind, body in claims:
             if kind in filed:
                 continue
             resp = requests.post(f"{base}/v1/{kind}", headers=headers, timeout=5, json={
@@ -98,7 +101,8 @@ def test_a_cancellation_and_an_uptime_claim_through_the_running_gateway(gateway,
     assert_money_invariant(container, fake)
 
 
-def _until_done(base: str, headers: dict[str, str], kind: str, request_id: str) -> dict:  # type: ignore[type-arg]
+def _until_done(base: str, headers: dict[str, str], kind: str, request_id: str
+                ) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         shown = requests.get(f"{base}/v1/{kind}/{request_id}", headers=headers, timeout=5).json()

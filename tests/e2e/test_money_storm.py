@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from ledger.models import Action, ActionStatus, InboxEvent, Payment, RequestStatus, SupportRequest
 from service import samples
+from service.bootstrap import Container
 from service.simulator import send_stripe
 from tests.support.claims import FULL_IDENTITY
 from tests.support.paypal import paid_after_it_ended, post_signed
@@ -45,7 +46,7 @@ def _headers(settings: Any, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.merchants[MERCHANT].admin_token}", **extra}
 
 
-def _paid_charge(base: str, settings: Any, fake: Any, container: Any, key: str
+def _paid_charge(base: str, settings: Any, fake: Any, container: Container, key: str
                  ) -> samples.Scenario:
     """A 120.00 Stripe charge paid 3 days ago, in the fake's books and in the ledger."""
     scenario = samples.Scenario(key=f"{key}-{time.time_ns()}", amount=12000,
@@ -59,7 +60,7 @@ def _paid_charge(base: str, settings: Any, fake: Any, container: Any, key: str
     return scenario
 
 
-def _payment_known(container: Any, ref: str) -> bool:
+def _payment_known(container: Container, ref: str) -> bool:
     with container.sessions() as s:
         return s.scalar(select(func.count()).select_from(Payment)
                         .where(Payment.provider_id == ref)) == 1
@@ -74,7 +75,7 @@ def _until(done: Callable[[], bool], what: str, timeout: float = 60) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _busy(container: Any) -> dict[str, int]:
+def _busy(container: Container) -> dict[str, int]:
     """What is not yet at rest: events, requests and actions still to be worked on."""
     with container.sessions() as s:
         return {
@@ -86,11 +87,11 @@ def _busy(container: Any) -> dict[str, int]:
                 Action.status.in_((ActionStatus.PENDING, ActionStatus.EXECUTING)))) or 0}
 
 
-def _quiet(container: Any) -> bool:
+def _quiet(container: Container) -> bool:
     return not any(_busy(container).values())
 
 
-def _settle_and_check(container: Any, fake: Any) -> None:
+def _settle_and_check(container: Container, fake: Any) -> None:
     # Generous: a retry waits out its backoff (10 s, then 20 s) on a loaded machine.
     deadline = time.monotonic() + 180
     while not _quiet(container):

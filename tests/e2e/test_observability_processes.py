@@ -69,10 +69,11 @@ def test_web_and_worker_metrics_add_up_and_every_line_is_json(container, spawn, 
         time.sleep(0.3)
 
     web, worker = _json_lines(tmp_path / "web-0.log"), _json_lines(tmp_path / "worker-1.log")
-    stored = [l for l in web if l["logger"] == "gateway.webhooks"]
-    assert {l["event_id"] for l in stored} == {e["id"] for e in events}
-    assert any(l["logger"] == "gunicorn.error" for l in web)
-    assert any(l["logger"] == "gunicorn.access" and l["merchant"] == "theopenhost" for l in web)
-    applied = [l for l in worker if l["logger"] == "workers.drain"]
-    assert {l["event_id"] for l in applied} == {e["id"] for e in events}
-    assert any(l["logger"].startswith("rq.") for l in worker)
+    stored = [line for line in web if line["logger"] == "gateway.webhooks"]
+    assert {line["event_id"] for line in stored} == {e["id"] for e in events}
+    assert any(line["logger"] == "gunicorn.error" for line in web)
+    assert any(line["logger"] == "gunicorn.access" and line["merchant"] == "theopenhost"
+               for line in web)
+    applied = [line for line in worker if line["logger"] == "workers.drain"]
+    assert {line["event_id"] for line in applied} == {e["id"] for e in events}
+    assert any(line["logger"].startswith("rq.") for line in worker)

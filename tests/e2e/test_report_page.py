@@ -1,4 +1,5 @@
-"""The HTML report as a browser draws it: Debian's headless chromium screenshots it and dumps its DOM."""
+"""The HTML report as a browser draws it: Debian's headless chromium screenshots it and dumps its
+DOM."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def test_a_held_write_lock_gets_503_within_seconds_and_redelivery_stores_it(
         assert status == 503 and body["error"]["code"] == "storage_unavailable", body
         assert took < BOUND, f"answered after {took:.1f} s"
 
-    for event, (status, body, _) in zip(events, [_post(base, e) for e in events]):
+    for event, (status, body, _) in zip(events, [_post(base, e) for e in events], strict=True):
         assert status == 200 and body["event_id"] == event["id"], body
         assert body["duplicate"] is False
     with sqlite3.connect(path) as conn:

@@ -6,11 +6,13 @@ import os
 import random
 import signal
 import time
+from typing import Any
 
 from sqlalchemy import func, select
 
 from ledger.models import InboxEvent, InboxStatus
 from service import samples
+from service.bootstrap import Container
 from tests.conftest import _clean
 from tests.e2e.conftest import process_env, worker_command
 from tests.support.delivery import deliver, drain_everything
@@ -19,8 +21,8 @@ from tests.support.paypal import shared_signer
 from workers.sweeper import sweep
 
 
-def _events(count: int) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
-    out: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+def _events(count: int) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
     for i in range(count):
         out += [("stripe", e) for e in samples.stripe_lifecycle(samples.Scenario(key=f"k{i}"))]
         paypal = samples.Scenario(key=f"p{i}", payment_method="paypal")
@@ -28,7 +30,7 @@ def _events(count: int) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
     return out
 
 
-def _processed(container) -> int:  # type: ignore[no-untyped-def]
+def _processed(container: Container) -> int:
     with container.sessions() as s:
         return s.scalar(select(func.count()).select_from(InboxEvent)
                         .where(InboxEvent.status == InboxStatus.PROCESSED)) or 0

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import cast
 from urllib.parse import parse_qs
 
 import pytest
 import responses
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import Action, ActionStatus
 from service import samples
+from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker
 from tests.support.paypal import shared_signer
@@ -23,9 +26,10 @@ DIGITAL = {"Authorization": "Bearer test-admin-digitalcare-001"}
 DAY = 86400
 
 
-def _stripe_subscription(client, container, key: str, days_ago: float,  # type: ignore[no-untyped-def]
+def _stripe_subscription(client: FlaskClient, container: Container, key: str, days_ago: float,
                          *extra: str) -> tuple[samples.Scenario, str]:
-    scenario = samples.Scenario(key=key, amount=1000, period_start=int(time.time() - days_ago * DAY))
+    scenario = samples.Scenario(key=key, amount=1000,
+                                period_start=int(time.time() - days_ago * DAY))
     invoice = None
     for event_type in ("customer.subscription.created", "invoice.paid", "charge.succeeded",
                        *extra):
@@ -60,6 +64,7 @@ def test_an_on_time_cancellation_ends_the_stripe_subscription_at_period_end(clie
     effective = datetime.fromisoformat(
         decision["decision"]["dates"]["effective_at"].replace("Z", "+00:00"))
     (call,) = responses.calls
+    assert isinstance(call.request.body, str)
     assert parse_qs(call.request.body)["cancel_at"] == [str(int(effective.timestamp()))]
     (action,) = decision["actions"]
     assert call.request.headers["Idempotency-Key"] == action["id"]
@@ -128,7 +133,7 @@ def test_a_cancellation_with_a_money_back_claim_files_both(client, container):
     refund = client.get(f"/v1/refund-requests/{claim}", headers=HOST).json
     assert refund["kind"] == "refund" and refund["status"] == "decided"
     assert refund["decision"]["decision"]["outcome"] == "deny"  # 40 days: past the 16-day window
-    assert datetime.now(timezone.utc)  # the cancellation itself was decided too
+    assert datetime.now(UTC)  # the cancellation itself was decided too
     assert client.get(f"/v1/cancellations/{filed.json['id']}", headers=HOST
                       ).json["status"] == "decided"
 
@@ -136,7 +141,7 @@ def test_a_cancellation_with_a_money_back_claim_files_both(client, container):
 def test_an_uptime_claim_within_72_hours_gets_a_service_credit(client, container):
     """003 §1.12a: 99.6% for web hosting earns a 70% service credit, as account credit."""
     scenario, _ = _stripe_subscription(client, container, "uptime", days_ago=10)
-    incident = datetime.now(timezone.utc) - timedelta(hours=20)
+    incident = datetime.now(UTC) - timedelta(hours=20)
     filed = client.post("/v1/uptime-claims", headers=HOST, json={
         "account": scenario.customer_id, "subscription": scenario.subscription_id,
         "identity": {"username": "alice", "main_domain": "alice.example",
@@ -164,7 +169,7 @@ def test_a_paypal_payment_after_the_subscription_ended_is_refunded_less_the_fee(
     events = [samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario),
               samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)]
     events[0]["resource"]["status_update_time"] = events[0]["resource"]["update_time"] = (
-        datetime.fromtimestamp(scenario.period(1)[0] + DAY, timezone.utc)
+        datetime.fromtimestamp(scenario.period(1)[0] + DAY, UTC)
         .isoformat().replace("+00:00", "Z"))
     responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
                    json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
@@ -190,7 +195,9 @@ def test_a_paypal_payment_after_the_subscription_ended_is_refunded_less_the_fee(
         assert s.get(InboxEvent, cancelled.source_event_id).event_id == events[0]["id"]
     assert decision.outcome == "partial_refund" and source.event_id == events[1]["id"]
     assert (action.amount, action.status) == (1900, ActionStatus.SUCCEEDED)
-    assert json.loads(responses.calls[-1].request.body)["amount"]["total"] == "19.00"
+    sent = responses.calls[-1].request.body
+    assert isinstance(sent, (str, bytes))
+    assert json.loads(sent)["amount"]["total"] == "19.00"
 
 
 @responses.activate
@@ -219,9 +226,9 @@ def test_a_late_cancellation_at_the_provider_goes_to_review_for_the_period_owed(
     from ledger.schedule_models import Notice
 
     scenario = samples.Scenario(key="late-cancel", amount=5000,
-                                period_start=int(datetime(2026, 10, 1, tzinfo=timezone.utc)
+                                period_start=int(datetime(2026, 10, 1, tzinfo=UTC)
                                                  .timestamp()))
-    cancelled_at = int(datetime(2026, 10, 26, 12, tzinfo=timezone.utc).timestamp())
+    cancelled_at = int(datetime(2026, 10, 26, 12, tzinfo=UTC).timestamp())
     secret = "whsec_test_oneclick_current"
     for event in (samples.stripe_event("customer.subscription.created", scenario),
                   samples.stripe_event("charge.succeeded", scenario),
@@ -256,7 +263,7 @@ def test_a_charge_above_what_its_invoice_owed_is_refunded_once_in_any_order(clie
     responses.add_callback(responses.POST, "https://api.stripe.com/v1/refunds",
                            callback=lambda req: (200, {}, json.dumps({
                                "id": "re_over", "object": "refund", "status": "succeeded",
-                               "amount": int(parse_qs(req.body)["amount"][0]),
+                               "amount": int(parse_qs(cast(str, req.body))["amount"][0]),
                                "currency": "usd", "charge": scenario.charge_id})))
     for event in ((charge, invoice) if charge_first else (invoice, charge)):
         assert sig.post(client, event).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from adapters.paypal_adapter import PayPalAdapter
 from adapters.stripe_adapter import StripeAdapter
 from policy.money import Money
 from service import fake_providers, samples
-from service.config import PayPalSettings, StripeSettings
+from service.config import STRIPE_API_VERSION, PayPalSettings, StripeSettings
 from service.errors import ProviderError
 from service.fake_providers import FakeProviders
 from tests.support.providers import assert_books_balanced
@@ -297,6 +298,23 @@ def test_the_adapter_finds_a_landed_refund_past_the_first_page(provider):
                       data={"charge": "ch_1", "amount": 1, "metadata[action_id]": f"act_{n}"})
     found = _stripe(base).find_refund(PaymentTarget("stripe", "charge", "ch_1"), "act_0")
     assert found is not None and found.provider_ref == fake.refunds["act_0"]["id"]
+
+
+def test_every_stripe_call_names_the_pinned_api_version(provider):
+    """Stripe-Version on every call is ours, not stripe-python's default, and it is the version
+    the sample events carry: a new SDK cannot change the shapes Stripe answers with."""
+    fake, base = provider
+    fake.add_payment("ch_1", 6000, "USD")
+    adapter = _stripe(base)
+    adapter.refund(PaymentTarget("stripe", "charge", "ch_1"), Money(1000, "USD"), "test", "act_1",
+                   {})
+    adapter.find_refund(PaymentTarget("stripe", "charge", "ch_1"), "act_1")
+    adapter.credit_customer_balance("cus_1", Money(500, "USD"), "credit", "act_2")
+    adapter.cancel_subscription("sub_1", datetime(2030, 1, 1, tzinfo=UTC), "test", "act_3")
+    assert len(fake.requests) == 4
+    assert {r.headers.get("Stripe-Version") for r in fake.requests} == {STRIPE_API_VERSION}
+    event = samples.stripe_event("charge.succeeded", samples.Scenario(key="version"))
+    assert event["api_version"] == STRIPE_API_VERSION
 
 
 # -- learning from webhooks ----------------------------------------------------------------------

@@ -3,12 +3,13 @@ response, a reused key with another body is refused, and keys are forgotten afte
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from ledger.models import IdempotencyKey, SupportRequest, UsageReport
 from service import samples
+from service.bootstrap import Container
 from tests.support.claims import file_refund, headers
 from workers.scheduled import forget_idempotency_keys
 
@@ -16,7 +17,7 @@ MERCHANT = "theopenhost"
 CLAIM = samples.Scenario(key="idem", amount=12000)
 
 
-def _count(container, model) -> int:  # type: ignore[no-untyped-def]
+def _count(container: Container, model) -> int:
     with container.sessions() as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
@@ -92,7 +93,7 @@ def test_a_failed_request_is_not_remembered(client, container):
 def test_keys_are_kept_72_hours_then_forgotten(client, container):
     """The clock deletes keys older than 72 hours and keeps younger ones."""
     file_refund(client, MERCHANT, CLAIM, key="old")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert forget_idempotency_keys(container, now + timedelta(hours=71)) == 0
     assert _count(container, IdempotencyKey) == 1
     assert forget_idempotency_keys(container, now + timedelta(hours=73)) == 1

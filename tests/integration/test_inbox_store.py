@@ -17,20 +17,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.envelope import Envelope
 from ledger.inbox import new_event_row, store_event
 from ledger.models import InboxEvent
+from service.bootstrap import Container
 from service.errors import InboxUnavailable, TransmissionReused
 
 THREADS = 24
 
 
-def _row(container, event_id: str, transmission: str | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _row(container: Container, event_id: str, transmission: str | None = None) -> dict[str, Any]:
     merchant = container.settings.merchant("theopenhost")
+    assert merchant is not None
     headers = {"Paypal-Transmission-Id": transmission} if transmission else {}
     envelope = Envelope(event_id, "PAYMENT.SALE.COMPLETED", None, f"sale-{event_id}", None)
     return new_event_row(merchant=merchant, provider="paypal", envelope=envelope, livemode=False,
                          raw=b"{}", headers=headers, partition=0)
 
 
-def _store_all(container, rows: list[dict[str, Any]]) -> list[Any]:  # type: ignore[no-untyped-def]
+def _store_all(container: Container, rows: list[dict[str, Any]]) -> list[Any]:
     """Store every row from its own thread, released together; each thread's result or error."""
     results: list[Any] = [None] * len(rows)
     start = threading.Barrier(len(rows))
@@ -50,7 +52,7 @@ def _store_all(container, rows: list[dict[str, Any]]) -> list[Any]:  # type: ign
     return results
 
 
-def _stored(container) -> int:  # type: ignore[no-untyped-def]
+def _stored(container: Container) -> int:
     with container.sessions() as s:
         return s.scalar(select(func.count()).select_from(InboxEvent)) or 0
 
@@ -59,7 +61,8 @@ def test_concurrent_deliveries_and_their_duplicates_are_each_stored_once(contain
     rows = [_row(container, f"WH-{i % (THREADS // 2)}") for i in range(THREADS)]
     results = _store_all(container, rows)
     assert not [r for r in results if isinstance(r, Exception)]
-    assert sorted(r.duplicate for r in results) == [False] * (THREADS // 2) + [True] * (THREADS // 2)
+    half = THREADS // 2
+    assert sorted(r.duplicate for r in results) == [False] * half + [True] * half
     assert len({r.inbox_id for r in results}) == THREADS // 2
     assert _stored(container) == THREADS // 2
 
@@ -96,12 +99,14 @@ def test_two_processes_storing_the_same_events_in_opposite_orders_both_succeed(
         results: list[Any] = []
         done = threading.Barrier(3)
 
-        def store(engine_of, ordered: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+        def store(engine_of: Container, ordered: list[dict[str, Any]], results: list[Any],
+                  done: threading.Barrier) -> None:
             results.extend(_store_all(engine_of, ordered))
             done.wait()
 
-        first = threading.Thread(target=store, args=(container, rows))
-        other = threading.Thread(target=store, args=(second, list(reversed(rows))))
+        first = threading.Thread(target=store, args=(container, rows, results, done))
+        other = threading.Thread(target=store,
+                                 args=(second, list(reversed(rows)), results, done))
         first.start()
         other.start()
         done.wait()

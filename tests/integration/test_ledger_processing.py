@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import InboxEvent, InboxStatus, Invoice, Payment, Refund, Subscription
 from service import samples
+from service.bootstrap import Container
 from tests.support.delivery import deliver, drain_everything, failing_sale_event, run_worker
 from tests.support.ledger import snapshot
 from tests.support.paypal import shared_signer
@@ -22,7 +26,8 @@ LIFECYCLES = {
 }
 
 
-def _ledger_after(client, container, provider: str, events) -> dict:  # type: ignore[no-untyped-def]
+def _ledger_after(client: FlaskClient, container: Container, provider: str,
+                  events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for event in events:
         deliver(client, provider, event, shared_signer())
     drain_everything(container)
@@ -32,7 +37,8 @@ def _ledger_after(client, container, provider: str, events) -> dict:  # type: ig
 
 @pytest.mark.parametrize("provider", ["stripe", "paypal"])
 def test_an_orderly_life_cycle_is_recorded_in_the_ledger(client, container, provider):
-    """Every event of an orderly life cycle is processed and the objects end in their final state."""
+    """Every event of an orderly life cycle is processed and the objects end in their final
+    state."""
     ledger = _ledger_after(client, container, provider, LIFECYCLES[provider]("orderly"))
     with container.sessions() as s:
         statuses = set(s.scalars(select(InboxEvent.status)))

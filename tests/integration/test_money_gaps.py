@@ -4,12 +4,13 @@ settles, snapshots of one second, and where a PayPal overpayment begins."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from adapters import ledger_credit
@@ -25,6 +26,7 @@ from ledger.models import (
 )
 from policy.money import Money
 from service import samples
+from service.bootstrap import Container
 from tests.support import cases
 from tests.support.delivery import deliver, run_worker
 from tests.support.paypal import shared_signer
@@ -36,7 +38,7 @@ STRIPE_REFUNDS = "https://api.stripe.com/v1/refunds"
 MERCHANT = "theopenhost"
 
 
-def _charge(client, container, key: str, amount: int = 12000,  # type: ignore[no-untyped-def]
+def _charge(client: FlaskClient, container: Container, key: str, amount: int = 12000,
             currency: str = "usd") -> str:
     scenario = samples.Scenario(key=key, amount=amount, currency=currency)
     deliver(client, "stripe", samples.stripe_event("charge.succeeded", scenario))
@@ -44,15 +46,17 @@ def _charge(client, container, key: str, amount: int = 12000,  # type: ignore[no
     return scenario.charge_id
 
 
-def _actions(container, decision_id: str) -> dict[str, Action]:  # type: ignore[no-untyped-def]
+def _actions(container: Container, decision_id: str) -> dict[str, Action]:
     with container.sessions() as s:
         return {a.kind: a for a in s.scalars(select(Action).where(
             Action.decision_id == decision_id))}
 
 
-def _decision_status(container, decision_id: str) -> str:  # type: ignore[no-untyped-def]
+def _decision_status(container: Container, decision_id: str) -> str:
     with container.sessions() as s:
-        return s.get(Decision, decision_id).status
+        decision = s.get(Decision, decision_id)
+        assert decision is not None
+        return decision.status
 
 
 # --- A resumed Stripe refund finds its own refund, never someone else's ---------------------------
@@ -67,7 +71,7 @@ def _refund(refund_id: str, charge: str, amount: int, action_id: str | None) -> 
 def _serve_refund_pages(pages: list[list[dict[str, Any]]]) -> None:
     """Answer GET /v1/refunds as Stripe does, one page at a time: ``starting_after`` names the
     last refund of the page before, and ``has_more`` says whether another page follows."""
-    def page(request):  # type: ignore[no-untyped-def]
+    def page(request):
         after = parse_qs(urlsplit(request.url).query).get("starting_after", [None])[0]
         index = 0 if after is None else 1 + next(
             i for i, p in enumerate(pages) if p and p[-1]["id"] == after)
@@ -78,7 +82,7 @@ def _serve_refund_pages(pages: list[list[dict[str, Any]]]) -> None:
     responses.add_callback(responses.GET, STRIPE_REFUNDS, callback=page)
 
 
-def _interrupted_refund(client, container, key: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _interrupted_refund(client: FlaskClient, container: Container, key: str) -> tuple[str, str]:
     """A guarantee refund (110.00) of a 120.00 charge whose first attempt died mid-call."""
     charge = _charge(client, container, key)
     decide(container, MERCHANT, cases.guarantee_claim(12000, addons=("ssl_certificate",)),
@@ -140,14 +144,14 @@ def test_a_resumed_refund_finds_its_own_on_a_later_page(client, container):
 # --- Account credit is granted once per action ----------------------------------------------------
 
 
-def _credit_decision(container) -> tuple[str, Action]:  # type: ignore[no-untyped-def]
+def _credit_decision(container: Container) -> tuple[str, Action]:
     """An overpayment 46 days old: 9.50 of account credit (10.00 less the 5% fee)."""
     decision_id = decide(container, MERCHANT, cases.overpayment(timedelta(days=46)),
                          account_ref="payer-9", now=cases.ORDERED + timedelta(days=46))
     return decision_id, _actions(container, decision_id)["credit"]
 
 
-def _credits(container) -> list[tuple[str | None, int]]:  # type: ignore[no-untyped-def]
+def _credits(container: Container) -> list[tuple[str | None, int]]:
     with container.sessions() as s:
         return [(c.action_id, c.amount) for c in s.scalars(select(AccountCredit))]
 
@@ -185,7 +189,7 @@ def test_a_credit_action_run_again_from_pending_still_grants_once(container):
 # --- A decision with a failed action is never executed --------------------------------------------
 
 
-def _refund_and_credit(client, container) -> tuple[str, Action, Action]:  # type: ignore[no-untyped-def]
+def _refund_and_credit(client: FlaskClient, container: Container) -> tuple[str, Action, Action]:
     """A claim in review (no EUR amount for the SSL deduction) approved with a refund of 60.00
     and a credit of 10.00: one decision, two actions."""
     charge = _charge(client, container, "refund-and-credit", currency="eur")
@@ -200,13 +204,13 @@ def _refund_and_credit(client, container) -> tuple[str, Action, Action]:  # type
     return decision_id, actions["refund"], actions["credit"]
 
 
-def _refund_refused(container, refund: Action) -> None:  # type: ignore[no-untyped-def]
+def _refund_refused(container: Container, refund: Action) -> None:
     responses.post(STRIPE_REFUNDS, status=400, json={"error": {
         "type": "invalid_request_error", "code": "charge_disputed", "message": "disputed"}})
     assert run_action(container, refund.id) == ActionStatus.FAILED
 
 
-def _granted(container, credit: Action) -> None:  # type: ignore[no-untyped-def]
+def _granted(container: Container, credit: Action) -> None:
     assert run_action(container, credit.id) == ActionStatus.SUCCEEDED
 
 
@@ -260,7 +264,7 @@ def test_a_failure_no_reviewer_answered_keeps_the_decision_from_being_executed(c
 # --- Two snapshots of one second: the later state wins, then the larger event id ------------------
 
 
-def _in_order(client, container, events: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def _in_order(client: FlaskClient, container: Container, events: list[dict[str, Any]]) -> None:
     for e in events:
         deliver(client, "stripe", e)
         run_worker(container)  # one at a time: applied in exactly this order
@@ -328,7 +332,7 @@ def test_a_sale_is_an_overpayment_only_once_the_subscription_has_ended(client, c
     one paid a second later is, whichever of the two events arrives first."""
     scenario = samples.Scenario(key=f"edge-{after}-{sale_first}", amount=2000,
                                 payment_method="paypal")
-    ended = datetime.fromtimestamp(scenario.period(2)[0], timezone.utc)
+    ended = datetime.fromtimestamp(scenario.period(2)[0], UTC)
     cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
     cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = _iso(
         ended)

@@ -276,7 +276,7 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     for handler in saved[0]:
         root.addHandler(handler)
     root.setLevel(saved[1])
-    for logger, level in zip(pinned, saved[2]):
+    for logger, level in zip(pinned, saved[2], strict=True):
         logger.setLevel(level)
 
 
@@ -287,15 +287,15 @@ def test_webhook_and_drain_lines_name_the_merchant_and_event(client, container, 
     deliver(client, "stripe", event)
     run_worker(container)
     lines = log_lines()
-    assert lines and all({"time", "level", "logger", "message", "merchant", "event_id"} <= set(l)
-                         for l in lines)
-    stored = [l for l in lines if l["logger"] == "gateway.webhooks"]
-    drained = [l for l in lines if l["logger"] == "workers.drain"]
-    assert stored and drained and any(l["logger"].startswith("rq.") for l in lines)
+    assert lines and all({"time", "level", "logger", "message", "merchant", "event_id"} <= set(line)
+                         for line in lines)
+    stored = [line for line in lines if line["logger"] == "gateway.webhooks"]
+    drained = [line for line in lines if line["logger"] == "workers.drain"]
+    assert stored and drained and any(line["logger"].startswith("rq.") for line in lines)
     for line in stored + drained:
         assert (line["merchant"], line["event_id"], line["provider"]) == (
             MERCHANT, event["id"], "stripe")
-    assert all(isinstance(l["inbox_id"], int) and l["job"] == "drain" for l in drained)
+    assert all(isinstance(line["inbox_id"], int) and line["job"] == "drain" for line in drained)
     assert lines[0]["time"].endswith("Z")
 
 

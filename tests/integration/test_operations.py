@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
+import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import InboxEvent, InboxStatus
 from service import samples
+from service.bootstrap import Container
 from service.cli import run as main
 from tests.support.delivery import deliver, drain_everything, failing_sale_event, run_worker
 from tests.support.ledger import snapshot
@@ -26,11 +31,12 @@ def test_not_ready_names_the_store_that_is_down(database_url, other_container):
                         ).test_client()
     resp = client.get("/readyz")
     assert resp.status_code == 503
+    assert resp.json is not None
     assert resp.json["checks"]["database"] == "ok"
     assert resp.json["checks"]["redis"].startswith("unavailable")
 
 
-def _dead_event(client, container) -> InboxEvent:  # type: ignore[no-untyped-def]
+def _dead_event(client: FlaskClient, container: Container) -> InboxEvent:
     deliver(client, "paypal", failing_sale_event("dead"), shared_signer())
     run_worker(container)
     for day in range(1, container.settings.max_attempts):
@@ -41,15 +47,15 @@ def _dead_event(client, container) -> InboxEvent:  # type: ignore[no-untyped-def
     return row
 
 
-def _retry_all(container, days_later: int) -> None:  # type: ignore[no-untyped-def]
+def _retry_all(container: Container, days_later: int) -> None:
     """Hand every event out again as the clock would once its retry is due."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from workers.drain import process_batch
 
     with container.sessions() as s:
         ids = list(s.scalars(select(InboxEvent.id)))
-    process_batch(container, ids, now=datetime.now(timezone.utc) + timedelta(days=days_later))
+    process_batch(container, ids, now=datetime.now(UTC) + timedelta(days=days_later))
 
 
 def test_replay_failed_hands_dead_letters_back_to_the_workers(client, container, monkeypatch,
@@ -77,7 +83,7 @@ def test_replay_by_event_id_and_the_inbox_listing(client, container, monkeypatch
     assert main(["replay", "WH-NOT-A-KNOWN-EVENT"]) == 1
 
 
-def _use_container_env(monkeypatch, container) -> None:  # type: ignore[no-untyped-def]
+def _use_container_env(monkeypatch: pytest.MonkeyPatch, container: Container) -> None:
     s = container.settings
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(s.data_dir))
     monkeypatch.setenv("DATABASE_URL", s.database_url)

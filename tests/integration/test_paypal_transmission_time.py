@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
+from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from ledger.models import InboxEvent
 from service import samples
+from service.bootstrap import Container
 from service.devcerts import seed_cert_cache
 from service.errors import VerificationError
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
@@ -26,12 +28,12 @@ def _raw(key: str) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
 
 
-def _post(client, raw: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+def _post(client: FlaskClient, raw: bytes, headers: dict[str, str]):
     return client.post(f"/webhooks/{PAYPAL_MERCHANT}/paypal", data=raw, headers=headers,
                        content_type="application/json")
 
 
-def _stored(container) -> int:  # type: ignore[no-untyped-def]
+def _stored(container: Container) -> int:
     with container.sessions() as s:
         return s.scalar(select(func.count()).select_from(InboxEvent)) or 0
 
@@ -42,7 +44,7 @@ def _rejected(reason: str) -> float:
 
 
 def _ago(seconds: int) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(seconds=seconds)
+    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 REFUSED: dict[str, tuple[str, Callable[[int], datetime]]] = {

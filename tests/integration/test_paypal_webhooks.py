@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import responses
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import InboxEvent
 from service import samples
+from service.bootstrap import Container
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
 from tests.support.paypal import shared_signer
 
@@ -19,12 +21,12 @@ def _raw(key: str = "pp") -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
 
 
-def _post(client, raw: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+def _post(client: FlaskClient, raw: bytes, headers: dict[str, str]):
     return client.post(f"/webhooks/{PAYPAL_MERCHANT}/paypal", data=raw, headers=headers,
                        content_type="application/json")
 
 
-def _stored(container) -> list[InboxEvent]:  # type: ignore[no-untyped-def]
+def _stored(container: Container) -> list[InboxEvent]:
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent)))
 

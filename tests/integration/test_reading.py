@@ -7,7 +7,7 @@ promise that matters: the same answer as a plain autoflushed query, whatever is 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +20,7 @@ from ledger.models import Payment
 
 MERCHANT = "reading-test"
 SUBS = ("sub_a", "sub_b", "sub_c", None)
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _payment(n: int, sub: str | None) -> Payment:

@@ -4,9 +4,10 @@ totals equal an independent sum over the same rows."""
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import responses
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import Action, ActionStatus, Payment, Refund
@@ -14,6 +15,7 @@ from reports.build import build_report
 from reports.formats import CSV_COLUMNS, to_csv, to_json
 from reports.records import DiscrepancyKind, ProviderRecord, RecordKind
 from service import samples
+from service.bootstrap import Container
 from tests.support import cases
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker
@@ -23,7 +25,7 @@ DAY = 86400
 MERCHANT = "theopenhost"
 
 
-def _charge(client, key: str, amount: int, currency: str = "usd") -> samples.Scenario:  # type: ignore[no-untyped-def]
+def _charge(client: FlaskClient, key: str, amount: int, currency: str = "usd") -> samples.Scenario:
     scenario = samples.Scenario(key=key, amount=amount, currency=currency,
                                 period_start=int(time.time() - 3 * DAY))
     assert sig.post(client, samples.stripe_event("charge.succeeded", scenario)).status_code == 200
@@ -33,7 +35,7 @@ def _charge(client, key: str, amount: int, currency: str = "usd") -> samples.Sce
 def _record(payment: Payment | Refund, kind: RecordKind, **changes: object) -> ProviderRecord:
     values = {"provider": "stripe", "kind": kind, "provider_id": payment.provider_id,
               "amount": payment.amount, "currency": payment.currency, "status": payment.status,
-              "created_at": datetime.now(timezone.utc)}
+              "created_at": datetime.now(UTC)}
     values.update(changes)
     return ProviderRecord(**values)  # type: ignore[arg-type]
 
@@ -58,7 +60,7 @@ def test_every_seeded_discrepancy_is_found_and_nothing_else(client, container):
     with container.sessions() as s, s.begin():
         stuck = s.scalars(select(Action).where(Action.status == ActionStatus.PENDING)).one()
         stuck.status = ActionStatus.EXECUTING
-        stuck.updated_at = datetime.now(timezone.utc) - timedelta(hours=2)
+        stuck.updated_at = datetime.now(UTC) - timedelta(hours=2)
         payments = {p.provider_id: p for p in s.scalars(select(Payment))}
         refund = s.scalars(select(Refund)).one()
     by_name = {n: payments[sc.charge_id] for n, sc in scenarios.items()}
@@ -70,9 +72,9 @@ def test_every_seeded_discrepancy_is_found_and_nothing_else(client, container):
         _record(by_name["refund_status"], RecordKind.PAYMENT, status="failed"),
         _record(refund, RecordKind.REFUND),  # the dashboard refund: matched, but unsolicited
         ProviderRecord("stripe", RecordKind.PAYMENT, "ch_never_seen", 4200, "USD", "succeeded",
-                       datetime.now(timezone.utc)),
+                       datetime.now(UTC)),
         ProviderRecord("stripe", RecordKind.FEE, "ch_x:fee", 59, "USD", "succeeded",
-                       datetime.now(timezone.utc)),
+                       datetime.now(UTC)),
     ]
     today = date.today()  # the sample dates its dashboard refund later in the billing cycle
     report = build_report(container, MERCHANT, today - timedelta(days=10),
@@ -98,7 +100,7 @@ def test_every_seeded_discrepancy_is_found_and_nothing_else(client, container):
     assert usd["discrepancies"] == len(found)
 
 
-def _failed_action(container) -> str:  # type: ignore[no-untyped-def]
+def _failed_action(container: Container) -> str:
     with container.sessions() as s:
         return s.scalars(select(Action.id).where(Action.status == ActionStatus.FAILED)).one()
 

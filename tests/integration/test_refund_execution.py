@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 import responses
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import AccountCredit, Action, ActionStatus, Decision, DecisionStatus, Refund
 from service import samples
+from service.bootstrap import Container
 from tests.support import cases
 from tests.support.delivery import deliver, run_worker
 from tests.support.paypal import shared_signer
@@ -23,7 +26,8 @@ PAYPAL = "https://api-m.sandbox.paypal.com"
 MERCHANT = "theopenhost"
 
 
-def _stripe_charge(client, container, amount: int, currency: str = "usd") -> str:  # type: ignore[no-untyped-def]
+def _stripe_charge(client: FlaskClient, container: Container, amount: int,
+                   currency: str = "usd") -> str:
     scenario = samples.Scenario(key=f"charge-{amount}-{currency}", amount=amount,
                                 currency=currency)
     deliver(client, "stripe", samples.stripe_event("charge.succeeded", scenario))
@@ -31,7 +35,7 @@ def _stripe_charge(client, container, amount: int, currency: str = "usd") -> str
     return scenario.charge_id
 
 
-def _paypal_payment(client, container, event_type: str, amount: int = 12000,  # type: ignore[no-untyped-def]
+def _paypal_payment(client: FlaskClient, container: Container, event_type: str, amount: int = 12000,
                     currency: str = "USD") -> str:
     scenario = samples.Scenario(key=f"pp-{event_type}-{currency}", amount=amount,
                                 currency=currency, payment_method="paypal")
@@ -46,12 +50,12 @@ def _stripe_refund_body(request_body: str) -> dict[str, list[str]]:
 
 
 def _refund_json(amount: int, charge: str, action_id: str, status: str = "succeeded",
-                 currency: str = "usd") -> dict:  # type: ignore[type-arg]
+                 currency: str = "usd") -> dict[str, Any]:
     return {"id": "re_test_1", "object": "refund", "amount": amount, "charge": charge,
             "currency": currency, "status": status, "metadata": {"action_id": action_id}}
 
 
-def _only_action(container) -> Action:  # type: ignore[no-untyped-def]
+def _only_action(container: Container) -> Action:
     with container.sessions() as s:
         return s.scalars(select(Action)).one()
 
@@ -60,13 +64,15 @@ def _only_action(container) -> Action:  # type: ignore[no-untyped-def]
 def test_a_partial_stripe_refund_sends_the_exact_request_and_is_recorded(client, container):
     """Amount, charge, reason, metadata and Idempotency-Key are exactly what Stripe expects."""
     charge = _stripe_charge(client, container, 12000)
-    decision_id = decide(container, MERCHANT, cases.guarantee_claim(12000, addons=("ssl_certificate",)),
+    decision_id = decide(container, MERCHANT,
+                         cases.guarantee_claim(12000, addons=("ssl_certificate",)),
                          payment_ref=charge, account_ref="cus_1", now=cases.DECIDED_AT)
     action = _only_action(container)
     responses.post(STRIPE_REFUNDS, json=_refund_json(11000, charge, action.id))
     run_worker(container)
 
     (call,) = responses.calls
+    assert isinstance(call.request.body, str)
     form = _stripe_refund_body(call.request.body)
     assert form["amount"] == ["11000"] and form["charge"] == [charge]
     assert form["reason"] == ["requested_by_customer"]
@@ -92,7 +98,9 @@ def test_a_full_refund_in_yen_is_sent_in_whole_yen(client, container):
     assert (action.amount, action.currency) == (12000, "JPY")
     responses.post(STRIPE_REFUNDS, json=_refund_json(12000, charge, action.id, currency="jpy"))
     run_worker(container)
-    assert _stripe_refund_body(responses.calls[0].request.body)["amount"] == ["12000"]
+    sent = responses.calls[0].request.body
+    assert isinstance(sent, str)
+    assert _stripe_refund_body(sent)["amount"] == ["12000"]
 
 
 @responses.activate
@@ -118,6 +126,7 @@ def test_paypal_refunds_go_to_the_sale_or_capture_endpoint(client, container, ev
     run_worker(container)
 
     token_call, refund_call = responses.calls
+    assert isinstance(refund_call.request.body, (str, bytes))
     body = json.loads(refund_call.request.body)
     assert body["amount"][amount_key] == "110.00" and body[key_field] == action.id
     assert refund_call.request.headers["PayPal-Request-Id"] == action.id
@@ -200,12 +209,14 @@ def test_a_resumed_stripe_attempt_finds_the_refund_instead_of_posting_again(clie
                                         "data": [_refund_json(12000, charge, action.id)]})
     assert run_action(container, action.id) == ActionStatus.SUCCEEDED
     assert [c.request.method for c in responses.calls] == ["GET"]
-    assert f"charge={charge}" in responses.calls[0].request.url
+    url = responses.calls[0].request.url
+    assert url is not None and f"charge={charge}" in url
 
 
 @responses.activate
 def test_refund_webhooks_confirm_or_reopen_and_strangers_are_flagged(client, container):
-    """refund.updated confirms our action, refund.failed reopens it, a dashboard refund is flagged."""
+    """refund.updated confirms our action, refund.failed reopens it, a dashboard refund is
+    flagged."""
     charge = _stripe_charge(client, container, 12000)
     decision_id = decide(container, MERCHANT, cases.guarantee_claim(12000), payment_ref=charge,
                          account_ref="cus_1", now=cases.DECIDED_AT)
@@ -254,6 +265,7 @@ def test_credit_goes_to_the_stripe_customer_balance_when_the_merchant_asks(
                          "amount": -950, "currency": "usd"})
     run_worker(c)
     (call,) = responses.calls
+    assert isinstance(call.request.body, str)
     form = parse_qs(call.request.body)
     assert form["amount"] == ["-950"] and form["currency"] == ["usd"]
     assert call.request.headers["Idempotency-Key"] == action.id

@@ -5,9 +5,11 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 import responses
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import AuditEntry
+from service.bootstrap import Container
 from tests.support.claims import paid
 from tests.support.delivery import run_worker
 
@@ -19,16 +21,16 @@ IDENTITY = {"username": "alice", "main_domain": "alice.example", "invoice_number
 DAY = 86400
 
 
-def _paid(client, container, key: str, days_ago: float, merchant: str = "theopenhost",  # type: ignore[no-untyped-def]
-          interval: str = "month", amount: int = 12000):
+def _paid(client: FlaskClient, container: Container, key: str, days_ago: float,
+          merchant: str = "theopenhost", interval: str = "month", amount: int = 12000):
     return paid(client, container, key, days_ago, merchant, interval, amount)
 
 
-def _file(client, headers, **body):  # type: ignore[no-untyped-def]
+def _file(client: FlaskClient, headers, **body):
     return client.post("/v1/refund-requests", json=body, headers=headers)
 
 
-def _refund_reply(request) -> tuple[int, dict, str]:  # type: ignore[no-untyped-def, type-arg]
+def _refund_reply(request) -> tuple[int, dict[str, str], str]:
     form = parse_qs(request.body)
     import json
 

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import responses
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import Action, ActionStatus, Decision
 from reports.build import build_report
 from service import samples
+from service.bootstrap import Container
 from tests.support import cases
 from tests.support.delivery import deliver, run_worker
 from workers.decide import decide
@@ -19,8 +21,8 @@ from workers.decide import decide
 MERCHANT = "theopenhost"
 
 
-def _at(*parts: int) -> int:
-    return int(datetime(*parts, tzinfo=timezone.utc).timestamp())  # type: ignore[misc]
+def _at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp())
 
 
 def _stripe(event_type: str, scenario: samples.Scenario, at: int, **overrides: Any
@@ -31,14 +33,15 @@ def _stripe(event_type: str, scenario: samples.Scenario, at: int, **overrides: A
     return event
 
 
-def _delivered(client, container, *events: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+def _delivered(client: FlaskClient, container: Container, *events: dict[str, Any]) -> None:
     for event in events:
         deliver(client, "stripe", event)
     run_worker(container)
 
 
 def _usd(report: dict[str, Any]) -> dict[str, Any]:
-    return report["currencies"].get("USD", {})
+    usd: dict[str, Any] = report["currencies"].get("USD", {})
+    return usd
 
 
 # --- A failed refund is not a refund --------------------------------------------------------------
@@ -46,7 +49,8 @@ def _usd(report: dict[str, Any]) -> dict[str, Any]:
 REFUNDED_AT = _at(2026, 3, 10, 12)
 
 
-def _our_refund(client, container, key: str, amount: int) -> tuple[samples.Scenario, Action]:  # type: ignore[no-untyped-def]
+def _our_refund(client: FlaskClient, container: Container, key: str, amount: int
+                ) -> tuple[samples.Scenario, Action]:
     """A charge refunded in full under the guarantee; Stripe first answers the refund pending."""
     scenario = samples.Scenario(key=key, amount=amount)
     _delivered(client, container, samples.stripe_event("charge.succeeded", scenario))

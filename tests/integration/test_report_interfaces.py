@@ -6,9 +6,11 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import responses
 
 from service import samples
+from service.bootstrap import Container
 from service.cli import run as gateway
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker
@@ -18,7 +20,7 @@ HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
 OTHER = {"Authorization": "Bearer test-admin-cloudbehind-002"}
 
 
-def _env(monkeypatch, container) -> None:  # type: ignore[no-untyped-def]
+def _env(monkeypatch: pytest.MonkeyPatch, container: Container) -> None:
     s = container.settings
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(s.data_dir))
     monkeypatch.setenv("DATABASE_URL", s.database_url)
@@ -89,7 +91,8 @@ def test_the_admin_api_reconciles_against_the_providers_apis(client, container):
                           json={"from": "2026-01-01", "to": "2026-02-01"})
     assert started.status_code == 202 and started.json["status"] == "queued"
     location = started.headers["Location"]
-    assert location == started.json["location"] == f"/v1/reports/reconciliation/{started.json['id']}"
+    assert (location == started.json["location"]
+            == f"/v1/reports/reconciliation/{started.json['id']}")
     waiting = client.get(location, headers=HOST)
     assert waiting.status_code == 202 and waiting.json["status"] == "queued"
     assert waiting.headers["Retry-After"]

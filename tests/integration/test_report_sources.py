@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +25,7 @@ from reports.sources import (
     stripe_balance_transactions,
 )
 from service.bootstrap import Container
-from service.config import Merchant, Settings
+from service.config import STRIPE_API_VERSION, Merchant, Settings
 from service.errors import ProviderError
 from tests.support import stripe as stripe_sig
 from tests.support.delivery import deliver
@@ -37,14 +37,14 @@ EXPORTS = FIXTURES / "exports"
 MERCHANT = "theopenhost"
 STRIPE = "https://api.stripe.com"
 PAYPAL = "https://api-m.sandbox.paypal.com"
-JAN = datetime(2026, 1, 1, tzinfo=timezone.utc)
-FEB = datetime(2026, 2, 1, tzinfo=timezone.utc)
-MAR = datetime(2026, 3, 1, tzinfo=timezone.utc)
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+FEB = datetime(2026, 2, 1, tzinfo=UTC)
+MAR = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def _at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
         micro: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, micro, tzinfo=timezone.utc)
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 def _merchant(settings: Settings) -> Merchant:
@@ -118,7 +118,8 @@ CHARGE = "ch_3QmZr2CycnwLJWPw1tVb8nQe"
 
 
 @responses.activate
-def test_stripe_balance_transactions_page_through_stripe_and_map_every_type(settings: Settings) -> None:
+def test_stripe_balance_transactions_page_through_stripe_and_map_every_type(
+        settings: Settings) -> None:
     """Two pages with created bounds, limit, expanded sources and the cursor give every record."""
     url = f"{STRIPE}/v1/balance_transactions"
     responses.get(url, json=_stripe_page("/v1/balance_transactions", STRIPE_PAGE_1, True))
@@ -132,6 +133,7 @@ def test_stripe_balance_transactions_page_through_stripe_and_map_every_type(sett
     assert _query(first) == bounds
     assert _query(second) == {**bounds, "starting_after": ["txn_1QpC5dCycnwLJWPwYh3nP9gS"]}
     assert first.request.headers["Authorization"] == "Bearer sk_test_theopenhost_sandbox"
+    assert {c.request.headers["Stripe-Version"] for c in responses.calls} == {STRIPE_API_VERSION}
     assert records == [
         _record(RecordKind.PAYMENT, CHARGE, 12000, "USD", "succeeded", _at(2026, 1, 5, 14, 3)),
         _record(RecordKind.FEE, f"{CHARGE}:fee", 378, "USD", "succeeded",
@@ -390,7 +392,8 @@ STRIPE_MISSED = ("charge.refunded", "charge.succeeded", "invoice.finalized")
 
 
 @responses.activate
-def test_missed_stripe_events_are_exactly_those_the_inbox_never_received(client: Any, container: Container) -> None:
+def test_missed_stripe_events_are_exactly_those_the_inbox_never_received(
+        client: Any, container: Container) -> None:
     """Events listed by Stripe over two pages, minus the two delivered as webhooks."""
     delivered = [_stripe_event(n) for n in STRIPE_DELIVERED]
     missed = [_stripe_event(n) for n in STRIPE_MISSED]
@@ -400,7 +403,7 @@ def test_missed_stripe_events_are_exactly_those_the_inbox_never_received(client:
     found = list(missed_events(container, MERCHANT, "stripe", JAN, FEB))
 
     assert found == [{"provider": "stripe", "event_id": e["id"], "event_type": e["type"],
-                      "created_at": datetime.fromtimestamp(e["created"], timezone.utc)}
+                      "created_at": datetime.fromtimestamp(e["created"], UTC)}
                      for e in missed]
     first, second = responses.calls
     bounds = {"created[gte]": [str(_ts(JAN))], "created[lt]": [str(_ts(FEB))], "limit": ["100"]}
@@ -431,9 +434,9 @@ def test_a_stripe_backfill_stores_missed_events_like_webhooks_once_and_enqueues_
         assert (row.event_type, row.object_ref, row.livemode) == (event["type"], ref, False)
         assert row.status == InboxStatus.PENDING and row.deliveries == 1
         assert row.partition == partition_of(MERCHANT, ref, container.settings.partitions)
-        created = datetime.fromtimestamp(event["created"], timezone.utc)
+        created = datetime.fromtimestamp(event["created"], UTC)
         assert row.provider_created_at is not None
-        assert row.provider_created_at.replace(tzinfo=timezone.utc) == created
+        assert row.provider_created_at.replace(tzinfo=UTC) == created
         queued = container.redis.lrange(list_key(row.partition), 0, -1)
         assert str(row.id).encode() in queued
 
@@ -460,7 +463,8 @@ def _serve_paypal_events(delivered: dict[str, Any], missed: list[dict[str, Any]]
 
 
 @responses.activate
-def test_missed_paypal_events_follow_the_next_link_and_skip_delivered_ones(client: Any, container: Container) -> None:
+def test_missed_paypal_events_follow_the_next_link_and_skip_delivered_ones(
+        client: Any, container: Container) -> None:
     """The listing is read over both pages with the bearer token; only undelivered events remain,
     and a backfill stores them once as sandbox (not live) events."""
     delivered = _paypal_event("PAYMENT.SALE.COMPLETED")
@@ -495,7 +499,8 @@ def test_missed_paypal_events_follow_the_next_link_and_skip_delivered_ones(clien
 
 
 @responses.activate
-def test_a_next_link_to_another_host_is_refused_before_our_token_goes_there(container: Container) -> None:
+def test_a_next_link_to_another_host_is_refused_before_our_token_goes_there(
+        container: Container) -> None:
     """PayPal's pagination link is followed only on the configured API host."""
     responses.post(f"{PAYPAL}/v1/oauth2/token", json={
         "access_token": "A21-events", "token_type": "Bearer", "expires_in": 32400})

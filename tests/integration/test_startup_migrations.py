@@ -160,10 +160,11 @@ def test_the_head_check_names_a_postgresql_database_without_its_password(scratch
         require_head(url)
     message = str(caught.value)
     assert "s3cret-pw" not in message and "***" in message
-    assert make_url(scratch_postgres).database in message and "never migrated" in message
+    database = make_url(scratch_postgres).database
+    assert database is not None and database in message and "never migrated" in message
 
 
-def _lock_waiters(conn) -> int:  # type: ignore[no-untyped-def]
+def _lock_waiters(conn) -> int:
     """Sessions of this database waiting for the migration lock."""
     key = MIGRATION_LOCK_KEY & 0xFFFFFFFFFFFFFFFF
     return int(conn.execute(text(

@@ -1,4 +1,5 @@
-"""Stripe deliveries: verified on the raw bytes, stored once, acknowledged, never trusted blindly."""
+"""Stripe deliveries: verified on the raw bytes, stored once, acknowledged, never trusted
+blindly."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from sqlalchemy import func, select
 
 from ledger.models import InboxEvent, InboxStatus
 from service import samples
+from service.bootstrap import Container
 from tests.support import stripe as sig
 
 
-def _event(key: str = "wh", event_type: str = "charge.succeeded", **kw):  # type: ignore[no-untyped-def]
+def _event(key: str = "wh", event_type: str = "charge.succeeded", **kw):
     return samples.stripe_event(event_type, samples.Scenario(key=key), **kw)
 
 
-def _stored(container) -> list[InboxEvent]:  # type: ignore[no-untyped-def]
+def _stored(container: Container) -> list[InboxEvent]:
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent).order_by(InboxEvent.id)))
 
@@ -130,7 +132,8 @@ def test_a_livemode_event_for_a_sandbox_merchant_is_stored_but_ignored(client, c
     resp = sig.post(client, {**_event(), "livemode": True})
     assert resp.status_code == 200 and resp.json["status"] == "ignored"
     (row,) = _stored(container)
-    assert row.status == InboxStatus.IGNORED and "livemode" in row.status_reason
+    assert row.status == InboxStatus.IGNORED
+    assert row.status_reason is not None and "livemode" in row.status_reason
     assert container.redis.llen(f"gateway:inbox:{row.partition}") == 0
 
 

@@ -32,7 +32,8 @@ FULL_CASE: dict[str, Any] = {
                 "invoices": [{"number": "INV-3", "amount": MONEY, "due_at": T, "paid": True,
                               "notified_at": T}],
                 "credit_balance": MONEY, "in_collection": False},
-    "order": {"type": "new", "product_category": "web_hosting", "ordered_at": "2025-03-01T09:00:00Z",
+    "order": {"type": "new", "product_category": "web_hosting",
+              "ordered_at": "2025-03-01T09:00:00Z",
               "amount": {"amount": 12000, "currency": "USD"}, "term_months": 1,
               "auto_renew": True, "next_billing_at": "2025-04-01T09:00:00Z",
               "payment_provider": "stripe", "payment_method": "card",
@@ -135,7 +136,8 @@ def wrong_values(node: dict[str, Any]) -> list[Any]:
 
 def set_at(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A copy of ``body`` with ``value`` at ``path``; the parent must already be there."""
-    out = json.loads(json.dumps(body))  # not deepcopy: that keeps shared sub-objects shared
+    # not deepcopy: that keeps shared sub-objects shared
+    out: dict[str, Any] = json.loads(json.dumps(body))
     *parents, last = path.split(".")
     node: Any = out
     for part in parents:

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service import samples
+from service.bootstrap import Container
 from tests.security.bodies import FULL, fields, names_a_field_of, schema_of, set_at
 from tests.security.fuzz import FUZZ, TALLY, assert_error_shape
 from tests.support import stripe as sig
@@ -61,7 +62,7 @@ def secrets_of(settings: Any) -> list[str]:
 
 
 @pytest.fixture
-def owned(client, container) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def owned(client, container: Container) -> dict[str, str]:
     """Merchant A's objects: a stored event, a request of each kind, a decision in review."""
     scenario = samples.Scenario(key="iso", amount=6000, interval="year",
                                 period_start=int(time.time() - 2 * 86400))
@@ -120,7 +121,7 @@ def test_another_merchants_token_cannot_see_or_touch_this_merchants_objects(app,
                                                                              settings):
     """Each route with an id: 200 for its owner, 404 for another merchant, who learns nothing."""
     checked = 0
-    for endpoint, method, rule in admin_rules(app):
+    for _endpoint, method, rule in admin_rules(app):
         if "<" not in rule:
             continue
         url = fill(rule, owned)
@@ -140,7 +141,7 @@ def test_another_merchants_token_cannot_see_or_touch_this_merchants_objects(app,
 
 def test_list_routes_show_only_the_tokens_merchant(app, client, owned):
     """Routes without an id (reviews, reports) answer another merchant without A's objects."""
-    for endpoint, method, rule in admin_rules(app):
+    for _endpoint, method, rule in admin_rules(app):
         if "<" in rule or method != "GET":
             continue
         text = call(client, method, rule, OTHER_TOKEN).get_data(as_text=True)
@@ -205,4 +206,4 @@ def _admin_post(client: Any, case: tuple[str, Any], raw: bool) -> None:
 
 def test_hostile_admin_bodies_never_get_a_500_and_a_400_names_the_field(client, container):
     """Every field replaced by arbitrary JSON, dropped, an unknown one added, or garbage."""
-    _admin_post(client)  # type: ignore[call-arg]
+    _admin_post(client)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from gateway.signatures.paypal import PayPalVerifier, check_cert_url
 from ledger.models import InboxEvent
+from service.bootstrap import Container
 from service.errors import VerificationError
 from tests.security.fuzz import TALLY
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
@@ -149,7 +150,7 @@ def test_a_cert_url_trick_is_refused_by_the_verifier_without_a_fetch(no_network,
     assert len(no_network.calls) == 0
 
 
-def _inbox_count(container) -> int:  # type: ignore[no-untyped-def]
+def _inbox_count(container: Container) -> int:
     with container.sessions() as s:
         return s.scalar(select(func.count()).select_from(InboxEvent)) or 0
 

@@ -58,7 +58,7 @@ def _paypal_base(event_type: str) -> dict[str, Any]:
 
 
 def _set(event: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    out = json.loads(json.dumps(event))
+    out: dict[str, Any] = json.loads(json.dumps(event))
     *parents, last = path.split(".")
     node = out
     for part in parents:

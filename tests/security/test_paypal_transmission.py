@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import zlib
+from typing import Any
 
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from ledger.models import InboxEvent
 from service import samples
+from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
 from tests.support.paypal import shared_signer
@@ -23,7 +26,7 @@ from tests.support.paypal import shared_signer
 PAD = 48  # pad characters, each 'a' or 'c': one free bit apiece, 32 needed
 
 
-def forge_same_crc(original: bytes, event: dict) -> bytes:  # type: ignore[type-arg]
+def forge_same_crc(original: bytes, event: dict[str, Any]) -> bytes:
     """``event`` serialised with a pad field chosen so its CRC32 equals ``original``'s.
 
     CRC32 is affine over GF(2): flipping one pad character from 'a' to 'c' XORs a fixed
@@ -53,17 +56,17 @@ def forge_same_crc(original: bytes, event: dict) -> bytes:  # type: ignore[type-
     return forged
 
 
-def _sale(key: str) -> dict:  # type: ignore[type-arg]
+def _sale(key: str) -> dict[str, Any]:
     return samples.paypal_event("PAYMENT.SALE.COMPLETED",
                                 samples.Scenario(key=key, payment_method="paypal"))
 
 
-def _post(client, raw: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+def _post(client: FlaskClient, raw: bytes, headers: dict[str, str]):
     return client.post(f"/webhooks/{PAYPAL_MERCHANT}/paypal", data=raw, headers=headers,
                        content_type="application/json")
 
 
-def _events(container) -> list[str]:  # type: ignore[no-untyped-def]
+def _events(container: Container) -> list[str]:
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent.event_id).order_by(InboxEvent.id)))
 

@@ -13,12 +13,14 @@ import time
 
 import pytest
 import responses
+from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from gateway.ratelimit import source_of
 from ledger.models import InboxEvent
 from service import samples
+from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
 from tests.support.paypal import REFUND_EVENT, shared_signer
@@ -32,18 +34,20 @@ def _event(key: str) -> bytes:
     return sig.body_of(samples.stripe_event("charge.succeeded", samples.Scenario(key=key)))
 
 
-def _send(client, raw: bytes, header: str, source: dict, merchant: str = "theopenhost"):  # type: ignore[no-untyped-def]
+def _send(client: FlaskClient, raw: bytes, header: str, source: dict[str, str],
+          merchant: str = "theopenhost"):
     return client.post(f"/webhooks/{merchant}/stripe", data=raw, environ_base=source,
                        headers={"Stripe-Signature": header}, content_type="application/json")
 
 
-def _forge(client, source: dict, times: int, merchant: str = "theopenhost") -> list[int]:  # type: ignore[no-untyped-def]
+def _forge(client: FlaskClient, source: dict[str, str], times: int,
+           merchant: str = "theopenhost") -> list[int]:
     raw = _event("forged")
     return [_send(client, raw, f"t={int(time.time())},v1={'0' * 64}", source, merchant).status_code
             for _ in range(times)]
 
 
-def _stored(container) -> int:  # type: ignore[no-untyped-def]
+def _stored(container: Container) -> int:
     with container.sessions() as s:
         return s.scalar(select(func.count()).select_from(InboxEvent)) or 0
 

@@ -8,12 +8,13 @@ from sqlalchemy import select
 
 from ledger.models import InboxEvent
 from service import samples
+from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.delivery import drain_everything
 from tests.support.ledger import snapshot
 
 
-def _rows(container) -> list[InboxEvent]:  # type: ignore[no-untyped-def]
+def _rows(container: Container) -> list[InboxEvent]:
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent)))
 
@@ -38,14 +39,14 @@ def test_a_replay_inside_the_tolerance_is_a_duplicate_and_leaves_the_ledger_as_i
               ("customer.subscription.created", "invoice.paid", "charge.succeeded")]
     first = int(time.time()) - settings.stripe_tolerance // 2
     headers = [sig.signature(raw, timestamp=first) for raw in events]
-    for raw, header in zip(events, headers):
+    for raw, header in zip(events, headers, strict=True):
         assert sig.post(client, raw, header=header).json["duplicate"] is False
     drain_everything(container)
     with container.sessions() as s:
         once = snapshot(s)
     assert once["payments"] and once["subscriptions"]
 
-    for raw, header in zip(events, headers):
+    for raw, header in zip(events, headers, strict=True):
         for again in (header, sig.signature(raw)):  # captured header, then a fresh one
             resp = sig.post(client, raw, header=again)
             assert resp.status_code == 200 and resp.json["duplicate"] is True

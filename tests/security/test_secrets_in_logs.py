@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from service import samples
+from service.config import Settings
 from tests.support import stripe as sig
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
 from tests.support.paypal import shared_signer
@@ -12,7 +15,7 @@ from tests.support.paypal import shared_signer
 TOKEN = "test-admin-theopenhost-003"
 
 
-def _secrets(settings) -> list[str]:  # type: ignore[no-untyped-def]
+def _secrets(settings: Settings) -> list[str]:
     out = []
     for m in settings.merchants.values():
         out += [m.admin_token, *m.stripe.webhook_secrets, m.stripe.api_key,
@@ -20,7 +23,7 @@ def _secrets(settings) -> list[str]:  # type: ignore[no-untyped-def]
     return [s for s in out if s]
 
 
-def _logged(caplog) -> str:  # type: ignore[no-untyped-def]
+def _logged(caplog: pytest.LogCaptureFixture) -> str:
     """Everything a handler could print: message, arguments, traceback, extra fields."""
     parts = []
     for record in caplog.records:

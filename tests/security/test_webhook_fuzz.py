@@ -84,7 +84,7 @@ def _random_delivery(client: Any, merchant: str, provider: str, body: bytes,
 def test_random_bodies_headers_and_paths_are_refused_and_store_nothing(client, container):
     """Random bytes and headers to known and unknown endpoints: 400 or 404, never stored."""
     before = world(container)
-    _random_delivery(client)  # type: ignore[call-arg]
+    _random_delivery(client)
     assert world(container) == before
 
 
@@ -149,7 +149,7 @@ def _stripe_signature(client: Any, ts: tuple[str, int | str], kind: str, draw_he
 
 def test_only_our_signature_inside_the_tolerance_is_accepted(client, container):
     """Old, future, negative, huge and non-numeric timestamps, with good and bad signatures."""
-    _stripe_signature(client)  # type: ignore[call-arg]
+    _stripe_signature(client)
     accepted = stored_bodies(container)
     for raw in accepted:  # each stored body re-verifies with the merchant's secret
         assert json.loads(raw)["id"].startswith("evt_fuzz_")
@@ -201,7 +201,7 @@ def _mutated_after_signing(client: Any, provider: str, data: st.DataObject) -> N
 def test_a_body_changed_after_signing_is_never_stored(client, container):
     """Flipped, inserted, deleted or replaced bytes: 400, for Stripe and PayPal alike."""
     before = world(container)
-    _mutated_after_signing(client)  # type: ignore[call-arg]
+    _mutated_after_signing(client)
     assert world(container) == before
 
 
@@ -233,7 +233,7 @@ def _paypal_headers(client: Any, name: str, value: str | None, webhook_id: str) 
 def test_paypal_headers_changed_after_signing_are_refused_without_a_fetch(client, container):
     """Any changed, dropped or blank PAYPAL-* header, or another webhook id: 400, no request."""
     before = world(container)
-    _paypal_headers(client)  # type: ignore[call-arg]
+    _paypal_headers(client)
     assert world(container) == before
 
 
@@ -284,7 +284,7 @@ def container_of(client: Any) -> Any:
 def test_every_encoding_is_refused_or_stored_byte_for_byte_and_only_when_signed(client, container):
     """UTF-16/32, BOMs, latin-1, lone surrogates, overlong UTF-8, NULs: 200 only when signed."""
     before = world(container)["inbox_events"]
-    _encoded(client)  # type: ignore[call-arg]
+    _encoded(client)
     for raw in stored_bodies(container):
         assert json.loads(raw)["id"].startswith("enc_")
     assert world(container)["inbox_events"] >= before
@@ -308,7 +308,7 @@ def _oversize(client: Any, provider: str, over: int, signed: bool) -> None:
 def test_a_body_over_the_limit_gets_413_signed_or_not(client, container):
     """Over ``body_limit`` is refused before it is read, whoever signed it."""
     before = world(container)
-    _oversize(client)  # type: ignore[call-arg]
+    _oversize(client)
     assert world(container) == before
 
 
@@ -346,7 +346,7 @@ def _deep(client: Any, provider: str, kind: str, depth: int, where: str) -> None
 
 def test_deeply_nested_signed_json_is_refused_or_stored_safely(client, container):
     """Signed bodies nested up to 100,000 levels: 400 past the limit, else stored and drained."""
-    _deep(client)  # type: ignore[call-arg]
+    _deep(client)
     bodies = stored_bodies(container)
     assert bodies, "the shallow cases should have been stored"
     assert all(nesting(json.loads(raw)) <= MAX_NESTING for raw in bodies)

@@ -16,10 +16,10 @@ SECRETS = {"theopenhost": sig.SECRET, "cloudbehind": "whsec_test_cloudbehind_cur
 TOKENS = {"theopenhost": "test-admin-theopenhost-003", "cloudbehind": "test-admin-cloudbehind-002",
           "digitalcare": "test-admin-digitalcare-001"}
 # Every identity detail any of the merchants asks for, checked.
-FULL_IDENTITY = {"username": "alice", "main_domain": "alice.example", "invoice_number": "INV-3",
-                 "date_of_birth": "1980-02-03", "client_name": "Alice Example",
-                 "telephone": "+1 555 0100", "contact_name": "Alice", "address": "1 Main St",
-                 "login_name": "alice", "verified": True}
+FULL_IDENTITY: dict[str, Any] = {
+    "username": "alice", "main_domain": "alice.example", "invoice_number": "INV-3",
+    "date_of_birth": "1980-02-03", "client_name": "Alice Example", "telephone": "+1 555 0100",
+    "contact_name": "Alice", "address": "1 Main St", "login_name": "alice", "verified": True}
 
 
 def headers(merchant: str, **extra: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rq import SimpleWorker
@@ -60,7 +60,7 @@ def drain_everything(container: Container) -> None:
         if not waiting:
             return
         # Retries come due by the clock: process them as if two hours had passed.
-        process_batch(container, list(waiting), now=datetime.now(timezone.utc) + timedelta(hours=2))
+        process_batch(container, list(waiting), now=datetime.now(UTC) + timedelta(hours=2))
         sweep(container)
         run_worker(container)
     raise AssertionError("events still waiting after ten sweeps")

@@ -37,11 +37,11 @@ def decisions(session: Session) -> Counter[tuple[Any, ...]]:
         Decision.payment_ref)).all())
 
 
-def refund_actions(session: Session) -> list[tuple[str, str, int, str]]:
+def refund_actions(session: Session) -> list[tuple[str, str | None, int, str]]:
     """(action id, payment, amount, status) of every refund action."""
     query = select(Action.id, Action.payment_ref, Action.amount, Action.status).where(
         Action.kind == "refund")
-    return [tuple(r) for r in session.execute(query)]
+    return [(r.id, r.payment_ref, r.amount, r.status) for r in session.execute(query)]
 
 
 def refunds_paid(fake: FakeProviders) -> Counter[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -49,7 +49,7 @@ def paid_after_it_ended(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     from service import samples
 
     cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
-    ended = datetime.fromtimestamp(scenario.period(1)[0] + 86400, timezone.utc)
+    ended = datetime.fromtimestamp(scenario.period(1)[0] + 86400, UTC)
     cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = (
         ended.isoformat().replace("+00:00", "Z"))
     return cancelled, samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)

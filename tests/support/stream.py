@@ -10,7 +10,7 @@ exercises money moving as well as the ledger.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from service import samples
@@ -75,7 +75,7 @@ def overpayment_life(key: str, now: int, amount: int = 2000) -> list[Delivery]:
     s = samples.Scenario(key=key, amount=amount, payment_method="paypal",
                          period_start=now - 40 * _DAY)
     cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", s)
-    ended = datetime.fromtimestamp(s.period(1)[0] + _DAY, timezone.utc)
+    ended = datetime.fromtimestamp(s.period(1)[0] + _DAY, UTC)
     cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = (
         ended.isoformat().replace("+00:00", "Z"))
     sale = samples.paypal_event("PAYMENT.SALE.COMPLETED", s, cycle=2)

@@ -18,7 +18,9 @@ def body_of(event: dict[str, Any] | bytes) -> bytes:
 
 def signature(raw: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
     ts = int(time.time()) if timestamp is None else timestamp
-    return stripe.WebhookSignature.generate_signature_header(raw.decode("utf-8"), secret, ts)
+    header: str = stripe.WebhookSignature.generate_signature_header(
+        raw.decode("utf-8"), secret, ts)
+    return header
 
 
 def post(client: Any, event: dict[str, Any] | bytes, *, merchant: str = MERCHANT,

@@ -23,7 +23,7 @@ api_base = "{paypal}"
 """
 
 
-def _load(tmp_path: Path, env: dict[str, str] | None = None, **fields: str):  # type: ignore[no-untyped-def]
+def _load(tmp_path: Path, env: dict[str, str] | None = None, **fields: str):
     values = {"mode": "sandbox", "key": "sk_test_x", "paypal": "https://api-m.sandbox.paypal.com"}
     path = tmp_path / "merchants.toml"
     path.write_text(BASE.format(**{**values, **fields}))

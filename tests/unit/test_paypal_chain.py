@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +264,7 @@ def _signed_headers(key: rsa.RSAPrivateKey, url: str, when: datetime) -> dict[st
 def test_the_forged_leaf_shape_verifies_under_a_root_that_did_sign_it(rsps, forger_key, leaf_key):
     """The control for the refusals below: built the same way and signed by a trusted root's own
     key, such a leaf passes, so what refuses the forgeries is the chain alone."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Forger Root")])
     root = _self_made_ca(name, name, forger_key, now)
     url = "https://api.paypal.com/v1/notifications/certs/CERT-CONTROL"
@@ -278,7 +278,7 @@ def test_a_leaf_naming_a_shipped_intermediate_but_signed_by_another_key_is_refus
         rsps, forger_key, leaf_key, issuer):
     """Issuer name and key id copied from a shipped intermediate, the signature the forger's:
     the bundled intermediate does not vouch for it, and is no anchor to stop at."""
-    now = min(issuer.not_valid_after_utc, datetime.now(timezone.utc)) - timedelta(days=2)
+    now = min(issuer.not_valid_after_utc, datetime.now(UTC)) - timedelta(days=2)
     url = "https://api.paypal.com/v1/notifications/certs/CERT-FORGED"
     rsps.get(url, body=_pem(_forged_leaf(issuer, leaf_key, forger_key, now)))
     verifier = PayPalVerifier(load_bundled_ca(), clock=lambda: now)
@@ -292,7 +292,7 @@ def test_a_forged_copy_of_a_shipped_intermediate_sent_with_the_leaf_is_refused(
     after a leaf it signed."""
     real = next(c for c in INTERMEDIATES
                 if _cn(c.subject) == "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     fake = _self_made_ca(real.subject, real.issuer, forger_key, now, serial=real.serial_number)
     url = "https://api.paypal.com/v1/notifications/certs/CERT-FORGED-CHAIN"
     rsps.get(url, body=_pem(_forged_leaf(fake, leaf_key, forger_key, now), fake))

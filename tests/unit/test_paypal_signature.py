@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -150,7 +151,7 @@ def test_concurrent_first_events_fetch_the_certificate_once(signer, rsps, verifi
     def worker() -> None:
         try:
             verifier.verify(headers, REFUND_EVENT, WEBHOOK_ID)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
@@ -325,9 +326,9 @@ def test_the_fetch_uses_the_configured_timeout(signer, rsps):
     seen: list[object] = []
 
     class RecordingSession(requests.Session):
-        def get(self, url, **kwargs):
+        def get(self, *args: Any, **kwargs: Any) -> requests.Response:
             seen.append(kwargs.get("timeout"))
-            return super().get(url, **kwargs)
+            return super().get(*args, **kwargs)
 
     serve_cert(rsps, signer)
     verifier = PayPalVerifier(signer.ca_pem, timeout=1.5, session=RecordingSession())
@@ -365,7 +366,7 @@ assembled_urls = st.builds(
 
 
 @st.composite
-def mutated_urls(draw) -> str:
+def mutated_urls(draw: st.DrawFn) -> str:
     """An allowed URL with one character inserted, deleted or replaced."""
     url = draw(allowed_urls)
     at = draw(st.integers(min_value=0, max_value=len(url) - 1))
@@ -426,7 +427,7 @@ def test_an_expired_certificate_is_rejected(signer, rsps):
 def test_a_not_yet_valid_certificate_is_rejected(signer, rsps):
     """Before notBefore the certificate is refused."""
     serve_cert(rsps, signer)
-    earlier = clock_at(datetime.now(timezone.utc) - timedelta(days=30))
+    earlier = clock_at(datetime.now(UTC) - timedelta(days=30))
     verifier = PayPalVerifier(signer.ca_pem, clock=earlier)
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=earlier())  # sent then
     assert rejection(verifier, headers) == "cert_not_yet_valid"
@@ -435,7 +436,7 @@ def test_a_not_yet_valid_certificate_is_rejected(signer, rsps):
 def test_a_memoised_certificate_is_rechecked_once_it_expires(signer, rsps):
     """The cached verdict lasts until notAfter, not for the life of the process."""
     serve_cert(rsps, signer)
-    now = [datetime.now(timezone.utc)]
+    now = [datetime.now(UTC)]
     verifier = PayPalVerifier(signer.ca_pem, clock=lambda: now[0])
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID)
     verifier.verify(headers, REFUND_EVENT, WEBHOOK_ID)
@@ -446,7 +447,7 @@ def test_a_memoised_certificate_is_rechecked_once_it_expires(signer, rsps):
 
 def test_an_expired_ca_certificate_is_rejected_even_if_the_leaf_is_valid(rsps):
     """The whole path is checked for validity, not just the leaf."""
-    long_leaf = make_signer(not_after=datetime.now(timezone.utc) + timedelta(days=3650))
+    long_leaf = make_signer(not_after=datetime.now(UTC) + timedelta(days=3650))
     serve_cert(rsps, long_leaf)
     ca_expiry = x509.load_pem_x509_certificate(long_leaf.ca_pem).not_valid_after_utc
     after = ca_expiry + timedelta(days=1)
@@ -663,12 +664,12 @@ def test_api_verification_refuses_a_stale_transmission_before_asking_paypal(sign
                                                                              api_verifier):
     """The tolerance holds in API mode too: a transmission 301 s old is refused, and PayPal
     is never asked (no token, no verify call); 300 s old is asked."""
-    old = datetime.now(timezone.utc) - timedelta(seconds=301)
+    old = datetime.now(UTC) - timedelta(seconds=301)
     with pytest.raises(VerificationError) as refused:
         api_verifier.verify(signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=old),
                             REFUND_EVENT, WEBHOOK_ID)
     assert refused.value.code == "stale_transmission" and len(rsps.calls) == 0
     fake_paypal(rsps, "SUCCESS")
-    recent = datetime.now(timezone.utc) - timedelta(seconds=290)
+    recent = datetime.now(UTC) - timedelta(seconds=290)
     api_verifier.verify(signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=recent),
                         REFUND_EVENT, WEBHOOK_ID)

@@ -8,7 +8,7 @@ clock is injected and read once per delivery, for the tolerance and the certific
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from service.errors import ConfigError, VerificationError
 from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID, serve_cert, shared_signer
 
 # A fixed "now" inside the shared dev certificate's validity, in whole seconds like the header.
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 TOLERANCE = 300
 
 
@@ -180,12 +180,12 @@ def test_a_missing_transmission_time_is_still_a_missing_header(signer, no_networ
 
 
 @pytest.mark.parametrize(("value", "instant"), [
-    ("2017-03-30T20:04:05Z", datetime(2017, 3, 30, 20, 4, 5, tzinfo=timezone.utc)),
-    ("2017-03-30T22:04:05+02:00", datetime(2017, 3, 30, 20, 4, 5, tzinfo=timezone.utc)),
-    ("2017-03-30T15:34:05-04:30", datetime(2017, 3, 30, 20, 4, 5, tzinfo=timezone.utc)),
-    ("2017-03-30T20:04:05.5Z", datetime(2017, 3, 30, 20, 4, 5, 500000, tzinfo=timezone.utc)),
+    ("2017-03-30T20:04:05Z", datetime(2017, 3, 30, 20, 4, 5, tzinfo=UTC)),
+    ("2017-03-30T22:04:05+02:00", datetime(2017, 3, 30, 20, 4, 5, tzinfo=UTC)),
+    ("2017-03-30T15:34:05-04:30", datetime(2017, 3, 30, 20, 4, 5, tzinfo=UTC)),
+    ("2017-03-30T20:04:05.5Z", datetime(2017, 3, 30, 20, 4, 5, 500000, tzinfo=UTC)),
     ("2017-03-30T20:04:05.123456789Z",
-     datetime(2017, 3, 30, 20, 4, 5, 123456, tzinfo=timezone.utc)),
+     datetime(2017, 3, 30, 20, 4, 5, 123456, tzinfo=UTC)),
 ])
 def test_rfc_3339_times_with_an_offset_or_a_fraction_are_read(value, instant):
     """PayPal sends ``...Z``; any RFC 3339 offset names the same instant."""
@@ -194,7 +194,7 @@ def test_rfc_3339_times_with_an_offset_or_a_fraction_are_read(value, instant):
 
 def test_an_offset_counts_towards_the_age():
     """12:00+02:00 is 10:00 UTC: two hours old at 12:00 UTC, whatever the digits say."""
-    noon = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
+    noon = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
     with pytest.raises(VerificationError) as caught:
         check_transmission_time("2024-06-01T12:00:00+02:00", noon, TOLERANCE)
     assert caught.value.code == "stale_transmission"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -520,7 +521,8 @@ def _headline_amount(event: dict[str, Any]) -> str | None:
     amount = event["resource"].get("amount")
     if amount is None:
         return None
-    return amount.get("value", amount.get("total"))
+    value: str | None = amount.get("value", amount.get("total"))
+    return value
 
 
 @given(amount=st.integers(min_value=1, max_value=10**9),
@@ -570,15 +572,15 @@ def test_lifecycles_stay_ordered_for_every_interval(interval):
     s = Scenario("interval", interval=interval)
     stripe_times = [event["created"] for event in stripe_lifecycle(s)]
     paypal_times = [_paypal_time(event["create_time"]) for event in paypal_lifecycle(s)]
-    assert all(a < b for a, b in zip(stripe_times, stripe_times[1:]))
-    assert all(a < b for a, b in zip(paypal_times, paypal_times[1:]))
+    assert all(a < b for a, b in zip(stripe_times, stripe_times[1:], strict=False))
+    assert all(a < b for a, b in zip(paypal_times, paypal_times[1:], strict=False))
 
 
 def test_paypal_lifecycle_is_strictly_ordered_in_time(scenario):
     """Each PayPal event of the life cycle is created after the one before."""
     events = paypal_lifecycle(scenario)
     times = [_paypal_time(event["create_time"]) for event in events]
-    assert all(a < b for a, b in zip(times, times[1:]))
+    assert all(a < b for a, b in zip(times, times[1:], strict=False))
     assert [e["event_type"] for e in events] == [
         "BILLING.SUBSCRIPTION.CREATED", "BILLING.SUBSCRIPTION.ACTIVATED", "PAYMENT.SALE.COMPLETED",
         "PAYMENT.SALE.COMPLETED", "PAYMENT.SALE.REFUNDED", "BILLING.SUBSCRIPTION.CANCELLED"]
@@ -675,8 +677,9 @@ def test_send_stripe_posts_the_exact_signed_bytes(scenario):
     request = responses.calls[0].request
     assert request.body == simulator.encode(event)
     assert request.headers["Content-Type"] == "application/json; charset=utf-8"
-    assert stripe.WebhookSignature.verify_header(request.body, request.headers["Stripe-Signature"],
-                                                 SECRET, tolerance=300)
+    header = request.headers["Stripe-Signature"]
+    assert isinstance(header, str)
+    assert stripe.WebhookSignature.verify_header(request.body, header, SECRET, tolerance=300)
 
 
 @responses.activate

@@ -1,4 +1,5 @@
-"""Builders of Case JSON for the policy tests: a valid default for each request kind, overridable."""
+"""Builders of Case JSON for the policy tests: a valid default for each request kind,
+overridable."""
 
 from __future__ import annotations
 

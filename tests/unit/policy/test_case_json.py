@@ -56,7 +56,8 @@ def test_a_bad_case_raises_an_error_naming_the_field(path: str, value: Any, fiel
 
 def test_an_overpayment_cannot_exceed_the_payment() -> None:
     """Cross-field checks name the field too."""
-    data = case("overpayment", T0, payment={"amount": money(100), "received_at": "2025-01-01T00:00:00Z",
+    data = case("overpayment", T0, payment={"amount": money(100),
+                                            "received_at": "2025-01-01T00:00:00Z",
                                             "overpaid_amount": money(200)})
     with pytest.raises(CaseError) as info:
         case_from_json(data)

@@ -4,13 +4,14 @@ the optional order and request fields, the credit balance."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from policy import case_from_json, case_to_json
 
 from .builders import T0, case, invoices, money, order
 
 
-def full_case() -> dict:
+def full_case() -> dict[str, Any]:
     data = case("refund", T0, request_extra={"invoice_number": "INV-2"},
                 order=order(next_billing_at="2025-04-01T09:00:00Z", service_state="initiated",
                             service_date="2025-03-05T12:00:00Z"),
@@ -21,7 +22,8 @@ def full_case() -> dict:
                          "dispute": "open"},
                 uptime={"measured_percent": "97.5", "incident_at": "2025-03-03T00:00:00Z",
                         "cause": "hardware", "source": "third_party"})
-    data["account"]["invoices"] = invoices(("INV-1", T0, True), ("INV-2", T0 + timedelta(30), False))
+    data["account"]["invoices"] = invoices(("INV-1", T0, True),
+                                           ("INV-2", T0 + timedelta(30), False))
     del data["account"]["invoices"][1]["notified_at"]
     data["account"]["credit_balance"] = money(700)
     return data

@@ -101,9 +101,10 @@ def test_a_denial_lists_every_failed_new_order_clause() -> None:
 
 
 def renewal(at_day: float = 3, used: bool = False, **order_extra: Any) -> dict[str, Any]:
+    order: dict[str, Any] = {"type": "renewal", "auto_renew": True, "term_months": 6}
     return vpn_refund(at_day, usage={"bandwidth_bytes": 0, "sessions": 0,
                                      "used_since_renewal": used},
-                      **({"type": "renewal", "auto_renew": True, "term_months": 6} | order_extra))
+                      **(order | order_extra))
 
 
 @pytest.mark.parametrize(("day", "outcome"), [(14, Outcome.FULL_REFUND), (15, Outcome.DENY)],

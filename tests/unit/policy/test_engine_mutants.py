@@ -21,6 +21,9 @@ class NoOffset(tzinfo):
     def dst(self, dt):
         return None
 
+    def tzname(self, dt):
+        return None
+
 
 def _decide(now):
     return evaluate(pack("theopenhost"), case_from_json(case("refund", T0, order=order())), now)

@@ -76,7 +76,8 @@ def test_fast_init_refuses_fields_with_defaults(default):
     """A field with a default or a default factory makes fast_init raise, naming the class."""
     @dataclass(frozen=True)
     class WithDefault:
-        x: int = field(**default)
+        # mypy's dataclass plugin cannot read a field() whose arguments are unpacked.
+        x: int = field(**default)  # type: ignore[misc]
 
     with pytest.raises(TypeError, match="WithDefault: fields with defaults are not supported"):
         fast_init(WithDefault)

@@ -49,9 +49,10 @@ def test_vps_credit_follows_the_network_schedule(measured: str, percent: int | N
 
 
 @pytest.mark.parametrize(("measured", "credit"), [
-    ("94.99", 4000 + 300), ("91.7", 4000 + 300), ("91.6", 4000 + 600), ("80", 4000 + 1500), ("20", 10000),
-], ids=["0.003 days counts as one", "0.99 days counts as one", "1.02 days counts as two", "4.5 days counts as five",
-        "capped at 100%"])
+    ("94.99", 4000 + 300), ("91.7", 4000 + 300), ("91.6", 4000 + 600), ("80", 4000 + 1500),
+    ("20", 10000),
+], ids=["0.003 days counts as one", "0.99 days counts as one", "1.02 days counts as two",
+        "4.5 days counts as five", "capped at 100%"])
 def test_vps_downtime_beyond_95_percent_adds_90_percent_of_a_day_per_further_day(
         measured: str, credit: int) -> None:
     """40% plus 90% of the daily equivalent per started day below 95%, capped by 1.12c."""

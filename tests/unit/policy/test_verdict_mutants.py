@@ -1,4 +1,5 @@
-"""A fact the case does not give turns the decision into needs_review, naming the fact and clause."""
+"""A fact the case does not give turns the decision into needs_review, naming the fact and
+clause."""
 
 from __future__ import annotations
 
