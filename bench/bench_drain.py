@@ -3,14 +3,14 @@ Decision, against no-op RQ jobs on the same Redis as the floor.
 
     python bench/bench_drain.py [--events 20000] [--database-url URL] [--redis-url URL]
 
-N realistic events (whole Stripe and PayPal subscription life cycles from ``service.samples``,
+N realistic events (whole Stripe and PayPal subscription life cycles from ``sandbox.samples``,
 spread over every merchant; the end of each subscription is decided as a cancellation, and one
 PayPal subscription in four is paid again after it ended, an overpayment that theopenhost's pack
 refunds through the fake PayPal API) are
 stored in a fresh inbox as the web tier stores them (``ledger.inbox.new_event_row``) and handed
 out as it hands them out (``Dispatcher.notify_many``: partition lists and one coalesced drain job
 per partition). Then ONE `gateway worker --burst` runs them, with the providers' APIs answered by
-the local fake (``service.fake_providers``). The figure: events per second between the first and
+the local fake (``sandbox.fake_providers``). The figure: events per second between the first and
 the last batch the worker applied. The floor: no-op RQ jobs, drained by one ``SimpleWorker`` and
 by one forking ``Worker``. Target: at least 1,000 events per second per worker process.
 """
@@ -38,9 +38,9 @@ DAY = 86_400
 
 def realistic_events(count: int) -> list[tuple[str, str, bytes]]:
     """(merchant, provider, raw body) for about ``count`` events, each life cycle in order."""
-    from service import samples
+    from sandbox import samples
+    from sandbox.simulator import encode
     from service.config import load_settings
-    from service.simulator import encode
 
     merchants = sorted(load_settings({}).merchants)
     tag = uuid.uuid4().hex[:6]
@@ -126,7 +126,7 @@ def measure_worker(container: Any, env: dict[str, str], n: int, workdir: Path,
 
     with open(workdir / "worker.log", "wb") as log:
         started = time.perf_counter()
-        proc = subprocess.Popen([benchlib.PYTHON, "-m", "service.cli", "worker", "--burst"],
+        proc = subprocess.Popen([benchlib.PYTHON, "-m", "cli.main", "worker", "--burst"],
                                 env=env, cwd=benchlib.ROOT, stdout=log, stderr=subprocess.STDOUT)
         spies = benchlib.profile([proc.pid], timeout, profile_dir, "worker") if profile_dir else []
         memory = (0.0, 0.0)
@@ -178,7 +178,7 @@ def run(events: int, database_url: str | None, redis_url: str | None,
         profile_dir: Path | None = None, floor_jobs: tuple[int, int] = (2000, 400)
         ) -> dict[str, Any]:
     from ledger.migrate import upgrade
-    from service import fake_providers
+    from sandbox import fake_providers
     from service.bootstrap import Container
     from service.config import DEFAULT_MERCHANTS_FILE, load_settings
     from service.embedded_redis import ensure_embedded_redis

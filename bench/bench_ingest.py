@@ -3,10 +3,10 @@ Flask app under the same gunicorn settings as the floor.
 
     python bench/bench_ingest.py [--seconds 10] [--database-url URL] [--redis-url URL]
 
-Both servers run the Procfile's web line (``service.cli.GUNICORN_ARGS``: 2 workers, 4 threads)
+Both servers run the Procfile's web line (``service.web.GUNICORN_ARGS``: 2 workers, 4 threads)
 on a loopback port; the gateway on a fresh data directory (SQLite and the embedded Redis, or the
 given PostgreSQL, in a scratch database, and Redis). The load generator (``loadgen.py``) sends
-pre-signed, unique Stripe events from ``service.samples`` (every merchant, whole subscription
+pre-signed, unique Stripe events from ``sandbox.samples`` (every merchant, whole subscription
 life cycles, each event signed with its merchant's webhook secret). Both servers run at once:
 closed-loop phases of the floor and the gateway alternate for three rounds, and the ratio is
 the median of the rounds' ratios, so that the machine slowing down or speeding up during the
@@ -56,9 +56,9 @@ def build_requests(port: int, count: int, scenarios: int = 64) -> Requests:
     Bodies come from whole life cycles of ``scenarios`` subscriptions spread over the merchants;
     each copy gets its own event id (the inbox's unique key), so no delivery is a duplicate.
     """
-    from service import samples
+    from sandbox import samples
+    from sandbox.simulator import _STRIPE_HEADERS, encode, stripe_signature_header
     from service.config import load_settings
-    from service.simulator import _STRIPE_HEADERS, encode, stripe_signature_header
 
     settings = load_settings({})
     merchants = [m for _, m in sorted(settings.merchants.items()) if m.stripe.webhook_secrets]

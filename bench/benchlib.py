@@ -29,7 +29,7 @@ for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from service.cli import GUNICORN_ARGS  # noqa: E402  (the Procfile's web line, kept in sync)
+from service.web import GUNICORN_ARGS  # noqa: E402  (the Procfile's web line, kept in sync)
 
 PYTHON = sys.executable
 

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.auth import bearer_token
 from gateway.responses import error
-from service.metrics import scrape_registry
+from service.scrape import scrape_registry
 
 bp = Blueprint("metrics", __name__)
 

@@ -421,6 +421,3 @@ class StagedProviderRecord(Base):
     created_at: Mapped[datetime]
     related_id: Mapped[str | None] = mapped_column(String(255))
     source: Mapped[str] = mapped_column(String(32))
-
-
-from ledger import schedule_models as _schedule_models  # noqa: E402,F401

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from policy.case_json import iso, money_json
-from policy.frozen import builder, fast_init
+from policy.frozen import builder
 from policy.money import Money
 
 
@@ -50,7 +50,6 @@ LATE_FEE: Final = Outcome.LATE_FEE
 NO_ACTION: Final = Outcome.NO_ACTION
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Reason:
     """One clause applied to the facts: ``holds`` is whether the case satisfies it."""
@@ -61,7 +60,6 @@ class Reason:
     detail: str
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class LineItem:
     """One amount inside a decision (a deduction, a fee, a charge) and the clause behind it."""
@@ -72,7 +70,6 @@ class LineItem:
     clause: str
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     pack: str

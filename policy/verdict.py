@@ -13,7 +13,7 @@ from typing import Final
 from policy.case import Case, Identity, Order
 from policy.decision import Decision, LineItem, Outcome, Reason, new_decision, new_reason
 from policy.errors import EvaluationError
-from policy.frozen import builder, fast_init
+from policy.frozen import builder
 from policy.money import Money, exponent
 from policy.pack import AmountTable, Clause, IdentityRule, Pack, Window
 from policy.timing import calendar_days
@@ -45,7 +45,6 @@ class MissingFact(Exception):
         self.clause = clause
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Context:
     pack: Pack

@@ -20,9 +20,9 @@ from sqlalchemy import MetaData, text
 from ledger.db import make_engine
 from ledger.migrate import upgrade
 from ledger.models import Base
+from sandbox.devcerts import seed_cert_cache
 from service.bootstrap import Container, install
 from service.config import Settings, load_settings
-from service.devcerts import seed_cert_cache
 from service.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from tests.support.paypal import shared_signer
 

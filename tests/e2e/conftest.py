@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from service import demo, fake_providers
+from sandbox import demo, fake_providers
 from service.bootstrap import Container
 from service.config import DEFAULT_MERCHANTS_FILE, Settings, load_merchants
 from tests.support.outages import free_port
@@ -80,7 +80,7 @@ def wait_ready(base: str) -> None:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "service.cli", "worker"]
+    return [sys.executable, "-m", "cli.main", "worker"]
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def _gateway(container: Container, spawn, tmp_path: Path, workers: int):
     spawn([procfile_line("web")], env, "web", shell=True)
     for _ in range(workers):
         spawn(worker_command(), env, "worker")
-    spawn([sys.executable, "-m", "service.cli", "clock", "--interval", "1"], env, "clock")
+    spawn([sys.executable, "-m", "cli.main", "clock", "--interval", "1"], env, "clock")
     base = f"http://127.0.0.1:{port}"
     wait_ready(base)
     settings = dataclasses.replace(container.settings, merchants=load_merchants(merchants, {}))

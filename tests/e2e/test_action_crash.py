@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import Action, ActionStatus, Decision, DecisionStatus, Refund
-from service import fake_providers, samples
+from sandbox import fake_providers, samples
 from service.bootstrap import Container
 from service.config import DEFAULT_MERCHANTS_FILE
 from tests.e2e.conftest import ROOT, process_env
@@ -39,7 +39,7 @@ def _worker(container: Container, merchants, crash_at: str | None) -> int:
     env = process_env(container.settings, GATEWAY_MERCHANTS_FILE=str(merchants))
     if crash_at:
         env["GATEWAY_CRASH_AT"] = crash_at
-    done = subprocess.run([sys.executable, "-m", "service.cli", "worker", "--burst"], env=env,
+    done = subprocess.run([sys.executable, "-m", "cli.main", "worker", "--burst"], env=env,
                           cwd=ROOT, capture_output=True, timeout=120, check=False)
     return done.returncode
 

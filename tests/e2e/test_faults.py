@@ -28,10 +28,10 @@ from sqlalchemy.engine import make_url
 from gateway.envelope import parse_json, paypal_envelope, stripe_envelope
 from ledger.inbox import new_event_row
 from ledger.models import Action, ActionStatus, InboxEvent, InboxStatus
-from service import fake_providers
+from sandbox import fake_providers
+from sandbox.simulator import encode
 from service.bootstrap import Container, install
 from service.config import DEFAULT_MERCHANTS_FILE, Settings, load_merchants
-from service.simulator import encode
 from tests.conftest import _clean, make_settings
 from tests.e2e.conftest import ROOT, process_env, procfile_line, wait_ready, worker_command
 from tests.support.delivery import drain_everything
@@ -211,7 +211,7 @@ class Stack:
 
     def gateway(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the real `gateway` CLI against the stack's stores."""
-        return subprocess.run([sys.executable, "-m", "service.cli", *args], env=self.env,
+        return subprocess.run([sys.executable, "-m", "cli.main", *args], env=self.env,
                               cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -250,7 +250,7 @@ def stack(container: Container, spawn, tmp_path: Path, paypal_ca_file, database_
         spawn([procfile_line("web")], env, "web", shell=True)
         for _ in range(workers):
             s.start_worker()
-        spawn([sys.executable, "-m", "service.cli", "clock", "--interval", "1"], env, "clock")
+        spawn([sys.executable, "-m", "cli.main", "clock", "--interval", "1"], env, "clock")
         wait_ready(s.base)
         made.append(s)
         return s
@@ -459,7 +459,7 @@ def test_retries_dead_letters_replay_and_the_sweeper_in_the_running_processes(st
     """A refund the provider fails twice is retried with backoff and paid once; an event that
     fails every time goes dead with its traceback, and `gateway replay --failed` processes it
     once the cause is fixed; events acknowledged while Redis is down are swept in."""
-    from service import samples
+    from sandbox import samples
     from tests.support.stream import overpayment_life
 
     s = stack(workers=0, GATEWAY_MAX_ATTEMPTS="4")

@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import select
 
 from ledger.models import AccountCredit, Action, AuditEntry, Decision, Refund, SupportRequest
-from service.demo_flows import FLOWS, ended_in, run_flows
+from sandbox.demo_flows import FLOWS, ended_in, run_flows
 from tests.support.providers import assert_money_invariant, ledger_refunds
 
 
@@ -52,8 +52,8 @@ def test_a_cancellation_and_an_uptime_claim_through_the_running_gateway(gateway,
     """Filed over HTTP, decided by the worker: Stripe is told when to stop, credit is granted."""
     from datetime import datetime, timedelta
 
-    from service import samples
-    from service.simulator import send_stripe
+    from sandbox import samples
+    from sandbox.simulator import send_stripe
 
     base, settings, fake = gateway
     merchant = settings.merchants["theopenhost"]
@@ -122,7 +122,7 @@ def test_a_payment_after_a_paypal_cancellation_is_refunded_by_the_running_gatewa
     that followed it is refunded less the 5% fee, once, under its action id."""
     from ledger.models import Decision
     from ledger.schedule_models import Notice
-    from service import samples
+    from sandbox import samples
     from tests.support.paypal import paid_after_it_ended, post_signed
 
     base, settings, fake = gateway
@@ -163,8 +163,8 @@ def test_the_running_clock_marks_an_unpaid_invoice_overdue_and_sends_notices(gat
     """The clock process: an invoice unpaid two days past due is overdue, support is withheld
     (003 §1.4, §1.6); a renewal 5 days out gets its reminder (002), delivered by the notifier."""
     from ledger.schedule_models import Account, InvoiceAssessment, Notice
-    from service import samples
-    from service.simulator import send_stripe
+    from sandbox import samples
+    from sandbox.simulator import send_stripe
 
     base, settings, fake = gateway
     now = int(time.time())

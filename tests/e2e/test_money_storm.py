@@ -19,9 +19,9 @@ import requests
 from sqlalchemy import func, select
 
 from ledger.models import Action, ActionStatus, InboxEvent, Payment, RequestStatus, SupportRequest
-from service import samples
+from sandbox import samples
+from sandbox.simulator import send_stripe
 from service.bootstrap import Container
-from service.simulator import send_stripe
 from tests.support.claims import FULL_IDENTITY
 from tests.support.paypal import paid_after_it_ended, post_signed
 from tests.support.providers import assert_money_invariant

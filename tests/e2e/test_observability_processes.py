@@ -14,7 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from service import samples
+from sandbox import samples
 from tests.e2e.conftest import process_env, procfile_line, wait_ready, worker_command
 from tests.support import stripe as sig
 from tests.support.outages import free_port

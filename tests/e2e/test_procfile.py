@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from service import samples
+from sandbox import samples
 from tests.e2e.conftest import process_env, procfile_line, wait_ready
 from tests.support import stripe as sig
 from tests.support.outages import free_port
@@ -37,7 +37,7 @@ def test_simulate_sends_signed_samples_that_a_running_gateway_accepts(container,
     import subprocess
     import sys
 
-    from service.devcerts import load_or_create_dev_signer
+    from sandbox.devcerts import load_or_create_dev_signer
 
     data_dir = container.settings.data_dir
     load_or_create_dev_signer(data_dir)  # the development CA the gateway is told to trust
@@ -51,7 +51,7 @@ def test_simulate_sends_signed_samples_that_a_running_gateway_accepts(container,
     for provider, event_type in [("stripe", "invoice.paid"),
                                  ("paypal", "BILLING.SUBSCRIPTION.ACTIVATED")]:
         out = subprocess.run(
-            [sys.executable, "-m", "service.cli", "simulate", provider, event_type,
+            [sys.executable, "-m", "cli.main", "simulate", provider, event_type,
              "--merchant", "cloudbehind", "--url", base],
             env=env, capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 0, out.stderr + out.stdout

@@ -31,11 +31,11 @@ NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens: a refusal must come before
 
 
 def _gateway(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python -m service.cli ARGS`` with only the given settings (none inherited)."""
+    """``python -m cli.main ARGS`` with only the given settings (none inherited)."""
     base = {k: v for k, v in os.environ.items()
             if not k.startswith("GATEWAY_") and k not in ("DATABASE_URL", "REDIS_URL", "PORT")}
     base.update({"GATEWAY_DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "WARNING", **env})
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=ROOT, env=base,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=base,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

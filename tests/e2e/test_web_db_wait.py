@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from ledger.migrate import upgrade
-from service import samples
+from sandbox import samples
 from tests.e2e.conftest import process_env, procfile_line, wait_ready
 from tests.support import stripe as sig
 from tests.support.outages import free_port, sqlite_write_lock

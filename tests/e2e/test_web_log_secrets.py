@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from service import samples
+from sandbox import samples
 from service.config import Settings
 from tests.e2e.conftest import process_env, procfile_line, wait_ready
 from tests.support import stripe as sig

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ledger.models import InboxEvent, InboxStatus
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.conftest import _clean
 from tests.e2e.conftest import process_env, worker_command

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.cli import run as main
+from cli.main import run as main
 
 CASE = json.loads((Path(__file__).parents[2] / "docs/examples/theopenhost-refund-day-3.json")
                   .read_text())

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import Action, ActionStatus
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ledger.models import Dispute
-from service import samples
+from sandbox import samples
 from tests.support.delivery import deliver, run_worker
 from tests.support.paypal import dispute_event, shared_signer
 

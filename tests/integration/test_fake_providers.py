@@ -16,10 +16,10 @@ from adapters.base import ErrorCode, PaymentTarget, ProviderResult
 from adapters.paypal_adapter import PayPalAdapter
 from adapters.stripe_adapter import StripeAdapter
 from policy.money import Money
-from service import fake_providers, samples
+from sandbox import fake_providers, samples
+from sandbox.fake_providers import FakeProviders
 from service.config import STRIPE_API_VERSION, PayPalSettings, StripeSettings
 from service.errors import ProviderError
-from service.fake_providers import FakeProviders
 from tests.support.providers import assert_books_balanced
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from ledger.models import IdempotencyKey, SupportRequest, UsageReport
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support.claims import file_refund, headers
 from workers.scheduled import forget_idempotency_keys

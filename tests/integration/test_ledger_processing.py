@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import InboxEvent, InboxStatus, Invoice, Payment, Refund, Subscription
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support.delivery import deliver, drain_everything, failing_sale_event, run_worker
 from tests.support.ledger import snapshot

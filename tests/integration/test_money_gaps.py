@@ -25,7 +25,7 @@ from ledger.models import (
     Subscription,
 )
 from policy.money import Money
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import cases
 from tests.support.delivery import deliver, run_worker

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.base import PaymentTarget
 from gateway.app import create_app
 from policy.money import Money
-from service import samples
+from sandbox import samples
 from service.errors import ProviderError
 from service.logs import configure_logging
 from tests.support import stripe as sig

@@ -8,10 +8,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from cli.main import run as main
 from ledger.models import InboxEvent, InboxStatus
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
-from service.cli import run as main
 from tests.support.delivery import deliver, drain_everything, failing_sale_event, run_worker
 from tests.support.ledger import snapshot
 from tests.support.paypal import shared_signer

@@ -14,9 +14,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from ledger.models import InboxEvent
-from service import samples
+from sandbox import samples
+from sandbox.devcerts import seed_cert_cache
 from service.bootstrap import Container
-from service.devcerts import seed_cert_cache
 from service.errors import VerificationError
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
 from tests.support.paypal import shared_signer

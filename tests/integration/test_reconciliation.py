@@ -14,7 +14,7 @@ from ledger.models import Action, ActionStatus, Payment, Refund
 from reports.build import build_report
 from reports.formats import CSV_COLUMNS, to_csv, to_json
 from reports.records import DiscrepancyKind, ProviderRecord, RecordKind
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import cases
 from tests.support import stripe as sig

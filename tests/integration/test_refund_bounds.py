@@ -13,7 +13,7 @@ import responses
 from sqlalchemy import func, select
 
 from ledger.models import Action, AuditEntry, Decision, SupportRequest
-from service import samples
+from sandbox import samples
 from tests.support.claims import file_refund, headers, paid, send
 from tests.support.delivery import run_worker
 from workers.actions import run_action

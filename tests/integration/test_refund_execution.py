@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import AccountCredit, Action, ActionStatus, Decision, DecisionStatus, Refund
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import cases
 from tests.support.delivery import deliver, run_worker

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ledger.models import Action, ActionStatus, Decision
 from reports.build import build_report
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import cases
 from tests.support.delivery import deliver, run_worker

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import responses
 
-from service import samples
+from cli.main import run as gateway
+from sandbox import samples
 from service.bootstrap import Container
-from service.cli import run as gateway
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from ledger.models import AuditEntry, Customer, Decision
 from ledger.schedule_models import Account, InvoiceAssessment, Notice, NoticeKind
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as stripe_sig
 from tests.support.delivery import deliver, run_worker

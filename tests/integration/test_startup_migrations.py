@@ -43,7 +43,7 @@ def _upgraders(url: str, tmp_path: Path, count: int = 2) -> list[subprocess.Pope
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")
            and k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({"DATABASE_URL": url, "GATEWAY_DATA_DIR": str(tmp_path / "data")})
-    return [subprocess.Popen([sys.executable, "-m", "service.cli", "db", "upgrade"], cwd=ROOT,
+    return [subprocess.Popen([sys.executable, "-m", "cli.main", "db", "upgrade"], cwd=ROOT,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(count)]
 

@@ -9,7 +9,7 @@ import time
 from sqlalchemy import func, select
 
 from ledger.models import InboxEvent, InboxStatus
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
 

@@ -15,7 +15,7 @@ import responses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.security.bodies import FULL, fields, names_a_field_of, schema_of, set_at
 from tests.security.fuzz import FUZZ, TALLY, assert_error_shape

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from ledger.bounds import MAX_AMOUNT
 from ledger.models import InboxEvent, InboxStatus, RequestStatus, SupportRequest
 from policy.money import is_payable
-from service import samples
+from sandbox import samples
 from tests.security.bodies import FULL
 from tests.security.fuzz import TALLY, assert_error_shape
 from tests.support import stripe as sig

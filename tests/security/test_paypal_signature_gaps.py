@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from ledger.models import InboxEvent
-from service import samples
+from sandbox import samples
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
 from tests.support.paypal import shared_signer
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from ledger.models import InboxEvent
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID

@@ -7,7 +7,7 @@ import time
 from sqlalchemy import select
 
 from ledger.models import InboxEvent
-from service import samples
+from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.delivery import drain_everything

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from service import samples
+from sandbox import samples
 from service.config import Settings
 from tests.support import stripe as sig
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.envelope import MAX_NESTING, nesting
-from service import samples
+from sandbox import samples
 from tests.security.fuzz import FUZZ, TALLY, assert_error_shape, stored_bodies, world
 from tests.support import stripe as sig
 from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID, drain_everything

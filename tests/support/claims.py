@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from service import samples
+from sandbox import samples
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker
 

@@ -9,8 +9,8 @@ from rq import SimpleWorker
 from sqlalchemy import select
 
 from ledger.models import InboxEvent, InboxStatus
+from sandbox.devcerts import DevPayPalSigner
 from service.bootstrap import Container
-from service.devcerts import DevPayPalSigner
 from tests.support import stripe as stripe_sig
 
 PAYPAL_MERCHANT = "theopenhost"
@@ -34,7 +34,7 @@ def deliver(client: Any, provider: str, event: dict[str, Any],
 
 def failing_sale_event(key: str) -> dict[str, Any]:
     """A PayPal sale with its amount missing: its handler fails every time it runs."""
-    from service import samples
+    from sandbox import samples
 
     event = samples.paypal_event("PAYMENT.SALE.COMPLETED",
                                  samples.Scenario(key=key, payment_method="paypal"))

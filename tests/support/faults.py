@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.models import Action, Decision, InboxEvent
-from service.fake_providers import FakeProviders
+from sandbox.fake_providers import FakeProviders
 from tests.support.ledger import snapshot
 
 _RUN_TIME_IDS = ("provider_id", "action_id", "version_event")

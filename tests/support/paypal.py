@@ -10,7 +10,7 @@ from typing import Any
 import requests
 import responses
 
-from service.devcerts import DevPayPalSigner, make_signer
+from sandbox.devcerts import DevPayPalSigner, make_signer
 
 WEBHOOK_ID = "8PT597110X687430LKGECATA"
 SANDBOX_API_BASE = "https://api-m.sandbox.paypal.com"
@@ -46,7 +46,7 @@ def serve_cert(rsps: responses.RequestsMock, signer: DevPayPalSigner) -> None:
 def paid_after_it_ended(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """A PayPal subscription cancelled a day into its first period, and the sale of its second
     period that PayPal took all the same (003 §1.7b's overpayment): (cancelled, sale) events."""
-    from service import samples
+    from sandbox import samples
 
     cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
     ended = datetime.fromtimestamp(scenario.period(1)[0] + 86400, UTC)

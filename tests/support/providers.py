@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from sqlalchemy import select
 
 from ledger.models import Payment, Refund
+from sandbox.fake_providers import FakeProviders
 from service.bootstrap import Container
-from service.fake_providers import FakeProviders
 
 
 def assert_books_balanced(fake: FakeProviders,

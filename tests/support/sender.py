@@ -20,9 +20,9 @@ from typing import Any
 
 import requests
 
+from sandbox.devcerts import DevPayPalSigner
+from sandbox.simulator import encode, stripe_signature_header
 from service.config import Settings
-from service.devcerts import DevPayPalSigner
-from service.simulator import encode, stripe_signature_header
 from tests.support.stream import Delivery
 
 

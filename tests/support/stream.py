@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from service import samples
+from sandbox import samples
 
 MERCHANTS = ("oneclick", "digitalcare", "cloudbehind", "theopenhost")
 OVERPAYMENT_MERCHANT = "theopenhost"  # the pack whose clauses refund PayPal overpayments

@@ -30,7 +30,7 @@ from gateway.signatures.paypal import (
     load_bundled_intermediates,
     transmission_time,
 )
-from service.devcerts import DevPayPalSigner, make_signer
+from sandbox.devcerts import DevPayPalSigner, make_signer
 from service.errors import VerificationError
 from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID
 

@@ -24,13 +24,13 @@ from gateway.signatures.paypal import (
     load_bundled_ca,
 )
 from gateway.signatures.paypal_api import VERIFY_PATH, PayPalApiVerifier
-from service.config import PayPalSettings, PayPalVerification
-from service.devcerts import (
+from sandbox.devcerts import (
     DevPayPalSigner,
     load_or_create_dev_signer,
     make_signer,
     seed_cert_cache,
 )
+from service.config import PayPalSettings, PayPalVerification
 from service.errors import VerificationError
 from tests.support.paypal import (
     REFUND_EVENT,

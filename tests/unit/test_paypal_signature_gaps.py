@@ -9,7 +9,7 @@ import pytest
 import responses
 
 from gateway.signatures.paypal import PayPalVerifier
-from service.devcerts import DevPayPalSigner, make_signer
+from sandbox.devcerts import DevPayPalSigner, make_signer
 from service.errors import VerificationError
 from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID, serve_cert, shared_signer
 

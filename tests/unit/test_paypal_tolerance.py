@@ -20,8 +20,8 @@ from gateway.signatures.paypal import (
     check_transmission_time,
     transmission_time,
 )
+from sandbox.devcerts import DevPayPalSigner
 from service.config import load_settings
-from service.devcerts import DevPayPalSigner
 from service.errors import ConfigError, VerificationError
 from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID, serve_cert, shared_signer
 

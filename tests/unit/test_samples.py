@@ -1,4 +1,4 @@
-"""Sample provider events (service.samples) and their signed delivery (service.simulator)."""
+"""Sample provider events (sandbox.samples) and their signed delivery (sandbox.simulator)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policy.money import Money, from_decimal_string, to_decimal_string
-from service import samples, simulator
-from service.samples import (
+from sandbox import samples, simulator
+from sandbox.samples import (
     PAYPAL_EVENT_TYPES,
     STRIPE_EVENT_TYPES,
     Scenario,
@@ -623,7 +623,7 @@ def test_paypal_fixture_matches_the_builder(event_type):
 
 
 class StubSigner:
-    """Stands in for service.devcerts: fixed transmission headers, and a record of each call."""
+    """Stands in for sandbox.devcerts: fixed transmission headers, and a record of each call."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[bytes, str]] = []

@@ -1,8 +1,8 @@
 """Signing and delivering sample webhook events, the way Stripe and PayPal deliver them.
 
 The core of ``gateway simulate``: it encodes an event to the bytes a provider would send, signs
-those exact bytes, and POSTs them to a webhook URL. Events come from ``service.samples``; PayPal
-signing is delegated to a ``signer`` (``service.devcerts``) so this module holds no keys.
+those exact bytes, and POSTs them to a webhook URL. Events come from ``sandbox.samples``; PayPal
+signing is delegated to a ``signer`` (``sandbox.devcerts``) so this module holds no keys.
 """
 
 from __future__ import annotations

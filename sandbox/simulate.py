@@ -2,7 +2,7 @@
 signs them, sent to a running gateway.
 
 Stripe events are signed with the merchant's first webhook secret. PayPal events are signed by a
-local development certificate (``service.devcerts``) that the gateway trusts only when started
+local development certificate (``sandbox.devcerts``) that the gateway trusts only when started
 with ``GATEWAY_PAYPAL_CA_FILE`` pointing at the development CA, as the demo does.
 """
 
@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from service import samples
+from sandbox import samples
+from sandbox.simulator import SendResult, send_paypal, send_stripe
 from service.config import Settings, load_settings
 from service.errors import ConfigError, UnknownMerchant
-from service.simulator import SendResult, send_paypal, send_stripe
 
 
 def lifecycle_events(provider: str, key: str) -> list[dict[str, Any]]:
@@ -46,7 +46,7 @@ def send_event(settings: Settings, data_dir: Path, provider: str, merchant_name:
         if not merchant.stripe.webhook_secrets:
             raise ConfigError(f"merchant {merchant_name} has no Stripe webhook secret")
         return send_stripe(url, event, merchant.stripe.webhook_secrets[0])
-    from service.devcerts import load_or_create_dev_signer
+    from sandbox.devcerts import load_or_create_dev_signer
 
     signer = load_or_create_dev_signer(data_dir)
     return send_paypal(url, event, signer, merchant.paypal.webhook_id)

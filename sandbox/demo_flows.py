@@ -16,9 +16,9 @@ from typing import Any
 
 import requests
 
-from service import samples
+from sandbox import samples
+from sandbox.simulator import send_stripe
 from service.config import Settings
-from service.simulator import send_stripe
 
 DAY = 86400
 _FULL_ID = {"username": "alice", "main_domain": "alice.example", "invoice_number": "INV-3",

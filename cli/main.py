@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.errors import GatewayError
+from service.web import GUNICORN_ARGS
 
 if TYPE_CHECKING:
 
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway")
 
 # The web server as the Procfile runs it; `gateway serve` and the demo use the same line.
-GUNICORN_ARGS = ["--config", "python:gateway.gunicorn_conf", "--workers", "2", "--threads", "4",
-                 "--timeout", "30", "--access-logfile", "-", "gateway.app:create_app()"]
 # Processes whose lines a log pipeline reads: JSON unless LOG_FORMAT says otherwise.
 _SERVICES = ("serve", "worker", "clock")
 
@@ -217,7 +216,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from rq.exceptions import StopRequested
 
     from service.bootstrap import build, install
-    from service.metrics import serve_metrics_if_configured
+    from service.scrape import serve_metrics_if_configured
 
     container = install(build())
     _require_head_when_reachable(container.settings.database_url)
@@ -329,12 +328,13 @@ def _stoppable_worker(stop: _WorkerStop) -> type:
 def cmd_clock(args: argparse.Namespace) -> int:
     from service import metrics
     from service.bootstrap import build
+    from service.scrape import serve_metrics_if_configured
     from workers.scheduled import run_scheduled
     from workers.sweeper import sweep
 
     container = build()
     _require_head_when_reachable(container.settings.database_url)
-    metrics.serve_metrics_if_configured(container)
+    serve_metrics_if_configured(container)
     while True:
         try:
             sweep(container)
@@ -404,7 +404,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from service.simulate import simulate
+    from sandbox.simulate import simulate
 
     result = simulate(args.provider, args.event_type, args.merchant, args.url, key=args.key)
     print(json.dumps({"status": result.status, "event_id": result.event_id,
@@ -438,7 +438,7 @@ def cmd_policy_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from service.demo import run_demo
+    from sandbox.demo import run_demo
 
     return run_demo(Path(args.data_dir))
 

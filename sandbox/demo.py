@@ -28,13 +28,13 @@ from ledger.inbox import counts_by_status
 from ledger.migrate import upgrade
 from ledger.models import Customer, InboxEvent, InboxStatus, Invoice, Payment, Refund, Subscription
 from policy.money import Money
-from service import fake_providers
+from sandbox import fake_providers
+from sandbox.demo_flows import ended_in, report, run_flows
+from sandbox.simulate import lifecycle_events, send_event
 from service.bootstrap import Container
-from service.cli import GUNICORN_ARGS
 from service.config import DEFAULT_MERCHANTS_FILE, Settings, load_settings
-from service.demo_flows import ended_in, report, run_flows
 from service.embedded_redis import ensure_embedded_redis, stop_embedded_redis
-from service.simulate import lifecycle_events, send_event
+from service.web import GUNICORN_ARGS
 
 
 def run_demo(data_dir: Path, timeout: float = 90.0) -> int:
@@ -81,7 +81,7 @@ def _fresh(data_dir: Path) -> None:
 
 
 def _demo_env(data_dir: Path, providers_url: str) -> dict[str, str]:
-    from service.devcerts import load_or_create_dev_signer
+    from sandbox.devcerts import load_or_create_dev_signer
 
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     load_or_create_dev_signer(data_dir)  # a local CA the demo's gateway trusts for PayPal
@@ -103,8 +103,8 @@ def _processes(env: dict[str, str], port: int) -> Iterator[None]:
     python = sys.executable
     commands = [
         [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN_ARGS],
-        [python, "-m", "service.cli", "worker"],
-        [python, "-m", "service.cli", "clock", "--interval", "2"],
+        [python, "-m", "cli.main", "worker"],
+        [python, "-m", "cli.main", "clock", "--interval", "2"],
     ]
     logs = Path(env["GATEWAY_DATA_DIR"]) / "logs"
     logs.mkdir(exist_ok=True)
