@@ -7,18 +7,20 @@ from datetime import datetime
 
 from policy.case import Invoice
 from policy.decision import (
-    ACCOUNT_CREDIT,
-    FULL_REFUND,
-    LATE_FEE,
-    NEEDS_REVIEW,
-    NO_ACTION,
-    PARTIAL_REFUND,
     Decision,
+    Outcome,
     new_line_item,
 )
 from policy.pack import LateFeeTerms, OverpaymentTerms
 from policy.timing import describe
-from policy.verdict import SEV_OK, SEV_REVIEW, Context, Findings, MissingFact, decide, percent_of
+from policy.verdict import (
+    Context,
+    Findings,
+    MissingFact,
+    Severity,
+    decide,
+    percent_of,
+)
 
 
 def find_invoice(ctx: Context) -> Invoice | None:
@@ -34,20 +36,20 @@ def evaluate_late_fee(ctx: Context, t: LateFeeTerms) -> Decision:
     f = Findings()
     overdue_from = invoice.due_at + t.grace
     if invoice.paid:
-        f.check(t.overdue_clause, False, f"invoice {invoice.number} is paid", SEV_OK)
-        return decide(ctx, NO_ACTION, f)
+        f.check(t.overdue_clause, False, f"invoice {invoice.number} is paid", Severity.OK)
+        return decide(ctx, Outcome.NO_ACTION, f)
     overdue = ctx.now >= overdue_from
     f.check(t.overdue_clause, overdue, f"{describe(ctx.now - invoice.due_at)} since the due date "
-            f"(overdue from {t.grace_hours}h)", SEV_OK)
+            f"(overdue from {t.grace_hours}h)", Severity.OK)
     if not overdue:
-        return decide(ctx, NO_ACTION, f, effective_at=overdue_from)
+        return decide(ctx, Outcome.NO_ACTION, f, effective_at=overdue_from)
     _notified(ctx, t, invoice, f)
     floor = ctx.fixed_amount(t.floor)
     if floor is None:
         f.check(t.floor.clause, False, f"no {ctx.currency} minimum late fee is configured "
-                "(the policy states USD); not converting", SEV_REVIEW)
-    if f.worst >= SEV_REVIEW:
-        return decide(ctx, NEEDS_REVIEW, f, effective_at=overdue_from)
+                "(the policy states USD); not converting", Severity.REVIEW)
+    if f.worst >= Severity.REVIEW:
+        return decide(ctx, Outcome.NEEDS_REVIEW, f, effective_at=overdue_from)
     return _fee(ctx, t, invoice, floor or 0, overdue_from, f)
 
 
@@ -56,12 +58,12 @@ def _notified(ctx: Context, t: LateFeeTerms, invoice: Invoice, f: Findings) -> N
         return
     if invoice.notified_at is None:
         f.check(t.notice_days.clause, False, "the case does not say when the charge was notified",
-                SEV_REVIEW)
+                Severity.REVIEW)
         return
     lead = invoice.due_at - invoice.notified_at
     f.check(t.notice_days.clause, lead >= t.notice,
             f"notified {describe(lead)} before the due date (needs {t.notice_text})",
-            SEV_REVIEW)
+            Severity.REVIEW)
 
 
 def _fee(ctx: Context, t: LateFeeTerms, invoice: Invoice, floor: int, overdue_from: datetime,
@@ -83,7 +85,7 @@ def _fee(ctx: Context, t: LateFeeTerms, invoice: Invoice, floor: int, overdue_fr
         f.note(t.collection_cap.clause, f"passed to debt collection: a fee of up to {shown} may "
                "be applied at the merchant's discretion (not charged here)")
         flags += ("debt_collection",)
-    return decide(ctx, LATE_FEE, f, fee=fee, line_items=items, effective_at=overdue_from,
+    return decide(ctx, Outcome.LATE_FEE, f, fee=fee, line_items=items, effective_at=overdue_from,
                   flags=flags)
 
 
@@ -96,26 +98,26 @@ def evaluate_overpayment(ctx: Context, t: OverpaymentTerms) -> Decision:
     f = Findings()
     f.check(t.providers.clause, payment.provider in t.providers.categories,
             f"paid via {payment.provider or 'unknown provider'} "
-            f"(covered: {t.providers_listed})", SEV_REVIEW)
+            f"(covered: {t.providers_listed})", Severity.REVIEW)
     if t.require_subscription:
         f.check(t.refund_clause, payment.via_subscription,
                 "from a subscription not cancelled" if payment.via_subscription
-                else "not from a subscription: no clause covers it", SEV_REVIEW)
-    if f.worst >= SEV_REVIEW:
-        return decide(ctx, NEEDS_REVIEW, f, at_stake=over)
+                else "not from a subscription: no clause covers it", Severity.REVIEW)
+    if f.worst >= Severity.REVIEW:
+        return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=over)
     age = ctx.case.request.received_at - payment.received_at
     fresh = age <= t.max_age
     f.check(t.refund_clause, fresh, f"payment is {describe(age)} old at the request "
-            f"(refundable up to {t.max_age_days}d 00:00:00)", SEV_OK)
+            f"(refundable up to {t.max_age_days}d 00:00:00)", Severity.OK)
     fee = percent_of(over, t.fee_percent, ctx.pack.fee_rounding) if fresh or t.fee_on_credit else 0
     f.note(t.fee_clause, f"{t.fee_percent!s}% administration fee: {ctx.show(fee)}")
     items = (new_line_item("administration_fee", "overpayment administration fee",
                            ctx.money(fee), t.fee_clause.citation),) if fee else ()
     if fresh:
-        outcome = PARTIAL_REFUND if fee else FULL_REFUND
+        outcome = Outcome.PARTIAL_REFUND if fee else Outcome.FULL_REFUND
         return decide(ctx, outcome, f, at_stake=over, refund=over - fee, fee=fee, line_items=items)
     f.note(t.credit_clause, "older than the refund window: added as account credit")
     if t.credit_note is not None:
         f.note(t.credit_note, "account credit is not refundable")
-    return decide(ctx, ACCOUNT_CREDIT, f, at_stake=over, credit=over - fee, fee=fee,
+    return decide(ctx, Outcome.ACCOUNT_CREDIT, f, at_stake=over, credit=over - fee, fee=fee,
                   line_items=items, flags=("credit_not_refundable",))

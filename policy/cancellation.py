@@ -12,24 +12,18 @@ from typing import Final
 
 from policy.case import Order
 from policy.decision import (
-    CANCEL_AT_PERIOD_END,
-    CANCEL_BLOCKED,
-    CANCEL_IMMEDIATELY,
-    CANCEL_NEXT_PERIOD,
-    NEEDS_REVIEW,
     Decision,
     LineItem,
+    Outcome,
     new_line_item,
 )
 from policy.pack import CancellationTerms, IdentityRule
 from policy.timing import DAY, add_months, describe, start_of_month
 from policy.verdict import (
-    SEV_DENY,
-    SEV_OK,
-    SEV_REVIEW,
     Context,
     Findings,
     MissingFact,
+    Severity,
     decide,
     divide,
 )
@@ -47,13 +41,13 @@ def evaluate_cancellation(ctx: Context, t: CancellationTerms) -> Decision:
         numbers = ", ".join(i.number for i in due)
         f.check(t.outstanding, not due,
                 f"unpaid invoices due: {numbers}" if due else "no invoice is due or overdue")
-    if f.worst == SEV_DENY:
+    if f.worst == Severity.DENY:
         if not identified and t.identity is not None and t.identity.procedure_clause is not None:
             f.check(t.identity.procedure_clause, False,
                     "the cancellation procedure was not followed: the account stays open")
-        return decide(ctx, CANCEL_BLOCKED, f)
-    if f.worst == SEV_REVIEW:
-        return decide(ctx, NEEDS_REVIEW, f)
+        return decide(ctx, Outcome.CANCEL_BLOCKED, f)
+    if f.worst == Severity.REVIEW:
+        return decide(ctx, Outcome.NEEDS_REVIEW, f)
     return _schedule(ctx, t, order, f)
 
 
@@ -74,7 +68,7 @@ def _identity(ctx: Context, rule: IdentityRule, f: Findings) -> bool:
     if rule.verified_required:
         verified = identity.verified
         ok = f.check(rule.clause, verified is True, _VERIFIED[verified],
-                     SEV_REVIEW if verified is None else SEV_DENY) and ok
+                     Severity.REVIEW if verified is None else Severity.DENY) and ok
     return ok
 
 
@@ -91,13 +85,13 @@ def _timing(ctx: Context, t: CancellationTerms, order: Order,
     if t.notice_kind == "day_of_month":
         on_time = received.day < t.notice_value
         f.check(t.notice_clause, on_time, f"received on day {received.day} of the month "
-                f"(must be before day {t.notice_value}, UTC)", SEV_OK)
+                f"(must be before day {t.notice_value}, UTC)", Severity.OK)
         return on_time, start_of_month(received, 1), start_of_month(received, 2)
     due = _next_billing(order, t)
     margin = due - received
     on_time = margin >= t.notice if t.notice_value else margin > _NO_TIME
     f.check(t.notice_clause, on_time, f"received {describe(margin)} before the {t.notice_what} "
-            f"{due.isoformat()} (needs {t.notice_needs})", SEV_OK)
+            f"{due.isoformat()} (needs {t.notice_needs})", Severity.OK)
     step = 1 if t.late_charge == "month" else order.term_months
     return on_time, due, add_months(due, step)
 
@@ -107,7 +101,7 @@ def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> 
     flags = _forfeit(ctx, t, order, f)
     if on_time and ctx.case.request.immediate and t.immediate is not None:
         f.note(t.immediate, "cancelled immediately: no refund of the unused part of the period")
-        return decide(ctx, CANCEL_IMMEDIATELY, f, effective_at=ctx.now,
+        return decide(ctx, Outcome.CANCEL_IMMEDIATELY, f, effective_at=ctx.now,
                       access_until=ctx.now, flags=flags)
     effective = period_end if on_time else next_end
     charge = 0
@@ -123,7 +117,7 @@ def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> 
                f"one more period charged ({ctx.show(charge)}){immediate}")
     balance_due_by, more = _past_due(ctx, t, effective, f)
     _access_notes(t, order, effective, f)
-    outcome = CANCEL_AT_PERIOD_END if on_time else CANCEL_NEXT_PERIOD
+    outcome = Outcome.CANCEL_AT_PERIOD_END if on_time else Outcome.CANCEL_NEXT_PERIOD
     return decide(ctx, outcome, f, charge=charge, line_items=items + more, effective_at=effective,
                   access_until=effective, balance_due_by=balance_due_by, flags=flags)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
 from policy.case_json import iso, money_json
 from policy.frozen import builder
@@ -31,23 +31,6 @@ class Outcome(StrEnum):
     CANCEL_BLOCKED = "cancel_blocked"
     LATE_FEE = "late_fee"
     NO_ACTION = "no_action"
-
-
-# The members as module constants for the rules' hot paths: on Python 3.11 every ``Outcome.DENY``
-# runs EnumType's attribute hook (about 0.1 us, and the interpreter cannot specialise it), while a
-# module global costs a few nanoseconds.
-FULL_REFUND: Final = Outcome.FULL_REFUND
-PARTIAL_REFUND: Final = Outcome.PARTIAL_REFUND
-ACCOUNT_CREDIT: Final = Outcome.ACCOUNT_CREDIT
-SERVICE_CREDIT: Final = Outcome.SERVICE_CREDIT
-DENY: Final = Outcome.DENY
-NEEDS_REVIEW: Final = Outcome.NEEDS_REVIEW
-CANCEL_AT_PERIOD_END: Final = Outcome.CANCEL_AT_PERIOD_END
-CANCEL_NEXT_PERIOD: Final = Outcome.CANCEL_NEXT_PERIOD
-CANCEL_IMMEDIATELY: Final = Outcome.CANCEL_IMMEDIATELY
-CANCEL_BLOCKED: Final = Outcome.CANCEL_BLOCKED
-LATE_FEE: Final = Outcome.LATE_FEE
-NO_ACTION: Final = Outcome.NO_ACTION
 
 
 @dataclass(frozen=True, slots=True)

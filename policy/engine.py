@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final
 
 from policy.billing import evaluate_late_fee, evaluate_overpayment
 from policy.cancellation import evaluate_cancellation
 from policy.case import Case, RequestKind
-from policy.decision import NEEDS_REVIEW, Decision, Reason
+from policy.decision import Decision, Outcome, Reason
 from policy.errors import EvaluationError
 from policy.frozen import builder
 from policy.guarantee import evaluate_guarantee
@@ -50,16 +49,13 @@ def _as_utc(now: datetime) -> datetime:
     return now if now.tzinfo is UTC else now.astimezone(UTC)
 
 
-# Enum members bound once (attribute access on an Enum class is slow on 3.11; see verdict.py).
-_OVERPAYMENT: Final = RequestKind.OVERPAYMENT
-_OVERDUE_INVOICE: Final = RequestKind.OVERDUE_INVOICE
 
 
 def _currency(case: Case) -> str:
     kind = case.request.kind
-    if kind is _OVERPAYMENT and case.payment is not None:
+    if kind is RequestKind.OVERPAYMENT and case.payment is not None:
         return case.payment.amount.currency
-    if kind is _OVERDUE_INVOICE:
+    if kind is RequestKind.OVERDUE_INVOICE:
         invoice = case.invoice(case.request.invoice_number)
         if invoice is not None:
             return invoice.amount.currency
@@ -69,7 +65,7 @@ def _currency(case: Case) -> str:
 
 
 def _review(ctx: Context, clause: str, text: str, detail: str) -> Decision:
-    return decide(ctx, NEEDS_REVIEW, [Reason(clause, text, False, detail)])
+    return decide(ctx, Outcome.NEEDS_REVIEW, [Reason(clause, text, False, detail)])
 
 
 def _unruled(ctx: Context) -> Decision:

@@ -6,23 +6,23 @@ Used by seed 002 (CloudBehind VPN) and seed 003 (TheOpenHost 16-day guarantee)."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
 
 from policy.case import Order, OrderType
 from policy.decision import (
-    DENY,
-    FULL_REFUND,
-    NEEDS_REVIEW,
-    PARTIAL_REFUND,
     Decision,
     LineItem,
+    Outcome,
     new_line_item,
 )
 from policy.pack import GuaranteeTerms
 from policy.timing import DAY, months_started
-from policy.verdict import SEV_DENY, SEV_PARTIAL, SEV_REVIEW, Context, Findings, decide, divide
-
-_RENEWAL: Final = OrderType.RENEWAL  # bound once: Enum class attributes are slow on 3.11
+from policy.verdict import (
+    Context,
+    Findings,
+    Severity,
+    decide,
+    divide,
+)
 
 
 def evaluate_guarantee(ctx: Context, all_terms: tuple[GuaranteeTerms, ...]) -> Decision:
@@ -36,12 +36,12 @@ def evaluate_guarantee(ctx: Context, all_terms: tuple[GuaranteeTerms, ...]) -> D
     _conditions(ctx, terms, order, f)
     notice_by = _notes(terms, order, f)
     worst = f.worst
-    if worst == SEV_DENY:
-        return decide(ctx, DENY, f, at_stake=order.amount.amount, notice_by=notice_by)
-    if worst == SEV_REVIEW:
-        return decide(ctx, NEEDS_REVIEW, f, at_stake=order.amount.amount,
+    if worst == Severity.DENY:
+        return decide(ctx, Outcome.DENY, f, at_stake=order.amount.amount, notice_by=notice_by)
+    if worst == Severity.REVIEW:
+        return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=order.amount.amount,
                       notice_by=notice_by)
-    if worst == SEV_PARTIAL:
+    if worst == Severity.PARTIAL:
         return _partial_proposal(ctx, terms, order, f)
     return _refund(ctx, terms, order, f, notice_by)
 
@@ -59,7 +59,7 @@ def _not_covered(ctx: Context, terms: GuaranteeTerms, order: Order) -> Decision:
     covered = " and ".join(sorted(terms.order_types))
     f.check(terms.window.clause, False,
             f"the guarantee covers {covered} orders; this is a {order.type} order")
-    return decide(ctx, DENY, f, at_stake=order.amount.amount)
+    return decide(ctx, Outcome.DENY, f, at_stake=order.amount.amount)
 
 
 def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
@@ -71,7 +71,7 @@ def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> 
         f.check(t.eligible.clause, known,
                 f"{category} is covered" if known else
                 f"{category} is not a category this pack knows; a person must classify it",
-                SEV_REVIEW)
+                Severity.REVIEW)
     if t.excluded_providers is not None:
         excluded = t.excluded_providers.categories
         bad = order.payment_provider in excluded or order.payment_method in excluded
@@ -82,12 +82,12 @@ def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> 
         months, clause = t.terms_offered
         f.check(clause, order.term_months in months,
                 f"term is {order.term_months} months (offered: {t.offered or sorted(months)})",
-                SEV_REVIEW)
+                Severity.REVIEW)
 
 
 def _conditions(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
     case = ctx.case
-    what = "renewal date" if order.type is _RENEWAL else "order date"
+    what = "renewal date" if order.type is OrderType.RENEWAL else "order date"
     in_window = f.window(t.window, order.ordered_at, case.request.received_at, what)
     if not in_window and t.outside_window:
         f.check(t.outside_window, False,
@@ -117,7 +117,7 @@ def _usage(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
         clause = (t.bandwidth_below or t.max_sessions)
         # Not None: the return above leaves at least one of the three usage terms set.
         f.check(clause.clause if clause else t.unused_since_renewal,  # type: ignore[arg-type]
-                False, "the case gives no usage figures", SEV_REVIEW)
+                False, "the case gives no usage figures", Severity.REVIEW)
         return
     if t.bandwidth_below is not None:
         limit = t.bandwidth_below.value
@@ -125,7 +125,7 @@ def _usage(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
                    and order.term_months >= t.partial_over_bandwidth.value)
         f.check(t.bandwidth_below.clause, usage.bandwidth_bytes < limit,
                 f"{usage.bandwidth_bytes} bytes used (must be below {limit})",
-                SEV_PARTIAL if partial else SEV_DENY)
+                Severity.PARTIAL if partial else Severity.DENY)
     if t.max_sessions is not None:
         f.check(t.max_sessions.clause, usage.sessions <= t.max_sessions.value,
                 f"{usage.sessions} sessions (at most {t.max_sessions.value})")
@@ -136,7 +136,7 @@ def _usage(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
 
 def _notes(t: GuaranteeTerms, order: Order, f: Findings) -> datetime | None:
     """Notes on automatic renewal; returns when the renewal reminder was due, if one was."""
-    if not order.auto_renew or order.type is not _RENEWAL:
+    if not order.auto_renew or order.type is not OrderType.RENEWAL:
         return None
     if t.auto_renew is not None:
         f.note(t.auto_renew, "automatic renewal: the renewal criteria apply")
@@ -160,7 +160,7 @@ def _deductions(ctx: Context, t: GuaranteeTerms, order: Order,
         amount = ctx.fixed_amount(table)
         if amount is None:
             f.check(table.clause, False, f"no {ctx.currency} amount is configured for the "
-                    f"{table.label} deduction (stated in USD); not converting", SEV_REVIEW)
+                    f"{table.label} deduction (stated in USD); not converting", Severity.REVIEW)
             return None
         items.append(new_line_item("deduction", table.label, ctx.money(amount),
                                    table.clause.citation))
@@ -176,10 +176,10 @@ def _refund(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings,
     paid = order.amount.amount
     deductions = _deductions(ctx, t, order, f)
     if deductions is None:
-        return decide(ctx, NEEDS_REVIEW, f, at_stake=paid, notice_by=notice_by)
+        return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=paid, notice_by=notice_by)
     items, total = deductions
     refund = max(0, paid - total)
-    outcome = FULL_REFUND if refund == paid else PARTIAL_REFUND
+    outcome = Outcome.FULL_REFUND if refund == paid else Outcome.PARTIAL_REFUND
     return decide(ctx, outcome, f, at_stake=paid, refund=refund, line_items=items,
                   notice_by=notice_by)
 
@@ -190,11 +190,11 @@ def _partial_proposal(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings
     months = min(months_started(order.ordered_at, ctx.case.request.received_at), order.term_months)
     monthly = divide(paid, order.term_months, ctx.pack.fee_rounding)
     charge = min(paid, monthly * months)
-    # Set: SEV_PARTIAL, which leads here, is only found when it is (see _usage).
+    # Set: Severity.PARTIAL, which leads here, is only found when it is (see _usage).
     clause = t.partial_over_bandwidth.clause  # type: ignore[union-attr]
     f.note(clause, f"partial refund at the merchant's discretion: proposed charge {months} "
            f"month(s) of {order.term_months} at {ctx.show(monthly)}")
     item = new_line_item("usage_charge", f"{months} month(s) of usage", ctx.money(charge),
                          clause.citation)
-    return decide(ctx, NEEDS_REVIEW, f, at_stake=paid, proposed_refund=paid - charge,
+    return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=paid, proposed_refund=paid - charge,
                   line_items=(item,))

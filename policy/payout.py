@@ -11,7 +11,7 @@ creates the refund (``ledger.refundable``).
 from __future__ import annotations
 
 from policy.case import DisputeState, Order, Payment, RequestKind
-from policy.decision import DENY, NEEDS_REVIEW, Decision, Outcome, new_reason
+from policy.decision import Decision, Outcome, new_reason
 from policy.pack import Clause
 from policy.verdict import Context, decide
 
@@ -33,7 +33,7 @@ def bounded(ctx: Context, decision: Decision) -> Decision:
     if facts is None:
         return decision
     if facts.dispute in (DisputeState.OPEN, DisputeState.LOST):
-        return _held(ctx, decision, NEEDS_REVIEW, DISPUTE,
+        return _held(ctx, decision, Outcome.NEEDS_REVIEW, DISPUTE,
                      f"the payment's dispute is {facts.dispute.value}: no refund is made",
                      proposed=decision.refund.amount)
     left = facts.refundable
@@ -41,10 +41,10 @@ def bounded(ctx: Context, decision: Decision) -> Decision:
         return decision
     wanted = ctx.show(decision.refund.amount)
     if left.amount == 0:
-        return _held(ctx, decision, DENY, REMAINDER,
+        return _held(ctx, decision, Outcome.DENY, REMAINDER,
                      f"the policy grants {wanted}, but nothing is left to refund of the payment "
                      "(refunded, in flight or pending already)", proposed=None)
-    return _held(ctx, decision, NEEDS_REVIEW, REMAINDER,
+    return _held(ctx, decision, Outcome.NEEDS_REVIEW, REMAINDER,
                  f"the policy grants {wanted}, but only {ctx.show(left.amount)} is left to refund "
                  "of the payment; a person decides", proposed=left.amount)
 

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from policy.case import ServiceState
-from policy.decision import DENY, FULL_REFUND, NEEDS_REVIEW, Decision
+from policy.decision import Decision, Outcome
 from policy.pack import CategorySet, RefundReviewTerms, ServiceRefundTerms
-from policy.verdict import SEV_DENY, SEV_REVIEW, Context, Findings, MissingFact, decide
+from policy.verdict import Context, Findings, MissingFact, Severity, decide
 
 
 def non_refundable(ctx: Context, sets: tuple[CategorySet, ...]) -> Decision | None:
@@ -16,7 +16,7 @@ def non_refundable(ctx: Context, sets: tuple[CategorySet, ...]) -> Decision | No
         if order.product_category in entry.categories:
             f = Findings()
             f.check(entry.clause, False, f"{order.product_category} is not refundable")
-            return decide(ctx, DENY, f, at_stake=order.amount.amount)
+            return decide(ctx, Outcome.DENY, f, at_stake=order.amount.amount)
     return None
 
 
@@ -37,22 +37,22 @@ def evaluate_service_refund(ctx: Context, t: ServiceRefundTerms) -> Decision:
     if review is None:
         _rendered(t, order.service_state, f)
     paid = order.amount.amount
-    if f.worst >= SEV_REVIEW:
-        outcome = DENY if f.worst == SEV_DENY else NEEDS_REVIEW
+    if f.worst >= Severity.REVIEW:
+        outcome = Outcome.DENY if f.worst == Severity.DENY else Outcome.NEEDS_REVIEW
         return decide(ctx, outcome, f, at_stake=paid)
     if review is not None:
         f.note(review, f"reason {code}: the merchant reviews the case and may offer a partial "
                "refund or credit at its discretion")
-        return decide(ctx, NEEDS_REVIEW, f, at_stake=paid)
+        return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=paid)
     if t.before_initiation == "needs_review":
-        return decide(ctx, NEEDS_REVIEW, f, at_stake=paid)
-    return decide(ctx, FULL_REFUND, f, at_stake=paid, refund=paid)
+        return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=paid)
+    return decide(ctx, Outcome.FULL_REFUND, f, at_stake=paid, refund=paid)
 
 
 def _rendered(t: ServiceRefundTerms, state: ServiceState | None, f: Findings) -> None:
     if state is None:
         f.check(t.state_clause, False, "the case does not say whether the service has started",
-                SEV_REVIEW)
+                Severity.REVIEW)
         return
     f.check(t.state_clause, state not in t.non_refundable_states,
             f"service is {state.replace('_', ' ')}")
@@ -66,7 +66,7 @@ def evaluate_refund_review(ctx: Context, t: RefundReviewTerms) -> Decision:
     denied = t.deny_reasons.get(code)
     if denied is not None:
         f.check(denied, False, f"the request's reason is {code}")
-        return decide(ctx, DENY, f, at_stake=order.amount.amount)
+        return decide(ctx, Outcome.DENY, f, at_stake=order.amount.amount)
     f.note(t.clause, "the policy states no automatic refund terms; a person decides, and an "
            "approved credit is processed on verification back to the card")
-    return decide(ctx, NEEDS_REVIEW, f, at_stake=order.amount.amount, flags=t.flags)
+    return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=order.amount.amount, flags=t.flags)

@@ -6,10 +6,17 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from policy.case import Order, Uptime
-from policy.decision import DENY, NEEDS_REVIEW, SERVICE_CREDIT, Decision
+from policy.decision import Decision, Outcome
 from policy.pack import Band, Schedule, UptimeTerms
 from policy.timing import describe
-from policy.verdict import SEV_DENY, SEV_REVIEW, Context, Findings, MissingFact, decide, divide
+from policy.verdict import (
+    Context,
+    Findings,
+    MissingFact,
+    Severity,
+    decide,
+    divide,
+)
 
 # Decimals go into reason texts as {value!s}: the same text as Decimal.__format__ with an empty
 # spec, in a quarter of the time.
@@ -30,14 +37,14 @@ def evaluate_uptime(ctx: Context, t: UptimeTerms) -> Decision:
     f.check(t.guarantee_clause, not met, f"measured {uptime.measured_percent!s}% against the "
             f"{t.guarantee_percent!s}% guarantee")
     monthly = divide(order.amount.amount, order.term_months, ctx.pack.credit_rounding)
-    if f.worst == SEV_DENY or schedule is None:
-        return decide(ctx, DENY, f, at_stake=monthly)
-    if f.worst == SEV_REVIEW:
-        return decide(ctx, NEEDS_REVIEW, f, at_stake=monthly)
+    if f.worst == Severity.DENY or schedule is None:
+        return decide(ctx, Outcome.DENY, f, at_stake=monthly)
+    if f.worst == Severity.REVIEW:
+        return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=monthly)
     credit = _credit(ctx, t, schedule, uptime.measured_percent, monthly, f)
     if t.credit_note is not None:
         f.note(t.credit_note, "applied as account credit; no cash value")
-    return decide(ctx, SERVICE_CREDIT, f, at_stake=monthly, credit=credit,
+    return decide(ctx, Outcome.SERVICE_CREDIT, f, at_stake=monthly, credit=credit,
                   flags=("no_cash_value",))
 
 
@@ -67,7 +74,7 @@ def _claim(ctx: Context, t: UptimeTerms, uptime: Uptime, f: Findings) -> None:
         accepted = uptime.source in t.accepted_sources.categories
         f.check(t.accepted_sources.clause, accepted,
                 f"figure from {uptime.source}" + ("" if accepted else
-                "; the merchant's own monitoring decides"), SEV_REVIEW)
+                "; the merchant's own monitoring decides"), Severity.REVIEW)
 
 
 def _band(s: Schedule, measured: Decimal) -> Band:
