@@ -1,0 +1,66 @@
+"""The readable account of a decision (``explain``, the CLI's --explain): every amount, date,
+flag."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from policy import Decision, LineItem, Outcome, Reason, explain
+from policy.money import Money
+
+
+def usd(amount: int) -> Money:
+    return Money(amount, "USD")
+
+
+def decision(**changes: Any) -> Decision:
+    at = datetime(2025, 6, 1, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "pack": "theopenhost", "request_kind": "refund", "outcome": Outcome.PARTIAL_REFUND,
+        "decided_at": at, "currency": "USD", "at_stake": usd(12000), "refund": usd(9000),
+        "credit": usd(500), "fee": usd(1500), "charge": usd(250), "retained": usd(3000),
+        "proposed_refund": usd(9500),
+        "line_items": (LineItem("fee", "setup fee", usd(1500), "003 §1.1"),),
+        "effective_at": datetime(2025, 6, 2, tzinfo=UTC),
+        "access_until": datetime(2025, 6, 3, tzinfo=UTC),
+        "balance_due_by": datetime(2025, 6, 4, tzinfo=UTC),
+        "notice_by": datetime(2025, 6, 5, tzinfo=UTC),
+        "flags": ("manual", "vip"),
+        "reasons": (Reason("003 §1.1", "Refunds within 15 days.", True, "day 3"),
+                    Reason("003 §1.2", "Details required.", False, "no invoice"))}
+    fields.update(changes)
+    return Decision(**fields)
+
+
+def test_explain_names_every_amount_date_flag_and_reason():
+    """explain writes each non-zero amount, each date, the flags and every reason, in order."""
+    assert explain(decision()).splitlines() == [
+        "Decision: partial_refund (refund, pack theopenhost, at 2025-06-01T00:00:00Z)",
+        "Amounts: at stake 120.00 USD, refund 90.00 USD, credit 5.00 USD, fee 15.00 USD, "
+        "charge 2.50 USD, retained 30.00 USD, proposed refund 95.00 USD",
+        "  - setup fee: 15.00 USD [003 §1.1]",
+        "Effective: 2025-06-02T00:00:00Z",
+        "Access until: 2025-06-03T00:00:00Z",
+        "Balance due by: 2025-06-04T00:00:00Z",
+        "Notice by: 2025-06-05T00:00:00Z",
+        "Flags: manual, vip",
+        "Reasons:",
+        "  [holds] 003 §1.1: day 3",
+        "      \u201cRefunds within 15 days.\u201d",
+        "  [FAILS] 003 §1.2: no invoice",
+        "      \u201cDetails required.\u201d",
+    ]
+
+
+def test_explain_leaves_out_zero_amounts_but_always_shows_the_refund():
+    """Zero amounts, absent dates and empty flags are left out; a zero refund is still shown."""
+    text = explain(decision(outcome=Outcome.DENY, at_stake=None, refund=usd(0), credit=usd(0),
+                            fee=usd(0), charge=usd(0), retained=usd(0), proposed_refund=None,
+                            line_items=(), effective_at=None, access_until=None,
+                            balance_due_by=None, notice_by=None, flags=()))
+    assert text.splitlines()[:3] == [
+        "Decision: deny (refund, pack theopenhost, at 2025-06-01T00:00:00Z)",
+        "Amounts: refund 0.00 USD",
+        "Reasons:",
+    ]
