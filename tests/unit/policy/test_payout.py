@@ -97,3 +97,18 @@ def test_the_facts_survive_the_json_round_trip():
     assert case_to_json(case_from_json(case))["order"]["refundable"] == {"amount": 7,
                                                                          "currency": USD}
     assert case_to_json(case_from_json(case))["order"]["dispute"] == "won"
+
+
+def test_a_held_refund_keeps_the_decisions_flags():
+    """A refund held back by the dispute rule keeps what the merchant's rules flagged (the
+    shell acts on flags: credit to card, support withheld, ...)."""
+    import dataclasses
+
+    from policy.payout import bounded
+    from policy.verdict import Context
+
+    case = case_from_json(_with(guarantee_claim(12000), "order", dispute="open"))
+    granted = evaluate(PACK, case_from_json(guarantee_claim(12000)), DECIDED_AT)
+    flagged = dataclasses.replace(granted, flags=("credit_to_card",))
+    held = bounded(Context(PACK, case, DECIDED_AT, USD), flagged)
+    assert held.outcome.value == "needs_review" and held.flags == ("credit_to_card",)
