@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections.abc import Iterator
@@ -40,7 +41,19 @@ def make_engine(url: str, busy_timeout: float = 30, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.get_backend_name() == "postgresql" and _process_limit is not None:
+        kwargs = {**kwargs, "connect_args": {**kwargs.get("connect_args", {}),
+                                             **_postgres_limits(_process_limit)}}
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _postgres_limits(seconds: float) -> dict[str, Any]:
+    """The web tier's bounds on PostgreSQL: connecting and waiting for a lock take at most
+    ``seconds`` (a request answers 503 then), and no statement runs past 10 seconds, all well
+    within gunicorn's 30-second timeout."""
+    millis = max(1, int(seconds * 1000))
+    return {"connect_timeout": max(1, math.ceil(seconds)),
+            "options": f"-c lock_timeout={millis} -c statement_timeout={max(millis, 10000)}"}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, record: Any, busy_timeout: float) -> None:
@@ -68,8 +81,10 @@ def _begin_immediate(conn: Connection) -> None:
 
 def limit_waits(seconds: float | None) -> None:
     """Wait at most ``seconds`` for the SQLite write lock anywhere in this process, whatever
-    the engines' busy timeouts say (None: no limit). The web tier sets it (GATEWAY_WEB_DB_WAIT)
-    so that a request answers 503 well within gunicorn's timeout; workers keep the long one."""
+    the engines' busy timeouts say (None: no limit); on PostgreSQL, engines made afterwards
+    wait at most that long to connect or for a lock (``_postgres_limits``). The web tier sets
+    it (GATEWAY_WEB_DB_WAIT) so that a request answers 503 well within gunicorn's timeout;
+    workers keep the long one."""
     global _process_limit
     _process_limit = seconds
 

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 import requests
 
 from ledger.migrate import upgrade
@@ -107,3 +108,28 @@ def test_an_admin_request_during_a_held_lock_gets_503_and_files_nothing(containe
     assert again.json()["id"] == filed.json()["id"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM support_requests").fetchone() == (1,)
+
+
+def test_on_postgresql_a_locked_inbox_gets_503_within_seconds(container, spawn):
+    """PostgreSQL: with the inbox table locked by another session, gunicorn (the Procfile's
+    line) answers a webhook 503 within seconds (its lock wait is bounded by
+    GATEWAY_WEB_DB_WAIT), and the redelivery after the lock is released is stored."""
+    url = container.settings.database_url
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's lock wait; TEST_DATABASE_URL is not PostgreSQL")
+    port = free_port()
+    env = process_env(container.settings, PORT=str(port))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    spawn([procfile_line("web")], env, "web", shell=True)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base)
+    event = samples.stripe_event("charge.succeeded", samples.Scenario(key="pg-web-wait"))
+    with container.engine.connect() as locker:
+        locker.exec_driver_sql("BEGIN")
+        locker.exec_driver_sql("LOCK TABLE inbox_events IN ACCESS EXCLUSIVE MODE")
+        status, body, took = _post(base, event)
+        locker.exec_driver_sql("ROLLBACK")
+    assert status == 503 and body["error"]["code"] == "storage_unavailable", body
+    assert took < BOUND, f"answered after {took:.1f} s"
+    status, body, _ = _post(base, event)
+    assert status == 200 and body["duplicate"] is False
