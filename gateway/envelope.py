@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from policy.timing import EARLIEST, EARLIEST_UNIX, LATEST, LATEST_UNIX
 from service.errors import VerificationError
 
 # Real Stripe and PayPal events nest under ten levels. Deeper is refused before it is stored, so
@@ -27,11 +28,6 @@ class Envelope:
     livemode: bool | None  # None: the payload does not say (PayPal)
     # Why the event is stored but never applied (a time no real event carries), or None.
     out_of_range: str | None = None
-
-
-# A real event is dated between these; one that is not is kept (``ignored``) but never applied.
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -76,8 +72,7 @@ def stripe_envelope(data: dict[str, Any]) -> Envelope:
     livemode = data.get("livemode")
     if not isinstance(livemode, bool):
         raise VerificationError("malformed_json", "field 'livemode' must be true or false")
-    earliest, latest = int(EARLIEST.timestamp()), int(LATEST.timestamp())
-    in_range = earliest <= created < latest
+    in_range = EARLIEST_UNIX <= created < LATEST_UNIX
     return Envelope(
         event_id=_text(data, "id"),
         event_type=_text(data, "type"),

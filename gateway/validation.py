@@ -15,7 +15,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 
-from gateway.envelope import EARLIEST, LATEST, parse_time
+from gateway.envelope import parse_time
+from policy.timing import EARLIEST, LATEST
 
 MAX_BYTES = 10**18  # an exabyte: more than any account moves; the ledger column holds 2^63
 MAX_SESSIONS = 2**31 - 1  # the ledger's column

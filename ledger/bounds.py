@@ -11,7 +11,7 @@ in, times between 2000 and 2100, text that fits and is valid Unicode. A value ou
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Integer, String, Text
@@ -19,10 +19,9 @@ from sqlalchemy.orm import DeclarativeBase
 
 from ledger.models import UTCDateTime
 from policy.money import is_payable
+from policy.timing import EARLIEST, LATEST
 from service.errors import GatewayError
 
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 # More than any one payment either provider takes (Stripe: 8 digits of minor units, 12 for a
 # few currencies; PayPal's largest transaction limits are far below): a larger one is not real.
 MAX_AMOUNT = 10**12

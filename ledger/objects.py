@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ledger import bounds
 from ledger.models import Customer, Provider, _ProviderObject
+from policy.timing import LATEST
 
 T = TypeVar("T", bound=_ProviderObject)
 
@@ -86,7 +87,7 @@ def ensure_customer(session: Session, ref: Ref, version: Version, livemode: bool
 def _check(model: type[Any], ref: Ref, version: Version, values: dict[str, Any]) -> None:
     """The boundary check of everything an event writes (see ``ledger.bounds``)."""
     bounds.check_text(f"{model.__tablename__} id", ref.provider_id)
-    if version.at >= bounds.LATEST:  # a far-future version would freeze the object for good
+    if version.at >= LATEST:  # a far-future version would freeze the object for good
         raise bounds.OutOfRange(f"the event's time {version.at.isoformat()}: after 2100")
     bounds.check(model, values)
 

@@ -36,6 +36,7 @@ from policy.case import (
 )
 from policy.errors import CaseError
 from policy.money import Money
+from policy.timing import EARLIEST, LATEST
 
 Json = dict[str, Any]
 
@@ -230,13 +231,10 @@ def _datetime(text: str, where: str) -> datetime:
         value = value.astimezone(UTC)
     except OverflowError:
         raise CaseError(where, f"{text!r} is outside the calendar in UTC") from None
-    if not _EARLIEST <= value < _LATEST:  # windows and periods are added to it: keep headroom
+    if not EARLIEST <= value < LATEST:
         raise CaseError(where, f"{text!r} is not between 2000 and 2100")
     return value
 
-
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _opt_datetime(d: Mapping[str, Any], key: str, where: str) -> datetime | None:

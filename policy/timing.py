@@ -7,6 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
+# The times a fact may carry, wherever it enters (a Case, a provider event, an admin request):
+# anything outside is no real event's, and periods and windows are added to these with headroom.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_UNIX, LATEST_UNIX = int(EARLIEST.timestamp()), int(LATEST.timestamp())
 
 
 def _utc(moment: datetime) -> datetime:

@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ledger.bounds import EARLIEST, LATEST, OutOfRange
+from ledger.bounds import OutOfRange
 from ledger.objects import Ref, Version
+from policy.timing import EARLIEST_UNIX, LATEST_UNIX
 from service.errors import GatewayError
 
 
@@ -50,12 +51,10 @@ def timestamp(value: Any) -> datetime | None:
     real event carries (outside 2000-2100: the ledger would not hold it anyway)."""
     if isinstance(value, bool) or not isinstance(value, int):
         return None
-    if not _EARLIEST <= value < _LATEST:
+    if not EARLIEST_UNIX <= value < LATEST_UNIX:
         raise OutOfRange(f"timestamp {value}: not between 2000 and 2100")
     return datetime.fromtimestamp(value, UTC)
 
-
-_EARLIEST, _LATEST = int(EARLIEST.timestamp()), int(LATEST.timestamp())
 
 
 def whole(value: Any, what: str) -> int:
