@@ -217,7 +217,7 @@ def run_action(container: Container, action_id: str, now: datetime | None = None
 def _run_action(container: Container, action_id: str, now: datetime | None) -> str:
     now = now or datetime.now(UTC)
     with container.sessions() as session, session.begin():
-        action = _locked_action(session, action_id)
+        action, payment = _locked_action(session, action_id)
         if action is None or action.status in _DONE:
             return action.status if action else "missing"
         _bind_decision(session, action)
@@ -226,7 +226,7 @@ def _run_action(container: Container, action_id: str, now: datetime | None) -> s
         if action.kind == "credit" and not _to_stripe_balance(container, action):
             _grant(session, action, now)
             return action.status
-        refusal = _first_attempt_refusal(session, action)
+        refusal = _first_attempt_refusal(session, action, payment)
         if refusal is not None:
             _refuse(session, action, refusal, now)
             return action.status
@@ -245,25 +245,27 @@ def _run_action(container: Container, action_id: str, now: datetime | None) -> s
     return status
 
 
-def _locked_action(session: Session, action_id: str) -> Action | None:
-    """The action, locked; a refund's payment is locked before it, the order every path that
-    counts a payment's refunds takes (decisions, reviews, the drain's refund events)."""
+def _locked_action(session: Session, action_id: str) -> tuple[Action | None, Payment | None]:
+    """The action, locked, and a refund's payment, locked before it: the order every path
+    that counts a payment's refunds takes (decisions, reviews, the drain's refund events)."""
     action = session.get(Action, action_id)
+    payment = None
     if action is not None and action.kind == "refund":
         payment = payment_by_ref(session, action.merchant, action.payment_ref or "")
         if payment is not None:
-            refundable.lock(session, payment)
-    return session.get(Action, action_id, with_for_update=True, populate_existing=True)
+            payment = refundable.lock(session, payment)
+    locked = session.get(Action, action_id, with_for_update=True, populate_existing=True)
+    return locked, payment
 
 
-def _first_attempt_refusal(session: Session, action: Action) -> refundable.Refusal | None:
+def _first_attempt_refusal(session: Session, action: Action, payment: Payment | None
+                           ) -> refundable.Refusal | None:
     """Why a refund may no longer be made, checked before its first provider call: a refund
     made elsewhere since it was decided (a dashboard refund), or a dispute, may have taken what
     it was to pay back. A later attempt continues a checked one, whose amount has counted as in
     flight ever since, and which may already have landed: it is not checked again."""
     if action.kind != "refund" or action.attempts or action.status != ActionStatus.PENDING:
         return None
-    payment = payment_by_ref(session, action.merchant, action.payment_ref or "")
     if payment is None:
         return refundable.Refusal("unknown_payment", f"payment {action.payment_ref} is not in "
                                   "the ledger")

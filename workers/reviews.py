@@ -82,18 +82,16 @@ def _approve(session: Session, merchant: Merchant, decision: Decision, payment: 
     credit = _money(body.get("credit"), "credit")
     if refund is None and credit is None:
         raise ReviewError(400, "refund", "an approval needs a refund or a credit amount")
-    if refund is not None:
-        if payment is None:
-            raise ReviewError(400, "refund", "this decision concerns no payment to refund")
-        _check_refundable(session, payment, refund)
-    if credit is not None:
-        _check_credit(merchant, decision, payment, credit)
+    if refund is not None and payment is None:
+        raise ReviewError(400, "refund", "this decision concerns no payment to refund")
     reason = f"approved in review by {body['reviewer']}"
-    try:
+    try:  # the ledger's bound on the refund (the payment is locked: see ``answer_in``)
         actions = plan_actions(session, decision, refund=refund, credit=credit, payment=payment,
                                clause="review", reason=reason, now=now)
-    except ActionRefused as refused:  # checked above; the ledger's own bound has the last word
-        raise ReviewError(409, "refund" if refund else "credit", str(refused)) from None
+    except ActionRefused as refused:
+        raise _refused(refused) from None
+    if credit is not None:  # a refusal rolls back the actions just planned with the rest
+        _check_credit(merchant, decision, payment, credit)
     decision.status = DecisionStatus.RECORDED if actions else DecisionStatus.CLOSED
 
 
@@ -120,15 +118,12 @@ def _payment_of(session: Session, decision: Decision) -> Payment | None:
     return None if ref is None else payment_by_ref(session, decision.merchant, ref)
 
 
-def _check_refundable(session: Session, payment: Payment, refund: Money) -> None:
-    """Never more than what is left of the payment after refunds already made or under way,
-    and never while it is disputed (the payment is locked: see ``answer_in``)."""
-    refusal = refundable.remainder(session, payment).refusal(refund)
-    if refusal is None:
-        return
+def _refused(refused: ActionRefused) -> ReviewError:
+    """The ledger's refusal as the answer names it: what is left of the payment (400, naming
+    the amount or the currency), or a dispute (409)."""
     field = {"currency_mismatch": "refund.currency", "disputed": "refund"}.get(
-        refusal.code, "refund.amount")
-    raise ReviewError(409 if refusal.code == "disputed" else 400, field, refusal.message)
+        refused.code, "refund.amount")
+    return ReviewError(409 if refused.code == "disputed" else 400, field, str(refused))
 
 
 def _check_credit(merchant: Merchant, decision: Decision, payment: Payment | None,
