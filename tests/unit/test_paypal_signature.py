@@ -37,7 +37,6 @@ from tests.support.paypal import (
     SANDBOX_API_BASE,
     WEBHOOK_ID,
     serve_cert,
-    shared_signer,
 )
 
 HEADER_NAMES = [
@@ -48,18 +47,6 @@ HEADER_NAMES = [
     "PAYPAL-AUTH-ALGO",
 ]
 GOOD_CERT_URL = "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-1d93a270"
-
-
-@pytest.fixture(scope="session")
-def signer() -> DevPayPalSigner:
-    return shared_signer()
-
-
-@pytest.fixture
-def rsps():
-    """Fake HTTP: an unregistered request fails, and a registered one not made fails the test."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 @pytest.fixture

@@ -23,23 +23,11 @@ from gateway.signatures.paypal import (
 from sandbox.devcerts import DevPayPalSigner
 from service.config import load_settings
 from service.errors import ConfigError, VerificationError
-from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID, serve_cert, shared_signer
+from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID, serve_cert
 
 # A fixed "now" inside the shared dev certificate's validity, in whole seconds like the header.
 NOW = datetime.now(UTC).replace(microsecond=0)
 TOLERANCE = 300
-
-
-@pytest.fixture(scope="module")
-def signer() -> DevPayPalSigner:
-    return shared_signer()
-
-
-@pytest.fixture
-def rsps():
-    """Fake HTTP: an unregistered request fails, and a registered one not made fails the test."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 @pytest.fixture
