@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from policy.timing import UnknownZone, zone
 from service.errors import ConfigError
 
 DEFAULT_MERCHANTS_FILE = Path(__file__).with_name("merchants.default.toml")
@@ -101,6 +102,9 @@ class Merchant:
     # A credit approved in review is at most this share of what the decision concerns (the
     # payment's amount, else the order's or the overpayment's).
     review_credit_limit_percent: int = 100
+    # The merchant's calendar (IANA name): calendar-day windows, the day-of-month deadline and
+    # date-only due dates are read in it. Every Case the gateway builds carries it.
+    time_zone: str = "UTC"
     admin_token_digest: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -319,7 +323,18 @@ def _merchant(name: str, body: Mapping[str, Any], env: Mapping[str, str]) -> Mer
         default_product_category=body.get("default_product_category"),
         review_credit_limit_percent=_percent(f"{where}.review_credit_limit_percent",
                                              body.get("review_credit_limit_percent", 100)),
+        time_zone=_time_zone(f"{where}.time_zone", body.get("time_zone", "UTC")),
     )
+
+
+def _time_zone(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be an IANA time zone name such as 'Europe/London'")
+    try:
+        zone(value)
+    except UnknownZone as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    return value
 
 
 @cache
