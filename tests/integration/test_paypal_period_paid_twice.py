@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import responses
@@ -47,7 +47,7 @@ def _refunds_answered() -> None:
         responses.POST, f"{API}/v1/payments/sale/MANUAL-dup/refund",
         callback=lambda req: (200, {}, json.dumps({
             "id": "RF-MANUAL", "state": "completed",
-            "amount": json.loads(req.body)["amount"]})))
+            "amount": json.loads(cast(bytes, req.body))["amount"]})))
 
 
 ORDERS = list(itertools.permutations(["subscription", "sale", "manual"]))
