@@ -193,7 +193,7 @@ def _breakdowns(currencies: Mapping[str, Mapping[str, Any]], codes: Sequence[str
 class Charts:
     size: Bin  # the period's bin, for the heading
     charts: Sequence[Chart]
-    quiet: Sequence[str]  # currencies without refunds, credits or fees: one line each
+    quiet: Sequence[str]  # currencies without refunds, credits or fees: named in one line
 
 
 def charts(report: Mapping[str, Any], currencies: Mapping[str, Any]) -> Charts:
@@ -231,7 +231,8 @@ def _period_label(start: str, end: str) -> str:
 @dataclass(frozen=True)
 class When:
     iso: str
-    label: str
+    day: str  # 2026-10-03
+    time: str  # 09:15 UTC
 
 
 @dataclass(frozen=True)
@@ -266,5 +267,5 @@ def _when(value: datetime | None) -> When | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
-    label = value.strftime("%Y-%m-%d %H:%M") + (" UTC" if value.tzinfo else "")
-    return When(value.isoformat(), label)
+    return When(value.isoformat(), value.strftime("%Y-%m-%d"),
+                value.strftime("%H:%M") + (" UTC" if value.tzinfo else ""))

@@ -133,7 +133,8 @@ def test_an_empty_period_renders_a_complete_page_with_its_empty_states():
 
 def test_a_currency_without_activity_is_one_line_not_a_column_or_a_chart():
     """EUR with only zeros and no daily rows: 'EUR: no activity', no EUR column, no EUR chart;
-    GBP with charges but no refunds, credits or fees: a column, and one line for its chart."""
+    GBP with charges but no refunds, credits or fees: a column; both named in one line where
+    the charts are."""
     zeros = {"gross_charges": 0, "refunds": 0, "refunds_by_clause": {}, "matched": 0,
              "discrepancies": 0}
     page = render_html_string(_report(currencies={
@@ -142,7 +143,8 @@ def test_a_currency_without_activity_is_one_line_not_a_column_or_a_chart():
     assert '<p class="quiet" data-quiet="EUR">EUR: no activity</p>' in page
     assert '<th scope="col" class="num">EUR</th>' not in page
     assert '<th scope="col" class="num">GBP</th>' in page
-    assert "GBP: no refunds, credits or fees" in page
+    assert ('<p class="quiet" data-quiet-charts="EUR GBP">No refunds, credits or fees in EUR, '
+            'GBP.</p>') in page
     assert page.count("<svg") == 1 and 'data-currency="USD"' in page
     assert "No refunds, credits or fees in this period" not in page  # no empty panel
 
