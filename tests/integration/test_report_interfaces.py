@@ -14,12 +14,23 @@ import responses
 from cli.main import run as gateway
 from sandbox import samples
 from service.bootstrap import Container
+from service.config import Settings
+from tests.conftest import make_settings
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker
 
 EXPORTS = Path(__file__).parents[1] / "fixtures" / "exports"
 HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
 OTHER = {"Authorization": "Bearer test-admin-cloudbehind-002"}
+PUBLIC_URL = "https://gateway.example.com"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str, paypal_ca_file: Path
+             ) -> Settings:
+    """The test stores, and a public address (GATEWAY_PUBLIC_URL) for reports to link under."""
+    return make_settings(tmp_path, database_url, redis_url, paypal_ca_file,
+                         public_url=PUBLIC_URL)
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, container: Container) -> None:
@@ -159,8 +170,11 @@ def test_the_admin_api_reconciles_against_the_providers_apis(client, container):
     assert body["currencies"]["USD"]["gross_charges"] == 1500
     event = client.get(f"/v1/events/{row['event_id']}", headers=HOST)
     assert event.status_code == 200 and event.json["events"][0]["type"] == "charge.succeeded"
+    assert body["event_link"] == f"{PUBLIC_URL}/v1/events/{{event_id}}"
     html = client.get(f"{location}?format=html", headers=HOST)
-    assert html.status_code == 200 and scenario.charge_id in html.get_data(as_text=True)
+    page = html.get_data(as_text=True)
+    assert html.status_code == 200 and scenario.charge_id in page
+    assert f'<a href="{PUBLIC_URL}/v1/events/{row["event_id"]}">' in page  # the worker's setting
     assert client.get(location, headers=OTHER).status_code == 404
 
 
