@@ -162,9 +162,8 @@ def summary(currencies: Mapping[str, Mapping[str, Any]]) -> Summary:
 
 def _active(figures: Mapping[str, Any]) -> bool:
     """Whether a currency's figures hold anything but zeros (counts included)."""
-    return any(value for key, value in figures.items() if not isinstance(value, Mapping)) or any(
-        any(part for part in value.values()) for value in figures.values()
-        if isinstance(value, Mapping))
+    return any(any(value.values()) if isinstance(value, Mapping) else value
+               for value in figures.values())
 
 
 def _figure(value: Any, currency: str, is_money: bool) -> str:
