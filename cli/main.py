@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date
 from pathlib import Path
@@ -117,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a Stripe balance history or PayPal activity CSV (repeatable); "
                         "without one, the providers' APIs are read")
     p.add_argument("--output", type=Path, help="write here instead of standard output")
+    p.add_argument("--base-url", help="the gateway's public address, for the HTML report's "
+                                      "event links (default: GATEWAY_PUBLIC_URL; none: no links)")
     p.set_defaults(func=cmd_report_reconcile)
 
     p = sub.add_parser("backfill", help="fetch events the inbox never received, and process them")
@@ -138,15 +140,20 @@ def _date(value: str) -> date:
 
 
 def cmd_report_reconcile(args: argparse.Namespace) -> int:
+    from cli.progress import progress_line
     from reports.run import reconcile, render
+    from service.config import public_url
 
+    base_url = public_url(args.base_url or "", "--base-url")
     with _opened() as container:
         merchant = container.settings.merchant(args.merchant)
         if merchant is None:
             print(f"gateway: unknown merchant {args.merchant!r}", file=sys.stderr)
             return 2
-        report = reconcile(container, merchant, args.start, args.end,
-                           args.provider_export, progress=_progress())
+        with progress_line(sys.stderr) as progress:
+            report = reconcile(container, merchant, args.start, args.end,
+                               args.provider_export, base_url=base_url,
+                               progress=progress.show if progress else None)
     with (open(args.output, "w", encoding="utf-8", newline="") if args.output
           else contextlib.nullcontext(sys.stdout)) as out:
         for chunk in render(report, args.format):
@@ -154,17 +161,6 @@ def cmd_report_reconcile(args: argparse.Namespace) -> int:
     found = len(report["discrepancies"])
     print(f"{found} discrepancies", file=sys.stderr)
     return 1 if found else 0
-
-
-def _progress() -> Callable[[str, int], None] | None:
-    """A one-line progress display on standard error, for long runs in a terminal."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(stage: str, count: int) -> None:
-        print(f"\r{stage}: {count:,}", end="", file=sys.stderr, flush=True)
-
-    return show
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
