@@ -1,27 +1,36 @@
 """Account credit kept in our own ledger: granted with the clause behind it, never paid out.
 
 Per 003 §1.8 ("Funds added as account credit are not refundable") credit only ever reduces a
-later invoice; there is deliberately no way to turn a balance into a refund.
+later invoice; there is deliberately no way to turn a balance into a refund of anything but the
+payment it is applied to. A use draws on the oldest grant first and names it and what it paid.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from ledger.models import AccountCredit
+from ledger.db import reading
+from ledger.models import AccountCredit, Action, ActionStatus
 from policy.money import Money
+from policy.timing import LATEST
+
+LEDGER = "ledger"  # used against the account's next payments (a partial refund of each)
+STRIPE_BALANCE = "stripe_balance"  # Stripe applies it to the next invoice
 
 
 def grant(session: Session, *, merchant: str, account_ref: str, amount: Money, reason: str,
-          clause: str | None, decision_id: str | None, action_id: str, now: datetime) -> bool:
+          clause: str | None, decision_id: str | None, action_id: str, now: datetime,
+          held_by: str = LEDGER) -> bool:
     """Add a credit entry once per action (the action id is unique); False if already granted."""
     entry = AccountCredit(merchant=merchant, account_ref=account_ref, amount=amount.amount,
                           currency=amount.currency, reason=reason, clause=clause,
-                          decision_id=decision_id, action_id=action_id, created_at=now)
+                          decision_id=decision_id, action_id=action_id, created_at=now,
+                          held_by=held_by)
     try:
         with session.begin_nested():
             session.add(entry)
@@ -40,4 +49,69 @@ def balance_query(merchant: str, account_ref: str, currency: str) -> Select[int]
     """The balance as a query, for a caller that asks it together with other facts."""
     return (select(func.coalesce(func.sum(AccountCredit.amount), 0))
             .where(AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref)
-            .where(AccountCredit.currency == currency.upper()))
+            .where(AccountCredit.currency == currency.upper(), counts()))
+
+
+def counts() -> ColumnElement[bool]:
+    """Every grant counts, and every use except one whose refund failed (the credit is back)."""
+    failed = select(Action.id).where(Action.id == AccountCredit.action_id,
+                                     Action.status == ActionStatus.FAILED).exists()
+    return or_(AccountCredit.amount > 0, AccountCredit.action_id.is_(None), ~failed)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenGrant:
+    grant: AccountCredit
+    left: int  # minor units of it not yet used
+
+
+def open_grants(session: Session, merchant: str, account_ref: str, currency: str,
+                held_by: str, granted_by: datetime | None = None) -> list[OpenGrant]:
+    """The account's grants in ``currency`` held by ``held_by`` with something left, oldest
+    first (the order they are used in); only those granted by ``granted_by`` when given (a
+    credit applies to later invoices, not to a payment made before it existed)."""
+    use = aliased(AccountCredit)
+    used = (select(func.coalesce(func.sum(use.amount), 0))
+            .where(use.applies_to == AccountCredit.id)
+            .where(or_(use.action_id.is_(None), ~select(Action.id).where(
+                Action.id == use.action_id, Action.status == ActionStatus.FAILED).exists()))
+            .scalar_subquery())
+    with reading(session, AccountCredit):
+        rows = session.execute(
+            select(AccountCredit, AccountCredit.amount + used)
+            .where(AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref,
+                   AccountCredit.currency == currency.upper(), AccountCredit.amount > 0,
+                   AccountCredit.held_by == held_by,
+                   AccountCredit.created_at <= (granted_by or LATEST))
+            .order_by(AccountCredit.created_at, AccountCredit.id)).all()
+    return [OpenGrant(grant, int(left)) for grant, left in rows if left > 0]
+
+
+def applied(session: Session, merchant: str, applied_to: str) -> bool:
+    """Whether credit was already applied to the invoice or payment ``applied_to``."""
+    with reading(session, AccountCredit):
+        return session.scalars(select(AccountCredit.id).where(
+            AccountCredit.merchant == merchant,
+            AccountCredit.applied_to == applied_to)).first() is not None
+
+
+def use(session: Session, grant: AccountCredit, amount: int, *, applied_to: str, reason: str,
+        decision_id: str | None, action_id: str | None, now: datetime) -> None:
+    """Record ``amount`` of ``grant`` applied to ``applied_to`` (a negative entry naming both)."""
+    session.add(AccountCredit(
+        merchant=grant.merchant, account_ref=grant.account_ref, amount=-amount,
+        currency=grant.currency, reason=reason, clause=grant.clause, decision_id=decision_id,
+        action_id=action_id, created_at=now, held_by=grant.held_by, applies_to=grant.id,
+        applied_to=applied_to))
+
+
+def plan_uses(grants: list[OpenGrant], amount: int) -> list[tuple[AccountCredit, int]]:
+    """``amount`` drawn from ``grants`` oldest first: (grant, how much of it) for each used."""
+    plan = []
+    for open_grant in grants:
+        if amount <= 0:
+            break
+        take = min(open_grant.left, amount)
+        plan.append((open_grant.grant, take))
+        amount -= take
+    return plan

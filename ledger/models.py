@@ -306,10 +306,17 @@ class Action(Base):
 
 
 class AccountCredit(Base):
-    """A signed entry in an account's credit balance (grants positive, uses negative)."""
+    """A signed entry in an account's credit balance (grants positive, uses negative).
+
+    A use names the grant it draws on (``applies_to``) and the invoice or payment it is applied
+    to (``applied_to``), once; a use carried out by a refund of that payment names the refund
+    action, and stops counting if the action fails. A grant says who holds it: ``ledger`` (used
+    against the account's next payments) or ``stripe_balance`` (Stripe applies it to the next
+    invoice; the invoice's balance fields tell us)."""
 
     __tablename__ = "account_credits"
-    __table_args__ = (Index("ix_credit_account", "merchant", "account_ref", "currency"),)
+    __table_args__ = (Index("ix_credit_account", "merchant", "account_ref", "currency"),
+                      UniqueConstraint("applies_to", "applied_to", name="uq_credit_application"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     merchant: Mapped[str] = mapped_column(String(64))
@@ -321,6 +328,10 @@ class AccountCredit(Base):
     decision_id: Mapped[str | None] = mapped_column(ForeignKey("decisions.id"))
     action_id: Mapped[str | None] = mapped_column(ForeignKey("actions.id"), unique=True)
     created_at: Mapped[datetime]
+    held_by: Mapped[str] = mapped_column(String(16), default="ledger", server_default="ledger")
+    applies_to: Mapped[int | None] = mapped_column(
+        ForeignKey("account_credits.id", name="fk_credit_applies_to"))
+    applied_to: Mapped[str | None] = mapped_column(String(255))
 
 
 class RequestStatus(StrEnum):

@@ -30,6 +30,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from adapters import ledger_credit
 from ledger.db import is_postgres
 from ledger.models import (
     AccountCredit,
@@ -296,7 +297,7 @@ class Run:
             t.refunds_by_clause[clause or "none"] += amount
         credits = select(AccountCredit.currency, AccountCredit.amount).where(
             AccountCredit.merchant == self.merchant, AccountCredit.created_at >= self.start,
-            AccountCredit.created_at < self.end)
+            AccountCredit.created_at < self.end, ledger_credit.counts())
         for currency, amount in conn.execute(credits):
             if amount >= 0:
                 self.totals[currency].credit_granted += amount

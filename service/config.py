@@ -61,7 +61,9 @@ class StripeSettings:
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     api_key: str = field(default="", repr=False)
     api_base: str = STRIPE_API_BASE
-    credit_to_customer_balance: bool = False
+    # Account credit for a Stripe customer is a negative customer balance at Stripe, which
+    # Stripe applies to the next invoice: faithful to "applied as account credit" (003 §1.12).
+    credit_to_customer_balance: bool = True
 
 
 @dataclass(frozen=True)
@@ -393,7 +395,7 @@ def _stripe(where: str, body: Mapping[str, Any], env: Mapping[str, str]) -> Stri
         webhook_secrets=tuple(s for s in resolved if s),
         api_key=_secret(f"{where}.stripe.api_key", body.get("api_key", ""), env),
         api_base=str(body.get("api_base", STRIPE_API_BASE)).rstrip("/"),
-        credit_to_customer_balance=bool(body.get("credit_to_customer_balance", False)),
+        credit_to_customer_balance=bool(body.get("credit_to_customer_balance", True)),
     )
 
 

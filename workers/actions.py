@@ -408,7 +408,9 @@ def _grant(session: Session, action: Action, now: datetime) -> None:
     ledger_credit.grant(session, merchant=action.merchant, account_ref=action.account_ref or "",
                         amount=Money(action.amount, action.currency), reason=reason,
                         clause=action.clause, decision_id=action.decision_id,
-                        action_id=action.id, now=now)
+                        action_id=action.id, now=now,
+                        held_by=(ledger_credit.STRIPE_BALANCE if action.provider_ref
+                                 else ledger_credit.LEDGER))
     action.status, action.updated_at = ActionStatus.SUCCEEDED, now
     _settle(session, action.decision_id)
     _audit(session, action)

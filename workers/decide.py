@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.db import reading
 from ledger.models import Action, ActionStatus, Decision, Payment, Subscription
 from policy import case_from_json, evaluate
 from service.bootstrap import Container
@@ -73,3 +74,11 @@ def enqueue_actions_of(container: Container, *decision_ids: str) -> None:
     except RedisError:  # committed already: the sweeper hands the actions out later
         log.warning("could not enqueue the actions of %s; the sweeper will",
                     ", ".join(decision_ids))
+
+
+def overpayment_decided(session: Session, merchant: str, payment_ref: str) -> bool:
+    """Whether an overpayment of the payment ``payment_ref`` has been decided already."""
+    with reading(session, (Decision.payment_ref, payment_ref)):
+        return session.scalars(select(Decision.id).where(
+            Decision.merchant == merchant, Decision.request_kind == "overpayment",
+            Decision.payment_ref == payment_ref)).first() is not None

@@ -18,7 +18,6 @@ from ledger import audit, refundable
 from ledger.db import reading
 from ledger.locks import serialize
 from ledger.models import (
-    Decision,
     DecisionStatus,
     Invoice,
     Payment,
@@ -40,7 +39,8 @@ from workers.cases import (
     subscription_by_ref,
 )
 from workers.context import EventContext
-from workers.decide import decide_in
+from workers.credits import paypal_payment_takes_credit, stripe_balance_applied
+from workers.decide import decide_in, overpayment_decided
 from workers.notices import confirm_cancellation
 
 Reaction = Callable[[Session, Container, EventContext, int, datetime], list[str]]
@@ -98,7 +98,7 @@ def paypal_period_paid_twice(session: Session, container: Container, ctx: EventC
         return []
     decided: list[str] = []
     for sale, first, period in _repeated_in_period(session, ctx.merchant, sub):
-        if _overpayment_decided(session, ctx.merchant, sale.provider_id):
+        if overpayment_decided(session, ctx.merchant, sale.provider_id):
             continue
         account = sub.customer_ref or sub.provider_id
         case = _overpayment_case(
@@ -150,7 +150,7 @@ def _overpaid_sale(session: Session, container: Container, merchant: str,
         return []
     if sub.canceled_at is not None and sale.paid_at <= sub.canceled_at:
         return []
-    if _overpayment_decided(session, merchant, sale.provider_id):
+    if overpayment_decided(session, merchant, sale.provider_id):
         return []  # decided when the other event of the pair arrived
     account = sub.customer_ref or sub.provider_id
     case = _overpayment_case(session, merchant, account, sale, sale.amount, now,
@@ -159,13 +159,6 @@ def _overpaid_sale(session: Session, container: Container, merchant: str,
     row = decide_in(session, container, merchant, case, payment=sale, account_ref=account,
                     now=now, source_event_id=inbox_id)
     return [row.id]
-
-
-def _overpayment_decided(session: Session, merchant: str, payment_ref: str) -> bool:
-    with reading(session, (Decision.payment_ref, payment_ref)):
-        return session.scalars(select(Decision.id).where(
-            Decision.merchant == merchant, Decision.request_kind == "overpayment",
-            Decision.payment_ref == payment_ref)).first() is not None
 
 
 def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventContext,
@@ -195,7 +188,7 @@ def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventCo
     if (charge is None or charge.kind != "charge" or charge.status != "succeeded"
             or charge.currency != invoice.currency or charge.amount <= invoice.amount_due):
         return []
-    if _overpayment_decided(session, ctx.merchant, charge.provider_id):
+    if overpayment_decided(session, ctx.merchant, charge.provider_id):
         return []  # decided when the other event of the pair arrived (or delivered again)
     over = charge.amount - invoice.amount_due
     account = charge.customer_ref or invoice.customer_ref or invoice.provider_id
@@ -273,7 +266,9 @@ def provider_cancellation(session: Session, container: Container, ctx: EventCont
 
 
 REACTIONS: dict[tuple[str, str], tuple[Reaction, ...]] = {
-    ("paypal", "PAYMENT.SALE.COMPLETED"): (paypal_sale_overpayment, paypal_period_paid_twice),
+    # Overpayments first: a payment that is itself overpaid takes no credit.
+    ("paypal", "PAYMENT.SALE.COMPLETED"): (paypal_sale_overpayment, paypal_period_paid_twice,
+                                           paypal_payment_takes_credit),
     ("paypal", "BILLING.SUBSCRIPTION.CREATED"): (paypal_period_paid_twice,),
     ("paypal", "BILLING.SUBSCRIPTION.ACTIVATED"): (paypal_period_paid_twice,),
     ("paypal", "BILLING.SUBSCRIPTION.UPDATED"): (paypal_period_paid_twice,),
@@ -283,7 +278,8 @@ REACTIONS: dict[tuple[str, str], tuple[Reaction, ...]] = {
     ("paypal", "BILLING.SUBSCRIPTION.EXPIRED"): (paypal_sales_after_the_end,
                                                  paypal_period_paid_twice),
     ("stripe", "customer.subscription.deleted"): (provider_cancellation,),
-    ("stripe", "invoice.paid"): (stripe_overpaid_invoice,),
+    ("stripe", "invoice.paid"): (stripe_overpaid_invoice, stripe_balance_applied),
+    ("stripe", "invoice.finalized"): (stripe_balance_applied,),
     ("stripe", "charge.succeeded"): (stripe_overpaid_invoice,),
 }
 

@@ -138,9 +138,15 @@ def test_a_cancellation_with_a_money_back_claim_files_both(client, container):
                       ).json["status"] == "decided"
 
 
+@responses.activate
 def test_an_uptime_claim_within_72_hours_gets_a_service_credit(client, container):
-    """003 §1.12a: 99.6% for web hosting earns a 70% service credit, as account credit."""
+    """003 §1.12a: 99.6% for web hosting earns a 70% service credit, as account credit: for a
+    Stripe customer, a credit on the customer balance (Stripe applies it to the next invoice)."""
     scenario, _ = _stripe_subscription(client, container, "uptime", days_ago=10)
+    responses.post(f"https://api.stripe.com/v1/customers/{scenario.customer_id}/"
+                   "balance_transactions",
+                   json={"id": "cbtxn_1", "object": "customer_balance_transaction",
+                         "amount": -700, "currency": "usd", "customer": scenario.customer_id})
     incident = datetime.now(UTC) - timedelta(hours=20)
     filed = client.post("/v1/uptime-claims", headers=HOST, json={
         "account": scenario.customer_id, "subscription": scenario.subscription_id,
@@ -157,6 +163,8 @@ def test_an_uptime_claim_within_72_hours_gets_a_service_credit(client, container
     assert decision["decision"]["amounts"]["credit"] == {"amount": 700, "currency": "USD"}
     (action,) = decision["actions"]
     assert (action["kind"], action["status"]) == ("credit", "succeeded")
+    sent = parse_qs(cast(str, responses.calls[-1].request.body))
+    assert sent["amount"] == ["-700"] and sent["currency"] == ["usd"]
 
 
 @responses.activate

@@ -30,6 +30,7 @@ from service.bootstrap import Container
 from tests.support import cases
 from tests.support.delivery import deliver, run_worker
 from tests.support.paypal import shared_signer
+from tests.support.providers import stripe_balance_answered
 from workers.actions import run_action
 from workers.decide import decide
 from workers.reviews import answer
@@ -211,6 +212,7 @@ def _refund_refused(container: Container, refund: Action) -> None:
 
 
 def _granted(container: Container, credit: Action) -> None:
+    stripe_balance_answered()
     assert run_action(container, credit.id) == ActionStatus.SUCCEEDED
 
 

@@ -16,6 +16,7 @@ from ledger.models import Action, AuditEntry, Decision, SupportRequest
 from sandbox import samples
 from tests.support.claims import file_refund, headers, paid, send
 from tests.support.delivery import run_worker
+from tests.support.providers import stripe_balance_answered
 from workers.actions import run_action
 from workers.decide import decide
 from workers.requests import decide_request
@@ -308,6 +309,7 @@ def test_a_bad_credit_in_review_is_refused_and_nothing_is_written(client, contai
 @responses.activate
 def test_a_credit_up_to_the_payment_is_granted(client, container):
     """The bound is the payment's amount: 120.00 of a 120.00 charge is granted."""
+    stripe_balance_answered()
     _, decision_id = _in_review(client, container, "credit-ok")
     resp = client.post(f"/v1/reviews/{decision_id}", headers=headers(MERCHANT), json={
         "approve": True, "reviewer": "kim", "credit": {"amount": 12000, "currency": "USD"}})

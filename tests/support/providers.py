@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 
@@ -51,3 +52,26 @@ def assert_money_invariant(container: Container, fake: FakeProviders) -> None:
             if ref in captured and total > captured[ref]}
     assert not over, f"refunded more than was captured, in the ledger: {over}"
     assert_books_balanced(fake, ledger_refunds(container))
+
+
+def stripe_balance_answered() -> None:
+    """Stripe's customer balance transactions faked with ``responses`` (inside an active
+    ``responses`` mock): each POST answers a transaction of the amount and currency sent, so a
+    Stripe customer's account credit is granted on the customer balance."""
+    import json
+    import re
+    from urllib.parse import parse_qs
+
+    import responses
+
+    def reply(request: Any) -> tuple[int, dict[str, str], str]:
+        form = parse_qs(request.body if isinstance(request.body, str)
+                        else (request.body or b"").decode())
+        customer = request.url.split("/customers/")[1].split("/")[0]
+        return 200, {}, json.dumps({
+            "id": f"cbtxn_{len(responses.calls)}", "object": "customer_balance_transaction",
+            "amount": int(form["amount"][0]), "currency": form["currency"][0],
+            "customer": customer})
+
+    responses.add_callback(responses.POST, re.compile(
+        r"https://api\.stripe\.com/v1/customers/[^/]+/balance_transactions"), callback=reply)

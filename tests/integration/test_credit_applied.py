@@ -1,0 +1,110 @@
+"""Account credit applied to the next PayPal payment: oldest credit first, once, and given back
+when the refund that carries it fails (003 §1.8: credit only ever reduces a later payment)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import responses
+from sqlalchemy import select
+
+from adapters import ledger_credit
+from ledger.models import AccountCredit, Action, ActionStatus, Decision, DecisionStatus
+from sandbox import samples
+from service.bootstrap import Container
+from tests.support.delivery import run_worker
+from tests.support.paypal import shared_signer
+
+DAY = 86400
+API = "https://api-m.sandbox.paypal.com"
+MERCHANT = "theopenhost"
+
+
+def _post(client: Any, event: dict[str, Any]) -> None:
+    raw = json.dumps(event).encode()
+    resp = client.post(f"/webhooks/{MERCHANT}/paypal", data=raw,
+                       headers=shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003"),
+                       content_type="application/json")
+    assert resp.status_code == 200
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sale(scenario: samples.Scenario, cycle: int, at: datetime, sale_id: str | None = None
+          ) -> dict[str, Any]:
+    extra = {"id": sale_id, "event_id": f"WH-{sale_id}"} if sale_id else {}
+    event = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=cycle,
+                                 create_time=_iso(at), **extra)
+    event["resource"]["create_time"] = _iso(at)
+    return event
+
+
+def _credit_then_payment(client: Any, container: Container, key: str) -> tuple[str, str]:
+    """A first period paid twice 48 days ago (19.00 of credit), then a payment made now."""
+    scenario = samples.Scenario(key=key, amount=2000, payment_method="paypal",
+                                period_start=int(time.time()) - 49 * DAY)
+    first = datetime.fromtimestamp(scenario.period(1)[0], UTC)
+    for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
+                  _sale(scenario, 1, first), _sale(scenario, 1, first + timedelta(days=1),
+                                                   f"TWICE-{key}")):
+        _post(client, event)
+        run_worker(container)
+    later = _sale(scenario, 3, datetime.now(UTC) + timedelta(seconds=2))
+    _post(client, later)
+    return scenario.paypal_payer_id, later["resource"]["id"]
+
+
+def _token() -> None:
+    responses.post(f"{API}/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+
+
+@responses.activate
+def test_a_refused_refund_gives_the_credit_back_for_the_next_payment(client, container):
+    _token()
+    payer, sale = _credit_then_payment(client, container, "credit-refused")
+    responses.post(f"{API}/v1/payments/sale/{sale}/refund", status=422, json={
+        "name": "TRANSACTION_REFUSED", "message": "The request was refused"})
+    run_worker(container)
+    with container.sessions() as s:
+        decision = s.scalars(select(Decision).where(
+            Decision.request_kind == "credit_application")).one()
+        action = s.scalars(select(Action).where(Action.decision_id == decision.id)).one()
+        (grant,) = ledger_credit.open_grants(s, MERCHANT, payer, "USD", ledger_credit.LEDGER)
+        balance = ledger_credit.balance(s, MERCHANT, payer, "USD").amount
+        uses = s.scalars(select(AccountCredit).where(AccountCredit.amount < 0)).all()
+    assert action.status == ActionStatus.FAILED
+    assert decision.status == DecisionStatus.NEEDS_REVIEW
+    assert [(u.amount, u.applied_to, u.action_id) for u in uses] == [(-1900, sale, action.id)]
+    assert (grant.left, balance) == (1900, 1900)  # the use no longer counts: credit is back
+
+
+@responses.activate
+def test_credit_applies_only_to_payments_made_after_it_was_granted(client, container):
+    """The second period's payment, made before the credit existed, takes none of it."""
+    _token()
+    scenario = samples.Scenario(key="credit-before", amount=2000, payment_method="paypal",
+                                period_start=int(time.time()) - 49 * DAY)
+    first = datetime.fromtimestamp(scenario.period(1)[0], UTC)
+    for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
+                  _sale(scenario, 1, first), _sale(scenario, 1, first + timedelta(days=1),
+                                                   "TWICE-credit-before"),
+                  _sale(scenario, 2, datetime.fromtimestamp(scenario.period(2)[0], UTC))):
+        _post(client, event)
+        run_worker(container)
+    with container.sessions() as s:
+        assert s.scalars(select(Decision.request_kind)).all() == ["overpayment"]
+        assert ledger_credit.balance(s, MERCHANT, scenario.paypal_payer_id, "USD").amount == 1900
+
+
+def test_credit_is_drawn_oldest_first() -> None:
+    old, new = AccountCredit(id=1, amount=500), AccountCredit(id=2, amount=900)
+    grants = [ledger_credit.OpenGrant(old, 300), ledger_credit.OpenGrant(new, 900)]
+    assert [(g.id, n) for g, n in ledger_credit.plan_uses(grants, 700)] == [(1, 300), (2, 400)]
+    assert [(g.id, n) for g, n in ledger_credit.plan_uses(grants, 200)] == [(1, 200)]
+    assert ledger_credit.plan_uses(grants, 0) == []
