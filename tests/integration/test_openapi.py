@@ -6,6 +6,7 @@ schema documented for their status and media type."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -299,3 +300,49 @@ def _dumps(doc: dict[str, Any]) -> str:
     import json
 
     return json.dumps(doc)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _admin_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    return text[text.index("**The admin API**"):text.index("**Stripe** signatures")]
+
+
+def test_the_readme_lists_every_field_of_every_request_body():
+    """The README's admin tables name each field the schemas take, identity's included."""
+    section = _admin_section()
+    for name, schema in request_schemas().items():
+        for field in schema["properties"]:
+            assert f"`{field}`" in section, (name, field)
+    identity = request_schemas()["RefundRequest"]["properties"]["identity"]["properties"]
+    for field in identity:
+        assert f"`{field}`" in section, field
+
+
+def test_the_readme_names_the_identity_each_merchants_pack_asks_for():
+    """Each pack's identity requirements appear in its merchant's row."""
+    import tomllib
+
+    rows = {line.split("`")[1]: line for line in _admin_section().splitlines()
+            if line.startswith("| `") and "(00" in line}
+    packs = Path(__file__).resolve().parents[2] / "policy" / "packs"
+    for merchant, row in rows.items():
+        pack = tomllib.loads((packs / f"{merchant}.toml").read_text(encoding="utf-8"))
+        for rule in _identity_rules(pack):
+            for group in rule.get("require", []):
+                for field in group:
+                    assert f"`{field}`" in row, (merchant, field)
+            if rule.get("verified_required"):
+                assert "`verified: true`" in row, merchant
+    assert set(rows) == {p.stem for p in packs.glob("*.toml")}
+
+
+def _identity_rules(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, list):
+        return [rule for item in node for rule in _identity_rules(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["identity"]] if isinstance(node.get("identity"), dict) else []
+    return found + [rule for value in node.values() for rule in _identity_rules(value)]
