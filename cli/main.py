@@ -17,8 +17,8 @@ from datetime import UTC, date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli import checks
-from cli.errors import CliError, Parser, report
+from cli import checks, errors
+from cli.errors import CliError
 from service.errors import GatewayError
 from service.web import GUNICORN_ARGS
 
@@ -51,11 +51,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except GatewayError as exc:  # CliError included
-        return report(exc)
+        return errors.report(exc)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="gateway", description=__doc__)
+    parser = errors.Parser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the web app under gunicorn (the database must be "
@@ -402,10 +402,18 @@ def cmd_clock(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """The release step: migrate to the head revision. Several at once (a rolling deploy on
     many hosts) take turns under ledger.migrate's lock; the later ones find nothing to do."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
     from ledger.migrate import upgrade
     from service.config import load_settings
 
-    upgrade(load_settings().database_url)
+    url = load_settings().database_url
+    try:
+        upgrade(url)
+    except OperationalError as exc:  # no answer, or refused: nothing to migrate, say so
+        where = make_url(url).render_as_string(hide_password=True)
+        raise CliError(f"the database {where} cannot be reached: {exc.orig}") from None
     print("database is at the latest revision")
     return 0
 

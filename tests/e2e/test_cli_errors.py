@@ -33,6 +33,7 @@ class Row:
     status: int
     says: list[str]
     data: str | None = "migrated"
+    env: tuple[tuple[str, str], ...] = ()
 
 
 ROWS = {
@@ -105,6 +106,10 @@ ROWS = {
     "simulate: no gateway listening": Row(
         ["simulate", "stripe", "charge.succeeded", "--merchant", "theopenhost",
          "--url", "http://127.0.0.1:1"], 2, ["could not deliver", "127.0.0.1:1"]),
+    "db upgrade: a database that does not answer": Row(
+        ["db", "upgrade"], 2, ["the database postgresql://nobody:***@127.0.0.1:1/none cannot "
+                               "be reached"],
+        env=(("DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:1/none"),)),
     "no command at all": Row([], 2, ["required: COMMAND", "gateway --help"]),
     "an unknown command": Row(["nosuch"], 2, ["invalid choice: 'nosuch'"]),
     "an option a command does not take": Row(
@@ -127,11 +132,11 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "not_an_export": base / "odd.csv", "not_json": base / "case.json"}
 
 
-def _gateway(argv: list[str], cwd: Path, data_dir: Path | None
-             ) -> subprocess.CompletedProcess[str]:
+def _gateway(argv: list[str], cwd: Path, data_dir: Path | None,
+             extra: tuple[tuple[str, str], ...] = ()) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("GATEWAY_") and k not in ("DATABASE_URL", "REDIS_URL", "PORT")}
-    env.update({"LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)})
+    env.update({"LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), **dict(extra)})
     if data_dir is not None:
         env["GATEWAY_DATA_DIR"] = str(data_dir)
     return subprocess.run([sys.executable, "-m", "gateway", *argv], cwd=cwd, env=env,
@@ -145,7 +150,7 @@ def test_a_user_error_is_one_line_and_exit_status_2(name, places, tmp_path):
     names = {k: str(v) for k, v in places.items()} | {"cwd": str(tmp_path)}
     argv = [arg.format(**names) for arg in row.argv]
     data_dir = places[row.data] if row.data else None
-    result = _gateway(argv, tmp_path, data_dir)
+    result = _gateway(argv, tmp_path, data_dir, row.env)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == row.status, (result.returncode, result.stderr)
@@ -153,6 +158,7 @@ def test_a_user_error_is_one_line_and_exit_status_2(name, places, tmp_path):
     assert lines[0].startswith("gateway: "), lines[0]
     for text in row.says:
         assert text in lines[0], (text, lines[0])
+    assert "secret" not in result.stderr  # a password in a database URL is never shown
     # Nothing was created on the way: not ./var, not the missing data directory.
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
     assert not places["missing"].exists()
