@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date
 from pathlib import Path
@@ -133,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a Stripe balance history or PayPal activity CSV (repeatable); "
                         "without one, the providers' APIs are read")
     p.add_argument("--output", type=Path, help="write here instead of standard output")
+    p.add_argument("--base-url", help="the gateway's public address, for the HTML report's "
+                                      "event links (default: GATEWAY_PUBLIC_URL; none: no links)")
     p.set_defaults(func=cmd_report_reconcile)
 
     p = sub.add_parser("backfill", help="fetch events the inbox never received, and process them")
@@ -157,20 +159,22 @@ def _date(value: str) -> date:
 
 
 def cmd_report_reconcile(args: argparse.Namespace) -> int:
+    from cli.progress import progress_line
     from reports.run import reconcile, render
     from reports.sources import detect_export
-    from service.config import load_settings
+    from service.config import load_settings, public_url
 
     settings = load_settings()
     merchant = checks.merchant(settings, args.merchant)
     checks.period(args.start, args.end)
+    base_url = public_url(args.base_url or "", "--base-url")
     for path in args.provider_export:  # an export of the wrong shape names its missing columns
         detect_export(checks.input_file(path, "--provider-export"))
     if args.output:
         checks.output_file(args.output, "--output")
-    with _ledger(settings) as container:
-        result = reconcile(container, merchant, args.start, args.end,
-                           args.provider_export, progress=_progress())
+    with _ledger(settings) as container, progress_line(sys.stderr) as progress:
+        result = reconcile(container, merchant, args.start, args.end, args.provider_export,
+                           base_url=base_url, progress=progress.show if progress else None)
     with (open(args.output, "w", encoding="utf-8", newline="") if args.output
           else contextlib.nullcontext(sys.stdout)) as out:
         for chunk in render(result, args.format):
@@ -178,17 +182,6 @@ def cmd_report_reconcile(args: argparse.Namespace) -> int:
     found = len(result["discrepancies"])
     print(f"{found} discrepancies", file=sys.stderr)
     return 1 if found else 0
-
-
-def _progress() -> Callable[[str, int], None] | None:
-    """A one-line progress display on standard error, for long runs in a terminal."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(stage: str, count: int) -> None:
-        print(f"\r{stage}: {count:,}", end="", file=sys.stderr, flush=True)
-
-    return show
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:

@@ -149,7 +149,8 @@ def preview_decision() -> tuple[Response, int]:
     if at is None:
         return error(400, "invalid_request", "'at' must be an ISO 8601 time", field="at")
     try:
-        case = case_from_json(body["case"])
+        # A Case that names no calendar is read on the merchant's, as the workers' Cases are.
+        case = case_from_json({"time_zone": g.merchant.time_zone} | body["case"])
         pack = current_app.extensions["gateway"].policy_pack(g.merchant.policy_pack)
         decision = evaluate(pack, case, at)
     except CaseError as exc:

@@ -38,6 +38,12 @@ def evaluate_late_fee(ctx: Context, t: LateFeeTerms) -> Decision:
     if invoice.paid:
         f.check(t.overdue_clause, False, f"invoice {invoice.number} is paid", Severity.OK)
         return decide(ctx, Outcome.NO_ACTION, f)
+    if invoice.amount.amount == 0:
+        # Nothing is owed on a $0 invoice, so nothing can be late: the 35%-or-$5 fee of §1.5
+        # presupposes an amount overdue.
+        f.check(t.floor.clause, False, f"invoice {invoice.number} is for "
+                f"{ctx.show(0)}: nothing is owed, so no late fee", Severity.OK)
+        return decide(ctx, Outcome.NO_ACTION, f)
     overdue = ctx.now >= overdue_from
     f.check(t.overdue_clause, overdue, f"{describe(ctx.now - invoice.due_at)} since the due date "
             f"(overdue from {t.grace_hours}h)", Severity.OK)

@@ -7,7 +7,7 @@ Notice kinds: ``day_of_month`` (000: before the 25th, else the next month is bil
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from policy.case import Order
@@ -18,7 +18,14 @@ from policy.decision import (
     new_line_item,
 )
 from policy.pack import CancellationTerms, IdentityRule
-from policy.timing import DAY, add_months, describe, start_of_month
+from policy.timing import (
+    DAY,
+    add_months,
+    calendar_days,
+    describe,
+    local_date,
+    start_of_month,
+)
 from policy.verdict import (
     Context,
     Findings,
@@ -82,18 +89,32 @@ def _timing(ctx: Context, t: CancellationTerms, order: Order,
             f: Findings) -> tuple[bool, datetime, datetime]:
     """(on time, end of the current period, end of the following period)."""
     received = ctx.case.request.received_at
+    tz = ctx.zone
     if t.notice_kind == "day_of_month":
-        on_time = received.day < t.notice_value
-        f.check(t.notice_clause, on_time, f"received on day {received.day} of the month "
-                f"(must be before day {t.notice_value}, UTC)", Severity.OK)
-        return on_time, start_of_month(received, 1), start_of_month(received, 2)
+        local = local_date(received, tz)
+        on_time = local.day < t.notice_value
+        f.check(t.notice_clause, on_time, f"received on day {local.day} of the month "
+                f"({local.isoformat()}, {tz.key}; must be before day {t.notice_value})",
+                Severity.OK)
+        return on_time, start_of_month(received, 1, tz), start_of_month(received, 2, tz)
     due = _next_billing(order, t)
-    margin = due - received
-    on_time = margin >= t.notice if t.notice_value else margin > _NO_TIME
-    f.check(t.notice_clause, on_time, f"received {describe(margin)} before the {t.notice_what} "
-            f"{due.isoformat()} (needs {t.notice_needs})", Severity.OK)
+    if t.notice_value:
+        # "At least N days before": calendar days on the merchant's calendar, so the time of
+        # day of the request, or of a date-only due date, does not move the deadline.
+        days = calendar_days(received, due, tz)
+        on_time = days >= t.notice_value
+        f.check(t.notice_clause, on_time, f"received {local_date(received, tz).isoformat()}, "
+                f"{days} calendar day(s) before the {t.notice_what} "
+                f"{local_date(due, tz).isoformat()} ({tz.key} dates; needs at least "
+                f"{t.notice_value})", Severity.OK)
+    else:
+        margin = due - received
+        on_time = margin > _NO_TIME
+        f.check(t.notice_clause, on_time, f"received {describe(margin)} before the "
+                f"{t.notice_what} {due.isoformat()} (needs {t.notice_needs})", Severity.OK)
     step = 1 if t.late_charge == "month" else order.term_months
-    return on_time, due, add_months(due, step)
+    # The next period ends on the same local day and time a month (or term) later.
+    return on_time, due, add_months(due.astimezone(tz), step).astimezone(UTC)
 
 
 def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> Decision:
@@ -113,7 +134,8 @@ def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> 
                                ctx.money(charge), t.late_clause.citation),)
         immediate = (" (an immediate cancellation was asked for)" if ctx.case.request.immediate
                      else "")
-        f.note(t.late_clause, f"notice too late: takes effect {effective.date().isoformat()}, "
+        takes_effect = local_date(effective, ctx.zone).isoformat()
+        f.note(t.late_clause, f"notice too late: takes effect {takes_effect}, "
                f"one more period charged ({ctx.show(charge)}){immediate}")
     balance_due_by, more = _past_due(ctx, t, effective, f)
     _access_notes(t, order, effective, f)
@@ -144,7 +166,7 @@ def _past_due(ctx: Context, t: CancellationTerms, effective: datetime,
     total = sum(i.amount.amount for i in due)
     by = effective + t.past_due.value * DAY
     f.note(t.past_due.clause, f"past-due balance {ctx.show(total)} must be paid by "
-           f"{by.date().isoformat()}, then collection begins")
+           f"{local_date(by, ctx.zone).isoformat()}, then collection begins")
     item = new_line_item("past_due_balance", "past-due balance at cancellation", ctx.money(total),
                          t.past_due.clause.citation)
     return by, (item,)

@@ -183,6 +183,9 @@ class Case:
     usage: Usage | None = None
     payment: Payment | None = None
     uptime: Uptime | None = None
+    # The merchant's calendar (an IANA name): every calendar-day window, the day-of-month
+    # deadline and date-only due dates are read in it. Datetimes above are UTC instants.
+    time_zone: str = "UTC"
 
     def invoice(self, number: str | None) -> Invoice | None:
         """The first invoice on the account numbered ``number``, if any."""

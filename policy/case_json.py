@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -36,7 +37,7 @@ from policy.case import (
 )
 from policy.errors import CaseError
 from policy.money import Money
-from policy.timing import EARLIEST, LATEST
+from policy.timing import EARLIEST, LATEST, UTC_ZONE, UnknownZone, local_midnight, zone
 
 Json = dict[str, Any]
 
@@ -84,8 +85,17 @@ def _case_error(error: ValidationError) -> CaseError:
 class _Builder:
     """Turns schema-valid JSON into Case objects, checking what a schema cannot express."""
 
+    def __init__(self) -> None:
+        self.tz = UTC_ZONE
+
     def case(self, data: Mapping[str, Any]) -> Case:
+        name = data.get("time_zone", "UTC")
+        try:
+            self.tz = zone(name)
+        except UnknownZone as exc:
+            raise CaseError("time_zone", str(exc)) from None
         case = Case(
+            time_zone=name,
             request=self.request(data["request"]),
             account=self.account(data.get("account", {})),
             order=self.order(data["order"]) if "order" in data else None,
@@ -128,7 +138,7 @@ class _Builder:
         return Invoice(
             number=d["number"],
             amount=_money(d["amount"], f"{where}.amount"),
-            due_at=_datetime(d["due_at"], f"{where}.due_at"),
+            due_at=_due(d["due_at"], f"{where}.due_at", self.tz),
             paid=d.get("paid", False),
             notified_at=_datetime(notified, f"{where}.notified_at") if notified else None,
         )
@@ -142,7 +152,8 @@ class _Builder:
             amount=_money(d["amount"], "order.amount"),
             term_months=_int(d.get("term_months", 1), "order.term_months"),
             auto_renew=d.get("auto_renew", False),
-            next_billing_at=_opt_datetime(d, "next_billing_at", "order"),
+            next_billing_at=(_due(d["next_billing_at"], "order.next_billing_at", self.tz)
+                             if "next_billing_at" in d else None),
             payment_provider=d.get("payment_provider", ""),
             payment_method=d.get("payment_method", ""),
             addons=tuple(d.get("addons", ())),
@@ -237,6 +248,20 @@ def _datetime(text: str, where: str) -> datetime:
 
 
 
+def _due(text: str, where: str, tz: ZoneInfo) -> datetime:
+    """A due date: a date-time, or a date on the merchant's calendar (due from its midnight)."""
+    if len(text) != 10:
+        return _datetime(text, where)
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as exc:
+        raise CaseError(where, f"not a valid date: {text!r}") from exc
+    value = local_midnight(day, tz)
+    if not EARLIEST <= value < LATEST:
+        raise CaseError(where, f"{text!r} is not between 2000 and 2100")
+    return value
+
+
 def _opt_datetime(d: Mapping[str, Any], key: str, where: str) -> datetime | None:
     return _datetime(d[key], f"{where}.{key}") if key in d else None
 
@@ -245,6 +270,8 @@ def case_to_json(case: Case) -> Json:
     """The JSON form of ``case`` (the inverse of ``case_from_json``); optional empty parts
     omitted."""
     out: Json = {"request": _request_json(case.request), "account": _account_json(case.account)}
+    if case.time_zone != "UTC":
+        out["time_zone"] = case.time_zone
     if case.order is not None:
         out["order"] = _order_json(case.order)
     if case.usage is not None:

@@ -15,7 +15,7 @@ from policy.decision import (
     new_line_item,
 )
 from policy.pack import GuaranteeTerms
-from policy.timing import DAY, months_started
+from policy.timing import DAY, local_date, months_started
 from policy.verdict import (
     Context,
     Findings,
@@ -34,7 +34,7 @@ def evaluate_guarantee(ctx: Context, all_terms: tuple[GuaranteeTerms, ...]) -> D
     f = Findings()
     _eligibility(ctx, terms, order, f)
     _conditions(ctx, terms, order, f)
-    notice_by = _notes(terms, order, f)
+    notice_by = _notes(ctx, terms, order, f)
     worst = f.worst
     if worst == Severity.DENY:
         return decide(ctx, Outcome.DENY, f, at_stake=order.amount.amount, notice_by=notice_by)
@@ -88,7 +88,8 @@ def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> 
 def _conditions(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
     case = ctx.case
     what = "renewal date" if order.type is OrderType.RENEWAL else "order date"
-    in_window = f.window(t.window, order.ordered_at, case.request.received_at, what)
+    in_window = f.window(t.window, order.ordered_at, case.request.received_at, what,
+                         ctx.zone)
     if not in_window and t.outside_window:
         f.check(t.outside_window, False,
                 "outside the guarantee, unused prepaid periods are not refunded")
@@ -134,7 +135,7 @@ def _usage(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
                 "used since renewal" if usage.used_since_renewal else "not used since renewal")
 
 
-def _notes(t: GuaranteeTerms, order: Order, f: Findings) -> datetime | None:
+def _notes(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> datetime | None:
     """Notes on automatic renewal; returns when the renewal reminder was due, if one was."""
     if not order.auto_renew or order.type is not OrderType.RENEWAL:
         return None
@@ -143,7 +144,8 @@ def _notes(t: GuaranteeTerms, order: Order, f: Findings) -> datetime | None:
     if t.reminder is None:
         return None
     due = order.ordered_at - t.reminder.value * DAY
-    f.note(t.reminder.clause, f"the renewal reminder was due by {due.date().isoformat()}")
+    f.note(t.reminder.clause, f"the renewal reminder was due by "
+           f"{local_date(due, ctx.zone).isoformat()}")
     return due
 
 
@@ -187,7 +189,8 @@ def _refund(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings,
 def _partial_proposal(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> Decision:
     """Over the bandwidth limit on a long order: propose charging the months begun, for review."""
     paid = order.amount.amount
-    months = min(months_started(order.ordered_at, ctx.case.request.received_at), order.term_months)
+    months = min(months_started(order.ordered_at.astimezone(ctx.zone),
+                                ctx.case.request.received_at), order.term_months)
     monthly = divide(paid, order.term_months, ctx.pack.fee_rounding)
     charge = min(paid, monthly * months)
     # Set: Severity.PARTIAL, which leads here, is only found when it is (see _usage).

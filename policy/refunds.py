@@ -29,7 +29,8 @@ def evaluate_service_refund(ctx: Context, t: ServiceRefundTerms) -> Decision:
     if code not in t.window_exempt:
         if order.service_date is None:
             raise MissingFact("order.service_date", t.window.clause)
-        f.window(t.window, order.service_date, request.received_at, "service date")
+        f.window(t.window, order.service_date, request.received_at, "service date",
+                     ctx.zone)
     denied = t.deny_reasons.get(code)
     if denied is not None:
         f.check(denied, False, f"the request's reason is {code}, which is not refunded")

@@ -1,9 +1,12 @@
-"""Calendar arithmetic the rules share: day counts in UTC, month steps, window checks. Pure."""
+"""Calendar arithmetic the rules share: day counts and month starts on the merchant's calendar
+(an IANA time zone, UTC by default), month steps, durations. Pure."""
 
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -19,9 +22,37 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
-def calendar_days(start: datetime, end: datetime) -> int:
-    """Whole calendar days (UTC dates) from ``start`` to ``end``: same day 0, next day 1."""
-    return _utc(end).toordinal() - _utc(start).toordinal()
+class UnknownZone(ValueError):
+    """A time zone name that is not in the IANA database."""
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``Australia/Sydney``); ``UnknownZone`` if there is none."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "../x" is a ValueError
+        raise UnknownZone(f"{name!r} is not an IANA time zone (e.g. 'Europe/London')") from exc
+
+
+UTC_ZONE = zone("UTC")
+
+
+def local_date(moment: datetime, tz: ZoneInfo) -> date:
+    """The date on the merchant's calendar at ``moment``."""
+    return moment.astimezone(tz).date()
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The instant (UTC) the merchant's calendar day ``day`` begins."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def calendar_days(start: datetime, end: datetime, tz: ZoneInfo = UTC_ZONE) -> int:
+    """Whole calendar days (dates in ``tz``) from ``start`` to ``end``: same day 0, next day 1."""
+    if tz is UTC_ZONE:
+        return _utc(end).toordinal() - _utc(start).toordinal()
+    return local_date(end, tz).toordinal() - local_date(start, tz).toordinal()
 
 
 def _month_length(year: int, month: int) -> int:
@@ -40,11 +71,11 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def start_of_month(moment: datetime, months_ahead: int) -> datetime:
-    """Midnight UTC on the first day of the month ``months_ahead`` after ``moment``'s month."""
-    moment = _utc(moment)
-    index = moment.month - 1 + months_ahead
-    return datetime(moment.year + index // 12, index % 12 + 1, 1, tzinfo=UTC)
+def start_of_month(moment: datetime, months_ahead: int, tz: ZoneInfo = UTC_ZONE) -> datetime:
+    """The instant (UTC) the month ``months_ahead`` after ``moment``'s month begins in ``tz``."""
+    local = moment.astimezone(tz)
+    index = local.month - 1 + months_ahead
+    return local_midnight(date(local.year + index // 12, index % 12 + 1, 1), tz)
 
 
 def months_started(start: datetime, moment: datetime) -> int:

@@ -34,11 +34,16 @@ def evaluate_uptime(ctx: Context, t: UptimeTerms) -> Decision:
     schedule = _schedule(t, order, f)
     _claim(ctx, t, uptime, f)
     met = uptime.measured_percent >= t.guarantee_percent
+    # A met guarantee is not a wrong claim: nothing is owed (§1.12 compensates a failure only),
+    # so it is "no action" rather than a denial, unless the claim itself is invalid.
     f.check(t.guarantee_clause, not met, f"measured {uptime.measured_percent!s}% against the "
-            f"{t.guarantee_percent!s}% guarantee")
+            f"{t.guarantee_percent!s}% guarantee" + ("; the guarantee was met, so no credit is "
+                                                     "owed" if met else ""), Severity.OK)
     monthly = divide(order.amount.amount, order.term_months, ctx.pack.credit_rounding)
     if f.worst == Severity.DENY or schedule is None:
         return decide(ctx, Outcome.DENY, f, at_stake=monthly)
+    if met:
+        return decide(ctx, Outcome.NO_ACTION, f, at_stake=monthly)
     if f.worst == Severity.REVIEW:
         return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=monthly)
     credit = _credit(ctx, t, schedule, uptime.measured_percent, monthly, f)

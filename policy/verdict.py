@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
+from zoneinfo import ZoneInfo
 
 from policy.case import Case, Identity, Order
 from policy.decision import Decision, LineItem, Outcome, Reason, new_decision, new_reason
@@ -15,7 +16,7 @@ from policy.errors import EvaluationError
 from policy.frozen import builder
 from policy.money import Money, exponent
 from policy.pack import AmountTable, Clause, IdentityRule, Pack, Window
-from policy.timing import calendar_days
+from policy.timing import calendar_days, local_date, zone
 
 
 class Severity(IntEnum):
@@ -43,6 +44,11 @@ class Context:
     case: Case
     now: datetime
     currency: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The merchant's calendar (the Case's ``time_zone``)."""
+        return zone(self.case.time_zone)
 
     def order(self, clause: Clause) -> Order:
         if self.case.order is None:
@@ -87,11 +93,14 @@ class Findings:
             self.worst = severity
         return reason.holds
 
-    def window(self, window: Window, start: datetime, claim: datetime, what: str) -> bool:
-        days = calendar_days(start, claim)
+    def window(self, window: Window, start: datetime, claim: datetime, what: str,
+               tz: ZoneInfo) -> bool:
+        """A window of calendar days on the merchant's calendar; the reason names both dates."""
+        days = calendar_days(start, claim, tz)
         ok = days >= 0 and (days <= window.days if window.inclusive else days < window.days)
         return self.check(window.clause, ok, f"claimed on calendar day {days} after the {what} "
-                          f"({window.limit}, UTC dates)")
+                          f"({window.limit}; {local_date(start, tz).isoformat()} to "
+                          f"{local_date(claim, tz).isoformat()}, {tz.key} dates)")
 
     def identity(self, rule: IdentityRule, identity: Identity, reason: str,
                  severity: Severity = Severity.DENY) -> bool:

@@ -14,7 +14,13 @@ from reports.reconcile import Progress, Run
 from reports.records import ProviderRecord
 from service.bootstrap import Container
 
-EVENT_LINK = "/v1/events/{event_id}"
+EVENT_PATH = "/v1/events/{event_id}"  # the admin API's view of one inbox event
+
+
+def event_link(base_url: str | None) -> str | None:
+    """The address of a row's event under the gateway's public address, as a format string;
+    None without one (a relative link would be dead in a page opened from disk)."""
+    return f"{base_url.rstrip('/')}{EVENT_PATH}" if base_url else None
 
 
 def period(start: date, end: date) -> tuple[datetime, datetime]:
@@ -27,8 +33,9 @@ def period(start: date, end: date) -> tuple[datetime, datetime]:
 
 def build_report(container: Container, merchant: str, start: date, end: date,
                  records: Iterable[ProviderRecord], progress: Progress | None = None,
-                 now: datetime | None = None) -> dict[str, Any]:
-    """The report as plain data: totals per currency, the daily series, every discrepancy."""
+                 now: datetime | None = None, base_url: str | None = None) -> dict[str, Any]:
+    """The report as plain data: totals per currency, the daily series, every discrepancy;
+    rows link to their events under ``base_url`` (GATEWAY_PUBLIC_URL) when there is one."""
     begin, finish = period(start, end)
     run = Run(container.engine, merchant, begin, finish)
     try:
@@ -44,5 +51,5 @@ def build_report(container: Container, merchant: str, start: date, end: date,
         "currencies": {cur: t.as_dict() for cur, t in sorted(totals.items())},
         "daily": daily,
         "discrepancies": discrepancies,
-        "event_link": EVENT_LINK,
+        "event_link": event_link(base_url),
     }

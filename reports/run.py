@@ -43,11 +43,14 @@ def _export(path: Path) -> Iterable[ProviderRecord]:
 
 
 def reconcile(container: Container, merchant: Merchant, start: date, end: date,
-              exports: Iterable[Path] = (), progress: Progress | None = None
-              ) -> dict[str, Any]:
+              exports: Iterable[Path] = (), progress: Progress | None = None,
+              base_url: str | None = None) -> dict[str, Any]:
+    """The report for ``merchant`` over [start, end); its rows link to their events under
+    ``base_url``, by default the gateway's public address (GATEWAY_PUBLIC_URL), if any."""
     exports = list(exports)
     records = provider_records(merchant, start, end, exports)
-    report = build_report(container, merchant.name, start, end, records, progress)
+    report = build_report(container, merchant.name, start, end, records, progress,
+                          base_url=base_url or container.settings.public_url)
     if not exports:  # the providers' event listings are at hand: name what never arrived
         report["discrepancies"].extend(missed(container, merchant, start, end))
     return report

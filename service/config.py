@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from policy.timing import UnknownZone, zone
 from service.errors import ConfigError
 
 DEFAULT_MERCHANTS_FILE = Path(__file__).with_name("merchants.default.toml")
@@ -101,6 +102,9 @@ class Merchant:
     # A credit approved in review is at most this share of what the decision concerns (the
     # payment's amount, else the order's or the overpayment's).
     review_credit_limit_percent: int = 100
+    # The merchant's calendar (IANA name): calendar-day windows, the day-of-month deadline and
+    # date-only due dates are read in it. Every Case the gateway builds carries it.
+    time_zone: str = "UTC"
     admin_token_digest: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +141,9 @@ class Settings:
     trusted_proxies: int = 0  # proxies in front that append to X-Forwarded-For
     metrics_port: int | None = None  # a worker's or clock's own /metrics port
     port: int | None = None  # PORT: the web server's port (`gateway serve`, the Procfile)
+    # GATEWAY_PUBLIC_URL: where people reach the gateway (https://gateway.example.com), so that
+    # a report's rows can link to their events; None: reports show event ids without links.
+    public_url: str | None = None
 
     def merchant(self, name: str) -> Merchant | None:
         return self.merchants.get(name)
@@ -240,6 +247,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     values["metrics_token"] = env.get("GATEWAY_METRICS_TOKEN", "")
     if env.get("GATEWAY_PAYPAL_CA_FILE"):
         values["paypal_ca_file"] = Path(env["GATEWAY_PAYPAL_CA_FILE"])
+    values["public_url"] = public_url(env.get("GATEWAY_PUBLIC_URL", ""))
     values.update(overrides)
     settings = Settings(**values)
     for numeric in NUMERIC_SETTINGS:
@@ -248,6 +256,25 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
                 database_given=bool(env.get("DATABASE_URL")) or "database_url" in overrides,
                 redis_given=bool(env.get("REDIS_URL")) or bool(overrides.get("redis_url")))
     return settings
+
+
+def public_url(raw: str, name: str = "GATEWAY_PUBLIC_URL") -> str | None:
+    """The gateway's public address without a trailing slash, None when empty; anything but
+    an http(s) address with a host (no query or fragment) is a ConfigError naming ``name``."""
+    text = raw.strip().rstrip("/")
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.query or parts.fragment or "{" in text or "}" in text
+            or any(c.isspace() for c in text)):
+        raise ConfigError(f"{name} must be an http(s) address such as "
+                          f"https://gateway.example.com, got {raw!r}")
+    return text
 
 
 def _check_live(settings: Settings, database_given: bool, redis_given: bool) -> None:
@@ -319,7 +346,18 @@ def _merchant(name: str, body: Mapping[str, Any], env: Mapping[str, str]) -> Mer
         default_product_category=body.get("default_product_category"),
         review_credit_limit_percent=_percent(f"{where}.review_credit_limit_percent",
                                              body.get("review_credit_limit_percent", 100)),
+        time_zone=_time_zone(f"{where}.time_zone", body.get("time_zone", "UTC")),
     )
+
+
+def _time_zone(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be an IANA time zone name such as 'Europe/London'")
+    try:
+        zone(value)
+    except UnknownZone as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    return value
 
 
 @cache

@@ -52,6 +52,7 @@ def decide_in(session: Session, container: Container, merchant_name: str,
     merchant = container.settings.merchant(merchant_name)
     if merchant is None:
         raise UnknownMerchant(merchant_name)
+    case.setdefault("time_zone", merchant.time_zone)  # the merchant's calendar, kept with it
     decision = evaluate(container.policy_pack(merchant.policy_pack), case_from_json(case), now)
     return record_decision(session, merchant=merchant_name, decision=decision, case=case,
                            account_ref=account_ref, payment=payment, now=now,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.envelope import parse_time
 from ledger import audit, refundable
 from ledger.db import reading
+from ledger.locks import serialize
 from ledger.models import (
     Decision,
     DecisionStatus,
@@ -26,6 +27,7 @@ from ledger.models import (
 )
 from ledger.objects import find, peek
 from policy import PolicyError
+from policy.timing import add_months, months_started
 from service.bootstrap import Container
 from workers.cases import (
     MissingFacts,
@@ -74,6 +76,73 @@ def paypal_sales_after_the_end(session: Session, container: Container, ctx: Even
             for d in _overpaid_sale(session, container, ctx.merchant, sub, sale, inbox_id, now)]
 
 
+def paypal_period_paid_twice(session: Session, container: Container, ctx: EventContext,
+                            inbox_id: int, now: datetime) -> list[str]:
+    """A second payment for a billing period already paid (a manual payment on the billing
+    agreement beside the automatic one, say) is an overpayment (003 §1.7b-d).
+
+    Run for a subscription's sales and for the subscription itself, whichever arrives last: the
+    periods need the subscription's start. Sales of one subscription are applied by the workers
+    of different partitions, so every run takes the subscription's lock first (see
+    ``stripe_overpaid_invoice``); each duplicate is decided once."""
+    resource = ctx.payload["resource"]
+    if ctx.event_type.startswith("PAYMENT.SALE."):
+        if resource.get("sale_id") or not resource.get("billing_agreement_id"):
+            return []
+        sub_ref = resource["billing_agreement_id"]
+    else:
+        sub_ref = resource["id"]
+    serialize(session, "paypal-period", ctx.merchant, sub_ref)
+    sub = peek(session, Subscription, ctx.ref(sub_ref))
+    if sub is None or sub.started_at is None:
+        return []
+    decided: list[str] = []
+    for sale, first, period in _repeated_in_period(session, ctx.merchant, sub):
+        if _overpayment_decided(session, ctx.merchant, sale.provider_id):
+            continue
+        account = sub.customer_ref or sub.provider_id
+        case = _overpayment_case(
+            session, ctx.merchant, account, sale, sale.amount, now,
+            f"second payment for the billing period of subscription {sub.provider_id} from "
+            f"{iso(period)}, which sale {first.provider_id} had already paid",
+            via_subscription=True)
+        row = decide_in(session, container, ctx.merchant, case, payment=sale,
+                        account_ref=account, now=now, source_event_id=inbox_id)
+        decided.append(row.id)
+    return decided
+
+
+_PAID_SALE = ("completed", "partially_refunded")
+
+
+def _repeated_in_period(session: Session, merchant: str, sub: Subscription
+                        ) -> list[tuple[Payment, Payment, datetime]]:
+    """(sale, the sale that paid its period first, the period's start) for every completed sale
+    of ``sub`` that repeats an earlier one of the same amount in the same billing period.
+
+    PayPal's subscription events do not carry the plan's frequency: periods are the
+    subscription's interval when the ledger knows it, else calendar months (every seed bills
+    monthly), counted from its start. A different amount (a setup fee) is not a repeat."""
+    with reading(session, (Payment.subscription_ref, sub.provider_id)):
+        sales = session.scalars(select(Payment).where(
+            Payment.merchant == merchant, Payment.kind == "sale",
+            Payment.subscription_ref == sub.provider_id, Payment.status.in_(_PAID_SALE),
+            Payment.paid_at.is_not(None)).order_by(Payment.paid_at, Payment.provider_id)).all()
+    if len(sales) < 2 or sub.started_at is None:
+        return []
+    step = (sub.interval_count or 1) * (12 if sub.interval == "year" else 1)
+    first_of: dict[tuple[int, int, str], Payment] = {}
+    repeats = []
+    for sale in sales:
+        assert sale.paid_at is not None  # selected so
+        index = max(months_started(sub.started_at, sale.paid_at) - 1, 0) // step
+        key = (index, sale.amount, sale.currency)
+        first = first_of.setdefault(key, sale)
+        if first is not sale:
+            repeats.append((sale, first, add_months(sub.started_at, index * step)))
+    return repeats
+
+
 def _overpaid_sale(session: Session, container: Container, merchant: str,
                    sub: Subscription | None, sale: Payment | None, inbox_id: int,
                    now: datetime) -> list[str]:
@@ -81,11 +150,7 @@ def _overpaid_sale(session: Session, container: Container, merchant: str,
         return []
     if sub.canceled_at is not None and sale.paid_at <= sub.canceled_at:
         return []
-    with reading(session, (Decision.payment_ref, sale.provider_id)):
-        decided = session.scalars(select(Decision.id).where(
-            Decision.merchant == merchant, Decision.request_kind == "overpayment",
-            Decision.payment_ref == sale.provider_id)).first()
-    if decided:
+    if _overpayment_decided(session, merchant, sale.provider_id):
         return []  # decided when the other event of the pair arrived
     account = sub.customer_ref or sub.provider_id
     case = _overpayment_case(session, merchant, account, sale, sale.amount, now,
@@ -94,6 +159,13 @@ def _overpaid_sale(session: Session, container: Container, merchant: str,
     row = decide_in(session, container, merchant, case, payment=sale, account_ref=account,
                     now=now, source_event_id=inbox_id)
     return [row.id]
+
+
+def _overpayment_decided(session: Session, merchant: str, payment_ref: str) -> bool:
+    with reading(session, (Decision.payment_ref, payment_ref)):
+        return session.scalars(select(Decision.id).where(
+            Decision.merchant == merchant, Decision.request_kind == "overpayment",
+            Decision.payment_ref == payment_ref)).first() is not None
 
 
 def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventContext,
@@ -110,6 +182,11 @@ def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventCo
         charge_ref, invoice_ref = None, obj.get("id")
     if not isinstance(invoice_ref, str):
         return []
+    # The invoice and its charge are applied by the workers of two partitions, side by side on
+    # PostgreSQL: each could commit without seeing the other's row, and the overpayment would be
+    # decided by neither. Both events take this lock first, so the second waits for the first to
+    # commit and then sees its row (read committed); the check below keeps it decided once.
+    serialize(session, "stripe-overpayment", ctx.merchant, invoice_ref)
     # Neither is locked: the other belongs to another partition, and its worker may hold it.
     invoice = peek(session, Invoice, ctx.ref(invoice_ref))
     if invoice is None:
@@ -118,6 +195,8 @@ def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventCo
     if (charge is None or charge.kind != "charge" or charge.status != "succeeded"
             or charge.currency != invoice.currency or charge.amount <= invoice.amount_due):
         return []
+    if _overpayment_decided(session, ctx.merchant, charge.provider_id):
+        return []  # decided when the other event of the pair arrived (or delivered again)
     over = charge.amount - invoice.amount_due
     account = charge.customer_ref or invoice.customer_ref or invoice.provider_id
     case = _overpayment_case(session, ctx.merchant, account, charge, over, now,
@@ -194,10 +273,15 @@ def provider_cancellation(session: Session, container: Container, ctx: EventCont
 
 
 REACTIONS: dict[tuple[str, str], tuple[Reaction, ...]] = {
-    ("paypal", "PAYMENT.SALE.COMPLETED"): (paypal_sale_overpayment,),
+    ("paypal", "PAYMENT.SALE.COMPLETED"): (paypal_sale_overpayment, paypal_period_paid_twice),
+    ("paypal", "BILLING.SUBSCRIPTION.CREATED"): (paypal_period_paid_twice,),
+    ("paypal", "BILLING.SUBSCRIPTION.ACTIVATED"): (paypal_period_paid_twice,),
+    ("paypal", "BILLING.SUBSCRIPTION.UPDATED"): (paypal_period_paid_twice,),
     ("paypal", "BILLING.SUBSCRIPTION.CANCELLED"): (provider_cancellation,
-                                                   paypal_sales_after_the_end),
-    ("paypal", "BILLING.SUBSCRIPTION.EXPIRED"): (paypal_sales_after_the_end,),
+                                                   paypal_sales_after_the_end,
+                                                   paypal_period_paid_twice),
+    ("paypal", "BILLING.SUBSCRIPTION.EXPIRED"): (paypal_sales_after_the_end,
+                                                 paypal_period_paid_twice),
     ("stripe", "customer.subscription.deleted"): (provider_cancellation,),
     ("stripe", "invoice.paid"): (stripe_overpaid_invoice,),
     ("stripe", "charge.succeeded"): (stripe_overpaid_invoice,),

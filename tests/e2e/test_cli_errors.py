@@ -62,6 +62,9 @@ ROWS = {
     "report: an unknown merchant, naming the configured ones": Row(
         ["report", "reconcile", "--merchant", "nosuch", "--from", "2026-01-01",
          "--to", "2026-02-01"], 2, ["unknown merchant 'nosuch'", MERCHANTS]),
+    "report: a --base-url that is not an http(s) address": Row(
+        ["report", "reconcile", *PERIOD, "--base-url", "ftp://x"], 2,
+        ["--base-url must be an http(s) address", "'ftp://x'"]),
     "report: no ledger in the data directory": Row(
         ["report", "reconcile", *PERIOD, "--provider-export", "{header_only}"], 2,
         [NO_LEDGER, "gateway db upgrade"], data="missing"),

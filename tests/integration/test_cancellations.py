@@ -247,6 +247,32 @@ def test_a_late_cancellation_at_the_provider_goes_to_review_for_the_period_owed(
     assert [n.kind for n in notices] == ["cancellation_confirmation"]
 
 
+def test_a_cancellation_is_timed_on_the_merchants_calendar(client, container):
+    """000 on One Click's calendar (America/New_York in the shipped merchants file): cancelled at
+    03:30 UTC on the 25th, which is 23:30 on the 24th in New York, so it is on time. Read in
+    UTC it would be the 25th and cost a month."""
+    from ledger.models import Decision
+
+    scenario = samples.Scenario(key="ny-cancel", amount=5000,
+                                period_start=int(datetime(2026, 10, 1, tzinfo=UTC)
+                                                 .timestamp()))
+    cancelled_at = int(datetime(2026, 10, 25, 3, 30, tzinfo=UTC).timestamp())
+    secret = "whsec_test_oneclick_current"
+    for event in (samples.stripe_event("customer.subscription.created", scenario),
+                  samples.stripe_event("charge.succeeded", scenario),
+                  samples.stripe_event("customer.subscription.deleted", scenario,
+                                       canceled_at=cancelled_at, ended_at=cancelled_at)):
+        assert sig.post(client, event, merchant="oneclick", secret=secret).status_code == 200
+        run_worker(container)
+    with container.sessions() as s:
+        decision = s.scalars(select(Decision)).one()
+    assert decision.case["time_zone"] == "America/New_York"
+    assert decision.outcome == "cancel_at_period_end", decision.decision["reasons"]
+    assert decision.decision["dates"]["effective_at"] == "2026-11-01T04:00:00Z"
+    details = " ".join(r["detail"] for r in decision.decision["reasons"])
+    assert "received on day 24 of the month (2026-10-24, America/New_York" in details
+
+
 @responses.activate
 @pytest.mark.parametrize("charge_first", [True, False], ids=["charge first", "invoice first"])
 def test_a_charge_above_what_its_invoice_owed_is_refunded_once_in_any_order(client, container,

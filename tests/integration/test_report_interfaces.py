@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,23 @@ import responses
 from cli.main import run as gateway
 from sandbox import samples
 from service.bootstrap import Container
+from service.config import Settings
+from tests.conftest import make_settings
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker
 
 EXPORTS = Path(__file__).parents[1] / "fixtures" / "exports"
 HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
 OTHER = {"Authorization": "Bearer test-admin-cloudbehind-002"}
+PUBLIC_URL = "https://gateway.example.com"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str, paypal_ca_file: Path
+             ) -> Settings:
+    """The test stores, and a public address (GATEWAY_PUBLIC_URL) for reports to link under."""
+    return make_settings(tmp_path, database_url, redis_url, paypal_ca_file,
+                         public_url=PUBLIC_URL)
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, container: Container) -> None:
@@ -53,6 +66,57 @@ def test_a_clean_period_exits_0(container, monkeypatch, tmp_path):
                     str(tmp_path / "r.json"), "--provider-export", str(header_only)]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["discrepancies"] == [] and report["merchant"] == "theopenhost"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_sees_the_progress_line_erased_before_the_count(container, monkeypatch,
+                                                                   tmp_path):
+    """On a terminal the progress line is rewritten in place and erased before the final
+    '<n> discrepancies', which then stands alone on its line."""
+    _env(monkeypatch, container)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    status = gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
+                      "--to", "2026-02-01", "--format", "html", "--output",
+                      str(tmp_path / "r.html"),
+                      "--provider-export", str(EXPORTS / "stripe_balance_history.csv")])
+    written = terminal.getvalue()
+    assert status == 1 and "\r\x1b[Kstaged provider records: " in written
+    before, after = written.rsplit("\r\x1b[K", 1)
+    assert re.fullmatch(r"[0-9]+ discrepancies\n", after), written
+    assert "\n" not in before  # the progress stayed on one line, rewritten in place
+
+
+@pytest.mark.parametrize(("base", "env", "link"), [
+    (None, "", None),
+    (None, "https://gw.example.com/", "https://gw.example.com/v1/events/{event_id}"),
+    ("https://other.example.com", "https://gw.example.com",
+     "https://other.example.com/v1/events/{event_id}"),
+])
+def test_event_links_are_absolute_under_the_base_url_or_absent(container, monkeypatch, tmp_path,
+                                                               base, env, link):
+    """--base-url, else GATEWAY_PUBLIC_URL, is where rows link to their events; neither: none."""
+    _env(monkeypatch, container)
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", env)
+    out = tmp_path / "r.json"
+    args = ["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01", "--to",
+            "2026-02-01", "--format", "json", "--output", str(out),
+            "--provider-export", str(EXPORTS / "stripe_balance_history.csv")]
+    assert gateway(args + (["--base-url", base] if base else [])) == 1
+    assert json.loads(out.read_text())["event_link"] == link
+
+
+def test_a_base_url_that_is_not_an_http_address_is_refused(container, monkeypatch, tmp_path,
+                                                            capsys):
+    """A --base-url such as javascript:... stops the command with exit status 2."""
+    _env(monkeypatch, container)
+    status = gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
+                      "--to", "2026-02-01", "--format", "html", "--base-url", "javascript:x"])
+    assert status == 2 and "--base-url must be an http(s) address" in capsys.readouterr().err
 
 
 def test_an_export_of_unknown_shape_is_an_error_naming_the_columns(container, monkeypatch,
@@ -106,8 +170,11 @@ def test_the_admin_api_reconciles_against_the_providers_apis(client, container):
     assert body["currencies"]["USD"]["gross_charges"] == 1500
     event = client.get(f"/v1/events/{row['event_id']}", headers=HOST)
     assert event.status_code == 200 and event.json["events"][0]["type"] == "charge.succeeded"
+    assert body["event_link"] == f"{PUBLIC_URL}/v1/events/{{event_id}}"
     html = client.get(f"{location}?format=html", headers=HOST)
-    assert html.status_code == 200 and scenario.charge_id in html.get_data(as_text=True)
+    page = html.get_data(as_text=True)
+    assert html.status_code == 200 and scenario.charge_id in page
+    assert f'<a href="{PUBLIC_URL}/v1/events/{row["event_id"]}">' in page  # the worker's setting
     assert client.get(location, headers=OTHER).status_code == 404
 
 

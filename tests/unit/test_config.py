@@ -80,3 +80,24 @@ def test_a_bad_number_in_the_environment_names_the_variable():
     """Settings from the environment are checked too."""
     with pytest.raises(ConfigError, match="GATEWAY_BODY_LIMIT"):
         load_settings({"GATEWAY_BODY_LIMIT": "lots"})
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('time_zone = "Mars/Olympus"', "merchants.m.time_zone: 'Mars/Olympus' is not an IANA"),
+    ('time_zone = "../../etc/passwd"', "merchants.m.time_zone: '../../etc/passwd' is not an"),
+    ("time_zone = 10", "merchants.m.time_zone must be an IANA time zone name"),
+])
+def test_a_merchant_time_zone_must_be_an_iana_name(tmp_path, line, message):
+    path = tmp_path / "merchants.toml"
+    text = BASE.format(mode="sandbox", key="sk_test_x", paypal="https://api-m.sandbox.paypal.com")
+    path.write_text(text.replace('admin_token = "a-long-enough-admin-token"',
+                                 f'admin_token = "a-long-enough-admin-token"\n{line}'))
+    with pytest.raises(ConfigError) as err:
+        load_merchants(path, {"ROTATED_SECRET": "whsec_2"})
+    assert message in str(err.value)
+
+
+def test_the_shipped_merchants_name_their_calendar():
+    merchants = load_merchants(DEFAULT_MERCHANTS_FILE, {})
+    assert merchants["oneclick"].time_zone == "America/New_York"
+    assert {m.time_zone for n, m in merchants.items() if n != "oneclick"} == {"UTC"}

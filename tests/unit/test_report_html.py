@@ -1,13 +1,18 @@
-"""The HTML report's pure parts: escaping, amounts, links, the empty cases and the SVG chart."""
+"""The HTML report's pure parts: escaping, amounts, links, quiet currencies and the SVG chart."""
 
 from __future__ import annotations
 
+import tomllib
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
+from fnmatch import fnmatch
+from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reports.build import event_link
 from reports.html import (
     event_href,
     format_amount,
@@ -18,6 +23,8 @@ from reports.html import (
 from reports.records import Discrepancy, DiscrepancyKind
 
 SVG = "{http://www.w3.org/2000/svg}"
+ROOT = Path(__file__).resolve().parents[2]
+EVIL = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
 
 
 def _discrepancy(**overrides: Any) -> Discrepancy:
@@ -40,25 +47,69 @@ def _report(**overrides: Any) -> dict[str, Any]:
         "daily": [{"date": "2026-10-01", "currency": "USD", "refunds": 1200, "credits": 0,
                    "fees": 35}],
         "discrepancies": [_discrepancy()],
-        "event_link": "/v1/events/{event_id}",
+        "event_link": "https://gateway.example.com/v1/events/{event_id}",
     }
     report.update(overrides)
     return report
 
 
-def _svg_root(svg: str) -> ET.Element:
-    return ET.fromstring(svg)
+class _Tags(HTMLParser):
+    """Every element and every attribute name the page holds, as a browser's parser sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes.update(name for name, _ in attrs)
 
 
-def test_a_provider_id_with_a_script_tag_is_escaped():
-    """Markup in any report string reaches the page as text, never as a tag."""
-    evil = _discrepancy(provider_id="<script>alert(1)</script>", detail='"><img src=x>',
-                        event_id='e"1')
-    page = render_html_string(_report(merchant="<b>shop</b>", discrepancies=[evil]))
-    assert "<script>" not in page and "<img" not in page and "<b>shop" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "&lt;b&gt;shop&lt;/b&gt;" in page
-    assert 'href="/v1/events/e%221"' in page
+def _parsed(page: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def test_markup_in_every_report_string_reaches_the_page_as_text():
+    """A merchant, provider id, detail, event id, clause, outcome and currency code holding
+    `<script>` and `"><img onerror=...>` render escaped: no script, no img, no onerror."""
+    evil_row = _discrepancy(provider="pay" + EVIL, provider_id="ch_" + EVIL, detail=EVIL,
+                            event_id="evt_" + EVIL, currency="US" + EVIL)
+    page = render_html_string(_report(
+        merchant="<b>shop</b>" + EVIL, generated_at=EVIL, discrepancies=[evil_row],
+        currencies={"USD": {"refunds": 10, "refunds_by_clause": {EVIL: 10},
+                            "refunds_by_outcome": {"<script>x</script>": 10}},
+                    EVIL: {"refunds": 5}},
+        daily=[{"date": "2026-10-02", "currency": EVIL, "refunds": 5}]))
+    parsed = _parsed(page)
+    assert not {"script", "img", "b"} & parsed.tags
+    assert "onerror" not in parsed.attributes
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'href="https://gateway.example.com/v1/events/evt_%22%3E%3Cimg' in page
+
+
+def test_the_templates_escape_by_themselves():
+    """Autoescape is on for the page and the chart, and no hand escaping is left in the code."""
+    from reports.html import environment
+
+    assert environment().autoescape is True
+    for module in ("reports/html.py", "reports/charts.py"):
+        source = (ROOT / module).read_text()
+        assert "escape(" not in source and "from html import" not in source, module
+
+
+def test_the_templates_are_shipped_with_the_package():
+    """Every file under reports/templates matches the package-data patterns in pyproject."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["*"]
+    templates = list((ROOT / "reports" / "templates").iterdir())
+    assert templates
+    for path in templates:
+        assert any(fnmatch(path.name, p) for p in patterns), path.name
 
 
 def test_a_zero_decimal_currency_is_shown_without_decimals():
@@ -76,48 +127,73 @@ def test_an_empty_period_renders_a_complete_page_with_its_empty_states():
     page = render_html_string(_report(currencies={}, daily=[], discrepancies=iter(())))
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "No money moved in this period." in page
-    assert "No daily movements in this period." in page
+    assert "No movements in this period." in page
     assert "No discrepancies" in page
 
 
-def test_a_currency_with_no_daily_rows_gets_an_empty_chart():
-    """A currency with figures but no movements still has a chart, saying it is empty."""
-    page = render_html_string(_report(daily=[]))
-    assert page.count("<svg") == 1
-    assert "No refunds, credits or fees in this period" in page
+def test_a_currency_without_activity_is_one_line_not_a_column_or_a_chart():
+    """EUR with only zeros and no daily rows: 'EUR: no activity', no EUR column, no EUR chart;
+    GBP with charges but no refunds, credits or fees: a column; both named in one line where
+    the charts are."""
+    zeros = {"gross_charges": 0, "refunds": 0, "refunds_by_clause": {}, "matched": 0,
+             "discrepancies": 0}
+    page = render_html_string(_report(currencies={
+        "USD": {"gross_charges": 123400, "refunds": 2300, "matched": 812},
+        "EUR": zeros, "GBP": {**zeros, "gross_charges": 5000}}))
+    assert '<p class="quiet" data-quiet="EUR">EUR: no activity</p>' in page
+    assert '<th scope="col" class="num">EUR</th>' not in page
+    assert '<th scope="col" class="num">GBP</th>' in page
+    assert ('<p class="quiet" data-quiet-charts="EUR GBP">No refunds, credits or fees in EUR, '
+            'GBP.</p>') in page
+    assert page.count("<svg") == 1 and 'data-currency="USD"' in page
+    assert "No refunds, credits or fees in this period" not in page  # no empty panel
 
 
-def test_event_links_use_the_report_format_and_quote_the_id():
-    """The link is the format string filled with the URL-quoted event id."""
-    assert event_href("/v1/events/{event_id}", "evt_1") == "/v1/events/evt_1"
-    assert event_href("/v1/events/{event_id}", "a/b c") == "/v1/events/a%2Fb%20c"
+def test_event_links_are_absolute_under_the_base_url_and_quote_the_id():
+    """The link is the base address's event path filled with the URL-quoted event id."""
+    link = event_link("https://gateway.example.com/")
+    assert link == "https://gateway.example.com/v1/events/{event_id}"
+    assert event_href(link, "evt_1") == "https://gateway.example.com/v1/events/evt_1"
+    assert event_href(link, "a/b c") == "https://gateway.example.com/v1/events/a%2Fb%20c"
     assert event_href(None, "evt_1") is None
-    assert event_href("/v1/events/{event_id}", None) is None
+    assert event_href(link, None) is None
+    assert event_link(None) is None and event_link("") is None
 
 
-def test_rows_link_to_their_event_only_when_both_id_and_format_are_present():
-    """No event_link in the report, or no event id on the row, means no link."""
+def test_without_a_base_url_event_ids_are_plain_text():
+    """No base address: the id is shown, no link, and the footer says why."""
     with_link = render_html_string(_report())
-    assert '<a href="/v1/events/evt_1">evt_1</a>' in with_link
+    assert '<a href="https://gateway.example.com/v1/events/evt_1">evt_1</a>' in with_link
     without = render_html_string(_report(event_link=None))
-    assert "<a href" not in without and "evt_1" in without
+    assert "<a " not in without and '<td class="event">evt_1</td>' in without
+    assert "GATEWAY_PUBLIC_URL" in without and "GATEWAY_PUBLIC_URL" not in with_link
     no_id = render_html_string(_report(discrepancies=[_discrepancy(event_id=None)]))
-    assert "<a href" not in no_id
+    assert "<a " not in no_id
 
 
-def test_an_event_link_with_other_fields_is_refused_before_anything_is_sent():
-    """A bad format string fails on the first chunk, not halfway through the table."""
-    with pytest.raises(ValueError, match="event_id"):
-        next(render_html(_report(event_link="/v1/{merchant}/{event_id}")))
+@pytest.mark.parametrize("link", ["/v1/{merchant}/{event_id}", "javascript:alert('{event_id}')"])
+def test_a_bad_event_link_is_refused_before_anything_is_sent(link):
+    """A format with other fields, or a scheme other than http(s), fails on the first chunk."""
+    with pytest.raises(ValueError, match="event_link"):
+        next(render_html(_report(event_link=link)))
 
 
-def test_discrepancies_are_read_once_from_an_iterator():
-    """A generator of many rows is consumed once and every row is rendered."""
-    rows = (_discrepancy(provider_id=f"re_{i}") for i in range(120))
-    chunks = list(render_html(_report(discrepancies=rows)))
-    page = "".join(chunks)
-    assert page.count("<tr data-kind=") == 120
-    assert len(chunks) > 5  # streamed in parts, not one string
+def test_discrepancies_are_read_once_and_lazily_from_an_iterator():
+    """A generator of many rows is consumed once, every row is rendered, and the first chunk
+    is sent before the last row is read."""
+    read = 0
+
+    def rows():
+        nonlocal read
+        for i in range(2000):
+            read += 1
+            yield _discrepancy(provider_id=f"re_{i}")
+
+    chunks = render_html(_report(discrepancies=rows()))
+    first = next(chunks)
+    assert first.startswith("<!DOCTYPE html>") and read < 2000
+    page = first + "".join(chunks)
+    assert read == 2000 and page.count("<tr data-kind=") == 2000
 
 
 def test_the_svg_chart_is_well_formed_xml_with_an_accessible_title():
@@ -126,14 +202,32 @@ def test_the_svg_chart_is_well_formed_xml_with_an_accessible_title():
              "fees": 0} for d in range(1, 31)]
     rows.append({"date": "2026-10-02", "currency": "JPY", "refunds": 999, "credits": 0,
                  "fees": 0})
-    root = _svg_root(svg_chart(rows, "USD", start=date(2026, 10, 1), end=date(2026, 10, 31)))
+    root = ET.fromstring(svg_chart(rows, "USD", start=date(2026, 10, 1), end=date(2026, 10, 31)))
     assert root.tag == f"{SVG}svg"
     assert root.get("role") == "img" and "USD" in (root.get("aria-label") or "")
+    assert root.get("data-bin") == "day" and root.get("data-bins") == "31"
     assert (root.findtext(f"{SVG}title") or "").startswith("USD")
     assert len(root.findall(f".//{SVG}rect[@class='refunds']")) == 30
     assert len(root.findall(f".//{SVG}rect[@class='credits']")) == 30
     labels = [t.text for t in root.findall(f".//{SVG}g[@class='x-axis']/{SVG}text")]
     assert "Oct 1" in labels and len(labels) < 31  # thinned so labels never overlap
+
+
+def test_a_year_is_drawn_in_twelve_monthly_bars_per_series():
+    """Twelve months of daily rows: twelve refund bars, labelled by month, summed per month."""
+    rows = [{"date": date.fromordinal(date(2025, 11, 1).toordinal() + i).isoformat(),
+             "currency": "EUR", "refunds": 100, "credits": 0, "fees": 1} for i in range(365)]
+    svg = svg_chart(rows, "EUR", start=date(2025, 11, 1), end=date(2026, 10, 31))
+    root = ET.fromstring(svg)
+    assert root.get("data-bin") == "month" and root.get("data-bins") == "12"
+    bars = root.findall(f".//{SVG}rect[@class='refunds']")
+    assert len(bars) == 12
+    tips = [b.findtext(f"{SVG}title") for b in bars]
+    assert tips[0] == "November 2025 refunds: 30.00 EUR"
+    assert tips[3] == "February 2026 refunds: 28.00 EUR"
+    labels = [t.text for t in root.findall(f".//{SVG}g[@class='x-axis']/{SVG}text")]
+    assert labels[:2] == ["Nov 2025", "Dec 2025"]
+    assert "refunds, credits and fees per month" in (root.get("aria-label") or "")
 
 
 @pytest.mark.parametrize("rows", [
@@ -146,7 +240,7 @@ def test_the_svg_chart_handles_an_empty_period_and_a_single_day(rows):
     """Empty, all-zero and one-day charts are still valid SVG with finite coordinates."""
     currency = rows[0]["currency"] if rows else "USD"
     svg = svg_chart(rows, currency)
-    root = _svg_root(svg)
+    root = ET.fromstring(svg)
     assert "nan" not in svg.lower() and "inf" not in svg.lower()
     for rect in root.iter(f"{SVG}rect"):
         assert float(rect.get("height", "0")) >= 0
@@ -157,5 +251,5 @@ def test_a_zero_decimal_chart_has_no_fractional_ticks():
     svg = svg_chart([{"date": "2026-10-05", "currency": "JPY", "refunds": 7, "credits": 0,
                       "fees": 0}], "JPY")
     ticks = [t.text or "" for t in
-             _svg_root(svg).findall(f".//{SVG}g[@class='y-axis']/{SVG}text")]
+             ET.fromstring(svg).findall(f".//{SVG}g[@class='y-axis']/{SVG}text")]
     assert ticks and not any("." in t for t in ticks if t != "JPY")

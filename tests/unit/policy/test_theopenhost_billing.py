@@ -65,6 +65,20 @@ def test_a_late_fee_needs_the_charge_notified_10_days_ahead(notified: timedelta 
     assert decide("theopenhost", overdue(notified=notified), now=T0 + 2 * DAY).outcome is outcome
 
 
+def test_a_zero_invoice_carries_no_late_fee() -> None:
+    """1.5's "35% or $5.00, whichever is greater" presupposes something owed: a $0 invoice
+    is never late, so it gets no $5.00 floor."""
+    d = decide("theopenhost", overdue(amount=0), now=T0 + 9 * DAY)
+    assert d.outcome is Outcome.NO_ACTION and d.fee.amount == 0
+    assert "nothing is owed" in " ".join(r.detail for r in d.reasons)
+
+
+def test_a_one_cent_invoice_still_takes_the_floor() -> None:
+    """The $0 exception is exactly zero: one cent overdue pays the $5.00 minimum."""
+    d = decide("theopenhost", overdue(amount=1), now=T0 + 2 * DAY)
+    assert d.outcome is Outcome.LATE_FEE and d.fee.amount == 500
+
+
 def test_a_paid_invoice_needs_no_action() -> None:
     """Paid invoices are never overdue."""
     assert decide("theopenhost", overdue(paid=True), now=T0 + 9 * DAY).outcome is Outcome.NO_ACTION

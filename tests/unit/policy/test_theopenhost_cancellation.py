@@ -26,13 +26,17 @@ def cancellation(at: datetime, ident: dict[str, Any] | None = None,
     return data
 
 
+# DUE is 09:00 UTC on 1 April: three calendar days before it is 29 March, any time of day.
 @pytest.mark.parametrize(("before", "outcome", "effective", "charge"), [
     (3 * DAY, Outcome.CANCEL_AT_PERIOD_END, DUE, 0),
-    (3 * DAY - timedelta(seconds=1), Outcome.CANCEL_NEXT_PERIOD, DUE + 30 * DAY, 12000),
-], ids=["exactly 3 days before", "3 days minus a second"])
+    (2 * DAY + timedelta(hours=9, seconds=1), Outcome.CANCEL_AT_PERIOD_END, DUE, 0),
+    (2 * DAY + timedelta(hours=9), Outcome.CANCEL_NEXT_PERIOD, DUE + 30 * DAY, 12000),
+], ids=["exactly 3 days before", "the last second of the third day before",
+        "the first second of the second day before"])
 def test_cancellation_needs_3_days_notice_before_the_invoice_is_due(
         before: timedelta, outcome: Outcome, effective: datetime, charge: int) -> None:
-    """Late notice means one more full month is charged (1.2d, 1.2e)."""
+    """Late notice means one more full month is charged (1.2d, 1.2e); the 3 days are calendar
+    days on the merchant's calendar (UTC here)."""
     d = decide("theopenhost", cancellation(DUE - before), now=DUE - before)
     assert d.outcome is outcome
     assert d.effective_at == effective

@@ -36,7 +36,7 @@ def test_web_hosting_credit_follows_the_schedule_at_every_band_edge(measured: st
     """1.12a with half-open bands: gaps go to the lower band, 99.0 earns 80%."""
     d = decide("theopenhost", claim(measured), now=T0 + HOUR)
     if percent is None:
-        assert d.outcome is Outcome.DENY and failed(d) == {"003 §1.11"}
+        assert d.outcome is Outcome.NO_ACTION and d.credit.amount == 0
     else:
         assert d.outcome is Outcome.SERVICE_CREDIT and d.credit.amount == 100 * percent
 
@@ -99,3 +99,19 @@ def test_a_yearly_payment_is_credited_on_its_monthly_equivalent() -> None:
     data["order"]["amount"] = money(12000)
     d = decide("theopenhost", data, now=T0 + HOUR)
     assert d.at_stake is not None and d.at_stake.amount == 1000 and d.credit.amount == 800
+
+
+def test_a_claim_against_a_met_guarantee_owes_nothing_and_is_not_a_denial() -> None:
+    """1.11/1.12: 99.95% against 99.9% is no failure, so no credit; the claim was not wrong
+    either, so the outcome is no_action with the comparison as its reason."""
+    d = decide("theopenhost", claim("99.95"), now=T0 + HOUR)
+    assert d.outcome is Outcome.NO_ACTION and d.credit.amount == 0
+    (reason,) = [r for r in d.reasons if r.clause == "003 §1.11"]
+    assert not reason.holds and "99.95% against the 99.9% guarantee" in reason.detail
+    assert "no credit is owed" in reason.detail
+
+
+def test_a_met_guarantee_claimed_too_late_is_still_denied_for_the_lateness() -> None:
+    """An invalid claim stays a denial whatever it measured (1.13's 72 hours)."""
+    d = decide("theopenhost", claim("99.95", after=73 * HOUR), now=T0 + 73 * HOUR)
+    assert d.outcome is Outcome.DENY and "003 §1.13" in failed(d)

@@ -1,0 +1,101 @@
+"""003 §1.7b-d: a PayPal payment for a billing period that is already paid is an overpayment,
+decided once whatever order the subscription, its sale and the second payment arrive in."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from typing import Any, cast
+
+import pytest
+import responses
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from ledger.models import Action, ActionStatus, Decision
+from sandbox import samples
+from service.bootstrap import Container
+from tests.support.delivery import run_worker
+from tests.support.paypal import shared_signer
+
+DAY = 86400
+API = "https://api-m.sandbox.paypal.com"
+
+
+def _post(client: FlaskClient, event: dict[str, Any]) -> None:
+    raw = json.dumps(event).encode()
+    resp = client.post("/webhooks/theopenhost/paypal", data=raw,
+                       headers=shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003"),
+                       content_type="application/json")
+    assert resp.status_code == 200
+
+
+def _manual(scenario: samples.Scenario, cycle: int, after_days: int) -> dict[str, Any]:
+    """A second sale on the same billing agreement, ``after_days`` into the cycle's period."""
+    start = scenario.period(cycle)[0] + after_days * DAY
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))
+    return samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=cycle,
+                                event_id=f"WH-MANUAL-{scenario.key}", id=f"MANUAL-{scenario.key}",
+                                create_time=at, update_time=at)
+
+
+def _refunds_answered() -> None:
+    responses.post(f"{API}/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    responses.add_callback(
+        responses.POST, f"{API}/v1/payments/sale/MANUAL-dup/refund",
+        callback=lambda req: (200, {}, json.dumps({
+            "id": "RF-MANUAL", "state": "completed",
+            "amount": json.loads(cast(bytes, req.body))["amount"]})))
+
+
+ORDERS = list(itertools.permutations(["subscription", "sale", "manual"]))
+
+
+@responses.activate
+@pytest.mark.parametrize("order", ORDERS, ids=["-".join(o) for o in ORDERS])
+def test_a_second_payment_for_a_paid_period_is_refunded_less_the_fee_once(
+        client: FlaskClient, container: Container, order: tuple[str, ...]) -> None:
+    # Cycle 1 began 40 days ago and was paid; cycle 2 began 10 days ago, was paid by the
+    # subscription, and again by hand two days later: 20.00 overpaid, 8 days old.
+    scenario = samples.Scenario(key="dup", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 40 * DAY))
+    _refunds_answered()
+    _post(client, samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1))
+    events = {"subscription": samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
+              "sale": samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2),
+              "manual": _manual(scenario, 2, after_days=2)}
+    for name in order:
+        _post(client, events[name])
+        run_worker(container)
+    with container.sessions() as s:
+        decisions = s.scalars(select(Decision).where(Decision.request_kind == "overpayment")
+                              ).all()
+        assert len(decisions) == 1, [(d.payment_ref, d.outcome) for d in decisions]
+        (decision,) = decisions
+        action = s.scalars(select(Action).where(Action.decision_id == decision.id)).one()
+    assert decision.payment_ref == "MANUAL-dup"
+    assert decision.case["payment"]["overpaid_amount"] == {"amount": 2000, "currency": "USD"}
+    assert "which sale" in decision.case["request"]["reason"]
+    assert decision.outcome == "partial_refund"  # 8 days old: refunded, less 5% (1.00)
+    assert (action.amount, action.status) == (1900, ActionStatus.SUCCEEDED)
+
+
+@responses.activate
+def test_one_payment_per_period_and_a_different_amount_are_not_overpayments(
+        client: FlaskClient, container: Container) -> None:
+    """Consecutive periods each paid once, and a setup fee (another amount) beside the first
+    payment: nothing is overpaid."""
+    scenario = samples.Scenario(key="once", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 40 * DAY))
+    fee = _manual(scenario, 1, after_days=0)
+    fee["resource"]["amount"] = {"total": "5.00", "currency": "USD"}
+    for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
+                  samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1), fee,
+                  samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)):
+        _post(client, event)
+        run_worker(container)
+    with container.sessions() as s:
+        assert s.scalars(select(Decision).where(Decision.request_kind == "overpayment")
+                         ).all() == []

@@ -1,0 +1,83 @@
+"""A Stripe invoice and the charge that overpaid it, applied at the same moment by the workers of
+their two partitions (PostgreSQL): the overpayment is decided once, never missed.
+
+Deterministic: a trigger the test installs holds the first event's transaction open after its
+reaction has looked for the other object and before it commits, while the second event is applied
+in another thread. Without a lock between them, each would look before the other committed and
+neither would decide. (The two events usually also lock their customer's row, which orders them
+by accident; the charge here names none, so only the overpayment's own lock can.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select, text
+
+from ledger.models import Decision, InboxEvent
+from sandbox import samples
+from service.bootstrap import Container
+from tests.support import stripe as sig
+from workers.drain import process_batch
+
+DAY = 86400
+
+_HOLD = """
+CREATE OR REPLACE FUNCTION test_hold_commit() RETURNS trigger AS $$
+BEGIN
+  IF NEW.event_type = '{event_type}' AND NEW.status = 'processed' THEN
+    PERFORM pg_sleep(1.5);
+  END IF;
+  RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER test_hold_commit BEFORE UPDATE ON inbox_events
+  FOR EACH ROW EXECUTE FUNCTION test_hold_commit();
+"""
+
+
+@pytest.fixture
+def hold_commit(container: Container):
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the two transactions cannot overlap")
+
+    def install(event_type: str) -> None:
+        with container.engine.begin() as conn:
+            conn.execute(text(_HOLD.format(event_type=event_type)))
+
+    yield install
+    with container.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS test_hold_commit ON inbox_events"))
+        conn.execute(text("DROP FUNCTION IF EXISTS test_hold_commit()"))
+
+
+@pytest.mark.parametrize("first", ["invoice.paid", "charge.succeeded"])
+def test_an_overpayment_whose_two_events_are_applied_side_by_side_is_decided_once(
+        client, container, hold_commit, first):
+    scenario = samples.Scenario(key=f"race-{first}", amount=2500,
+                                period_start=int(time.time() - 2 * DAY))
+    events = {"invoice.paid": samples.stripe_event("invoice.paid", scenario, amount_due=2000),
+              # No customer on the charge: the pair then shares no ledger row whose lock would
+              # order them by accident; only the overpayment's own lock may.
+              "charge.succeeded": samples.stripe_event("charge.succeeded", scenario,
+                                                       customer=None)}
+    for event in events.values():
+        assert sig.post(client, event).status_code == 200
+    with container.sessions() as s:
+        ids: dict[str, int] = dict(s.execute(select(InboxEvent.event_type, InboxEvent.id)).all())
+        partitions = set(s.scalars(select(InboxEvent.partition)).all())
+    assert len(partitions) == 2, "the pair must be on two partitions for the test to mean much"
+    hold_commit(first)
+    second = next(t for t in events if t != first)
+    held = threading.Thread(target=process_batch, args=(container, [ids[first]]))
+    held.start()
+    time.sleep(0.5)  # the first has looked for its partner and is held before its commit
+    process_batch(container, [ids[second]])
+    held.join()
+    with container.sessions() as s:
+        decisions = s.scalars(select(Decision).where(Decision.request_kind == "overpayment")
+                              ).all()
+        statuses = set(s.scalars(select(InboxEvent.status)).all())
+    assert statuses == {"processed"}
+    assert [(d.payment_ref, d.case["payment"]["overpaid_amount"]["amount"]) for d in decisions] \
+        == [(scenario.charge_id, 500)]
