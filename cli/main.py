@@ -1,5 +1,6 @@
-"""The `gateway` command: serve, worker, clock, db upgrade, replay, inbox, simulate, demo,
-policy."""
+"""The `gateway` command: run the web app, the worker and the clock; migrate the database;
+look into the inbox and replay events; decide a Case; reconcile and backfill; and the sandbox
+tools (simulate, demo). `gateway COMMAND --help` describes each command's options."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from datetime import UTC, date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli import checks, errors
+from cli.errors import CliError
 from service.errors import GatewayError
 from service.web import GUNICORN_ARGS
 
 if TYPE_CHECKING:
 
     from service.bootstrap import Container
+    from service.config import Settings
 
 log = logging.getLogger("gateway")
 
@@ -41,22 +45,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run one `gateway` command; errors of ours become a message and exit status 2."""
+    """Run one `gateway` command. A user error (ours, or argparse's) is one line on standard
+    error and exit status 2 (cli.errors)."""
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except GatewayError as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return 2
+    except GatewayError as exc:  # CliError included
+        return errors.report(exc)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = errors.Parser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the web app under gunicorn (the database must be "
                                      "migrated: gateway db upgrade)")
-    p.add_argument("--bind", default=f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+    p.add_argument("--bind", default=f"127.0.0.1:{os.environ.get('PORT', '8000')}",
+                   help="HOST:PORT to listen on (default: 127.0.0.1:$PORT, else 8000)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run an RQ worker that drains the inbox")
@@ -64,11 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("clock", help="run the sweeper (and scheduled jobs) every few seconds")
-    p.add_argument("--interval", type=float, default=15.0)
-    p.add_argument("--once", action="store_true")
+    p.add_argument("--interval", type=float, default=15.0,
+                   help="seconds between runs (default: 15)")
+    p.add_argument("--once", action="store_true", help="run once and exit")
     p.set_defaults(func=cmd_clock)
 
-    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db", required=True, metavar="COMMAND")
     db.add_parser("upgrade", help="apply the Alembic migrations (the release step; one "
                                   "upgrader at a time)").set_defaults(func=cmd_db_upgrade)
 
@@ -78,41 +85,50 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("inbox", help="counts by status, and the failed events with their errors")
-    p.add_argument("--status", default="dead", help="list events in this status")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--status", default="dead", type=_inbox_status,
+                   help="list events in this status: pending, processed, ignored, retry or "
+                        "dead (default: dead)")
+    p.add_argument("--limit", type=_positive, default=20,
+                   help="list at most this many events (default: 20)")
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("simulate", help="send a signed sample event, like `stripe trigger`")
-    p.add_argument("provider", choices=["stripe", "paypal"])
-    p.add_argument("event_type")
-    p.add_argument("--merchant", required=True)
-    p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("provider", choices=["stripe", "paypal"], help="whose event to send")
+    p.add_argument("event_type", help="e.g. charge.succeeded or PAYMENT.SALE.COMPLETED "
+                                      "(an unknown type lists the known ones)")
+    p.add_argument("--merchant", required=True, help="a merchant in the merchants file")
+    p.add_argument("--url", default="http://127.0.0.1:8000",
+                   help="the running gateway's base address (default: http://127.0.0.1:8000)")
     p.add_argument("--key", default=None, help="scenario key: the same key gives the same ids")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="run web, worker and clock on the embedded defaults and "
                                     "send signed events for every merchant")
-    p.add_argument("--data-dir", default="var/demo")
+    p.add_argument("--data-dir", default="var/demo",
+                   help="where the demo keeps its database, Redis and certificates "
+                        "(default: var/demo)")
     p.set_defaults(func=cmd_demo)
 
     policy = sub.add_parser("policy", help="the policy engine").add_subparsers(
-        dest="policy", required=True)
+        dest="policy", required=True, metavar="COMMAND")
     p = policy.add_parser("evaluate", help="decide a Case (JSON file, or - for stdin)")
-    p.add_argument("case_file")
-    p.add_argument("--merchant", required=True)
+    p.add_argument("case_file", help="a Case as JSON (docs/case.md), or - for standard input")
+    p.add_argument("--merchant", required=True, help="decide under this merchant's policy pack")
     p.add_argument("--at", default=None, help="decision time, ISO 8601 (default: now)")
     p.add_argument("--explain", action="store_true", help="a readable account, not JSON")
     p.set_defaults(func=cmd_policy_evaluate)
 
     report = sub.add_parser("report", help="finance reports").add_subparsers(
-        dest="report", required=True)
+        dest="report", required=True, metavar="COMMAND")
     p = report.add_parser("reconcile", help="ledger against provider records, for a period; "
                                             "exit 1 when discrepancies are found")
-    p.add_argument("--merchant", required=True)
-    p.add_argument("--from", dest="start", required=True, type=_date, help="YYYY-MM-DD")
+    p.add_argument("--merchant", required=True, help="a merchant in the merchants file")
+    p.add_argument("--from", dest="start", required=True, type=_date,
+                   help="the period's first day, YYYY-MM-DD")
     p.add_argument("--to", dest="end", required=True, type=_date,
-                   help="YYYY-MM-DD, exclusive")
-    p.add_argument("--format", choices=["csv", "json", "html"], default="csv")
+                   help="the day after the period's last, YYYY-MM-DD (exclusive)")
+    p.add_argument("--format", choices=["csv", "json", "html"], default="csv",
+                   help="csv: the discrepancies; json: everything; html: a page (default: csv)")
     p.add_argument("--provider-export", action="append", default=[], type=Path,
                    help="a Stripe balance history or PayPal activity CSV (repeatable); "
                         "without one, the providers' APIs are read")
@@ -122,10 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report_reconcile)
 
     p = sub.add_parser("backfill", help="fetch events the inbox never received, and process them")
-    p.add_argument("--merchant", required=True)
-    p.add_argument("--provider", choices=["stripe", "paypal"], required=True)
-    p.add_argument("--from", dest="start", required=True, type=_date)
-    p.add_argument("--to", dest="end", required=True, type=_date)
+    p.add_argument("--merchant", required=True, help="a merchant in the merchants file")
+    p.add_argument("--provider", choices=["stripe", "paypal"], required=True,
+                   help="whose event listing to read")
+    p.add_argument("--from", dest="start", required=True, type=_date,
+                   help="the period's first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", required=True, type=_date,
+                   help="the day after the period's last, YYYY-MM-DD (exclusive)")
     p.add_argument("--list", action="store_true", help="only list the missed events")
     p.set_defaults(func=cmd_backfill)
 
@@ -142,23 +161,25 @@ def _date(value: str) -> date:
 def cmd_report_reconcile(args: argparse.Namespace) -> int:
     from cli.progress import progress_line
     from reports.run import reconcile, render
-    from service.config import public_url
+    from reports.sources import detect_export
+    from service.config import load_settings, public_url
 
+    settings = load_settings()
+    merchant = checks.merchant(settings, args.merchant)
+    checks.period(args.start, args.end)
     base_url = public_url(args.base_url or "", "--base-url")
-    with _opened() as container:
-        merchant = container.settings.merchant(args.merchant)
-        if merchant is None:
-            print(f"gateway: unknown merchant {args.merchant!r}", file=sys.stderr)
-            return 2
-        with progress_line(sys.stderr) as progress:
-            report = reconcile(container, merchant, args.start, args.end,
-                               args.provider_export, base_url=base_url,
-                               progress=progress.show if progress else None)
+    for path in args.provider_export:  # an export of the wrong shape names its missing columns
+        detect_export(checks.input_file(path, "--provider-export"))
+    if args.output:
+        checks.output_file(args.output, "--output")
+    with _ledger(settings) as container, progress_line(sys.stderr) as progress:
+        result = reconcile(container, merchant, args.start, args.end, args.provider_export,
+                           base_url=base_url, progress=progress.show if progress else None)
     with (open(args.output, "w", encoding="utf-8", newline="") if args.output
           else contextlib.nullcontext(sys.stdout)) as out:
-        for chunk in render(report, args.format):
+        for chunk in render(result, args.format):
             out.write(chunk)
-    found = len(report["discrepancies"])
+    found = len(result["discrepancies"])
     print(f"{found} discrepancies", file=sys.stderr)
     return 1 if found else 0
 
@@ -166,28 +187,56 @@ def cmd_report_reconcile(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from reports.backfill import backfill, missed_events
     from reports.build import period
+    from service.config import load_settings
 
+    settings = load_settings()
+    merchant = checks.merchant(settings, args.merchant)
+    checks.period(args.start, args.end)
     start, end = period(args.start, args.end)
-    with _opened() as container:
+    with _ledger(settings) as container:
         if args.list:
-            for event in missed_events(container, args.merchant, args.provider, start, end):
+            for event in missed_events(container, merchant, args.provider, start, end):
                 print(json.dumps(event, default=str))
             return 0
-        stored = backfill(container, args.merchant, args.provider, start, end)
+        stored = backfill(container, merchant, args.provider, start, end)
     print(f"stored and enqueued {stored} missed event(s)")
     return 0
 
 
 @contextmanager
-def _opened() -> Iterator[Container]:
-    """A container from the environment, closed (connections released) when the command ends."""
+def _ledger(settings: Settings | None = None) -> Iterator[Container]:
+    """A container for a command that reads the ledger, once the ledger is found at the head
+    revision (never creating one), closed (connections released) when the command ends."""
     from service.bootstrap import build
+    from service.config import load_settings
 
-    container = build()
+    settings = settings or load_settings()
+    checks.ledger_ready(settings)
+    container = build(settings)
     try:
         yield container
     finally:
         container.close()
+
+
+def _inbox_status(value: str) -> str:
+    from ledger.models import InboxStatus
+
+    try:
+        return InboxStatus(value).value
+    except ValueError:
+        known = ", ".join(s.value for s in InboxStatus)
+        raise argparse.ArgumentTypeError(f"{value!r} is not an inbox status ({known})") from None
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number above 0")
+    return number
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -346,10 +395,18 @@ def cmd_clock(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """The release step: migrate to the head revision. Several at once (a rolling deploy on
     many hosts) take turns under ledger.migrate's lock; the later ones find nothing to do."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
     from ledger.migrate import upgrade
     from service.config import load_settings
 
-    upgrade(load_settings().database_url)
+    url = load_settings().database_url
+    try:
+        upgrade(url)
+    except OperationalError as exc:  # no answer, or refused: nothing to migrate, say so
+        where = make_url(url).render_as_string(hide_password=True)
+        raise CliError(f"the database {where} cannot be reached: {exc.orig}") from None
     print("database is at the latest revision")
     return 0
 
@@ -372,14 +429,24 @@ def _require_head_when_reachable(url: str) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from workers.sweeper import replay
+    from workers.sweeper import event_statuses, replay
 
     if not args.failed and not args.event_ids:
-        print("gateway replay: name event ids or pass --failed", file=sys.stderr)
-        return 2
-    with _opened() as container:
+        raise CliError("replay: name event ids, or pass --failed for every dead event")
+    if args.failed and args.event_ids:
+        raise CliError("replay: name event ids or pass --failed, not both")
+    with _ledger() as container:
+        statuses = event_statuses(container, args.event_ids) if args.event_ids else {}
+        unknown = [e for e in args.event_ids if e not in statuses]
+        if unknown:
+            raise CliError(f"replay: the inbox holds no event {', '.join(unknown)} (`gateway "
+                           f"inbox` lists events; nothing was replayed)")
         count = replay(container, args.event_ids or None)
-    print(f"re-enqueued {count} event(s)")
+    settled = sorted(e for e, found in statuses.items()
+                     if found <= {"processed", "ignored"})
+    note = (f"; not replayed (already processed or ignored): {', '.join(settled)}"
+            if settled else "")
+    print(f"re-enqueued {count} event(s){note}")
     return 0 if count or args.failed else 1
 
 
@@ -391,7 +458,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
     query = (select(InboxEvent).where(InboxEvent.status == args.status)
              .order_by(InboxEvent.id).limit(args.limit))
-    with _opened() as container, container.sessions() as session:
+    with _ledger() as container, container.sessions() as session:
         print(json.dumps(counts_by_status(container.engine), sort_keys=True))
         for row in session.scalars(query):
             print(f"{row.id}\t{row.merchant}\t{row.provider}\t{row.event_id}\t{row.event_type}\t"
@@ -401,11 +468,23 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sandbox.simulate import simulate
+    from service.config import load_settings
 
+    settings = load_settings()
+    checks.merchant(settings, args.merchant)
     result = simulate(args.provider, args.event_type, args.merchant, args.url, key=args.key)
     print(json.dumps({"status": result.status, "event_id": result.event_id,
                       "response": result.body}, indent=2))
+    if _error_code(result.body) == "cert_fetch_failed" and args.provider == "paypal":
+        print("gateway: the gateway could not fetch the development certificate this sample "
+              "is signed with: start `gateway serve` with GATEWAY_PAYPAL_CA_FILE="
+              f"{settings.data_dir / 'devcerts' / 'ca.pem'} (the demo does)", file=sys.stderr)
     return 0 if 200 <= result.status < 300 else 1
+
+
+def _error_code(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def cmd_policy_evaluate(args: argparse.Namespace) -> int:
@@ -415,20 +494,22 @@ def cmd_policy_evaluate(args: argparse.Namespace) -> int:
     from policy import PolicyError, case_from_json, decision_to_json, evaluate, explain, load_pack
     from service.config import load_settings
 
-    merchant = load_settings().merchant(args.merchant)
-    if merchant is None:
-        print(f"gateway: unknown merchant {args.merchant!r}", file=sys.stderr)
-        return 2
+    merchant = checks.merchant(load_settings(), args.merchant)
     at = parse_time(args.at) if args.at else datetime.now(UTC)
     if at is None:
-        print(f"gateway: --at {args.at!r} is not an ISO 8601 time", file=sys.stderr)
-        return 2
-    text = sys.stdin.read() if args.case_file == "-" else Path(args.case_file).read_text()
+        raise CliError(f"--at {args.at!r} is not an ISO 8601 time")
+    source = "standard input" if args.case_file == "-" else args.case_file
+    if args.case_file != "-":
+        checks.input_file(Path(args.case_file), "CASE_FILE")
     try:
-        decision = evaluate(load_pack(merchant.policy_pack), case_from_json(json.loads(text)), at)
-    except (PolicyError, json.JSONDecodeError) as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return 2
+        text = sys.stdin.read() if args.case_file == "-" else Path(args.case_file).read_text(
+            encoding="utf-8")
+        case = case_from_json(json.loads(text))
+        decision = evaluate(load_pack(merchant.policy_pack), case, at)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CliError(f"{source} is not JSON: {exc}") from None
+    except PolicyError as exc:
+        raise CliError(f"{source}: {exc}") from None
     print(explain(decision) if args.explain else json.dumps(decision_to_json(decision), indent=2))
     return 0
 

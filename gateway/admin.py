@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, stream_
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import BadRequest
 
 from gateway import idempotency
 from gateway.auth import require_merchant
@@ -56,6 +57,24 @@ def _actor() -> str:
 @bp.errorhandler(InvalidBody)
 def _invalid_body(exc: InvalidBody) -> tuple[Response, int]:
     return error(400, "invalid_request", exc.message, field=exc.field or "body")
+
+
+class _NotJson(Exception):
+    """The request body is not JSON at all (as opposed to JSON of the wrong shape)."""
+
+
+@bp.errorhandler(_NotJson)
+def _not_json(exc: _NotJson) -> tuple[Response, int]:
+    return error(400, "invalid_json", str(exc), field="body")
+
+
+def _json_body() -> Any:
+    """The request body parsed as JSON, whatever its Content-Type says; ``400 invalid_json``
+    when it is not JSON, so that a client is not sent looking for a missing field."""
+    try:
+        return request.get_json(force=True)
+    except BadRequest:
+        raise _NotJson("the body is not valid JSON; send a JSON object") from None
 
 
 @bp.errorhandler(RecursionError)
@@ -119,10 +138,13 @@ def openapi() -> Response:
 @require_merchant
 def preview_decision() -> tuple[Response, int]:
     """Evaluate a Case under the merchant's pack, without recording or executing anything."""
-    body = request.get_json(silent=True)
+    body = _json_body()
     if not isinstance(body, dict) or not isinstance(body.get("case"), dict):
         return error(400, "invalid_request", "body must be {\"case\": {...}, \"at\": ISO time?}",
                      field="case")
+    if extra := sorted(set(body) - {"case", "at"}):
+        return error(400, "invalid_request", "body takes only \"case\" and \"at\"",
+                     field=extra[0])
     at = _at(body.get("at"))
     if at is None:
         return error(400, "invalid_request", "'at' must be an ISO 8601 time", field="at")
@@ -150,7 +172,7 @@ def _at(value: Any) -> datetime | None:
 @require_merchant
 def file_refund_request() -> tuple[Response, int]:
     """Store a customer's refund claim; a worker builds the Case, decides and executes it."""
-    body = validate("RefundRequest", request.get_json(silent=True))
+    body = validate("RefundRequest", _json_body())
     return _file("refund", [(body, body["payment"])])
 
 
@@ -158,7 +180,7 @@ def file_refund_request() -> tuple[Response, int]:
 @require_merchant
 def file_cancellation() -> tuple[Response, int]:
     """Store a cancellation; with ``money_back_payment`` a refund claim is filed beside it."""
-    body = validate("CancellationRequest", request.get_json(silent=True))
+    body = validate("CancellationRequest", _json_body())
     filed: list[tuple[dict[str, Any], str | None]] = [(body, None)]
     if body.get("money_back_payment"):
         claim = {k: v for k, v in body.items()
@@ -173,7 +195,7 @@ def file_cancellation() -> tuple[Response, int]:
 @require_merchant
 def file_uptime_claim() -> tuple[Response, int]:
     """Store an uptime claim; the outage record and the schedule decide the service credit."""
-    body = validate("UptimeClaim", request.get_json(silent=True))
+    body = validate("UptimeClaim", _json_body())
     return _file("uptime_claim", [(body, None)])
 
 
@@ -282,7 +304,7 @@ def _decision(session: Any, decision: Decision | None) -> dict[str, Any] | None:
 @require_merchant
 def report_usage() -> tuple[Response, int]:
     """The merchant reports an account's usage (bandwidth, sessions, last use)."""
-    body = validate("UsageReport", request.get_json(silent=True))
+    body = validate("UsageReport", _json_body())
     now = datetime.now(UTC)
     merchant, actor = g.merchant.name, _actor()
 
@@ -313,7 +335,7 @@ def list_reviews() -> tuple[Response, int]:
 @require_merchant
 def answer_review(decision_id: str) -> tuple[Response, int]:
     """Approve (with a refund and/or credit, carried out at once) or deny a decision."""
-    body = validate("ReviewAnswer", request.get_json(silent=True))
+    body = validate("ReviewAnswer", _json_body())
     merchant = g.merchant
 
     def work(session: Any) -> tuple[int, dict[str, Any]]:
@@ -354,7 +376,7 @@ def _event_json(row: InboxEvent) -> dict[str, Any]:
 def start_reconciliation() -> tuple[Response, int]:
     """``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}``: a worker reads the providers' records
     for the period and builds the report; ``202`` with its location."""
-    body = validate("ReconciliationRequest", request.get_json(silent=True))
+    body = validate("ReconciliationRequest", _json_body())
     start, end = _day(body, "from"), _day(body, "to")
     if end <= start:
         return error(400, "invalid_request", "to must be after from", field="to")

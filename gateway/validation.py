@@ -95,11 +95,21 @@ def schemas() -> dict[str, dict[str, Any]]:
         "ReconciliationRequest": _object(["from", "to"], {
             "from": _day("the period's first day"),
             "to": _day("the day after the period's last (exclusive)")}),
+        "DecisionPreview": _preview(),
         "ReviewAnswer": _object(["approve", "reviewer"], {
             "approve": {"type": "boolean"}, "reviewer": _ids(),
             "refund": _ref("money"), "credit": _ref("money"),
             "note": {"type": "string", "maxLength": 4000}}),
     }
+
+
+def _preview() -> dict[str, Any]:
+    """``{"case": Case, "at": time?}``: the Case is checked by the policy's own schema
+    (policy/case_schema.json, through case_from_json, which names the field inside it)."""
+    case = {k: v for k, v in _case_schema().items() if k not in ("$schema", "$id", "$defs")}
+    schema = _object(["case"], {"case": _ref("Case"), "at": {
+        **_ref("datetime"), "description": "decide as of this time (default: now)"}})
+    return {**schema, "$defs": {**schema["$defs"], "Case": case}}
 
 
 def validate(name: str, body: Any, now: datetime | None = None) -> dict[str, Any]:

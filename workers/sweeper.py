@@ -60,6 +60,18 @@ def replay(container: Container, event_ids: Iterable[str] | None = None) -> int:
     return len(rows)
 
 
+def event_statuses(container: Container, event_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The inbox statuses of the provider event ids named (one id may be stored for several
+    merchants); an id the inbox does not hold is absent."""
+    found: dict[str, set[str]] = defaultdict(set)
+    with container.sessions() as session:
+        query = select(InboxEvent.event_id, InboxEvent.status).where(
+            InboxEvent.event_id.in_(list(event_ids)))
+        for event_id, status in session.execute(query):
+            found[event_id].add(str(status))
+    return dict(found)
+
+
 def _hand_out(container: Container, rows: Iterable[tuple[int, int]]) -> None:
     """Push (inbox id, partition) pairs to their partitions' lists, scheduling drains."""
     by_partition: dict[int, list[int]] = defaultdict(list)

@@ -41,9 +41,14 @@ def test_a_bad_case_gets_400_naming_the_field(client):
 
 
 def test_a_body_without_a_case_gets_400(client):
-    """A body that is not {"case": {...}} names the missing field."""
-    resp = client.post("/v1/decisions/preview", data="nope", headers=TOKEN)
+    """A body that is not {"case": {...}} names the missing field; one that is not JSON at all
+    is invalid_json, not a missing field."""
+    resp = client.post("/v1/decisions/preview", json={"at": AT}, headers=TOKEN)
     assert resp.status_code == 400 and resp.json["error"]["field"] == "case"
+    resp = client.post("/v1/decisions/preview", json={"case": CASE, "when": AT}, headers=TOKEN)
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "when"
+    resp = client.post("/v1/decisions/preview", data="nope", headers=TOKEN)
+    assert resp.status_code == 400 and resp.json["error"]["code"] == "invalid_json"
 
 
 def test_the_cli_prints_the_decision_as_json(capsys, tmp_path):

@@ -80,7 +80,7 @@ def test_replay_by_event_id_and_the_inbox_listing(client, container, monkeypatch
     listing = capsys.readouterr().out
     assert row.event_id in listing and "has no amount" in listing
     assert main(["replay", row.event_id]) == 0
-    assert main(["replay", "WH-NOT-A-KNOWN-EVENT"]) == 1
+    assert main(["replay", "WH-NOT-A-KNOWN-EVENT"]) == 2  # an unknown id is a user error
 
 
 def _use_container_env(monkeypatch: pytest.MonkeyPatch, container: Container) -> None:
