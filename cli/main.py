@@ -8,14 +8,16 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli import sandbox_commands
 from service.errors import GatewayError
 from service.web import GUNICORN_ARGS
 
@@ -88,12 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--merchant", required=True)
     p.add_argument("--url", default="http://127.0.0.1:8000")
     p.add_argument("--key", default=None, help="scenario key: the same key gives the same ids")
+    p.add_argument("--at", type=_time, default=None,
+                   help="when the event happens, ISO 8601 (default: now)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="run web, worker and clock on the embedded defaults and "
                                     "send signed events for every merchant")
     p.add_argument("--data-dir", default="var/demo")
     p.set_defaults(func=cmd_demo)
+    sandbox_commands.register(sub)
 
     policy = sub.add_parser("policy", help="the policy engine").add_subparsers(
         dest="policy", required=True)
@@ -130,6 +135,15 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill)
 
     return parser
+
+
+def _time(value: str) -> datetime:
+    from gateway.envelope import parse_time
+
+    parsed = parse_time(value)
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time")
+    return parsed
 
 
 def _date(value: str) -> date:
@@ -196,7 +210,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     container = build()
     _require_head_when_reachable(container.settings.database_url)
     _ = container.redis_url  # start the embedded Redis once, before the workers fork
-    os.execvp("gunicorn", ["gunicorn", "--bind", args.bind, *GUNICORN_ARGS])
+    # gunicorn of this interpreter: .venv/bin need not be on PATH
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind,
+                              *GUNICORN_ARGS])
     return 0  # pragma: no cover - execvp does not return
 
 
@@ -331,6 +347,8 @@ def cmd_clock(args: argparse.Namespace) -> int:
     container = build()
     _require_head_when_reachable(container.settings.database_url)
     serve_metrics_if_configured(container)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # exit 0, through atexit (embedded Redis)
+        signal.signal(signum, lambda signum, frame: sys.exit(0))
     while True:
         try:
             sweep(container)
@@ -402,7 +420,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sandbox.simulate import simulate
 
-    result = simulate(args.provider, args.event_type, args.merchant, args.url, key=args.key)
+    result = simulate(args.provider, args.event_type, args.merchant, args.url, key=args.key,
+                      at=args.at)
     print(json.dumps({"status": result.status, "event_id": result.event_id,
                       "response": result.body}, indent=2))
     return 0 if 200 <= result.status < 300 else 1
