@@ -69,7 +69,10 @@ def run_sandbox(data_dir: Path, port: int = WEB_PORT, fakes_port: int = FAKES_PO
     data_dir = data_dir.resolve()
     try:
         with _stop_on_signals("stopping web, worker, clock, the fake providers and Redis"):
-            fresh_data_dir(data_dir)
+            try:
+                fresh_data_dir(data_dir)
+            except OSError as exc:
+                raise ConfigError(f"cannot empty the data directory {data_dir}: {exc}") from exc
             with _fakes(fakes_port) as (fake, fakes_url):
                 env = stack_env(data_dir, fakes_url)
                 settings = load_settings(env)

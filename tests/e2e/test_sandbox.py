@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,7 @@ def test_the_sandbox_serves_refunds_reviews_reports_and_backfill_then_stops_ever
         listed = _gateway(env, _lines(text, "never reached the gateway"))
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout == ""
+        _report_over_http(f"http://127.0.0.1:{port}", token[1], report.stdout)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -181,6 +183,23 @@ def test_the_sandbox_serves_refunds_reviews_reports_and_backfill_then_stops_ever
                   timeout=20) and [p for p in started if _alive(p)]
     assert left == [], f"still running: {left}"
     assert not (home / ".gunicorn").exists(), "gunicorn wrote a control socket in the home"
+
+
+def _report_over_http(base: str, token: str, csv: str) -> None:
+    """The same report as a job: the worker reads the fakes too, and answers what the CLI did."""
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "report-1"}
+    today = datetime.now(UTC).date()
+    period = {"from": (today - timedelta(days=30)).isoformat(),
+              "to": (today + timedelta(days=1)).isoformat()}
+    started = requests.post(f"{base}/v1/reports/reconciliation", headers=headers, timeout=10,
+                            json=period)
+    assert started.status_code == 202, started.text
+    url = f"{base}{started.headers['Location']}?format=csv"
+    answer = _until(lambda: (r := requests.get(url, headers=headers, timeout=10)).status_code
+                    != 202 and r, "the report job")
+    assert answer.status_code == 200, answer.text
+    assert answer.text.splitlines()[0] == csv.splitlines()[0]
+    assert len(answer.text.splitlines()) == 1, answer.text  # no discrepancy
 
 
 def test_gateway_fakes_serves_the_fake_providers_until_sigterm(tmp_path):
