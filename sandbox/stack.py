@@ -22,17 +22,28 @@ from sandbox import fake_providers
 from service.bootstrap import Container
 from service.config import DEFAULT_MERCHANTS_FILE
 from service.embedded_redis import stop_embedded_redis
+from service.errors import ConfigError
 from service.web import GUNICORN_ARGS
 
 PROCESSES = ("web", "worker", "clock")
 
 
+_MARK = ".gateway-local-stack"  # written in every data directory made here
+
+
 def fresh_data_dir(data_dir: Path) -> None:
-    """An empty ``data_dir``: what an earlier run left (its Redis included) is removed."""
+    """An empty ``data_dir``: what an earlier run left (its Redis included) is removed. Only a
+    directory this module made (or an earlier demo's, holding gateway.db) is ever removed: any
+    other that is not empty is refused with a ConfigError."""
     if data_dir.exists():
+        if any(data_dir.iterdir()) and not any(
+                (data_dir / name).exists() for name in (_MARK, "gateway.db")):
+            raise ConfigError(f"{data_dir} is not empty and was not made by the demo or the "
+                              f"sandbox: choose another --data-dir")
         stop_embedded_redis(data_dir)
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
+    (data_dir / _MARK).write_text("made by the gateway's demo or sandbox; emptied by the next\n")
 
 
 def stack_env(data_dir: Path, providers_url: str) -> dict[str, str]:
