@@ -202,6 +202,32 @@ def _report_over_http(base: str, token: str, csv: str) -> None:
     assert len(answer.text.splitlines()) == 1, answer.text  # no discrepancy
 
 
+@pytest.mark.parametrize("how", ["SIGTERM to the sandbox", "Ctrl-C in a terminal"])
+def test_a_stop_signal_leaves_no_process_running(tmp_path, how):
+    """SIGTERM as a supervisor sends it, or a terminal's Ctrl-C, which reaches the sandbox and
+    every process of its group at once."""
+    data_dir = tmp_path / "sandbox"
+    log = tmp_path / "sandbox.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "sandbox", "--data-dir", str(data_dir),
+             "--port", str(free_port()), "--fakes-port", str(free_port())],
+            env=_env(tmp_path), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        _until(lambda: _printed(log) or proc.poll() is not None, "the sandbox", timeout=180)
+        assert proc.poll() is None, log.read_text()
+        started = _session(proc.pid) | {int((data_dir / "redis" / "redis.pid").read_text())}
+    finally:
+        if how.startswith("SIGTERM"):
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        status = proc.wait(timeout=60)
+    assert status == 0, log.read_text()
+    _until(lambda: not [p for p in started if _alive(p)], "every process to exit", timeout=20)
+
+
 def test_gateway_fakes_serves_the_fake_providers_until_sigterm(tmp_path):
     port = free_port()
     merchants = tmp_path / "merchants.toml"
