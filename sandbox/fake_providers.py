@@ -144,6 +144,7 @@ class FakeProviders:
     _clock: int = 0  # the last Stripe refund's ``created``
     _movements: list[_Movement] = field(default_factory=list)  # oldest first
     _events: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
+    _event_ids: set[tuple[str, Any]] = field(default_factory=set)
 
     # -- what the test tells it, and what it shows -------------------------------------------
 
@@ -174,8 +175,8 @@ class FakeProviders:
 
     def _sent(self, provider: str, account: str | None, payload: Mapping[str, Any]) -> None:
         with self.lock:
-            if not any(e["id"] == payload.get("id") and p == provider
-                       for p, _a, e in self._events):
+            if (provider, payload.get("id")) not in self._event_ids:  # a redelivery: once
+                self._event_ids.add((provider, payload.get("id")))
                 self._events.append((provider, account, json.loads(json.dumps(payload))))
 
     def books(self) -> dict[str, tuple[int, int, str]]:
