@@ -213,7 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # gunicorn of this interpreter: .venv/bin need not be on PATH
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind,
                               *GUNICORN_ARGS])
-    return 0  # pragma: no cover - execvp does not return
+    return 0  # pragma: no cover - exec does not return
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
