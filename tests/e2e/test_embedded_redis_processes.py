@@ -12,6 +12,7 @@ import sys
 import requests
 
 from ledger.migrate import upgrade
+from service.embedded_redis import stop_embedded_redis
 from tests.e2e.test_sandbox import ROOT, _alive, _env, _until
 from tests.support.outages import free_port
 
@@ -51,6 +52,7 @@ def test_the_embedded_redis_stops_when_the_last_of_serve_worker_and_clock_exits(
                 proc.wait()
         for log in logs.values():
             log.close()
+        stop_embedded_redis(data_dir)  # left by a failure above
 
 
 def _ready(port: int) -> bool:
