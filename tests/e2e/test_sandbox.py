@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from service.embedded_redis import stop_embedded_redis
 from tests.support.outages import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,6 +177,7 @@ def test_the_sandbox_serves_refunds_reviews_reports_and_backfill_then_stops_ever
             status = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            stop_embedded_redis(data_dir)
             raise
     assert status == 0, log.read_text()
     assert len(started) >= 6, started  # sandbox, gunicorn and its workers, worker, clock, Redis
