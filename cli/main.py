@@ -9,15 +9,16 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli import checks, errors
+from cli import checks, errors, sandbox_commands
 from cli.errors import CliError
 from service.errors import GatewayError
 from service.web import GUNICORN_ARGS
@@ -100,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="http://127.0.0.1:8000",
                    help="the running gateway's base address (default: http://127.0.0.1:8000)")
     p.add_argument("--key", default=None, help="scenario key: the same key gives the same ids")
+    p.add_argument("--at", type=_time, default=None,
+                   help="when the event happens, ISO 8601 (default: now)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="run web, worker and clock on the embedded defaults and "
@@ -108,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="where the demo keeps its database, Redis and certificates "
                         "(default: var/demo)")
     p.set_defaults(func=cmd_demo)
+    sandbox_commands.register(sub)
 
     policy = sub.add_parser("policy", help="the policy engine").add_subparsers(
         dest="policy", required=True, metavar="COMMAND")
@@ -149,6 +153,15 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill)
 
     return parser
+
+
+def _time(value: str) -> datetime:
+    from gateway.envelope import parse_time
+
+    parsed = parse_time(value)
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time")
+    return parsed
 
 
 def _date(value: str) -> date:
@@ -245,8 +258,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     container = build()
     _require_head_when_reachable(container.settings.database_url)
     _ = container.redis_url  # start the embedded Redis once, before the workers fork
-    os.execvp("gunicorn", ["gunicorn", "--bind", args.bind, *GUNICORN_ARGS])
-    return 0  # pragma: no cover - execvp does not return
+    # gunicorn of this interpreter: .venv/bin need not be on PATH
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind,
+                              *GUNICORN_ARGS])
+    return 0  # pragma: no cover - exec does not return
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -380,6 +395,8 @@ def cmd_clock(args: argparse.Namespace) -> int:
     container = build()
     _require_head_when_reachable(container.settings.database_url)
     serve_metrics_if_configured(container)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # exit 0, through atexit (embedded Redis)
+        signal.signal(signum, lambda signum, frame: sys.exit(0))
     while True:
         try:
             sweep(container)
@@ -472,7 +489,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     checks.merchant(settings, args.merchant)
-    result = simulate(args.provider, args.event_type, args.merchant, args.url, key=args.key)
+    result = simulate(args.provider, args.event_type, args.merchant, args.url, key=args.key,
+                      at=args.at)
     print(json.dumps({"status": result.status, "event_id": result.event_id,
                       "response": result.body}, indent=2))
     if _error_code(result.body) == "cert_fetch_failed" and args.provider == "paypal":

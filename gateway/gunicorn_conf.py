@@ -14,6 +14,11 @@ Database waits: each web process waits for the SQLite write lock at most GATEWAY
 seconds (default 3, and never more than GATEWAY_DB_BUSY_TIMEOUT), so that a delivery meeting a
 locked database answers 503 long before gunicorn's 30-second timeout kills the worker.
 
+Embedded Redis and the control socket: without REDIS_URL the master starts the embedded Redis
+before it forks and counts as one of its users, so the server stops when the last of web, worker
+and clock exits. Gunicorn's control socket (``gunicornc``) is off: its default path is shared by
+every gunicorn of the user.
+
 Metrics: gunicorn's workers are separate processes, so prometheus_client adds their values up
 through files in ``PROMETHEUS_MULTIPROC_DIR`` (see ``service.metrics``). That variable must be set
 before a worker first imports prometheus_client: unless the operator names a directory (to share
@@ -27,14 +32,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import MutableMapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from gunicorn.glogging import Logger
 
 from service.logs import configure_logging, formatter
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _made_dir: str | None = None
@@ -88,6 +97,9 @@ def _without_query(uri: str) -> str:
 
 
 logger_class = GatewayLogger
+# No control socket: gunicorn's default is one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+# ~/.gunicorn/gunicorn.ctl) that every gunicorn of that user would share; nothing here uses it.
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
@@ -101,12 +113,28 @@ def on_starting(server: Any) -> None:
     from service.errors import ConfigError
 
     try:
-        require_head(load_settings().database_url)
+        settings = load_settings()
+        require_head(settings.database_url)
     except (ConfigError, DatabaseNotAtHead) as exc:
         server.log.error("%s", exc)
         sys.exit(2)
     except OperationalError:
         server.log.warning("the database does not answer yet; /readyz says 503 until it does")
+    _use_embedded_redis(server, settings)
+
+
+def _use_embedded_redis(server: Any, settings: Settings) -> None:
+    """Without REDIS_URL, start the embedded Redis before the workers fork, with the master as
+    one of its users: it stops when the last of web, worker and clock exits (see
+    service.embedded_redis). One that cannot start is left to /readyz, which says 503."""
+    from service.embedded_redis import ensure_embedded_redis
+    from service.errors import ConfigError
+
+    if settings.redis_url is None:
+        try:
+            ensure_embedded_redis(settings.data_dir)
+        except (ConfigError, OSError, subprocess.SubprocessError) as exc:
+            server.log.warning("the embedded Redis did not start: %s", exc)
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -11,6 +11,13 @@ left. ``books()`` says, per payment, what was captured and what the fake refunde
 ``FakeProviders(lenient=True)`` also accepts refunds of payments it was never told about, as if
 each had been captured for exactly what is refunded, for tools that cannot feed it.
 
+It also answers the reads the reports and ``gateway backfill`` make: Stripe's balance
+transactions and events, PayPal's Transaction Search and webhook-event listing, built from the
+payments and events it observed and the refunds it made. Each account sees its own: a Stripe
+call is scoped by its API key, a PayPal call by the client id its token was issued to, and an
+event or payment observed with ``account=`` belongs to that account only (one observed without
+belongs to every account).
+
 It keeps the providers' idempotency promise: a repeated Idempotency-Key (Stripe) or
 PayPal-Request-Id (PayPal) is answered as the first request was, a refusal included, and refunds
 nothing more; Stripe refuses a key reused with other parameters. A 5xx answer is not kept. Every
@@ -19,6 +26,7 @@ request is recorded so tests can count what reached the "provider".
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -31,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from gateway.envelope import parse_time
 from policy.money import (
     Money,
     from_decimal_string,
@@ -49,6 +58,7 @@ _IDEMPOTENCY_MESSAGE = (
     "Keys for idempotent requests can only be used with the same parameters they were first "
     "used with. Try using a key other than '{key}' if you meant to execute a different request.")
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+_PAYPAL_TOKEN = "A21-fake."  # + the client id, so the reads know whose books to show
 
 # Why a refund is refused, as each API says it: Stripe (status, code, message) ...
 _STRIPE_REFUSALS: Mapping[str, tuple[int, str, str]] = {
@@ -98,10 +108,26 @@ class _Payment:
     refunded: int = 0
     intent: str | None = None  # a Stripe charge's payment intent
     assumed: bool = False  # known only from a lenient refund, not from a capture
+    account: str | None = None  # the API key or client id it belongs to (None: every one)
+    created: int = 0  # unix seconds of the capture
 
     @property
     def left(self) -> int:
         return self.captured - self.refunded
+
+
+@dataclass(frozen=True)
+class _Movement:
+    """Money that moved on an account: a capture (positive) or a refund (negative), as the
+    reporting reads list it."""
+
+    provider: str
+    account: str | None
+    source_id: str  # the charge, sale, capture or refund
+    payment_id: str  # the payment a refund is of (the payment itself for a capture)
+    amount: int  # ISO minor units, negative for a refund
+    currency: str
+    created: int
 
 
 @dataclass
@@ -116,6 +142,9 @@ class FakeProviders:
     _answers: dict[str, tuple[Any, Answer]] = field(default_factory=dict)  # key -> first answer
     _stripe_refunds: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     _clock: int = 0  # the last Stripe refund's ``created``
+    _movements: list[_Movement] = field(default_factory=list)  # oldest first
+    _events: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
+    _event_ids: set[tuple[str, Any]] = field(default_factory=set)
 
     # -- what the test tells it, and what it shows -------------------------------------------
 
@@ -129,15 +158,26 @@ class FakeProviders:
         with self.lock:
             (self._disputed.add if open else self._disputed.discard)(provider_id)
 
-    def observe(self, payload: Mapping[str, Any]) -> None:
-        """Learn from a webhook payload exactly as its sender sends it; others are ignored."""
+    def observe(self, payload: Mapping[str, Any], account: str | None = None) -> None:
+        """Learn from a webhook payload exactly as its sender sends it; others are ignored.
+
+        The event is also one the provider sent (its event listing names it), on ``account``
+        (a Stripe API key or PayPal client id; None: every account)."""
         try:
             if payload.get("object") == "event":
-                self._observe_stripe(payload["data"]["object"])
+                self._observe_stripe(payload["data"]["object"], account)
+                self._sent("stripe", account, payload)
             elif "event_type" in payload:
-                self._observe_paypal(str(payload["event_type"]), payload["resource"])
+                self._observe_paypal(str(payload["event_type"]), payload["resource"], account)
+                self._sent("paypal", account, payload)
         except (KeyError, TypeError, ValueError, ArithmeticError):
             pass  # not a payload whose money the fake can read
+
+    def _sent(self, provider: str, account: str | None, payload: Mapping[str, Any]) -> None:
+        with self.lock:
+            if (provider, payload.get("id")) not in self._event_ids:  # a redelivery: once
+                self._event_ids.add((provider, payload.get("id")))
+                self._events.append((provider, account, json.loads(json.dumps(payload))))
 
     def books(self) -> dict[str, tuple[int, int, str]]:
         """(captured, refunded, currency) per payment id, in minor units."""
@@ -153,42 +193,53 @@ class FakeProviders:
                    and key in (r.headers.get("Idempotency-Key"),
                                r.headers.get("PayPal-Request-Id")))
 
-    def _observe_stripe(self, obj: Mapping[str, Any]) -> None:
+    def _observe_stripe(self, obj: Mapping[str, Any], account: str | None = None) -> None:
         if obj.get("object") == "charge" and obj.get("status") == "succeeded" and obj.get(
                 "captured", True):
             paid = from_provider_amount("stripe", int(obj.get("amount_captured") or obj["amount"]),
                                         str(obj["currency"]).upper())
             self._capture("stripe", obj["id"], paid.amount, paid.currency,
-                          obj.get("payment_intent"))
+                          obj.get("payment_intent"), account=account,
+                          created=int(obj.get("created") or 0))
         elif obj.get("object") == "dispute":
             self.dispute(obj["charge"], open=obj.get("status") not in _STRIPE_SETTLED)
 
-    def _observe_paypal(self, event_type: str, resource: Mapping[str, Any]) -> None:
+    def _observe_paypal(self, event_type: str, resource: Mapping[str, Any],
+                        account: str | None = None) -> None:
         amount = resource.get("amount") or {}
+        created = parse_time(resource.get("create_time"))
+        at = int(created.timestamp()) if created else 0
         if event_type == "PAYMENT.SALE.COMPLETED":
-            self._add_paypal(resource["id"], amount["total"], amount["currency"])
+            self._add_paypal(resource["id"], amount["total"], amount["currency"], account, at)
         elif event_type == "PAYMENT.CAPTURE.COMPLETED":
-            self._add_paypal(resource["id"], amount["value"], amount["currency_code"])
+            self._add_paypal(resource["id"], amount["value"], amount["currency_code"], account,
+                             at)
         elif event_type.startswith("CUSTOMER.DISPUTE."):
             outcome = (resource.get("dispute_outcome") or {}).get("outcome_code")
             settled = event_type.endswith(".RESOLVED") and outcome in _PAYPAL_SETTLED
             for txn in resource.get("disputed_transactions") or []:
                 self.dispute(txn["seller_transaction_id"], open=not settled)
 
-    def _add_paypal(self, provider_id: str, value: str, currency: str) -> None:
+    def _add_paypal(self, provider_id: str, value: str, currency: str, account: str | None,
+                    created: int) -> None:
         money = from_decimal_string("paypal", value, currency)
-        self._capture("paypal", provider_id, money.amount, money.currency)
+        self._capture("paypal", provider_id, money.amount, money.currency, account=account,
+                      created=created)
 
     def _capture(self, provider: str, provider_id: str, amount: int, currency: str,
-                 intent: str | None = None) -> None:
+                 intent: str | None = None, *, account: str | None = None,
+                 created: int = 0) -> None:
         code = normalize_currency(currency)
         with self.lock:
             known = self._payments.get(provider_id)
             if known is not None and known.provider == provider:
                 known.captured, known.currency, known.assumed = amount, code, False
                 known.intent = intent or known.intent
-            else:
-                self._payments[provider_id] = _Payment(provider, amount, code, intent=intent)
+                return
+            self._payments[provider_id] = _Payment(provider, amount, code, intent=intent,
+                                                   account=account, created=created)
+            self._movements.append(_Movement(provider, account, provider_id, provider_id,
+                                             amount, code, created or int(time.time())))
 
     # -- the books: one refund, checked and made ---------------------------------------------
 
@@ -279,6 +330,8 @@ class FakeProviders:
             "status": "succeeded"}
         self._stripe_refunds.append(refund)
         self.refunds[key or refund["id"]] = refund
+        self._movements.append(_Movement("stripe", payment.account, refund["id"], charge,
+                                         -amount, payment.currency, self._clock))
         return refund
 
     def stripe_refund_list(self, query: Mapping[str, list[str]]) -> Answer:
@@ -356,7 +409,146 @@ class FakeProviders:
                       "invoice_number": request.get("invoice_number", "")}
         refund |= {"create_time": now, "update_time": now}
         self.refunds[key or refund_id] = refund
+        payment = self._payments[payment_id]
+        self._movements.append(_Movement("paypal", payment.account, refund_id, payment_id,
+                                         -money.amount, money.currency, int(time.time())))
         return refund
+
+
+    # -- the reporting reads: what the reports and backfill list ------------------------------
+
+    def stripe_balance_transactions(self, account: str | None, query: Mapping[str, list[str]]
+                                    ) -> Answer:
+        """``GET /v1/balance_transactions``: captures and refunds, newest first, ``source``
+        expanded."""
+        with self.lock:
+            rows = [_balance_transaction(m) for m in self._movements
+                    if m.provider == "stripe" and _visible(m.account, account)]
+        return _stripe_page(rows, query, "/v1/balance_transactions")
+
+    def stripe_events(self, account: str | None, query: Mapping[str, list[str]]) -> Answer:
+        """``GET /v1/events``: the Stripe events observed, newest first."""
+        with self.lock:
+            rows = [e for p, a, e in self._events if p == "stripe" and _visible(a, account)]
+        return _stripe_page(rows, query, "/v1/events")
+
+    def paypal_transactions(self, account: str | None, query: Mapping[str, list[str]]
+                            ) -> Answer:
+        """``GET /v1/reporting/transactions``: captures and refunds between ``start_date`` and
+        ``end_date`` (both inclusive, as PayPal's), a page at a time."""
+        params = {k: v[-1] for k, v in query.items()}
+        start, end = parse_time(params.get("start_date")), parse_time(params.get("end_date"))
+        size, page = _int(params.get("page_size"), 100), _int(params.get("page"), 1)
+        if start is None or end is None or not 1 <= size <= 500 or page < 1:
+            return _paypal_invalid("start_date, end_date, page_size and page are required")
+        with self.lock:
+            rows = [_transaction_info(m) for m in self._movements
+                    if m.provider == "paypal" and _visible(m.account, account)
+                    and start.timestamp() <= m.created <= end.timestamp()]
+        pages = max(1, -(-len(rows) // size))
+        return 200, {"transaction_details": [{"transaction_info": r} for r in
+                                             rows[(page - 1) * size:page * size]],
+                     "page": page, "total_items": len(rows), "total_pages": pages, "links": []}
+
+    def paypal_webhook_events(self, account: str | None, query: Mapping[str, list[str]]
+                              ) -> Answer:
+        """``GET /v1/notifications/webhooks-events``: the PayPal events observed between
+        ``start_time`` and ``end_time``, newest first, on one page."""
+        params = {k: v[-1] for k, v in query.items()}
+        start, end = parse_time(params.get("start_time")), parse_time(params.get("end_time"))
+        if start is None or end is None:
+            return _paypal_invalid("start_time and end_time are required")
+        with self.lock:
+            rows = [e for p, a, e in reversed(self._events) if p == "paypal"
+                    and _visible(a, account)
+                    and start <= (parse_time(e.get("create_time")) or start) <= end]
+        return 200, {"events": rows, "count": len(rows), "links": []}
+
+
+def _visible(owner: str | None, account: str | None) -> bool:
+    return owner is None or account is None or owner == account
+
+
+def _int(value: str | None, default: int) -> int:
+    return int(value) if value is not None and value.isdigit() else (
+        default if value is None else -1)
+
+
+def _stripe_page(rows: list[dict[str, Any]], query: Mapping[str, list[str]], url: str
+                 ) -> Answer:
+    """One page of a Stripe list, newest first: ``created[gte|gt|lte|lt]``, ``limit`` and
+    ``starting_after`` as Stripe takes them."""
+    params = {k: v[-1] for k, v in query.items()}
+    limit = _int(params.get("limit"), 10)
+    if not 1 <= limit <= 100:
+        return _stripe_error(400, "parameter_invalid_integer", "This value must be between "
+                             "1 and 100.", param="limit")
+    bounds = {"gte": int.__ge__, "gt": int.__gt__, "lte": int.__le__, "lt": int.__lt__}
+    for op, holds in bounds.items():
+        value = params.get(f"created[{op}]")
+        if value is not None:
+            rows = [r for r in rows if holds(int(r["created"]), int(value))]
+    rows = sorted(rows, key=lambda r: int(r["created"]), reverse=True)
+    after = params.get("starting_after")
+    if after is not None:
+        ids = [r["id"] for r in rows]
+        if after not in ids:
+            return _stripe_refused("not_found", param="starting_after", id=after)
+        rows = rows[ids.index(after) + 1:]
+    return 200, {"object": "list", "data": rows[:limit], "has_more": len(rows) > limit,
+                 "url": url}
+
+
+def _balance_transaction(m: _Movement) -> dict[str, Any]:
+    amount = to_provider_amount("stripe", Money(abs(m.amount), m.currency))
+    signed = amount if m.amount > 0 else -amount
+    kind = "charge" if m.amount > 0 else "refund"
+    source: dict[str, Any] = {"id": m.source_id, "object": kind}
+    if kind == "refund":
+        source["charge"] = m.payment_id
+    return {"id": f"txn_{m.source_id}", "object": "balance_transaction", "amount": signed,
+            "available_on": m.created, "created": m.created, "currency": m.currency.lower(),
+            "description": None, "fee": 0, "fee_details": [], "net": signed,
+            "reporting_category": kind, "source": source, "status": "available", "type": kind}
+
+
+def _transaction_info(m: _Movement) -> dict[str, Any]:
+    value = to_decimal_string("paypal", Money(abs(m.amount), m.currency))
+    at = datetime.fromtimestamp(m.created, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    info: dict[str, Any] = {
+        "transaction_id": m.source_id,
+        "transaction_event_code": "T0002" if m.amount > 0 else "T1107",
+        "transaction_initiation_date": at, "transaction_updated_date": at,
+        "transaction_amount": {"currency_code": m.currency,
+                               "value": value if m.amount > 0 else f"-{value}"},
+        "transaction_status": "S"}
+    if m.amount < 0:
+        info |= {"paypal_reference_id": m.payment_id, "paypal_reference_id_type": "TXN"}
+    return info
+
+
+def _paypal_invalid(issue: str) -> Answer:
+    return 400, {"name": "INVALID_REQUEST", "message": "Request is not well-formed, syntactically "
+                 "incorrect, or violates schema.", "debug_id": uuid.uuid4().hex[:13],
+                 "details": [{"issue": "INVALID_PARAMETER_VALUE", "description": issue}]}
+
+
+def _account(auth: str) -> str | None:
+    """The account a call (its Authorization header) is made on: a Stripe API key, or the
+    PayPal client id the fake's token was issued to."""
+    if not auth.startswith("Bearer "):
+        return None
+    token = auth[len("Bearer "):].strip()
+    return token.removeprefix(_PAYPAL_TOKEN) if token.startswith(_PAYPAL_TOKEN) else token
+
+
+def _paypal_token(auth: str) -> str:
+    """A token naming the client id of the Basic credentials it was asked with."""
+    try:
+        client_id = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":", 1)[0]
+    except (ValueError, UnicodeDecodeError):
+        client_id = ""
+    return f"{_PAYPAL_TOKEN}{client_id}"
 
 
 def _stripe_error(status: int, code: str | None, message: str, *, param: str | None = None,
@@ -415,8 +607,15 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._record()
             url = urlsplit(self.path)
+            query, account = parse_qs(url.query), _account(self.headers.get("Authorization") or "")
+            reads = {"/v1/balance_transactions": fake.stripe_balance_transactions,
+                     "/v1/events": fake.stripe_events,
+                     "/v1/reporting/transactions": fake.paypal_transactions,
+                     "/v1/notifications/webhooks-events": fake.paypal_webhook_events}
             if url.path == "/v1/refunds":
-                self._answer(*fake.stripe_refund_list(parse_qs(url.query)))
+                self._answer(*fake.stripe_refund_list(query))
+            elif url.path in reads:
+                self._answer(*reads[url.path](account, query))
             else:
                 self._answer(*_stripe_error(404, None, f"Unrecognized request URL (GET: "
                                                        f"{url.path})."))
@@ -431,7 +630,8 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             elif path == "/v1/refunds":
                 self._answer(*fake.stripe_refund(key, parse_qs(body, keep_blank_values=True)))
             elif path == "/v1/oauth2/token":
-                self._answer(200, {"access_token": "A21-fake", "token_type": "Bearer",
+                token = _paypal_token(self.headers.get("Authorization") or "")
+                self._answer(200, {"access_token": token, "token_type": "Bearer",
                                    "expires_in": 3600})
             elif _PAYPAL_REFUND.fullmatch(path):
                 self._answer(*fake.paypal_refund(self.headers.get("PayPal-Request-Id"), path,
@@ -452,10 +652,10 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start(lenient: bool = False) -> tuple[FakeProviders, ThreadingHTTPServer]:
-    """The fake, serving on a free local port until ``server.shutdown()``."""
+def start(lenient: bool = False, port: int = 0) -> tuple[FakeProviders, ThreadingHTTPServer]:
+    """The fake, serving on local ``port`` (0: a free one) until ``server.shutdown()``."""
     fake = FakeProviders(lenient=lenient)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(fake))
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return fake, server
 

@@ -3,16 +3,24 @@
 Started once per data directory on a Unix socket, with its append-only file under the data
 directory, and shared by the web processes, the workers and the clock. Redis holds only the
 queue's signals: the inbox in the database is the record, so nothing is lost if Redis is.
+
+Every process that asks for it is a user: its pid is a file under ``<data dir>/redis/users/``,
+removed when the process exits. The last user to leave (a user killed outright is noticed as
+dead then) shuts the server down, so nothing is left running after ``serve``, ``worker`` and
+``clock`` stop; ``stop_embedded_redis`` (``gateway redis stop``) shuts it down at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
+import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -20,6 +28,7 @@ import redis
 from service.errors import ConfigError
 
 _SOCKET_PATH_LIMIT = 100  # sun_path is 108 bytes on Linux
+_registered: set[tuple[int, Path]] = set()  # (pid, data dir) this process counts itself in
 
 
 def redis_binary() -> str:
@@ -40,13 +49,15 @@ def socket_path(data_dir: Path) -> Path:
 
 
 def ensure_embedded_redis(data_dir: Path, timeout: float = 15.0) -> str:
-    """Start the embedded server for ``data_dir`` unless it already runs; return its URL."""
+    """Start the embedded server for ``data_dir`` unless it already runs; return its URL. The
+    calling process counts as a user until it exits (see the module)."""
+    data_dir = data_dir.resolve()
     workdir = data_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
     sock = socket_path(data_dir)
     url = f"unix://{sock}"
-    with open(workdir / "start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one process starts it; the others wait and reuse
+    with _start_lock(workdir):  # one process starts it; the others wait and reuse
+        _register(data_dir)
         if _answers(url):
             return url
         sock.unlink(missing_ok=True)
@@ -59,12 +70,85 @@ def ensure_embedded_redis(data_dir: Path, timeout: float = 15.0) -> str:
     return url
 
 
-def stop_embedded_redis(data_dir: Path) -> None:
-    """Shut the embedded server down (it writes its append-only file first)."""
-    url = f"unix://{socket_path(data_dir)}"
-    if _answers(url):
-        with contextlib.suppress(redis.ConnectionError):  # it closes the connection as it exits
-            redis.Redis.from_url(url).shutdown(nosave=False)
+def stop_embedded_redis(data_dir: Path) -> bool:
+    """Shut the embedded server down (it writes its append-only file first), whoever uses it;
+    whether one was running."""
+    url = f"unix://{socket_path(data_dir.resolve())}"
+    if not _answers(url):
+        return False
+    with contextlib.suppress(redis.ConnectionError):  # it closes the connection as it exits
+        redis.Redis.from_url(url).shutdown(nosave=False)
+    return True
+
+
+def release_embedded_redis(data_dir: Path) -> None:
+    """This process no longer uses the server of ``data_dir``; the last user stops it."""
+    data_dir = data_dir.resolve()
+    _registered.discard((os.getpid(), data_dir))
+    users = data_dir / "redis" / "users"
+    if not users.is_dir():
+        return
+    with _start_lock(data_dir / "redis"):
+        (users / str(os.getpid())).unlink(missing_ok=True)
+        if not live_users(data_dir):
+            stop_embedded_redis(data_dir)
+
+
+def live_users(data_dir: Path) -> list[int]:
+    """Pids of the processes using the server of ``data_dir``; dead ones are forgotten."""
+    users = data_dir / "redis" / "users"
+    alive = []
+    for entry in users.iterdir() if users.is_dir() else ():
+        pid = int(entry.name) if entry.name.isdigit() else 0
+        if pid > 0 and _alive(pid):
+            alive.append(pid)
+        else:
+            entry.unlink(missing_ok=True)
+    return sorted(alive)
+
+
+def _register(data_dir: Path) -> None:
+    """Count this process as a user (called under the start lock), released at its exit."""
+    data_dir = data_dir.resolve()
+    users = data_dir / "redis" / "users"
+    users.mkdir(exist_ok=True)
+    (users / str(os.getpid())).touch()
+    if (os.getpid(), data_dir) not in _registered:
+        _registered.add((os.getpid(), data_dir))
+        atexit.register(_release_at_exit, os.getpid(), data_dir)
+
+
+def _release_at_exit(pid: int, data_dir: Path) -> None:
+    if pid == os.getpid():  # a forked child inherits the handler, not the registration
+        with contextlib.suppress(OSError, redis.RedisError):  # exiting: nothing to tell
+            release_embedded_redis(data_dir)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A child that exited and was not reaped yet (Linux; elsewhere, never)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+
+
+@contextlib.contextmanager
+def _start_lock(workdir: Path) -> Iterator[None]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _server_args(workdir: Path, sock: Path) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -410,3 +410,76 @@ def test_strict_is_the_default(provider):
     fake, base = provider
     assert not fake.lenient
     assert _refused(lambda: _refund(base, "charge", "ch_1", 100, "a")).code == ErrorCode.NOT_FOUND
+
+
+# -- the reporting reads: what the reports and backfill list, per account ------------------------
+
+_WINDOW = (datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+
+
+def _this_hour() -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    return now - timedelta(minutes=30), now + timedelta(minutes=30)
+
+
+def _observe_paid(fake: FakeProviders, key: str, account: str, provider: str = "stripe"
+                  ) -> samples.Scenario:
+    if provider == "stripe":
+        scenario = samples.Scenario(key=key, amount=5000)
+        for kind in ("invoice.paid", "charge.succeeded"):
+            fake.observe(samples.stripe_event(kind, scenario), account=account)
+    else:
+        scenario = samples.Scenario(key=key, amount=3000, payment_method="paypal")
+        fake.observe(samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario), account=account)
+    return scenario
+
+
+def test_stripe_reads_list_each_accounts_captures_refunds_and_events(provider):
+    """Balance transactions (source expanded) and events, through our reporting adapter, each
+    key seeing its own account only."""
+    from adapters.stripe_reports import StripeReports
+
+    fake, base = provider
+    mine = _observe_paid(fake, "reads-mine", "sk_test_mine")
+    _observe_paid(fake, "reads-other", "sk_test_other")
+    reports = StripeReports(StripeSettings(api_key="sk_test_mine", api_base=base), timeout=5)
+    charge = mine.stripe_id("charge")
+    refunded = StripeAdapter(StripeSettings(api_key="sk_test_mine", api_base=base),
+                             timeout=5).refund(PaymentTarget("stripe", "charge", charge),
+                                               Money(1200, "USD"), "test", "key-r", {})
+
+    txns = list(reports.balance_transactions(*_WINDOW))
+    assert [(t["type"], t["amount"], t["source"]["id"]) for t in txns] == [
+        ("charge", 5000, charge)]  # the refund is dated now, outside the window
+    recent = list(reports.balance_transactions(*_this_hour()))
+    assert [(t["type"], t["amount"], t["source"].get("charge")) for t in recent] == [
+        ("refund", -1200, charge)]
+    assert recent[0]["source"]["id"] == refunded.provider_ref
+    events = list(reports.events(*_WINDOW))
+    assert sorted(e["type"] for e in events) == ["charge.succeeded", "invoice.paid"]
+    assert all(e["data"]["object"].get("customer") == mine.customer_id for e in events)
+
+
+def test_paypal_reads_list_each_clients_sales_refunds_and_events(provider):
+    """Transaction Search (T0002 sales, T1107 refunds naming their sale) and the webhook-event
+    listing, through our reporting adapter, each client id seeing its own."""
+    from adapters.paypal_reports import PayPalReports
+
+    fake, base = provider
+    mine = _observe_paid(fake, "reads-mine", "client-mine", "paypal")
+    _observe_paid(fake, "reads-other", "client-other", "paypal")
+    settings = PayPalSettings(client_id="client-mine", client_secret="s", api_base=base)
+    sale = mine.paypal_id("sale")
+    PayPalAdapter(settings, timeout=5).refund(PaymentTarget("paypal", "sale", sale),
+                                              Money(1000, "USD"), "test", "key-p", {})
+    reports = PayPalReports(settings, timeout=5)
+
+    infos = list(reports.transactions(*_WINDOW))
+    assert [(i["transaction_event_code"], i["transaction_amount"]["value"],
+             i["transaction_id"]) for i in infos] == [("T0002", "30.00", sale)]
+    refunds = list(reports.transactions(*_this_hour()))
+    assert [(i["transaction_event_code"], i["transaction_amount"]["value"],
+             i["paypal_reference_id"]) for i in refunds] == [("T1107", "-10.00", sale)]
+    events = list(reports.webhook_events(*_WINDOW))
+    assert [e["event_type"] for e in events] == ["PAYMENT.SALE.COMPLETED"]
+    assert events[0]["resource"]["id"] == sale
