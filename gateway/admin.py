@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import BadRequest
 
+from adapters import ledger_credit
 from gateway import idempotency
 from gateway.auth import require_merchant
 from gateway.envelope import parse_time
@@ -23,7 +24,9 @@ from gateway.validation import InvalidBody, validate
 from ledger import audit
 from ledger.locks import serialize
 from ledger.models import (
+    AccountCredit,
     Action,
+    Customer,
     Decision,
     InboxEvent,
     RequestStatus,
@@ -369,6 +372,38 @@ def _event_json(row: InboxEvent) -> dict[str, Any]:
             "received_at": row.received_at.isoformat(), "deliveries": row.deliveries,
             "attempts": row.attempts, "last_error": row.last_error,
             "payload": json.loads(row.raw_body)}
+
+
+@bp.get("/accounts/<account>/credit")
+@require_merchant
+def show_credit(account: str) -> tuple[Response, int]:
+    """An account's credit, entry by entry, and its balances (003 §1.8: used, never paid out)."""
+    merchant = g.merchant.name
+    with _container().sessions() as session:
+        entries = list(session.scalars(select(AccountCredit).where(
+            AccountCredit.merchant == merchant, AccountCredit.account_ref == account)
+            .order_by(AccountCredit.created_at, AccountCredit.id)))
+        counting = set(session.scalars(select(AccountCredit.id).where(
+            AccountCredit.merchant == merchant, AccountCredit.account_ref == account,
+            ledger_credit.counts())))
+        known = entries or session.scalars(select(Customer.id).where(
+            Customer.merchant == merchant, Customer.provider_id == account)).first()
+    if not known:
+        return error(404, "not_found", f"no account {account}")
+    balances: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        b = balances.setdefault(e.currency, {"currency": e.currency, "available": 0,
+                                             "granted": 0, "used": 0})
+        if e.id in counting:
+            b["available"] += e.amount
+            b["granted" if e.amount > 0 else "used"] += abs(e.amount)
+    return jsonify({"account": account, "balances": list(balances.values()), "entries": [
+        {"id": e.id, "kind": "grant" if e.amount > 0 else "use",
+         "amount": {"amount": e.amount, "currency": e.currency}, "held_by": e.held_by,
+         "reason": e.reason, "clause": e.clause, "decision": e.decision_id,
+         "action": e.action_id, "applies_to": e.applies_to, "applied_to": e.applied_to,
+         "counts": e.id in counting, "created_at": e.created_at.isoformat()}
+        for e in entries]}), 200
 
 
 @bp.post("/reports/reconciliation")

@@ -81,6 +81,10 @@ ROUTES: tuple[Route, ...] = (
           "An inbox event as received, with its status (what a report row links to; the way "
           "to find a payment's id from the event that carried it)",
           {200: "Events", **_GET_ONE}),
+    Route("get", "/v1/accounts/{account}/credit",
+          "An account's credit: each grant and each use (what it paid, which grant it drew on), "
+          "and per currency what was granted, used and is available",
+          {200: "AccountCredit", **_GET_ONE}),
     Route("post", "/v1/reports/reconciliation",
           "Start reconciling the ledger against the providers' records for a period; the "
           "answer's Location fetches it",

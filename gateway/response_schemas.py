@@ -89,6 +89,26 @@ def schemas() -> dict[str, dict[str, Any]]:
             "received_at": _TIME, "deliveries": {"type": "integer"},
             "attempts": {"type": "integer"}, "last_error": _null(_TEXT),
             "payload": {"type": "object", "description": "the body as the provider sent it"}}),
+        "AccountCredit": _obj({
+            "account": _TEXT,
+            "balances": {"type": "array", "items": _obj({
+                "currency": _TEXT,
+                "available": {"type": "integer", "description": "minor units not yet used"},
+                "granted": {"type": "integer"}, "used": {"type": "integer"}})},
+            "entries": {"type": "array", "description": "oldest first", "items": _obj({
+                "id": {"type": "integer"}, "kind": {"enum": ["grant", "use"]},
+                "amount": {**_MONEY, "description": "a use is negative"},
+                "held_by": {"enum": ["ledger", "stripe_balance"]},
+                "reason": _TEXT, "clause": _null(_TEXT), "decision": _null(_TEXT),
+                "action": _null(_TEXT),
+                "applies_to": _null({"type": "integer",
+                                     "description": "a use: the grant it draws on"}),
+                "applied_to": _null({**_TEXT, "description":
+                                     "a use: the invoice or payment it paid"}),
+                "counts": {"type": "boolean", "description":
+                           "false for a use whose refund failed (the credit is back)"},
+                "created_at": _TIME})}},
+            description="an account's credit: granted, used and available, per currency"),
         "ReportQueued": _obj({"id": _TEXT, "status": {"const": "queued"},
                               "location": {**_TEXT, "description": "where to fetch it"}}),
         "ReportPending": _obj({"id": _TEXT, "status": _TEXT}),

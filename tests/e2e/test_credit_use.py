@@ -150,6 +150,12 @@ def test_stripe_credit_is_held_on_the_customer_balance_and_used_by_the_next_invo
     assert [e.amount for e in _entries(container, customer)] == [700, -700]
     report = _report(settings, container)
     assert (report["credit_granted"], report["credit_used"]) == (700, 700)
+    shown = requests.get(f"{base}/v1/accounts/{customer}/credit", timeout=10, headers={
+        "Authorization": f"Bearer {settings.merchants[MERCHANT].admin_token}"}).json()
+    assert shown["balances"] == [{"currency": "USD", "available": 0, "granted": 700,
+                                  "used": 700}]
+    assert [(e["kind"], e["held_by"], e["applied_to"]) for e in shown["entries"]] == [
+        ("grant", "stripe_balance", None), ("use", "stripe_balance", invoice)]
 
 
 def _status(container: Container, action_id: str) -> str:

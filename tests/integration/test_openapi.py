@@ -241,6 +241,9 @@ def _support_requests(checked: Checked, container: Container,
                            ).json["decision"]
     assert checked.get(f"/v1/decisions/{decision['id']}", headers=HOST).status_code == 200
     assert checked.get("/v1/decisions/dec_nope", headers=HOST).status_code == 404
+    credit = checked.get(f"/v1/accounts/{scenario.customer_id}/credit", headers=HOST)
+    assert credit.status_code == 200
+    assert checked.get("/v1/accounts/cus_nope/credit", headers=HOST).status_code == 404
     assert checked.get("/v1/refund-requests/req_nope", headers=HOST).status_code == 404
 
 

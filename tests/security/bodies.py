@@ -25,6 +25,7 @@ UPTIME = {"measured_percent": 98.5, "incident_at": T, "cause": "network",
           "source": "merchant_monitoring"}
 
 FULL_CASE: dict[str, Any] = {
+    "time_zone": "Europe/London",
     "request": {"kind": "refund", "received_at": T, "reason": "does not suit me",
                 "reason_code": "dissatisfied", "immediate": False, "invoice_number": "INV-3",
                 "identity": IDENTITY},
@@ -114,6 +115,8 @@ def wrong_values(node: dict[str, Any]) -> list[Any]:
         return ["not-one-of-them", 7]
     if "oneOf" in node:
         return [True, "101", -1, {"x": 1}]
+    if "anyOf" in node:  # a date-time or a date: refused by both
+        return [12345, "2026-13-45", "tomorrow", "2026-01-01T10:00:00"]
     types = node["type"] if isinstance(node["type"], list) else [node["type"]]
     out: list[Any] = []
     if "string" in types:
