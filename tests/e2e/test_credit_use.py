@@ -21,7 +21,6 @@ from sandbox import samples
 from sandbox.simulator import send_stripe
 from service.bootstrap import Container
 from tests.e2e.conftest import process_env
-from tests.support.claims import FULL_IDENTITY
 from tests.support.paypal import post_signed
 
 MERCHANT = "theopenhost"
@@ -110,50 +109,59 @@ def test_paypal_overpayment_credit_is_used_by_the_next_payment(gateway, containe
 
 def test_stripe_credit_is_held_on_the_customer_balance_and_used_by_the_next_invoice(
         gateway, container):
-    """An uptime failure's 70% service credit for a Stripe customer is a negative customer
-    balance at Stripe (§1.12: "applied as account credit"); the next invoice Stripe finalises
-    takes it (starting balance -7.00, ending 0.00), and the ledger records that use."""
+    """A Stripe charge of 25.00 for an invoice that owed 20.00: 5.00 overpaid, which 003 leaves
+    to a person (its clauses name PayPal); the reviewer grants it as account credit, which for a
+    Stripe customer is a negative customer balance at Stripe. The next invoice Stripe finalises
+    takes it (starting balance -5.00, ending 0.00), and the ledger records that use."""
     base, settings, fake = gateway
-    scenario = samples.Scenario(key=f"credit-st-{time.time_ns()}", amount=1000,
+    scenario = samples.Scenario(key=f"credit-st-{time.time_ns()}", amount=2500,
                                 period_start=int(time.time()) - 10 * DAY)
     secret = settings.merchants[MERCHANT].stripe.webhook_secrets[0]
     url = f"{base}/webhooks/{MERCHANT}/stripe"
-    for event_type in ("customer.subscription.created", "invoice.paid", "charge.succeeded"):
-        event = samples.stripe_event(event_type, scenario)
+    auth = {"Authorization": f"Bearer {settings.merchants[MERCHANT].admin_token}"}
+    for event in (samples.stripe_event("customer.subscription.created", scenario),
+                  samples.stripe_event("invoice.paid", scenario, amount_due=2000),
+                  samples.stripe_event("charge.succeeded", scenario)):
         fake.observe(event)
         assert send_stripe(url, event, secret).status == 200
     customer = scenario.customer_id
-    incident = _iso(datetime.now(UTC) - timedelta(hours=5))
-    filed = requests.post(f"{base}/v1/uptime-claims", timeout=30, headers={
-        "Authorization": f"Bearer {settings.merchants[MERCHANT].admin_token}"}, json={
-        "account": customer, "subscription": scenario.subscription_id,
-        "identity": FULL_IDENTITY | {"order_number": "O-1"},
-        "uptime": {"measured_percent": "99.6", "incident_at": incident, "cause": "network"}})
-    assert filed.status_code == 202, filed.text
-    grant = _until(lambda: [e for e in _entries(container, customer) if e.amount > 0],
-                   "the service credit", timeout=90)[0]
-    assert (grant.amount, grant.held_by) == (700, "stripe_balance")
 
-    following = samples.stripe_event("invoice.paid", scenario, cycle=2, amount_due=300,
-                                     starting_balance=-700, ending_balance=0)
+    def in_review() -> list[dict[str, Any]]:
+        listed = requests.get(f"{base}/v1/reviews", headers=auth, timeout=10).json()
+        return [r for r in listed["reviews"]
+                if r["case"].get("payment", {}).get("refundable") is not None
+                and r["account"] == customer]
+
+    (review,) = _until(in_review, "the overpayment in review")
+    assert review["decision"]["request_kind"] == "overpayment"
+    approved = requests.post(f"{base}/v1/reviews/{review['id']}", headers=auth, timeout=30,
+                             json={"approve": True, "reviewer": "kim@finance",
+                                   "credit": {"amount": 500, "currency": "USD"}})
+    assert approved.status_code == 200, approved.text
+    grant = _until(lambda: [e for e in _entries(container, customer) if e.amount > 0],
+                   "the credit granted", timeout=90)[0]
+    assert (grant.amount, grant.held_by) == (500, "stripe_balance")
+
+    following = samples.stripe_event("invoice.paid", scenario, cycle=2, amount_due=2000,
+                                     starting_balance=-500, ending_balance=0)
     assert send_stripe(url, following, secret).status == 200
     invoice = following["data"]["object"]["id"]
     use = _until(lambda: [e for e in _entries(container, customer) if e.amount < 0],
                  "the credit used")[0]
     assert (use.amount, use.applies_to, use.applied_to, use.action_id) == (
-        -700, grant.id, invoice, None)
+        -500, grant.id, invoice, None)
     assert _balance(container, customer) == 0
-    again = samples.stripe_event("invoice.finalized", scenario, cycle=2, amount_due=300,
-                                 starting_balance=-700, ending_balance=0)
+    again = samples.stripe_event("invoice.finalized", scenario, cycle=2, amount_due=2000,
+                                 starting_balance=-500, ending_balance=0)
     assert send_stripe(url, again, secret).status == 200  # the same invoice: recorded once
     time.sleep(2)
-    assert [e.amount for e in _entries(container, customer)] == [700, -700]
+    assert [e.amount for e in _entries(container, customer)] == [500, -500]
     report = _report(settings, container)
-    assert (report["credit_granted"], report["credit_used"]) == (700, 700)
+    assert (report["credit_granted"], report["credit_used"]) == (500, 500)
     shown = requests.get(f"{base}/v1/accounts/{customer}/credit", timeout=10, headers={
         "Authorization": f"Bearer {settings.merchants[MERCHANT].admin_token}"}).json()
-    assert shown["balances"] == [{"currency": "USD", "available": 0, "granted": 700,
-                                  "used": 700}]
+    assert shown["balances"] == [{"currency": "USD", "available": 0, "granted": 500,
+                                  "used": 500}]
     assert [(e["kind"], e["held_by"], e["applied_to"]) for e in shown["entries"]] == [
         ("grant", "stripe_balance", None), ("use", "stripe_balance", invoice)]
 
