@@ -389,7 +389,7 @@ def show_credit(account: str) -> tuple[Response, int]:
         known = entries or session.scalars(select(Customer.id).where(
             Customer.merchant == merchant, Customer.provider_id == account)).first()
     if not known:
-        return error(404, "not_found", f"no account {account}")
+        return error(404, "not_found", "no such account")
     balances: dict[str, dict[str, Any]] = {}
     for e in entries:
         b = balances.setdefault(e.currency, {"currency": e.currency, "available": 0,
