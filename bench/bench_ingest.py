@@ -117,7 +117,9 @@ def measure(seconds: float, workdir: Path, database_url: str, redis_url: str | N
     """Both servers up at once; ROUNDS closed-loop phases of each, alternating, so that a
     change in the machine's speed during the run falls on both; then the latency phases."""
     env = _gateway_env(workdir, database_url, redis_url)
-    floor_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    # The floor runs under the same gunicorn configuration, whose start-up hook checks that the
+    # database is at the schema's head: it gets the gateway's (migrated) settings, and ignores them.
+    floor_env = dict(env)
     floor_port, port = benchlib.free_port(), benchlib.free_port()
     floor_proc = _server(benchlib.gunicorn_command(floor_port, "bench.floor_app:app"),
                          floor_env, workdir / "floor.log")
