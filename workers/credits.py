@@ -30,7 +30,7 @@ from policy import Outcome, decision_to_json
 from policy.decision import new_decision, new_reason
 from policy.money import Money
 from service.bootstrap import Container
-from workers.actions import new_id, plan_actions
+from workers.actions import CREDIT_APPLICATION, new_id, plan_actions
 from workers.cases import iso, money, payment_by_ref
 from workers.context import EventContext
 from workers.decide import overpayment_decided
@@ -112,7 +112,7 @@ def _record(session: Session, container: Container, merchant: str, account: str,
     zero = Money(0, sale.currency)
     outcome = Outcome.FULL_REFUND if total == sale.amount else Outcome.PARTIAL_REFUND
     decision = new_decision(
-        pack=pack, request_kind="credit_application", outcome=outcome, decided_at=now,
+        pack=pack, request_kind=CREDIT_APPLICATION, outcome=outcome, decided_at=now,
         currency=sale.currency, at_stake=Money(sale.amount, sale.currency), refund=applied,
         credit=zero, fee=zero, charge=zero, retained=zero, proposed_refund=None, line_items=(),
         effective_at=None, access_until=None, balance_due_by=None, notice_by=None,
@@ -123,7 +123,7 @@ def _record(session: Session, container: Container, merchant: str, account: str,
                 grant.amount, grant.currency), "applied": money(take, sale.currency)}
                 for grant, take in plan]}
     row = Decision(id=new_id("dec"), merchant=merchant, account_ref=account,
-                   payment_ref=sale.provider_id, pack=pack, request_kind="credit_application",
+                   payment_ref=sale.provider_id, pack=pack, request_kind=CREDIT_APPLICATION,
                    outcome=outcome.value, case=case, decision=decision_to_json(decision),
                    evaluated_at=now, source_event_id=inbox_id, status=DecisionStatus.RECORDED)
     session.add(row)
