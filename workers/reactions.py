@@ -7,7 +7,7 @@ returns the ids of the decisions it recorded; their actions are enqueued after t
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import select
@@ -122,7 +122,8 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
 
     PayPal's subscription events do not carry the plan's frequency: periods are the
     subscription's interval when the ledger knows it, else calendar months (every seed bills
-    monthly), counted from its start. A different amount (a setup fee) is not a repeat."""
+    monthly), counted from the date it started. A different amount (a setup fee) is not a
+    repeat."""
     with reading(session, (Payment.subscription_ref, sub.provider_id)):
         sales = session.scalars(select(Payment).where(
             Payment.merchant == merchant, Payment.kind == "sale",
@@ -131,11 +132,14 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
     if len(sales) < 2 or sub.started_at is None:
         return []
     step = (sub.interval_count or 1) * (12 if sub.interval == "year" else 1)
+    # PayPal bills later cycles on the billing date at a time of its own (its example: started
+    # 21:20:49, next billed 10:00:00Z that day a month on), so periods begin on the start's date.
+    anchor = datetime.combine(sub.started_at.astimezone(UTC).date(), time(0), UTC)
     first_of: dict[tuple[int, int, str], Payment] = {}
     repeats = []
     for sale in sales:
         assert sale.paid_at is not None  # selected so
-        index = max(months_started(sub.started_at, sale.paid_at) - 1, 0) // step
+        index = max(months_started(anchor, sale.paid_at) - 1, 0) // step
         key = (index, sale.amount, sale.currency)
         first = first_of.setdefault(key, sale)
         if first is not sale:
