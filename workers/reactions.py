@@ -26,7 +26,7 @@ from ledger.models import (
 )
 from ledger.objects import find, peek
 from policy import PolicyError
-from policy.timing import add_months, months_started
+from policy.timing import DAY, add_months, months_started
 from service.bootstrap import Container
 from workers.cases import (
     MissingFacts,
@@ -133,8 +133,9 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
         return []
     step = (sub.interval_count or 1) * (12 if sub.interval == "year" else 1)
     # PayPal bills later cycles on the billing date at a time of its own (its example: started
-    # 21:20:49, next billed 10:00:00Z that day a month on), so periods begin on the start's date.
-    anchor = datetime.combine(sub.started_at.astimezone(UTC).date(), time(0), UTC)
+    # 21:20:49, next billed 10:00:00Z that day a month on), and its date need not be the UTC
+    # one: a period begins at midnight UTC the day before the start's date a month (or term) on.
+    anchor = datetime.combine(sub.started_at.astimezone(UTC).date(), time(0), UTC) - DAY
     first_of: dict[tuple[int, int, str], Payment] = {}
     repeats = []
     for sale in sales:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from typing import Any
 
+import pytest
 import responses
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -40,14 +42,20 @@ def _sale_at(scenario: samples.Scenario, cycle: int, at: datetime) -> dict[str, 
 
 
 @responses.activate
+@pytest.mark.parametrize(("started", "billed_days_early"), [
+    (time_of_day(21, 20, 49), 0),  # PayPal's example: 10:00 UTC on the billing date
+    (time_of_day(2, 0, 0), 1),  # started 2:00 UTC, billed on the date of a zone behind UTC
+], ids=["same-date", "date-behind-utc"])
 def test_a_renewal_billed_earlier_in_the_day_than_the_start_is_not_an_overpayment(
-        client: FlaskClient, container: Container) -> None:
+        client: FlaskClient, container: Container, started: time_of_day,
+        billed_days_early: int) -> None:
     today = datetime.fromtimestamp(time.time() - 40 * DAY, UTC).date()
-    start = datetime(today.year, today.month, today.day, 21, 20, 49, tzinfo=UTC)
+    start = datetime.combine(today, started, UTC)
     scenario = samples.Scenario(key="billing-hour", amount=2000, payment_method="paypal",
                                 period_start=int(start.timestamp()))
-    renewal_day = datetime.fromtimestamp(scenario.period(2)[0], UTC).date()
-    renewal = datetime(renewal_day.year, renewal_day.month, renewal_day.day, 10, tzinfo=UTC)
+    renewal_day = (datetime.fromtimestamp(scenario.period(2)[0], UTC)
+                   - timedelta(days=billed_days_early)).date()
+    renewal = datetime.combine(renewal_day, time_of_day(10), UTC)
     for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
                   _sale_at(scenario, 1, start), _sale_at(scenario, 2, renewal)):
         _post(client, event)
