@@ -4,6 +4,7 @@ credit a second time (as a refund, while the credit stays on the account)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import responses
@@ -11,8 +12,16 @@ from sqlalchemy import select
 
 from adapters import ledger_credit
 from ledger.models import Action, Decision, DecisionStatus
+from sandbox import samples
 from service.bootstrap import Container
-from tests.integration.test_credit_applied import API, MERCHANT, _credit_then_payment, _token
+from tests.integration.test_credit_applied import (
+    API,
+    DAY,
+    MERCHANT,
+    _credit_then_payment,
+    _post,
+    _token,
+)
 from tests.support.delivery import run_worker
 
 HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
@@ -56,3 +65,24 @@ def test_a_failed_credit_refund_cannot_be_paid_again_in_review(client, container
         refunds = s.scalars(select(Action).where(Action.payment_ref == sale)).all()
         balance = ledger_credit.balance(s, MERCHANT, payer, "USD").amount
     assert len(refunds) == 1 and balance == 1900
+
+
+@responses.activate
+def test_a_refund_that_landed_after_its_action_failed_keeps_the_credit_used(client, container):
+    """The provider reports the refund completed after all (an attempt that timed out had
+    reached it): the credit left as that refund, so it is not back on the account as well."""
+    _token()
+    payer, sale, decision_id = _failed_application(client, container, "credit-landed-late")
+    with container.sessions() as s:
+        action = s.scalars(select(Action).where(Action.decision_id == decision_id)).one()
+    scenario = samples.Scenario(key="credit-landed-late", amount=2000, payment_method="paypal",
+                                period_start=int(time.time()) - 49 * DAY)
+    refunded = samples.paypal_event("PAYMENT.SALE.REFUNDED", scenario, cycle=3,
+                                    sale_id=sale, invoice_number=action.id,
+                                    amount={"total": "19.00", "currency": "USD"})
+    _post(client, refunded)
+    run_worker(container)
+    with container.sessions() as s:
+        balance = ledger_credit.balance(s, MERCHANT, payer, "USD").amount
+        grants = ledger_credit.open_grants(s, MERCHANT, payer, "USD", ledger_credit.LEDGER)
+    assert (balance, grants) == (0, [])
