@@ -104,6 +104,14 @@ def applied(session: Session, merchant: str, applied_to: str) -> bool:
             AccountCredit.applied_to == applied_to)).first() is not None
 
 
+def reduced(session: Session, merchant: str, refs: list[str]) -> set[str]:
+    """Those of the payments ``refs`` that credit reduced (a use of it stands against them)."""
+    with reading(session, AccountCredit):
+        return set(session.scalars(select(AccountCredit.applied_to).where(
+            AccountCredit.merchant == merchant, AccountCredit.applied_to.in_(refs),
+            counts())))
+
+
 def use(session: Session, grant: AccountCredit, amount: int, *, applied_to: str, reason: str,
         decision_id: str | None, action_id: str | None, now: datetime) -> None:
     """Record ``amount`` of ``grant`` applied to ``applied_to`` (a negative entry naming both)."""

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters import ledger_credit
 from gateway.envelope import parse_time
 from ledger import audit, refundable
 from ledger.db import reading
@@ -118,7 +119,8 @@ _PAID_SALE = ("completed", "partially_refunded")
 def _repeated_in_period(session: Session, merchant: str, sub: Subscription
                         ) -> list[tuple[Payment, Payment, datetime]]:
     """(sale, the sale that paid its period first, the period's start) for every completed sale
-    of ``sub`` that repeats an earlier one of the same amount in the same billing period.
+    of ``sub`` that repeats an earlier one of the same amount in the same billing period (the
+    one credit reduced, if any, counts as the first).
 
     PayPal's subscription events do not carry the plan's frequency: periods are the
     subscription's interval when the ledger knows it, else calendar months (every seed bills
@@ -131,6 +133,10 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
             Payment.paid_at.is_not(None)).order_by(Payment.paid_at, Payment.provider_id)).all()
     if len(sales) < 2 or sub.started_at is None:
         return []
+    # A payment that credit reduced pays its period (it was alone in it when the credit was
+    # applied): a payment arriving later for that period is the repeat, whenever it was made.
+    credited = ledger_credit.reduced(session, merchant, [s.provider_id for s in sales])
+    sales = sorted(sales, key=lambda s: s.provider_id not in credited)  # stable: paid order
     step = (sub.interval_count or 1) * (12 if sub.interval == "year" else 1)
     # PayPal bills later cycles on the billing date at a time of its own (its example: started
     # 21:20:49, next billed 10:00:00Z that day a month on), and its date need not be the UTC
