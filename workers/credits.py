@@ -91,14 +91,16 @@ def paypal_payment_takes_credit(session: Session, container: Container, ctx: Eve
     plan = ledger_credit.plan_uses(grants, min(position.left.amount, sum(g.left for g in grants)))
     if not plan or position.blocked_by() is not None:
         return []  # nothing to use, or the payment is disputed: the credit waits for the next
-    return [_record(session, container, ctx.merchant, account, sale, plan, inbox_id, now)]
+    left = {g.grant.id: g.left for g in grants}
+    return [_record(session, container, ctx.merchant, account, sale, plan, left, inbox_id, now)]
 
 
 def _record(session: Session, container: Container, merchant: str, account: str,
-            sale: Payment, plan: list[tuple[AccountCredit, int]], inbox_id: int,
-            now: datetime) -> str:
+            sale: Payment, plan: list[tuple[AccountCredit, int]], left: dict[int, int],
+            inbox_id: int, now: datetime) -> str:
     """A decision that applies ``plan`` to ``sale``: one refund action per credit drawn on,
-    each use of credit naming its action (a failed refund gives the credit back)."""
+    each use of credit naming its action (a failed refund gives the credit back); ``left``:
+    what was left of each credit before it."""
     total = sum(take for _, take in plan)
     applied = Money(total, sale.currency)
     settings = container.settings.merchant(merchant)
@@ -120,7 +122,7 @@ def _record(session: Session, container: Container, merchant: str, account: str,
     case = {"payment": {"id": sale.provider_id, "amount": money(sale.amount, sale.currency),
                         "received_at": iso(sale.paid_at)},
             "credits": [{"id": grant.id, "clause": grant.clause, "left": money(
-                grant.amount, grant.currency), "applied": money(take, sale.currency)}
+                left[grant.id], grant.currency), "applied": money(take, sale.currency)}
                 for grant, take in plan]}
     row = Decision(id=new_id("dec"), merchant=merchant, account_ref=account,
                    payment_ref=sale.provider_id, pack=pack, request_kind=CREDIT_APPLICATION,
