@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from ledger.db import reading
-from ledger.models import AccountCredit, Action, ActionStatus
+from ledger.models import AccountCredit, Action, ActionStatus, Refund
+from ledger.refundable import GONE
 from policy.money import Money
 from policy.timing import LATEST
 
@@ -54,9 +55,18 @@ def balance_query(merchant: str, account_ref: str, currency: str) -> Select[int]
 
 def counts() -> ColumnElement[bool]:
     """Every grant counts, and every use except one whose refund failed (the credit is back)."""
-    failed = select(Action.id).where(Action.id == AccountCredit.action_id,
+    return or_(AccountCredit.amount > 0, ~_given_back(AccountCredit))
+
+
+def _given_back(use: type[AccountCredit]) -> ColumnElement[bool]:
+    """Whether the use ``use`` was given back: its refund action failed, and the provider
+    reports no refund of it that stands (an attempt that timed out may have landed after all;
+    then the credit left as that refund and is not back)."""
+    failed = select(Action.id).where(Action.id == use.action_id,
                                      Action.status == ActionStatus.FAILED).exists()
-    return or_(AccountCredit.amount > 0, AccountCredit.action_id.is_(None), ~failed)
+    landed = select(Refund.id).where(Refund.action_id == use.action_id,
+                                     func.lower(Refund.status).not_in(GONE)).exists()
+    return and_(use.action_id.is_not(None), failed, ~landed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +83,7 @@ def open_grants(session: Session, merchant: str, account_ref: str, currency: str
     use = aliased(AccountCredit)
     used = (select(func.coalesce(func.sum(use.amount), 0))
             .where(use.applies_to == AccountCredit.id)
-            .where(or_(use.action_id.is_(None), ~select(Action.id).where(
-                Action.id == use.action_id, Action.status == ActionStatus.FAILED).exists()))
+            .where(~_given_back(use))
             .scalar_subquery())
     with reading(session, AccountCredit):
         rows = session.execute(
@@ -93,6 +102,14 @@ def applied(session: Session, merchant: str, applied_to: str) -> bool:
         return session.scalars(select(AccountCredit.id).where(
             AccountCredit.merchant == merchant,
             AccountCredit.applied_to == applied_to)).first() is not None
+
+
+def reduced(session: Session, merchant: str, refs: list[str]) -> set[str]:
+    """Those of the payments ``refs`` that credit reduced (a use of it stands against them)."""
+    with reading(session, AccountCredit):
+        return set(session.scalars(select(AccountCredit.applied_to).where(
+            AccountCredit.merchant == merchant, AccountCredit.applied_to.in_(refs),
+            counts())))
 
 
 def use(session: Session, grant: AccountCredit, amount: int, *, applied_to: str, reason: str,

@@ -27,7 +27,7 @@ from policy.money import Money
 # Refund actions that have money leaving, or about to: everything but a failure.
 COMMITTED_ACTIONS = (ActionStatus.PENDING, ActionStatus.EXECUTING, ActionStatus.SUBMITTED,
                      ActionStatus.SUCCEEDED)
-_GONE = ("failed", "canceled", "cancelled")  # a provider refund that returned nothing
+GONE = ("failed", "canceled", "cancelled")  # a provider refund that returned nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,7 @@ def remainder(session: Session, payment: Payment, *, excluding: Action | None = 
         disputes = session.scalars(select(Dispute).where(
             Dispute.merchant == payment.merchant, Dispute.provider == payment.provider,
             Dispute.payment_ref == ref).order_by(Dispute.id)).all()
-    live = [r for r in refunds if r.status.lower() not in _GONE
+    live = [r for r in refunds if r.status.lower() not in GONE
             and (excluding_action is None or r.action_id != excluding_action)]
     made = {r.action_id for r in live if r.action_id} | {r.provider_id for r in live}
     in_flight = sum(a.amount for a in actions

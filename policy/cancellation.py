@@ -7,8 +7,9 @@ Notice kinds: ``day_of_month`` (000: before the 25th, else the next month is bil
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from policy.case import Order
 from policy.decision import (
@@ -24,6 +25,7 @@ from policy.timing import (
     calendar_days,
     describe,
     local_date,
+    local_midnight,
     start_of_month,
 )
 from policy.verdict import (
@@ -113,8 +115,18 @@ def _timing(ctx: Context, t: CancellationTerms, order: Order,
         f.check(t.notice_clause, on_time, f"received {describe(margin)} before the "
                 f"{t.notice_what} {due.isoformat()} (needs {t.notice_needs})", Severity.OK)
     step = 1 if t.late_charge == "month" else order.term_months
-    # The next period ends on the same local day and time a month (or term) later.
-    return on_time, due, add_months(due.astimezone(tz), step).astimezone(UTC)
+    return on_time, due, _period_after(due, step, tz)
+
+
+def _period_after(due: datetime, months: int, tz: ZoneInfo) -> datetime:
+    """The end of the period after the one ending at ``due``. A date-only due date (local
+    midnight) steps on the merchant's calendar; an instant (a provider's period end, anchored in
+    UTC as Stripe and PayPal bill) steps in UTC, so 1 March 00:00 UTC is followed by 1 April, not
+    by the 28th of the merchant's local February-end date a month on."""
+    local = due.astimezone(tz)
+    if local.time() == time(0):
+        return local_midnight(add_months(local, months).date(), tz)
+    return add_months(due.astimezone(UTC), months)
 
 
 def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> Decision:

@@ -55,6 +55,7 @@ _DONE = (ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
 _API_VERSION_AT = datetime(1970, 1, 1, tzinfo=UTC)
 _TARGET_KIND = {"charge": "charge", "sale": "sale", "capture": "capture"}
 _CANCELS = ("cancel_at_period_end", "cancel_next_period", "cancel_immediately")
+CREDIT_APPLICATION = "credit_application"  # a refund carrying account credit (workers/credits)
 
 
 class ActionRefused(GatewayError):
@@ -444,6 +445,15 @@ def _settle(session: Session, decision_id: str) -> None:
 def _reopen(session: Session, action: Action, why: str) -> None:
     """A failed action puts its decision back in front of a person, saying what happened."""
     decision = session.get(Decision, action.decision_id)
+    if decision is not None and decision.request_kind == CREDIT_APPLICATION:
+        # The failed action's use of credit no longer counts (adapters/ledger_credit.counts):
+        # the credit is back and applies to the next payment. A reviewer's refund or credit
+        # here would pay it a second time.
+        decision.status = DecisionStatus.CLOSED
+        decision.status_reason = (f"refund not made: {why}; the credit is back on the account "
+                                  "for its next payment")
+        log.error("decision %s closed, its credit given back: %s", action.decision_id, why)
+        return
     if decision is not None:
         decision.status = DecisionStatus.NEEDS_REVIEW
         decision.status_reason = f"reopened: {why}; grant account credit or retry the refund"

@@ -30,7 +30,7 @@ from policy import Outcome, decision_to_json
 from policy.decision import new_decision, new_reason
 from policy.money import Money
 from service.bootstrap import Container
-from workers.actions import new_id, plan_actions
+from workers.actions import CREDIT_APPLICATION, new_id, plan_actions
 from workers.cases import iso, money, payment_by_ref
 from workers.context import EventContext
 from workers.decide import overpayment_decided
@@ -91,14 +91,16 @@ def paypal_payment_takes_credit(session: Session, container: Container, ctx: Eve
     plan = ledger_credit.plan_uses(grants, min(position.left.amount, sum(g.left for g in grants)))
     if not plan or position.blocked_by() is not None:
         return []  # nothing to use, or the payment is disputed: the credit waits for the next
-    return [_record(session, container, ctx.merchant, account, sale, plan, inbox_id, now)]
+    left = {g.grant.id: g.left for g in grants}
+    return [_record(session, container, ctx.merchant, account, sale, plan, left, inbox_id, now)]
 
 
 def _record(session: Session, container: Container, merchant: str, account: str,
-            sale: Payment, plan: list[tuple[AccountCredit, int]], inbox_id: int,
-            now: datetime) -> str:
+            sale: Payment, plan: list[tuple[AccountCredit, int]], left: dict[int, int],
+            inbox_id: int, now: datetime) -> str:
     """A decision that applies ``plan`` to ``sale``: one refund action per credit drawn on,
-    each use of credit naming its action (a failed refund gives the credit back)."""
+    each use of credit naming its action (a failed refund gives the credit back); ``left``:
+    what was left of each credit before it."""
     total = sum(take for _, take in plan)
     applied = Money(total, sale.currency)
     settings = container.settings.merchant(merchant)
@@ -112,7 +114,7 @@ def _record(session: Session, container: Container, merchant: str, account: str,
     zero = Money(0, sale.currency)
     outcome = Outcome.FULL_REFUND if total == sale.amount else Outcome.PARTIAL_REFUND
     decision = new_decision(
-        pack=pack, request_kind="credit_application", outcome=outcome, decided_at=now,
+        pack=pack, request_kind=CREDIT_APPLICATION, outcome=outcome, decided_at=now,
         currency=sale.currency, at_stake=Money(sale.amount, sale.currency), refund=applied,
         credit=zero, fee=zero, charge=zero, retained=zero, proposed_refund=None, line_items=(),
         effective_at=None, access_until=None, balance_due_by=None, notice_by=None,
@@ -120,10 +122,10 @@ def _record(session: Session, container: Container, merchant: str, account: str,
     case = {"payment": {"id": sale.provider_id, "amount": money(sale.amount, sale.currency),
                         "received_at": iso(sale.paid_at)},
             "credits": [{"id": grant.id, "clause": grant.clause, "left": money(
-                grant.amount, grant.currency), "applied": money(take, sale.currency)}
+                left[grant.id], grant.currency), "applied": money(take, sale.currency)}
                 for grant, take in plan]}
     row = Decision(id=new_id("dec"), merchant=merchant, account_ref=account,
-                   payment_ref=sale.provider_id, pack=pack, request_kind="credit_application",
+                   payment_ref=sale.provider_id, pack=pack, request_kind=CREDIT_APPLICATION,
                    outcome=outcome.value, case=case, decision=decision_to_json(decision),
                    evaluated_at=now, source_event_id=inbox_id, status=DecisionStatus.RECORDED)
     session.add(row)

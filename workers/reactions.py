@@ -7,12 +7,13 @@ returns the ids of the decisions it recorded; their actions are enqueued after t
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters import ledger_credit
 from gateway.envelope import parse_time
 from ledger import audit, refundable
 from ledger.db import reading
@@ -26,7 +27,7 @@ from ledger.models import (
 )
 from ledger.objects import find, peek
 from policy import PolicyError
-from policy.timing import add_months, months_started
+from policy.timing import DAY, add_months, months_started
 from service.bootstrap import Container
 from workers.cases import (
     MissingFacts,
@@ -118,11 +119,13 @@ _PAID_SALE = ("completed", "partially_refunded")
 def _repeated_in_period(session: Session, merchant: str, sub: Subscription
                         ) -> list[tuple[Payment, Payment, datetime]]:
     """(sale, the sale that paid its period first, the period's start) for every completed sale
-    of ``sub`` that repeats an earlier one of the same amount in the same billing period.
+    of ``sub`` that repeats an earlier one of the same amount in the same billing period (the
+    one credit reduced, if any, counts as the first).
 
     PayPal's subscription events do not carry the plan's frequency: periods are the
     subscription's interval when the ledger knows it, else calendar months (every seed bills
-    monthly), counted from its start. A different amount (a setup fee) is not a repeat."""
+    monthly), counted from the date it started. A different amount (a setup fee) is not a
+    repeat."""
     with reading(session, (Payment.subscription_ref, sub.provider_id)):
         sales = session.scalars(select(Payment).where(
             Payment.merchant == merchant, Payment.kind == "sale",
@@ -130,12 +133,20 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
             Payment.paid_at.is_not(None)).order_by(Payment.paid_at, Payment.provider_id)).all()
     if len(sales) < 2 or sub.started_at is None:
         return []
+    # A payment that credit reduced pays its period (it was alone in it when the credit was
+    # applied): a payment arriving later for that period is the repeat, whenever it was made.
+    credited = ledger_credit.reduced(session, merchant, [s.provider_id for s in sales])
+    sales = sorted(sales, key=lambda s: s.provider_id not in credited)  # stable: paid order
     step = (sub.interval_count or 1) * (12 if sub.interval == "year" else 1)
+    # PayPal bills later cycles on the billing date at a time of its own (its example: started
+    # 21:20:49, next billed 10:00:00Z that day a month on), and its date need not be the UTC
+    # one: a period begins at midnight UTC the day before the start's date a month (or term) on.
+    anchor = datetime.combine(sub.started_at.astimezone(UTC).date(), time(0), UTC) - DAY
     first_of: dict[tuple[int, int, str], Payment] = {}
     repeats = []
     for sale in sales:
         assert sale.paid_at is not None  # selected so
-        index = max(months_started(sub.started_at, sale.paid_at) - 1, 0) // step
+        index = max(months_started(anchor, sale.paid_at) - 1, 0) // step
         key = (index, sale.amount, sale.currency)
         first = first_of.setdefault(key, sale)
         if first is not sale:

@@ -1,0 +1,40 @@
+"""A credit_application's Case names, for each credit it draws on, what was left of it before
+this payment (an auditor replaying the decision reads it), not what was first granted."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import responses
+from sqlalchemy import select
+
+from ledger.models import Decision
+from sandbox import samples
+from tests.integration.test_credit_applied import DAY, _post, _sale, _token
+from tests.support.delivery import run_worker
+
+
+@responses.activate
+def test_a_second_use_of_a_credit_names_what_was_left_of_it(client, container):
+    _token()
+    scenario = samples.Scenario(key="credit-left", amount=2000, payment_method="paypal",
+                                period_start=int(time.time()) - 79 * DAY)
+    first = datetime.fromtimestamp(scenario.period(1)[0], UTC)
+    for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
+                  _sale(scenario, 1, first),
+                  _sale(scenario, 1, first + timedelta(days=1), "TWICE-credit-left")):
+        _post(client, event)
+        run_worker(container)  # 19.00 of credit
+    small = _sale(scenario, 3, datetime.now(UTC) + timedelta(seconds=2), "SMALL-credit-left")
+    small["resource"]["amount"] = {"total": "10.00", "currency": "USD"}
+    _post(client, small)
+    _post(client, _sale(scenario, 4, datetime.now(UTC) + timedelta(seconds=3), "NEXT-credit-left"))
+    run_worker(container)
+    with container.sessions() as s:
+        cases = {d.payment_ref: d.case for d in s.scalars(select(Decision).where(
+            Decision.request_kind == "credit_application"))}
+    assert [(c["left"]["amount"], c["applied"]["amount"])
+            for c in cases["SMALL-credit-left"]["credits"]] == [(1900, 1000)]
+    assert [(c["left"]["amount"], c["applied"]["amount"])
+            for c in cases["NEXT-credit-left"]["credits"]] == [(900, 900)]
