@@ -96,6 +96,15 @@ def open_grants(session: Session, merchant: str, account_ref: str, currency: str
     return [OpenGrant(grant, int(left)) for grant, left in rows if left > 0]
 
 
+def ever_granted(session: Session, merchant: str, account_ref: str, held_by: str) -> bool:
+    """Whether the account was ever granted credit held by ``held_by`` (used up or not)."""
+    with reading(session, AccountCredit):
+        return session.scalars(select(AccountCredit.id).where(
+            AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref,
+            AccountCredit.amount > 0, AccountCredit.held_by == held_by).limit(1)).first() \
+            is not None
+
+
 def applied(session: Session, merchant: str, applied_to: str) -> bool:
     """Whether credit was already applied to the invoice or payment ``applied_to``."""
     with reading(session, AccountCredit):

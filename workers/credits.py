@@ -79,9 +79,13 @@ def paypal_payment_takes_credit(session: Session, container: Container, ctx: Eve
     sub = peek(session, Subscription, ctx.ref(resource["billing_agreement_id"]))
     if sale is None or sub is None or sale.status != "completed" or sale.paid_at is None:
         return []
+    account = sub.customer_ref or sub.provider_id
+    if not ledger_credit.ever_granted(session, ctx.merchant, account, ledger_credit.LEDGER):
+        # Most payments: one indexed look before any lock. A grant committed just after this
+        # look is used by the account's next payment instead.
+        return []
     if overpayment_decided(session, ctx.merchant, sale.provider_id):
         return []  # itself paid too much: refunded or credited as such, not a credit's target
-    account = sub.customer_ref or sub.provider_id
     serialize(session, "credit", ctx.merchant, account)
     if ledger_credit.applied(session, ctx.merchant, sale.provider_id):
         return []
