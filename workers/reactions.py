@@ -97,6 +97,9 @@ def paypal_period_paid_twice(session: Session, container: Container, ctx: EventC
     sub = peek(session, Subscription, ctx.ref(sub_ref))
     if sub is None or sub.started_at is None:
         return []
+    sale_ref = resource["id"] if ctx.event_type.startswith("PAYMENT.SALE.") else None
+    if not _may_repeat(session, ctx.merchant, sub, sale_ref):
+        return []  # the common case, told without flushing the batch's writes (see below)
     decided: list[str] = []
     for sale, first, period in _repeated_in_period(session, ctx.merchant, sub):
         if overpayment_decided(session, ctx.merchant, sale.provider_id):
@@ -114,6 +117,64 @@ def paypal_period_paid_twice(session: Session, container: Container, ctx: EventC
 
 
 _PAID_SALE = ("completed", "partially_refunded")
+
+
+def _may_repeat(session: Session, merchant: str, sub: Subscription, sale_ref: str | None
+                ) -> bool:
+    """Whether ``sub`` may hold a repeated payment: another sale in the period of the sale
+    ``sale_ref`` (its own event), or at least two sales at all (the subscription's event).
+
+    A superset of what ``_repeated_in_period`` finds, asked without the flush its exact query
+    needs (this event's own sale is usually unflushed, and a flush per event undid the batch's
+    grouped writes): rows already written, plus those still pending in the session, any status.
+    Asked under the subscription's lock, so a sale another worker is applying is committed."""
+    pending = [o for o in session.new if isinstance(o, Payment) and o.kind == "sale"
+               and o.subscription_ref == sub.provider_id]
+    query = select(Payment.provider_id).where(
+        Payment.merchant == merchant, Payment.kind == "sale",
+        Payment.subscription_ref == sub.provider_id)
+    if sale_ref is not None:
+        sale = next((o for o in pending if o.provider_id == sale_ref), None) or \
+            payment_by_ref(session, merchant, sale_ref)
+        if sale is None or sale.paid_at is None or sub.started_at is None:
+            return False
+        start, end = _period_of(sub, sale.paid_at)
+        pending = [o for o in pending if o.paid_at is not None and start <= o.paid_at < end]
+        query = query.where(Payment.provider_id != sale_ref, Payment.paid_at >= start,
+                            Payment.paid_at < end)
+        needed = 1
+    else:
+        needed = 2
+    with session.no_autoflush:
+        written = set(session.scalars(query.limit(needed + 1)))
+    return len(written | {o.provider_id for o in pending if o.provider_id != sale_ref}) >= needed
+
+
+def _anchor(sub: Subscription) -> datetime:
+    """Where ``sub``'s periods are counted from. PayPal bills later cycles on the billing date
+    at a time of its own (its example: started 21:20:49, next billed 10:00:00Z that day a month
+    on), and its date need not be the UTC one: a period begins at midnight UTC the day before
+    the start's date a month (or term) on."""
+    assert sub.started_at is not None
+    return datetime.combine(sub.started_at.astimezone(UTC).date(), time(0), UTC) - DAY
+
+
+def _step(sub: Subscription) -> int:
+    """The subscription's billing period in months (monthly when the ledger does not know)."""
+    return (sub.interval_count or 1) * (12 if sub.interval == "year" else 1)
+
+
+def _period_index(sub: Subscription, paid_at: datetime) -> int:
+    return max(months_started(_anchor(sub), paid_at) - 1, 0) // _step(sub)
+
+
+def _period_of(sub: Subscription, paid_at: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the billing period ``paid_at`` falls in, as ``_repeated_in_period``
+    counts them (a payment before the first period counts in it)."""
+    index = _period_index(sub, paid_at)
+    anchor, step = _anchor(sub), _step(sub)
+    start = add_months(anchor, index * step) if index else datetime.min.replace(tzinfo=UTC)
+    return start, add_months(anchor, (index + 1) * step)
 
 
 def _repeated_in_period(session: Session, merchant: str, sub: Subscription
@@ -137,16 +198,12 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
     # applied): a payment arriving later for that period is the repeat, whenever it was made.
     credited = ledger_credit.reduced(session, merchant, [s.provider_id for s in sales])
     sales = sorted(sales, key=lambda s: s.provider_id not in credited)  # stable: paid order
-    step = (sub.interval_count or 1) * (12 if sub.interval == "year" else 1)
-    # PayPal bills later cycles on the billing date at a time of its own (its example: started
-    # 21:20:49, next billed 10:00:00Z that day a month on), and its date need not be the UTC
-    # one: a period begins at midnight UTC the day before the start's date a month (or term) on.
-    anchor = datetime.combine(sub.started_at.astimezone(UTC).date(), time(0), UTC) - DAY
+    step = _step(sub)
     first_of: dict[tuple[int, int, str], Payment] = {}
     repeats = []
     for sale in sales:
         assert sale.paid_at is not None  # selected so
-        index = max(months_started(anchor, sale.paid_at) - 1, 0) // step
+        index = _period_index(sub, sale.paid_at)
         key = (index, sale.amount, sale.currency)
         first = first_of.setdefault(key, sale)
         if first is not sale:
