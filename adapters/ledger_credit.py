@@ -90,7 +90,7 @@ def open_grants(session: Session, merchant: str, account_ref: str, currency: str
             select(AccountCredit, AccountCredit.amount + used)
             .where(AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref,
                    AccountCredit.currency == currency.upper(), AccountCredit.amount > 0,
-                   AccountCredit.held_by == held_by,
+                   AccountCredit.applies_to.is_(None), AccountCredit.held_by == held_by,
                    AccountCredit.created_at <= (granted_by or LATEST))
             .order_by(AccountCredit.created_at, AccountCredit.id)).all()
     return [OpenGrant(grant, int(left)) for grant, left in rows if left > 0]
@@ -101,7 +101,8 @@ def ever_granted(session: Session, merchant: str, account_ref: str, held_by: str
     with reading(session, AccountCredit):
         return session.scalars(select(AccountCredit.id).where(
             AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref,
-            AccountCredit.amount > 0, AccountCredit.held_by == held_by).limit(1)).first() \
+            AccountCredit.amount > 0, AccountCredit.applies_to.is_(None),
+            AccountCredit.held_by == held_by).limit(1)).first() \
             is not None
 
 
@@ -119,6 +120,38 @@ def reduced(session: Session, merchant: str, refs: list[str]) -> set[str]:
         return set(session.scalars(select(AccountCredit.applied_to).where(
             AccountCredit.merchant == merchant, AccountCredit.applied_to.in_(refs),
             counts())))
+
+
+def give_back(session: Session, merchant: str, invoice_ref: str, reason: str,
+              now: datetime) -> int:
+    """Stripe voided the invoice ``invoice_ref`` and returned the customer balance it had
+    applied: each use of credit against it is given back to its grant by a positive entry
+    naming the grant and ``<invoice>:voided`` (once); returns the minor units given back."""
+    returned = f"{invoice_ref}:voided"
+    with reading(session, AccountCredit):
+        uses = list(session.scalars(select(AccountCredit).where(
+            AccountCredit.merchant == merchant, AccountCredit.applied_to == invoice_ref,
+            AccountCredit.amount < 0, AccountCredit.held_by == STRIPE_BALANCE)))
+        done = set(session.scalars(select(AccountCredit.applies_to).where(
+            AccountCredit.merchant == merchant, AccountCredit.applied_to == returned)))
+    total = 0
+    for used in uses:
+        if used.applies_to is None or used.applies_to in done:
+            continue
+        session.add(AccountCredit(
+            merchant=used.merchant, account_ref=used.account_ref, amount=-used.amount,
+            currency=used.currency, reason=reason, clause=used.clause, decision_id=None,
+            action_id=None, created_at=now, held_by=used.held_by, applies_to=used.applies_to,
+            applied_to=returned))
+        total -= used.amount
+    return total
+
+
+def kind(entry: AccountCredit) -> str:
+    """``grant``, ``use`` (negative, names what it paid) or ``return`` (a use given back)."""
+    if entry.applies_to is None:
+        return "grant"
+    return "use" if entry.amount < 0 else "return"
 
 
 def use(session: Session, grant: AccountCredit, amount: int, *, applied_to: str, reason: str,

@@ -396,9 +396,12 @@ def show_credit(account: str) -> tuple[Response, int]:
                                              "granted": 0, "used": 0})
         if e.id in counting:
             b["available"] += e.amount
-            b["granted" if e.amount > 0 else "used"] += abs(e.amount)
+            if ledger_credit.kind(e) == "grant":
+                b["granted"] += e.amount
+            else:  # a use (negative) or a use given back (positive)
+                b["used"] -= e.amount
     return jsonify({"account": account, "balances": list(balances.values()), "entries": [
-        {"id": e.id, "kind": "grant" if e.amount > 0 else "use",
+        {"id": e.id, "kind": ledger_credit.kind(e),
          "amount": {"amount": e.amount, "currency": e.currency}, "held_by": e.held_by,
          "reason": e.reason, "clause": e.clause, "decision": e.decision_id,
          "action": e.action_id, "applies_to": e.applies_to, "applied_to": e.applied_to,

@@ -96,13 +96,15 @@ def schemas() -> dict[str, dict[str, Any]]:
                 "available": {"type": "integer", "description": "minor units not yet used"},
                 "granted": {"type": "integer"}, "used": {"type": "integer"}})},
             "entries": {"type": "array", "description": "oldest first", "items": _obj({
-                "id": {"type": "integer"}, "kind": {"enum": ["grant", "use"]},
+                "id": {"type": "integer"},
+                "kind": {"enum": ["grant", "use", "return"],
+                         "description": "return: a use given back (a voided Stripe invoice)"},
                 "amount": {**_MONEY, "description": "a use is negative"},
                 "held_by": {"enum": ["ledger", "stripe_balance"]},
                 "reason": _TEXT, "clause": _null(_TEXT), "decision": _null(_TEXT),
                 "action": _null(_TEXT),
                 "applies_to": _null({"type": "integer",
-                                     "description": "a use: the grant it draws on"}),
+                                     "description": "a use or return: its grant"}),
                 "applied_to": _null({**_TEXT, "description":
                                      "a use: the invoice or payment it paid"}),
                 "counts": {"type": "boolean", "description":

@@ -295,13 +295,14 @@ class Run:
             t.refunds += amount
             t.refunds_by_outcome[outcome or "no decision of ours"] += amount
             t.refunds_by_clause[clause or "none"] += amount
-        credits = select(AccountCredit.currency, AccountCredit.amount).where(
+        credits = select(AccountCredit.currency, AccountCredit.amount,
+                         AccountCredit.applies_to).where(
             AccountCredit.merchant == self.merchant, AccountCredit.created_at >= self.start,
             AccountCredit.created_at < self.end, ledger_credit.counts())
-        for currency, amount in conn.execute(credits):
-            if amount >= 0:
+        for currency, amount, applies_to in conn.execute(credits):
+            if applies_to is None:  # a grant
                 self.totals[currency].credit_granted += amount
-            else:
+            else:  # a use (negative), or a use given back (a voided Stripe invoice)
                 self.totals[currency].credit_used -= amount
 
     def _decision_totals(self, conn: Any) -> None:
@@ -331,6 +332,7 @@ class Run:
             for at, currency, amount in conn.execute(select(
                     AccountCredit.created_at, AccountCredit.currency, AccountCredit.amount).where(
                     AccountCredit.merchant == self.merchant, AccountCredit.amount > 0,
+                    AccountCredit.applies_to.is_(None),
                     AccountCredit.created_at >= self.start, AccountCredit.created_at < self.end)):
                 day(at, currency)["credits"] += amount
             for at, body in conn.execute(select(Decision.evaluated_at, Decision.decision).where(

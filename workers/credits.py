@@ -68,6 +68,22 @@ def stripe_balance_applied(session: Session, container: Container, ctx: EventCon
     return []
 
 
+def stripe_balance_returned(session: Session, container: Container, ctx: EventContext,
+                            inbox_id: int, now: datetime) -> list[str]:
+    """A voided Stripe invoice gives back the customer balance it had applied (Stripe does so
+    since API version 2019-12-03): the uses recorded against it are given back to their grants,
+    which the next invoice may use again."""
+    obj = ctx.payload["data"]["object"]
+    customer, invoice = obj.get("customer"), obj.get("id")
+    if not (isinstance(customer, str) and isinstance(invoice, str)) or obj.get("status") != "void":
+        return []
+    serialize(session, "credit", ctx.merchant, customer)
+    ledger_credit.give_back(session, ctx.merchant, invoice, now=now,
+                            reason=f"Stripe returned the customer balance applied to invoice "
+                                   f"{invoice} when it was voided")
+    return []
+
+
 def paypal_payment_takes_credit(session: Session, container: Container, ctx: EventContext,
                                 inbox_id: int, now: datetime) -> list[str]:
     """Apply the account's ledger credit to its next completed PayPal subscription payment, as

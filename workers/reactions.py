@@ -40,7 +40,11 @@ from workers.cases import (
     subscription_by_ref,
 )
 from workers.context import EventContext
-from workers.credits import paypal_payment_takes_credit, stripe_balance_applied
+from workers.credits import (
+    paypal_payment_takes_credit,
+    stripe_balance_applied,
+    stripe_balance_returned,
+)
 from workers.decide import decide_in, overpayment_decided
 from workers.notices import confirm_cancellation
 
@@ -348,6 +352,7 @@ REACTIONS: dict[tuple[str, str], tuple[Reaction, ...]] = {
     ("stripe", "customer.subscription.deleted"): (provider_cancellation,),
     ("stripe", "invoice.paid"): (stripe_overpaid_invoice, stripe_balance_applied),
     ("stripe", "invoice.finalized"): (stripe_balance_applied,),
+    ("stripe", "invoice.voided"): (stripe_balance_returned,),
     ("stripe", "charge.succeeded"): (stripe_overpaid_invoice,),
 }
 

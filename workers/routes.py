@@ -22,6 +22,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("stripe", "invoice.created"): stripe.invoice,
     ("stripe", "invoice.finalized"): stripe.invoice,
     ("stripe", "invoice.paid"): stripe.invoice,
+    ("stripe", "invoice.voided"): stripe.invoice,
     ("stripe", "invoice.payment_failed"): stripe.invoice,
     ("stripe", "invoice.upcoming"): stripe.invoice,
     # Stripe: money movements

@@ -108,3 +108,45 @@ def test_credit_is_drawn_oldest_first() -> None:
     assert [(g.id, n) for g, n in ledger_credit.plan_uses(grants, 700)] == [(1, 300), (2, 400)]
     assert [(g.id, n) for g, n in ledger_credit.plan_uses(grants, 200)] == [(1, 200)]
     assert ledger_credit.plan_uses(grants, 0) == []
+
+
+def _stripe_grant(container: Container, customer: str, amount: int) -> int:
+    """A credit held on the Stripe customer balance, as a granted credit action leaves it."""
+    with container.sessions() as s, s.begin():
+        grant = AccountCredit(merchant=MERCHANT, account_ref=customer, amount=amount,
+                              currency="USD", reason="service credit", clause="003 §1.12a",
+                              created_at=datetime.now(UTC) - timedelta(hours=1),
+                              held_by=ledger_credit.STRIPE_BALANCE)
+        s.add(grant)
+        s.flush()
+        return grant.id
+
+
+def test_a_voided_stripe_invoice_gives_its_credit_back_for_the_next_one(client, container):
+    """Stripe returns the balance a voided invoice had applied (API 2019-12-03 on): the use is
+    given back to its grant, and the next invoice uses the credit again; the API and the report
+    count it once."""
+    from tests.support import stripe as sig
+
+    scenario = samples.Scenario(key="voided", amount=2000, period_start=int(time.time()) - DAY)
+    customer = scenario.customer_id
+    grant = _stripe_grant(container, customer, 500)
+    first = samples.stripe_event("invoice.finalized", scenario, cycle=1,
+                                 starting_balance=-500, ending_balance=0)
+    voided = samples.stripe_event("invoice.finalized", scenario, cycle=1, event_id="evt_void",
+                                  starting_balance=-500, ending_balance=0, status="void")
+    voided["type"] = "invoice.voided"
+    second = samples.stripe_event("invoice.paid", scenario, cycle=2, starting_balance=-500,
+                                  ending_balance=0)
+    for event in (first, voided, voided, second):
+        sig.post(client, event)
+        run_worker(container)
+    invoices = (first["data"]["object"]["id"], second["data"]["object"]["id"])
+    shown = client.get(f"/v1/accounts/{customer}/credit", headers={
+        "Authorization": "Bearer test-admin-theopenhost-003"}).json
+    assert [(e["kind"], e["amount"]["amount"], e["applies_to"], e["applied_to"])
+            for e in shown["entries"]] == [
+        ("grant", 500, None, None), ("use", -500, grant, invoices[0]),
+        ("return", 500, grant, f"{invoices[0]}:voided"), ("use", -500, grant, invoices[1])]
+    assert shown["balances"] == [{"currency": "USD", "available": 0, "granted": 500,
+                                  "used": 500}]
