@@ -46,6 +46,7 @@ STRIPE_EVENT_TYPES: Final[tuple[str, ...]] = (
     "invoice.finalized",
     "invoice.paid",
     "invoice.payment_failed",
+    "invoice.voided",
     "invoice.upcoming",
     "charge.succeeded",
     "charge.refunded",
@@ -555,7 +556,7 @@ def _stripe_hosted_urls(s: Scenario, cycle: int) -> tuple[str, str]:
 
 
 def _stripe_invoice(s: Scenario, cycle: int, stage: str) -> dict[str, Any]:
-    """The invoice of ``cycle`` at ``stage``: draft, open, paid, failed, or upcoming.
+    """The invoice of ``cycle`` at ``stage``: draft, open, paid, failed, void or upcoming.
 
     As Stripe does, a renewal invoice's own ``period_start``/``period_end`` cover the cycle that
     just ended; the service period billed is on ``lines.data[0].period``. An upcoming invoice has
@@ -565,7 +566,7 @@ def _stripe_invoice(s: Scenario, cycle: int, stage: str) -> dict[str, Any]:
     billed = cycle + 1 if stage == "upcoming" else cycle
     amount = _stripe_amount(s)
     invoice_id = None if stage == "upcoming" else s.stripe_id("invoice", cycle)
-    finalized = stage in ("open", "paid", "failed")
+    finalized = stage in ("open", "paid", "failed", "void")
     paid = stage == "paid"
     attempted = stage in ("paid", "failed")
     if billed == 1:
@@ -957,6 +958,7 @@ _STRIPE_BUILDERS: Final[dict[str, _Builder]] = {
     "invoice.finalized": _invoice_event("open", lambda c: c.invoice_finalized, True),
     "invoice.paid": _invoice_event("paid", lambda c: c.invoice_settled, True),
     "invoice.payment_failed": _invoice_event("failed", lambda c: c.invoice_settled, True),
+    "invoice.voided": _invoice_event("void", lambda c: c.invoice_settled, True),
     "invoice.upcoming": _invoice_event("upcoming", lambda c: c.upcoming, False),
     "charge.succeeded": _charge_succeeded,
     "charge.refunded": _charge_refunded,

@@ -4,8 +4,10 @@ it), worker and clock processes on the embedded Redis and a SQLite ledger."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -93,7 +95,10 @@ def processes(env: dict[str, str], port: int, quiet: bool = False
 
 
 def stop_processes(procs: list[subprocess.Popen[bytes]], grace: float = 15.0) -> None:
-    """SIGTERM each, then wait for each (SIGKILL after ``grace`` seconds)."""
+    """SIGTERM each, then wait for each (SIGKILL after ``grace`` seconds); then the processes
+    they started (gunicorn's workers), which a master that was killed, or a worker stuck on its
+    way out, could leave running: SIGKILL for any still there a few seconds later."""
+    started = {pid for proc in procs for pid in _descendants(proc.pid)} | _our_group()
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
@@ -103,6 +108,60 @@ def stop_processes(procs: list[subprocess.Popen[bytes]], grace: float = 15.0) ->
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    deadline = time.monotonic() + 5
+    while (left := [pid for pid in started if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _our_group() -> set[int]:
+    """When this process leads its process group (a terminal's job, or a session of its own),
+    the members that are not its own children (those it stops itself): the processes of the
+    processes it started, including a gunicorn worker whose master has already gone (an orphan
+    keeps its group). Otherwise none: the group is someone else's."""
+    group = os.getpgrp()
+    if group != os.getpid():
+        return set()
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if int(fields[2]) == group and pid != group and parent != group:
+            members.add(pid)
+    return members
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux: /proc; elsewhere, none known)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its parent."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def wait_ready(base: str, timeout: float) -> bool:

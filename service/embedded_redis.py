@@ -29,6 +29,7 @@ from service.errors import ConfigError
 
 _SOCKET_PATH_LIMIT = 100  # sun_path is 108 bytes on Linux
 _registered: set[tuple[int, Path]] = set()  # (pid, data dir) this process counts itself in
+_EXIT_WAIT = 3.0  # seconds a process exiting gives the lock or the server before it goes
 
 
 def redis_binary() -> str:
@@ -76,8 +77,10 @@ def stop_embedded_redis(data_dir: Path) -> bool:
     url = f"unix://{socket_path(data_dir.resolve())}"
     if not _answers(url):
         return False
-    with contextlib.suppress(redis.ConnectionError):  # it closes the connection as it exits
-        redis.Redis.from_url(url).shutdown(nosave=False)
+    # Bounded: a process exiting must never hang on a server that stopped answering.
+    with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
+        redis.Redis.from_url(url, socket_connect_timeout=0.5,
+                             socket_timeout=_EXIT_WAIT).shutdown(nosave=False)
     return True
 
 
@@ -88,9 +91,11 @@ def release_embedded_redis(data_dir: Path) -> None:
     users = data_dir / "redis" / "users"
     if not users.is_dir():
         return
-    with _start_lock(data_dir / "redis"):
-        (users / str(os.getpid())).unlink(missing_ok=True)
-        if not live_users(data_dir):
+    (users / str(os.getpid())).unlink(missing_ok=True)
+    # At most a few seconds: a process exiting waits for no one. Without the lock another user
+    # is starting or stopping the server, and the last one to leave checks again.
+    with _start_lock(data_dir / "redis", wait=_EXIT_WAIT) as held:
+        if held and not live_users(data_dir):
             stop_embedded_redis(data_dir)
 
 
@@ -144,11 +149,27 @@ def _zombie(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _start_lock(workdir: Path) -> Iterator[None]:
+def _start_lock(workdir: Path, wait: float | None = None) -> Iterator[bool]:
+    """The lock that orders starting and stopping the server; with ``wait``, given up after
+    that many seconds (then False: not held)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / "start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+        if wait is None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield True
+            return
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+            else:
+                yield True
+                return
 
 
 def _server_args(workdir: Path, sock: Path) -> list[str]:
@@ -168,6 +189,7 @@ def _server_args(workdir: Path, sock: Path) -> list[str]:
 
 def _answers(url: str) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5,
+                                         socket_timeout=_EXIT_WAIT).ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False

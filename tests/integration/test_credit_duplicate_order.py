@@ -20,11 +20,10 @@ from service.bootstrap import Container
 from tests.integration.test_credit_applied import (
     DAY,
     _credit_then_payment,
-    _post,
-    _sale,
     _token,
 )
 from tests.support.delivery import run_worker
+from tests.support.paypal import deliver, sale_at
 
 
 def _refunds_answered() -> None:
@@ -49,8 +48,8 @@ def test_the_payment_that_took_credit_is_kept_and_the_other_is_the_repeat(
     with container.sessions() as s:
         paid_at = s.scalars(select(Payment.paid_at).where(Payment.provider_id == later)).one()
     assert paid_at is not None
-    earlier = _sale(scenario, 3, paid_at - timedelta(seconds=1), "EARLIER-credit-dup")
-    _post(client, earlier)
+    earlier = sale_at(scenario, 3, paid_at - timedelta(seconds=1), "EARLIER-credit-dup")
+    deliver(client, earlier)
     run_worker(container)
     with container.sessions() as s:
         kinds = {(k, p) for k, p in s.execute(select(Decision.request_kind, Decision.payment_ref))}

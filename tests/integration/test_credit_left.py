@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from ledger.models import Decision
 from sandbox import samples
-from tests.integration.test_credit_applied import DAY, _post, _sale, _token
+from tests.integration.test_credit_applied import DAY, _token
 from tests.support.delivery import run_worker
+from tests.support.paypal import deliver, sale_at
 
 
 @responses.activate
@@ -22,14 +23,15 @@ def test_a_second_use_of_a_credit_names_what_was_left_of_it(client, container):
                                 period_start=int(time.time()) - 79 * DAY)
     first = datetime.fromtimestamp(scenario.period(1)[0], UTC)
     for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
-                  _sale(scenario, 1, first),
-                  _sale(scenario, 1, first + timedelta(days=1), "TWICE-credit-left")):
-        _post(client, event)
+                  sale_at(scenario, 1, first),
+                  sale_at(scenario, 1, first + timedelta(days=1), "TWICE-credit-left")):
+        deliver(client, event)
         run_worker(container)  # 19.00 of credit
-    small = _sale(scenario, 3, datetime.now(UTC) + timedelta(seconds=2), "SMALL-credit-left")
+    small = sale_at(scenario, 3, datetime.now(UTC) + timedelta(seconds=2), "SMALL-credit-left")
     small["resource"]["amount"] = {"total": "10.00", "currency": "USD"}
-    _post(client, small)
-    _post(client, _sale(scenario, 4, datetime.now(UTC) + timedelta(seconds=3), "NEXT-credit-left"))
+    deliver(client, small)
+    after = datetime.now(UTC) + timedelta(seconds=3)
+    deliver(client, sale_at(scenario, 4, after, "NEXT-credit-left"))
     run_worker(container)
     with container.sessions() as s:
         cases = {d.payment_ref: d.case for d in s.scalars(select(Decision).where(

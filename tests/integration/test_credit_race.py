@@ -12,51 +12,21 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import responses
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from adapters import ledger_credit
 from ledger.models import AccountCredit, InboxEvent
 from sandbox import samples
-from service.bootstrap import Container
 from tests.integration.test_credit_applied import (
     DAY,
     MERCHANT,
     _credit_then_payment,
-    _post,
-    _sale,
     _token,
 )
 from tests.support.delivery import run_worker
+from tests.support.paypal import deliver, sale_at
 from workers.drain import process_batch
-
-_HOLD = """
-CREATE OR REPLACE FUNCTION test_hold_commit() RETURNS trigger AS $$
-BEGIN
-  IF NEW.event_id = '{event_id}' AND NEW.status = 'processed' THEN
-    PERFORM pg_sleep(1.5);
-  END IF;
-  RETURN NEW;
-END $$ LANGUAGE plpgsql;
-CREATE TRIGGER test_hold_commit BEFORE UPDATE ON inbox_events
-  FOR EACH ROW EXECUTE FUNCTION test_hold_commit();
-"""
-
-
-@pytest.fixture
-def hold_commit(container: Container):
-    if container.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer at a time: the two transactions cannot overlap")
-
-    def install(event_id: str) -> None:
-        with container.engine.begin() as conn:
-            conn.execute(text(_HOLD.format(event_id=event_id)))
-
-    yield install
-    with container.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER IF EXISTS test_hold_commit ON inbox_events"))
-        conn.execute(text("DROP FUNCTION IF EXISTS test_hold_commit()"))
 
 
 @responses.activate
@@ -66,10 +36,10 @@ def test_two_payments_of_one_account_applied_side_by_side_use_its_credit_once(
     payer, first_sale = _credit_then_payment(client, container, "race-credit")
     other = samples.Scenario(key="race-credit-2", amount=2000, payment_method="paypal",
                              period_start=int(time.time()) - 49 * DAY)
-    _post(client, samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", other,
+    deliver(client, samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", other,
                                        subscriber={"payer_id": payer}))
-    second = _sale(other, 3, datetime.now(UTC) + timedelta(seconds=3), "RACE-SECOND")
-    _post(client, second)
+    second = sale_at(other, 3, datetime.now(UTC) + timedelta(seconds=3), "RACE-SECOND")
+    deliver(client, second)
     with container.sessions() as s:
         pending = dict(s.execute(select(InboxEvent.event_id, InboxEvent.id).where(
             InboxEvent.status != "processed")).all())

@@ -19,10 +19,10 @@ from tests.integration.test_credit_applied import (
     DAY,
     MERCHANT,
     _credit_then_payment,
-    _post,
     _token,
 )
 from tests.support.delivery import run_worker
+from tests.support.paypal import deliver
 
 HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
 
@@ -80,7 +80,7 @@ def test_a_refund_that_landed_after_its_action_failed_keeps_the_credit_used(clie
     refunded = samples.paypal_event("PAYMENT.SALE.REFUNDED", scenario, cycle=3,
                                     sale_id=sale, invoice_number=action.id,
                                     amount={"total": "19.00", "currency": "USD"})
-    _post(client, refunded)
+    deliver(client, refunded)
     run_worker(container)
     with container.sessions() as s:
         balance = ledger_credit.balance(s, MERCHANT, payer, "USD").amount

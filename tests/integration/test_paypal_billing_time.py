@@ -5,11 +5,9 @@ second period: it is not a second payment of the first."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
-from typing import Any
 
 import pytest
 import responses
@@ -20,25 +18,9 @@ from ledger.models import Action, Decision
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support.delivery import run_worker
-from tests.support.paypal import shared_signer
+from tests.support.paypal import deliver, sale_at
 
 DAY = 86400
-
-
-def _post(client: FlaskClient, event: dict[str, Any]) -> None:
-    raw = json.dumps(event).encode()
-    resp = client.post("/webhooks/theopenhost/paypal", data=raw,
-                       headers=shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003"),
-                       content_type="application/json")
-    assert resp.status_code == 200
-
-
-def _sale_at(scenario: samples.Scenario, cycle: int, at: datetime) -> dict[str, Any]:
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    event = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=cycle,
-                                 create_time=stamp, update_time=stamp)
-    event["resource"]["create_time"] = stamp
-    return event
 
 
 @responses.activate
@@ -57,8 +39,8 @@ def test_a_renewal_billed_earlier_in_the_day_than_the_start_is_not_an_overpaymen
                    - timedelta(days=billed_days_early)).date()
     renewal = datetime.combine(renewal_day, time_of_day(10), UTC)
     for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
-                  _sale_at(scenario, 1, start), _sale_at(scenario, 2, renewal)):
-        _post(client, event)
+                  sale_at(scenario, 1, start), sale_at(scenario, 2, renewal)):
+        deliver(client, event)
         run_worker(container)
     with container.sessions() as s:
         decisions = s.scalars(select(Decision)).all()

@@ -17,18 +17,10 @@ from ledger.models import Action, ActionStatus, Decision
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support.delivery import run_worker
-from tests.support.paypal import shared_signer
+from tests.support.paypal import deliver
 
 DAY = 86400
 API = "https://api-m.sandbox.paypal.com"
-
-
-def _post(client: FlaskClient, event: dict[str, Any]) -> None:
-    raw = json.dumps(event).encode()
-    resp = client.post("/webhooks/theopenhost/paypal", data=raw,
-                       headers=shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003"),
-                       content_type="application/json")
-    assert resp.status_code == 200
 
 
 def _manual(scenario: samples.Scenario, cycle: int, after_days: int) -> dict[str, Any]:
@@ -62,12 +54,12 @@ def test_a_second_payment_for_a_paid_period_is_refunded_less_the_fee_once(
     scenario = samples.Scenario(key="dup", amount=2000, payment_method="paypal",
                                 period_start=int(time.time() - 40 * DAY))
     _refunds_answered()
-    _post(client, samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1))
+    deliver(client, samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1))
     events = {"subscription": samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
               "sale": samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2),
               "manual": _manual(scenario, 2, after_days=2)}
     for name in order:
-        _post(client, events[name])
+        deliver(client, events[name])
         run_worker(container)
     with container.sessions() as s:
         decisions = s.scalars(select(Decision).where(Decision.request_kind == "overpayment")
@@ -94,7 +86,7 @@ def test_one_payment_per_period_and_a_different_amount_are_not_overpayments(
     for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
                   samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1), fee,
                   samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)):
-        _post(client, event)
+        deliver(client, event)
         run_worker(container)
     with container.sessions() as s:
         assert s.scalars(select(Decision).where(Decision.request_kind == "overpayment")

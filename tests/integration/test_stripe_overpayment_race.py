@@ -13,43 +13,14 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from ledger.models import Decision, InboxEvent
 from sandbox import samples
-from service.bootstrap import Container
 from tests.support import stripe as sig
 from workers.drain import process_batch
 
 DAY = 86400
-
-_HOLD = """
-CREATE OR REPLACE FUNCTION test_hold_commit() RETURNS trigger AS $$
-BEGIN
-  IF NEW.event_type = '{event_type}' AND NEW.status = 'processed' THEN
-    PERFORM pg_sleep(1.5);
-  END IF;
-  RETURN NEW;
-END $$ LANGUAGE plpgsql;
-CREATE TRIGGER test_hold_commit BEFORE UPDATE ON inbox_events
-  FOR EACH ROW EXECUTE FUNCTION test_hold_commit();
-"""
-
-
-@pytest.fixture
-def hold_commit(container: Container):
-    if container.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer at a time: the two transactions cannot overlap")
-
-    def install(event_type: str) -> None:
-        with container.engine.begin() as conn:
-            conn.execute(text(_HOLD.format(event_type=event_type)))
-
-    yield install
-    with container.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER IF EXISTS test_hold_commit ON inbox_events"))
-        conn.execute(text("DROP FUNCTION IF EXISTS test_hold_commit()"))
-
 
 @pytest.mark.parametrize("first", ["invoice.paid", "charge.succeeded"])
 def test_an_overpayment_whose_two_events_are_applied_side_by_side_is_decided_once(
@@ -67,7 +38,7 @@ def test_an_overpayment_whose_two_events_are_applied_side_by_side_is_decided_onc
         ids: dict[str, int] = dict(s.execute(select(InboxEvent.event_type, InboxEvent.id)).all())
         partitions = set(s.scalars(select(InboxEvent.partition)).all())
     assert len(partitions) == 2, "the pair must be on two partitions for the test to mean much"
-    hold_commit(first)
+    hold_commit(events[first]["id"])
     second = next(t for t in events if t != first)
     held = threading.Thread(target=process_batch, args=(container, [ids[first]]))
     held.start()

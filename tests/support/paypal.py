@@ -81,3 +81,27 @@ def dispute_event(sale_id: str, status: str, outcome: str | None = None,
             "create_time": at, "resource_type": "dispute",
             "event_type": f"CUSTOMER.DISPUTE.{kind}", "summary": "A dispute was updated",
             "resource": resource, "links": []}
+
+
+def deliver(client: Any, event: dict[str, Any], merchant: str = "theopenhost",
+            webhook_id: str = "WH-THEOPENHOST-SANDBOX-003") -> None:
+    """POST ``event`` to the app under test, signed as PayPal would; asserts the 200."""
+    raw = json.dumps(event).encode()
+    resp = client.post(f"/webhooks/{merchant}/paypal", data=raw,
+                       headers=shared_signer().headers(raw, webhook_id),
+                       content_type="application/json")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+
+
+def sale_at(scenario: Any, cycle: int, at: datetime, sale_id: str | None = None
+            ) -> dict[str, Any]:
+    """The cycle's completed sale, paid at ``at`` (the sale's own time, not only the event's);
+    ``sale_id`` makes it another sale of that cycle (a manual payment, say)."""
+    from sandbox import samples
+
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    extra = {"id": sale_id, "event_id": f"WH-{sale_id}"} if sale_id else {}
+    event = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=cycle,
+                                 create_time=stamp, update_time=stamp, **extra)
+    event["resource"]["create_time"] = stamp
+    return event
