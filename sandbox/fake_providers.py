@@ -337,22 +337,11 @@ class FakeProviders:
     def stripe_refund_list(self, query: Mapping[str, list[str]]) -> Answer:
         """``GET /v1/refunds``: newest first, by charge or payment intent, a page at a time."""
         params = {k: v[-1] for k, v in query.items()}
-        limit = int(params.get("limit", "10")) if params.get("limit", "10").isdigit() else 0
-        if not 1 <= limit <= 100:
-            return _stripe_error(400, "parameter_invalid_integer", "This value must be between "
-                                 "1 and 100.", param="limit")
         with self.lock:
-            found = [r for r in reversed(self._stripe_refunds)
+            found = [r for r in self._stripe_refunds
                      if all(r[f] == params[f] for f in ("charge", "payment_intent")
                             if f in params)]
-        after = params.get("starting_after")
-        if after is not None:
-            ids = [r["id"] for r in found]
-            if after not in ids:
-                return _stripe_refused("not_found", param="starting_after", id=after)
-            found = found[ids.index(after) + 1:]
-        return 200, {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
-                     "url": "/v1/refunds"}
+        return _stripe_page(found, query, "/v1/refunds")
 
     # -- PayPal ------------------------------------------------------------------------------
 
