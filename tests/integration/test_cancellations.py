@@ -226,6 +226,22 @@ def test_a_decided_cancellation_writes_its_confirmation_notice(client, container
     assert [n.kind for n in notices] == ["cancellation_confirmation"]
 
 
+def _cancelled_in_stripe(client: FlaskClient, container: Container, key: str,
+                         at: datetime) -> None:
+    """A One Click subscription of October 2026, paid, then cancelled by the customer in
+    Stripe at ``at``; every event applied."""
+    scenario = samples.Scenario(key=key, amount=5000,
+                                period_start=int(datetime(2026, 10, 1, tzinfo=UTC).timestamp()))
+    cancelled_at = int(at.timestamp())
+    for event in (samples.stripe_event("customer.subscription.created", scenario),
+                  samples.stripe_event("charge.succeeded", scenario),
+                  samples.stripe_event("customer.subscription.deleted", scenario,
+                                       canceled_at=cancelled_at, ended_at=cancelled_at)):
+        assert sig.post(client, event, merchant="oneclick",
+                        secret="whsec_test_oneclick_current").status_code == 200
+        run_worker(container)
+
+
 def test_a_late_cancellation_at_the_provider_goes_to_review_for_the_period_owed(client,
                                                                                 container):
     """000: cancelled in Stripe on the 26th: the next month is owed, which the provider will no
@@ -233,17 +249,8 @@ def test_a_late_cancellation_at_the_provider_goes_to_review_for_the_period_owed(
     from ledger.models import Decision, DecisionStatus, InboxEvent
     from ledger.schedule_models import Notice
 
-    scenario = samples.Scenario(key="late-cancel", amount=5000,
-                                period_start=int(datetime(2026, 10, 1, tzinfo=UTC)
-                                                 .timestamp()))
-    cancelled_at = int(datetime(2026, 10, 26, 12, tzinfo=UTC).timestamp())
-    secret = "whsec_test_oneclick_current"
-    for event in (samples.stripe_event("customer.subscription.created", scenario),
-                  samples.stripe_event("charge.succeeded", scenario),
-                  samples.stripe_event("customer.subscription.deleted", scenario,
-                                       canceled_at=cancelled_at, ended_at=cancelled_at)):
-        assert sig.post(client, event, merchant="oneclick", secret=secret).status_code == 200
-        run_worker(container)
+    _cancelled_in_stripe(client, container, "late-cancel",
+                         datetime(2026, 10, 26, 12, tzinfo=UTC))
     with container.sessions() as s:
         decision = s.scalars(select(Decision)).one()
         source = s.get(InboxEvent, decision.source_event_id)
@@ -261,17 +268,8 @@ def test_a_cancellation_is_timed_on_the_merchants_calendar(client, container):
     UTC it would be the 25th and cost a month."""
     from ledger.models import Decision
 
-    scenario = samples.Scenario(key="ny-cancel", amount=5000,
-                                period_start=int(datetime(2026, 10, 1, tzinfo=UTC)
-                                                 .timestamp()))
-    cancelled_at = int(datetime(2026, 10, 25, 3, 30, tzinfo=UTC).timestamp())
-    secret = "whsec_test_oneclick_current"
-    for event in (samples.stripe_event("customer.subscription.created", scenario),
-                  samples.stripe_event("charge.succeeded", scenario),
-                  samples.stripe_event("customer.subscription.deleted", scenario,
-                                       canceled_at=cancelled_at, ended_at=cancelled_at)):
-        assert sig.post(client, event, merchant="oneclick", secret=secret).status_code == 200
-        run_worker(container)
+    _cancelled_in_stripe(client, container, "ny-cancel",
+                         datetime(2026, 10, 25, 3, 30, tzinfo=UTC))
     with container.sessions() as s:
         decision = s.scalars(select(Decision)).one()
     assert decision.case["time_zone"] == "America/New_York"
