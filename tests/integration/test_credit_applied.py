@@ -22,19 +22,40 @@ API = "https://api-m.sandbox.paypal.com"
 MERCHANT = "theopenhost"
 
 
-def _credit_then_payment(client: Any, container: Container, key: str) -> tuple[str, str]:
-    """A first period paid twice 48 days ago (19.00 of credit), then a payment made now."""
+def _credited(client: Any, container: Container, key: str, days_ago: int = 49
+              ) -> samples.Scenario:
+    """A 20.00 PayPal subscription that began ``days_ago`` days ago, its first period paid
+    twice: over 45 days old, the repeat became 19.00 of credit (003 §1.7c, less 5%)."""
     scenario = samples.Scenario(key=key, amount=2000, payment_method="paypal",
-                                period_start=int(time.time()) - 49 * DAY)
+                                period_start=int(time.time()) - days_ago * DAY)
     first = datetime.fromtimestamp(scenario.period(1)[0], UTC)
     for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
                   sale_at(scenario, 1, first), sale_at(scenario, 1, first + timedelta(days=1),
                                                    f"TWICE-{key}")):
         deliver(client, event)
         run_worker(container)
+    return scenario
+
+
+def _credit_then_payment(client: Any, container: Container, key: str) -> tuple[str, str]:
+    """A first period paid twice 48 days ago (19.00 of credit), then a payment made now."""
+    scenario = _credited(client, container, key)
     later = sale_at(scenario, 3, datetime.now(UTC) + timedelta(seconds=2))
     deliver(client, later)
     return scenario.paypal_payer_id, later["resource"]["id"]
+
+
+def _failed_application(client: Any, container: Container, key: str) -> tuple[str, str, str]:
+    """The credit applied to the next payment, and PayPal refusing that refund: (payer, sale,
+    the credit application's decision id)."""
+    payer, sale = _credit_then_payment(client, container, key)
+    responses.post(f"{API}/v1/payments/sale/{sale}/refund", status=422, json={
+        "name": "TRANSACTION_REFUSED", "message": "The request was refused"})
+    run_worker(container)
+    with container.sessions() as s:
+        decision = s.scalars(select(Decision).where(
+            Decision.request_kind == "credit_application")).one()
+    return payer, sale, decision.id
 
 
 def _token() -> None:
@@ -45,13 +66,10 @@ def _token() -> None:
 @responses.activate
 def test_a_refused_refund_gives_the_credit_back_for_the_next_payment(client, container):
     _token()
-    payer, sale = _credit_then_payment(client, container, "credit-refused")
-    responses.post(f"{API}/v1/payments/sale/{sale}/refund", status=422, json={
-        "name": "TRANSACTION_REFUSED", "message": "The request was refused"})
-    run_worker(container)
+    payer, sale, decision_id = _failed_application(client, container, "credit-refused")
     with container.sessions() as s:
-        decision = s.scalars(select(Decision).where(
-            Decision.request_kind == "credit_application")).one()
+        decision = s.get(Decision, decision_id)
+        assert decision is not None
         action = s.scalars(select(Action).where(Action.decision_id == decision.id)).one()
         (grant,) = ledger_credit.open_grants(s, MERCHANT, payer, "USD", ledger_credit.LEDGER)
         balance = ledger_credit.balance(s, MERCHANT, payer, "USD").amount
@@ -66,15 +84,9 @@ def test_a_refused_refund_gives_the_credit_back_for_the_next_payment(client, con
 def test_credit_applies_only_to_payments_made_after_it_was_granted(client, container):
     """The second period's payment, made before the credit existed, takes none of it."""
     _token()
-    scenario = samples.Scenario(key="credit-before", amount=2000, payment_method="paypal",
-                                period_start=int(time.time()) - 49 * DAY)
-    first = datetime.fromtimestamp(scenario.period(1)[0], UTC)
-    for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
-                  sale_at(scenario, 1, first), sale_at(scenario, 1, first + timedelta(days=1),
-                                                   "TWICE-credit-before"),
-                  sale_at(scenario, 2, datetime.fromtimestamp(scenario.period(2)[0], UTC))):
-        deliver(client, event)
-        run_worker(container)
+    scenario = _credited(client, container, "credit-before")
+    deliver(client, sale_at(scenario, 2, datetime.fromtimestamp(scenario.period(2)[0], UTC)))
+    run_worker(container)
     with container.sessions() as s:
         assert s.scalars(select(Decision.request_kind)).all() == ["overpayment"]
         assert ledger_credit.balance(s, MERCHANT, scenario.paypal_payer_id, "USD").amount == 1900

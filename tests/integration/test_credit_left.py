@@ -3,15 +3,13 @@ this payment (an auditor replaying the decision reads it), not what was first gr
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import responses
 from sqlalchemy import select
 
 from ledger.models import Decision
-from sandbox import samples
-from tests.integration.test_credit_applied import DAY, _token
+from tests.integration.test_credit_applied import _credited, _token
 from tests.support.delivery import run_worker
 from tests.support.paypal import deliver, sale_at
 
@@ -19,14 +17,7 @@ from tests.support.paypal import deliver, sale_at
 @responses.activate
 def test_a_second_use_of_a_credit_names_what_was_left_of_it(client, container):
     _token()
-    scenario = samples.Scenario(key="credit-left", amount=2000, payment_method="paypal",
-                                period_start=int(time.time()) - 79 * DAY)
-    first = datetime.fromtimestamp(scenario.period(1)[0], UTC)
-    for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
-                  sale_at(scenario, 1, first),
-                  sale_at(scenario, 1, first + timedelta(days=1), "TWICE-credit-left")):
-        deliver(client, event)
-        run_worker(container)  # 19.00 of credit
+    scenario = _credited(client, container, "credit-left", days_ago=79)  # 19.00 of credit
     small = sale_at(scenario, 3, datetime.now(UTC) + timedelta(seconds=2), "SMALL-credit-left")
     small["resource"]["amount"] = {"total": "10.00", "currency": "USD"}
     deliver(client, small)

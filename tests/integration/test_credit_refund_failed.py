@@ -5,7 +5,6 @@ credit a second time (as a refund, while the credit stays on the account)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import responses
 from sqlalchemy import select
@@ -13,29 +12,16 @@ from sqlalchemy import select
 from adapters import ledger_credit
 from ledger.models import Action, Decision, DecisionStatus
 from sandbox import samples
-from service.bootstrap import Container
 from tests.integration.test_credit_applied import (
-    API,
     DAY,
     MERCHANT,
-    _credit_then_payment,
+    _failed_application,
     _token,
 )
 from tests.support.delivery import run_worker
 from tests.support.paypal import deliver
 
 HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
-
-
-def _failed_application(client: Any, container: Container, key: str) -> tuple[str, str, str]:
-    payer, sale = _credit_then_payment(client, container, key)
-    responses.post(f"{API}/v1/payments/sale/{sale}/refund", status=422, json={
-        "name": "TRANSACTION_REFUSED", "message": "The request was refused"})
-    run_worker(container)
-    with container.sessions() as s:
-        decision = s.scalars(select(Decision).where(
-            Decision.request_kind == "credit_application")).one()
-    return payer, sale, decision.id
 
 
 @responses.activate
