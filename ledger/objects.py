@@ -237,6 +237,7 @@ def all_or_nothing(session: Session) -> None:
 
 
 _CACHE = "ledger.objects.locked"
+_MEMO = "ledger.objects.memo"
 _ALL_OR_NOTHING = "ledger.objects.all_or_nothing"
 _ABSENT = object()  # in the cache: prefetched, and not in the ledger
 
@@ -246,9 +247,19 @@ def _forget_at_the_end(session: Session, transaction: Any) -> None:
     """Locks end with the transaction (a savepoint's release ends no lock)."""
     if transaction.parent is None:
         session.info.pop(_CACHE, None)
+        session.info.pop(_MEMO, None)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_after_rollback(session: Session, previous_transaction: Any) -> None:
     """A rollback, even of a savepoint, may have dropped objects: forget them all."""
     session.info.pop(_CACHE, None)
+    session.info.pop(_MEMO, None)
+
+
+def transaction_memo(session: Session) -> dict[Any, Any]:
+    """What this transaction has learnt (locks it holds, facts read under them), forgotten as
+    the cache of locked objects is: when the transaction ends and after any rollback, even of a
+    savepoint (which gives back the locks taken inside it)."""
+    memo: dict[Any, Any] = session.info.setdefault(_MEMO, {})
+    return memo

@@ -36,7 +36,7 @@ from service.logs import log_context
 from workers.context import EventContext, Handler, dig
 from workers.decide import enqueue_actions_of
 from workers.dispatch import flag_key, list_key
-from workers.reactions import reactions_for
+from workers.reactions import prepare_batch, reactions_for
 from workers.routes import handler_for
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,9 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
         rows = list(session.scalars(query))
         payloads = {row.id: _payload(row) for row in rows}  # parsed once, for both uses
         if not isolated:
+            # The reactions' locks first, then the rows, in the order every worker takes them.
+            prepare_batch(session, [(row.merchant, row.provider, row.event_type, payload)
+                                    for row in rows if (payload := payloads[row.id])])
             prefetch(session, _LEDGER_MODELS,
                      {ref for row in rows for ref in _named(row, payloads[row.id])})
         for row in rows:
@@ -219,7 +222,8 @@ def _named(row: InboxEvent, payload: dict[str, Any] | None) -> list[Ref]:
         return []
     payer = obj.get("subscriber")
     payer = payer if isinstance(payer, dict) else {}
-    ids = [obj.get("id"), obj.get("customer"), payer.get("payer_id") or payer.get("email_address")]
+    ids = [obj.get("id"), obj.get("customer"), payer.get("payer_id") or payer.get("email_address"),
+           obj.get("billing_agreement_id")]  # a PayPal sale's subscription, which it locks
     ids += [dig(rf, "id") for rf in dig(obj, "refunds", "data") or []]
     return [Ref(row.merchant, row.provider, i) for i in ids if isinstance(i, str) and i]
 

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from adapters import ledger_credit
 from gateway.envelope import parse_time
 from ledger import audit, refundable
 from ledger.db import reading
-from ledger.locks import serialize
+from ledger.locks import LockName, serialize, serialize_all
 from ledger.models import (
     DecisionStatus,
     Invoice,
@@ -25,7 +25,7 @@ from ledger.models import (
     Subscription,
     SupportRequest,
 )
-from ledger.objects import find, peek
+from ledger.objects import find, peek, transaction_memo
 from policy import PolicyError
 from policy.timing import DAY, add_months, months_started
 from service.bootstrap import Container
@@ -91,13 +91,11 @@ def paypal_period_paid_twice(session: Session, container: Container, ctx: EventC
     of different partitions, so every run takes the subscription's lock first (see
     ``stripe_overpaid_invoice``); each duplicate is decided once."""
     resource = ctx.payload["resource"]
-    if ctx.event_type.startswith("PAYMENT.SALE."):
-        if resource.get("sale_id") or not resource.get("billing_agreement_id"):
-            return []
-        sub_ref = resource["billing_agreement_id"]
-    else:
-        sub_ref = resource["id"]
-    serialize(session, "paypal-period", ctx.merchant, sub_ref)
+    lock = _period_lock(ctx.merchant, ctx.event_type, ctx.payload)
+    if lock is None:
+        return []
+    serialize(session, *lock)
+    sub_ref = lock[-1]
     sub = peek(session, Subscription, ctx.ref(sub_ref))
     if sub is None or sub.started_at is None:
         return []
@@ -130,28 +128,34 @@ def _may_repeat(session: Session, merchant: str, sub: Subscription, sale_ref: st
 
     A superset of what ``_repeated_in_period`` finds, asked without the flush its exact query
     needs (this event's own sale is usually unflushed, and a flush per event undid the batch's
-    grouped writes): rows already written, plus those still pending in the session, any status.
-    Asked under the subscription's lock, so a sale another worker is applying is committed."""
-    pending = [o for o in session.new if isinstance(o, Payment) and o.kind == "sale"
-               and o.subscription_ref == sub.provider_id]
-    query = select(Payment.provider_id).where(
-        Payment.merchant == merchant, Payment.kind == "sale",
-        Payment.subscription_ref == sub.provider_id)
-    if sale_ref is not None:
-        sale = next((o for o in pending if o.provider_id == sale_ref), None) or \
-            payment_by_ref(session, merchant, sale_ref)
-        if sale is None or sale.paid_at is None or sub.started_at is None:
-            return False
-        start, end = _period_of(sub, sale.paid_at)
-        pending = [o for o in pending if o.paid_at is not None and start <= o.paid_at < end]
-        query = query.where(Payment.provider_id != sale_ref, Payment.paid_at >= start,
-                            Payment.paid_at < end)
-        needed = 1
-    else:
-        needed = 2
-    with session.no_autoflush:
-        written = set(session.scalars(query.limit(needed + 1)))
-    return len(written | {o.provider_id for o in pending if o.provider_id != sale_ref}) >= needed
+    grouped writes): rows already written, plus those this transaction holds, any status."""
+    sales = _sales_of(session, merchant, sub.provider_id)
+    if sale_ref is None:
+        return len(sales) >= 2
+    paid = sales.get(sale_ref)
+    if paid is None or sub.started_at is None:
+        return False
+    start, end = _period_of(sub, paid)
+    return any(ref != sale_ref and at is not None and start <= at < end
+               for ref, at in sales.items())
+
+
+def _sales_of(session: Session, merchant: str, sub_ref: str) -> dict[str, datetime | None]:
+    """When each sale of subscription ``sub_ref`` was paid: as written (read by
+    ``prepare_batch`` for the batch, else now), and as this transaction holds them (loaded or
+    added, flushed or not), which wins. Asked under the subscription's lock, so a sale another
+    worker is applying is committed before it is read."""
+    written = transaction_memo(session).get(_SALES, {}).get((merchant, sub_ref))
+    if written is None:
+        with session.no_autoflush:
+            written = dict(session.execute(
+                select(Payment.provider_id, Payment.paid_at).where(
+                    Payment.merchant == merchant, Payment.kind == "sale",
+                    Payment.subscription_ref == sub_ref)).all())
+    held = {o.provider_id: o.paid_at for o in (*session.new, *session.identity_map.values())
+            if isinstance(o, Payment) and o.kind == "sale" and o.merchant == merchant
+            and o.subscription_ref == sub_ref}
+    return {**written, **held}
 
 
 def _anchor(sub: Subscription) -> datetime:
@@ -241,17 +245,16 @@ def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventCo
     overpayment is decided once whatever the arrival order.
     """
     obj = ctx.payload["data"]["object"]
-    if obj.get("object") == "charge":
-        charge_ref, invoice_ref = obj.get("id"), obj.get("invoice")
-    else:
-        charge_ref, invoice_ref = None, obj.get("id")
-    if not isinstance(invoice_ref, str):
+    charge_ref = obj.get("id") if obj.get("object") == "charge" else None
+    lock = _overpayment_lock(ctx.merchant, ctx.event_type, ctx.payload)
+    if lock is None:
         return []
     # The invoice and its charge are applied by the workers of two partitions, side by side on
     # PostgreSQL: each could commit without seeing the other's row, and the overpayment would be
     # decided by neither. Both events take this lock first, so the second waits for the first to
     # commit and then sees its row (read committed); the check below keeps it decided once.
-    serialize(session, "stripe-overpayment", ctx.merchant, invoice_ref)
+    serialize(session, *lock)
+    invoice_ref = lock[-1]
     # Neither is locked: the other belongs to another partition, and its worker may hold it.
     invoice = peek(session, Invoice, ctx.ref(invoice_ref))
     if invoice is None:
@@ -359,3 +362,70 @@ REACTIONS: dict[tuple[str, str], tuple[Reaction, ...]] = {
 
 def reactions_for(provider: str, event_type: str) -> tuple[Reaction, ...]:
     return REACTIONS.get((provider, event_type), ())
+
+
+# -- what a batch's reactions will lock and read, asked for once per batch --------------------
+
+def _period_lock(merchant: str, event_type: str, payload: dict[str, Any]) -> LockName | None:
+    """The lock ``paypal_period_paid_twice`` takes: its subscription's (a sale names it as
+    its billing agreement; a refund of a sale names none)."""
+    resource = payload.get("resource")
+    if not isinstance(resource, dict):
+        return None
+    if event_type.startswith("PAYMENT.SALE."):
+        if resource.get("sale_id"):
+            return None
+        sub_ref = resource.get("billing_agreement_id")
+    else:
+        sub_ref = resource.get("id")
+    return ("paypal-period", merchant, sub_ref) if isinstance(sub_ref, str) and sub_ref else None
+
+
+def _overpayment_lock(merchant: str, event_type: str, payload: dict[str, Any]
+                      ) -> LockName | None:
+    """The lock ``stripe_overpaid_invoice`` takes: the invoice's, which its charge names."""
+    obj = payload.get("data", {}).get("object") if isinstance(payload.get("data"), dict) else None
+    if not isinstance(obj, dict):
+        return None
+    invoice_ref = obj.get("invoice") if obj.get("object") == "charge" else obj.get("id")
+    return ("stripe-overpayment", merchant, invoice_ref) if isinstance(invoice_ref, str) else None
+
+
+_LOCKS: dict[Reaction, Callable[[str, str, dict[str, Any]], LockName | None]] = {
+    paypal_period_paid_twice: _period_lock,
+    stripe_overpaid_invoice: _overpayment_lock,
+}
+_SALES = "sales by subscription"  # in the transaction's memo (see ``_may_repeat``)
+
+
+def prepare_batch(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+    """For a batch of (merchant, provider, event type, parsed body), before any is applied:
+    take every lock the events' reactions will take, in one statement and in one order (see
+    ``serialize_all``), then read under them, in one query, the sales of the subscriptions
+    whose repeated payments the reactions will look for. Each reaction still takes its own
+    lock (a lock held is not asked for again) and falls back to its own query where the
+    batch's answer is missing."""
+    locks = [lock for merchant, provider, event_type, payload in events
+             for react in reactions_for(provider, event_type)
+             if react in _LOCKS and (lock := _LOCKS[react](merchant, event_type, payload))]
+    serialize_all(session, locks)
+    subs = {(m, sub) for kind, m, sub in locks if kind == "paypal-period"}
+    if not subs:
+        return
+    sales: dict[tuple[str, str], dict[str, datetime | None]] = {key: {} for key in subs}
+    query = select(Payment.merchant, Payment.subscription_ref, Payment.provider_id,
+                   Payment.paid_at).where(
+        Payment.kind == "sale",
+        or_(*(and_(Payment.merchant == m, Payment.subscription_ref.in_(sorted(refs)))
+              for m, refs in _by_merchant(subs).items())))
+    with session.no_autoflush:
+        for merchant, sub_ref, sale_ref, paid_at in session.execute(query):
+            sales[(merchant, str(sub_ref))][sale_ref] = paid_at  # not null: selected so
+    transaction_memo(session).setdefault(_SALES, {}).update(sales)
+
+
+def _by_merchant(pairs: set[tuple[str, str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for merchant, ref in pairs:
+        out.setdefault(merchant, set()).add(ref)
+    return out

@@ -13,11 +13,13 @@ import responses
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from ledger.models import Action, ActionStatus, Decision
+from ledger.models import Action, ActionStatus, Decision, InboxEvent
 from sandbox import samples
 from service.bootstrap import Container
+from tests.support.delivery import deliver as post
 from tests.support.delivery import run_worker
 from tests.support.paypal import deliver
+from workers.drain import process_batch
 
 DAY = 86400
 API = "https://api-m.sandbox.paypal.com"
@@ -45,10 +47,28 @@ def _refunds_answered() -> None:
 ORDERS = list(itertools.permutations(["subscription", "sale", "manual"]))
 
 
+def _apply(client: FlaskClient, container: Container, event: dict[str, Any],
+           redone: bool) -> None:
+    """Deliver ``event`` and apply it: in a batch of its own, or (``redone``) in a batch with
+    an event that fails, so that the batch is redone event by event, each in a savepoint."""
+    deliver(client, event)
+    if redone:
+        orphan = samples.stripe_event("invoice.upcoming",
+                                      samples.Scenario(key=f"orphan-{event['id']}"), cycle=1)
+        post(client, "stripe", orphan)  # its subscription is unknown: it fails, to retry
+        with container.sessions() as s:
+            ids = list(s.scalars(select(InboxEvent.id).where(
+                InboxEvent.event_id.in_([event["id"], orphan["id"]]))))
+        assert process_batch(container, sorted(ids)) == 2
+    run_worker(container)
+
+
 @responses.activate
+@pytest.mark.parametrize("redone", [False, True], ids=["batch", "redone-one-by-one"])
 @pytest.mark.parametrize("order", ORDERS, ids=["-".join(o) for o in ORDERS])
 def test_a_second_payment_for_a_paid_period_is_refunded_less_the_fee_once(
-        client: FlaskClient, container: Container, order: tuple[str, ...]) -> None:
+        client: FlaskClient, container: Container, order: tuple[str, ...],
+        redone: bool) -> None:
     # Cycle 1 began 40 days ago and was paid; cycle 2 began 10 days ago, was paid by the
     # subscription, and again by hand two days later: 20.00 overpaid, 8 days old.
     scenario = samples.Scenario(key="dup", amount=2000, payment_method="paypal",
@@ -59,8 +79,7 @@ def test_a_second_payment_for_a_paid_period_is_refunded_less_the_fee_once(
               "sale": samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2),
               "manual": _manual(scenario, 2, after_days=2)}
     for name in order:
-        deliver(client, events[name])
-        run_worker(container)
+        _apply(client, container, events[name], redone)
     with container.sessions() as s:
         decisions = s.scalars(select(Decision).where(Decision.request_kind == "overpayment")
                               ).all()

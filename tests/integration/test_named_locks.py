@@ -1,0 +1,65 @@
+"""Named locks (``ledger.locks``) on PostgreSQL: held until the transaction ends, asked for once
+per transaction, and asked for again after a savepoint that took them is rolled back (which
+gives them back). Another connection tells whether a lock is held: it cannot take it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, text
+
+from ledger.locks import _key, serialize, serialize_all
+from service.bootstrap import Container
+
+
+@pytest.fixture
+def pg(container: Container) -> Container:
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: it needs no named locks")
+    return container
+
+
+def _free(container: Container, *name: str) -> bool:
+    """Whether another transaction could take the lock ``name`` now (it lets go at once)."""
+    with container.engine.begin() as conn:
+        return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                 {"k": _key(name)}).scalar())
+
+
+def test_a_lock_is_held_until_the_transaction_ends(pg: Container) -> None:
+    with pg.sessions() as session, session.begin():
+        serialize_all(session, [("test", "a"), ("test", "b")])
+        assert not _free(pg, "test", "a") and not _free(pg, "test", "b")
+    assert _free(pg, "test", "a") and _free(pg, "test", "b")
+
+
+def test_a_lock_given_back_by_a_rolled_back_savepoint_is_taken_again(pg: Container) -> None:
+    with pg.sessions() as session, session.begin():
+        serialize(session, "test", "outer")
+        savepoint = session.begin_nested()
+        serialize(session, "test", "inner")
+        savepoint.rollback()
+        assert _free(pg, "test", "inner")  # PostgreSQL gave it back with the savepoint
+        assert not _free(pg, "test", "outer")
+        serialize(session, "test", "inner")
+        assert not _free(pg, "test", "inner")
+
+
+def test_a_lock_is_asked_for_once_per_transaction(pg: Container) -> None:
+    asked: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "pg_advisory_xact_lock" in statement:
+            asked.append(statement)
+
+    event.listen(pg.engine, "before_cursor_execute", count)
+    try:
+        with pg.sessions() as session, session.begin():
+            serialize(session, "test", "once")
+            serialize_all(session, [("test", "once"), ("test", "twice")])
+            serialize(session, "test", "twice")
+            assert len(asked) == 2  # "once", then "twice" alone
+        with pg.sessions() as session, session.begin():
+            serialize(session, "test", "once")  # a new transaction asks again
+            assert len(asked) == 3 and not _free(pg, "test", "once")
+    finally:
+        event.remove(pg.engine, "before_cursor_execute", count)
