@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -152,6 +153,36 @@ def kind(entry: AccountCredit) -> str:
     if entry.applies_to is None:
         return "grant"
     return "use" if entry.amount < 0 else "return"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """An account's credit: every entry oldest first, which of them count (a use whose refund
+    failed does not: the credit is back), and per currency what was granted, used and is
+    available, in minor units."""
+
+    entries: list[AccountCredit]
+    counting: set[int]
+    balances: list[dict[str, Any]]
+
+
+def statement(session: Session, merchant: str, account: str) -> Statement:
+    entries = list(session.scalars(select(AccountCredit).where(
+        AccountCredit.merchant == merchant, AccountCredit.account_ref == account)
+        .order_by(AccountCredit.created_at, AccountCredit.id)))
+    counting = set(session.scalars(select(AccountCredit.id).where(
+        AccountCredit.merchant == merchant, AccountCredit.account_ref == account, counts())))
+    balances: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        b = balances.setdefault(e.currency, {"currency": e.currency, "available": 0,
+                                             "granted": 0, "used": 0})
+        if e.id in counting:
+            b["available"] += e.amount
+            if kind(e) == "grant":
+                b["granted"] += e.amount
+            else:  # a use (negative) or a use given back (positive)
+                b["used"] -= e.amount
+    return Statement(entries, counting, list(balances.values()))
 
 
 def use(session: Session, grant: AccountCredit, amount: int, *, applied_to: str, reason: str,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import BadRequest
 
 from adapters import ledger_credit
-from gateway import idempotency
+from gateway import events, idempotency
 from gateway.auth import require_merchant
 from gateway.envelope import parse_time
 from gateway.openapi import document
@@ -24,7 +24,6 @@ from gateway.validation import InvalidBody, validate
 from ledger import audit
 from ledger.locks import serialize
 from ledger.models import (
-    AccountCredit,
     Action,
     Customer,
     Decision,
@@ -34,7 +33,7 @@ from ledger.models import (
     UsageReport,
 )
 from policy import CaseError, PolicyError, case_from_json, decision_to_json, evaluate
-from reports.run import FORMATS, render
+from reports.run import FORMATS, PROVIDERS, render
 from service.bootstrap import Container
 from workers import reports, reviews
 from workers import requests as support_requests
@@ -366,6 +365,47 @@ def show_event(event_id: str) -> tuple[Response, int]:
     return jsonify({"events": [_event_json(row) for row in rows]}), 200
 
 
+@bp.get("/events")
+@require_merchant
+def search_events() -> tuple[Response, int]:
+    """The merchant's inbox, newest first, filtered by status, provider, type and the time it
+    was received; a page at a time (``has_more``, then ``?starting_after=`` the last ``id``)."""
+    rows, more = events.search(_container(), g.merchant.name, events.parse_search(request.args))
+    return jsonify({"events": [events.summary(row) for row in rows], "has_more": more}), 200
+
+
+@bp.post("/events/<event_id>/replay")
+@require_merchant
+def replay_event(event_id: str) -> tuple[Response, int]:
+    """Hand an event that failed (dead, or waiting for a retry) to the workers again now."""
+    with _container().sessions() as session:
+        statuses = list(session.scalars(select(InboxEvent.status).where(
+            InboxEvent.merchant == g.merchant.name, InboxEvent.event_id == event_id)))
+    if not statuses:
+        return error(404, "not_found", f"no event {event_id}")
+    if all(status in events.SETTLED for status in statuses):
+        return error(409, "already_applied", f"event {event_id} is {statuses[0]}: only a "
+                     f"dead, retrying or pending event is replayed", field="event_id")
+    return _replayed([event_id])
+
+
+@bp.post("/events/replay")
+@require_merchant
+def replay_dead_events() -> tuple[Response, int]:
+    """Hand every dead event of the merchant to the workers again (``{"status": "dead"}``)."""
+    validate("ReplayRequest", _json_body())
+    return _replayed(None)
+
+
+def _replayed(event_ids: list[str] | None) -> tuple[Response, int]:
+    try:
+        rows = events.replay(_container(), g.merchant.name, _actor(), event_ids)
+    except RedisError:
+        return error(503, "queue_unavailable", "the queue cannot be reached; the events are "
+                     "pending and the sweeper hands them out when it can")
+    return jsonify({"replayed": len(rows), "events": [events.summary(r) for r in rows]}), 202
+
+
 def _event_json(row: InboxEvent) -> dict[str, Any]:
     return {"event_id": row.event_id, "provider": row.provider, "type": row.event_type,
             "status": row.status, "status_reason": row.status_reason,
@@ -380,27 +420,13 @@ def show_credit(account: str) -> tuple[Response, int]:
     """An account's credit, entry by entry, and its balances (003 §1.8: used, never paid out)."""
     merchant = g.merchant.name
     with _container().sessions() as session:
-        entries = list(session.scalars(select(AccountCredit).where(
-            AccountCredit.merchant == merchant, AccountCredit.account_ref == account)
-            .order_by(AccountCredit.created_at, AccountCredit.id)))
-        counting = set(session.scalars(select(AccountCredit.id).where(
-            AccountCredit.merchant == merchant, AccountCredit.account_ref == account,
-            ledger_credit.counts())))
-        known = entries or session.scalars(select(Customer.id).where(
+        credit = ledger_credit.statement(session, merchant, account)
+        known = credit.entries or session.scalars(select(Customer.id).where(
             Customer.merchant == merchant, Customer.provider_id == account)).first()
     if not known:
         return error(404, "not_found", "no such account")
-    balances: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        b = balances.setdefault(e.currency, {"currency": e.currency, "available": 0,
-                                             "granted": 0, "used": 0})
-        if e.id in counting:
-            b["available"] += e.amount
-            if ledger_credit.kind(e) == "grant":
-                b["granted"] += e.amount
-            else:  # a use (negative) or a use given back (positive)
-                b["used"] -= e.amount
-    return jsonify({"account": account, "balances": list(balances.values()), "entries": [
+    entries, counting = credit.entries, credit.counting
+    return jsonify({"account": account, "balances": credit.balances, "entries": [
         {"id": e.id, "kind": ledger_credit.kind(e),
          "amount": {"amount": e.amount, "currency": e.currency}, "held_by": e.held_by,
          "reason": e.reason, "clause": e.clause, "decision": e.decision_id,
@@ -424,7 +450,8 @@ def start_reconciliation() -> tuple[Response, int]:
                                                   "location": location}))
     if not g.replayed:
         try:
-            reports.start(_container(), report_id, g.merchant.name, start, end)
+            reports.start(_container(), report_id, g.merchant.name, start, end,
+                          body.get("sources") or PROVIDERS)
         except RedisError:
             return error(503, "queue_unavailable", "the report could not be queued; retry")
     response[0].headers["Location"] = response[0].get_json()["location"]

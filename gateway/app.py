@@ -6,7 +6,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import admin, health, metrics, webhooks
+from gateway import admin, console, health, metrics, webhooks
 from gateway.responses import error
 from service.bootstrap import Container, build
 from service.config import Settings
@@ -24,6 +24,7 @@ def create_app(config: Settings | None = None, container: Container | None = Non
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(console.bp)
     app.before_request(start_request)  # log lines name the merchant a view binds, no other
     app.register_error_handler(HTTPException, _http_error)
     if container.settings.trusted_proxies:  # the client address is the one they saw

@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway import response_schemas
 from gateway.validation import schemas as request_schemas
+from ledger.models import InboxStatus
 
 JSON = "application/json"
 
@@ -77,6 +78,28 @@ ROUTES: tuple[Route, ...] = (
           "Approve (a refund and/or a credit, carried out at once) or deny a decision in review",
           {200: "ReviewAnswered", **_POST, 404: "Error", 409: "Error"}, body="ReviewAnswer",
           headers=_IDEMPOTENCY),
+    Route("get", "/v1/events",
+          "Search the inbox, newest first, a page at a time: by status, provider, type and the "
+          "time received",
+          {200: "EventPage", 400: "Error", 401: "Error", 503: "Error"},
+          query={"status": {"enum": [status.value for status in InboxStatus]},
+                 "provider": {"enum": ["stripe", "paypal"]},
+                 "type": {"type": "string", "maxLength": 128},
+                 "received_from": {"type": "string", "description":
+                                   "ISO 8601 date or time, inclusive"},
+                 "received_to": {"type": "string", "description":
+                                 "ISO 8601 date or time, exclusive"},
+                 "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                 "starting_after": {"type": "integer", "minimum": 1, "description":
+                                    "the id of the last event of the previous page"}}),
+    Route("post", "/v1/events/replay",
+          "Hand every dead event to the workers again",
+          {202: "EventsReplayed", **_POST}, body="ReplayRequest",
+          headers={"X-Gateway-Actor": _IDEMPOTENCY["X-Gateway-Actor"]}),
+    Route("post", "/v1/events/{event_id}/replay",
+          "Hand one failed event (dead, or waiting for a retry) to the workers again now",
+          {202: "EventsReplayed", 401: "Error", 404: "Error", 409: "Error", 503: "Error"},
+          headers={"X-Gateway-Actor": _IDEMPOTENCY["X-Gateway-Actor"]}),
     Route("get", "/v1/events/{event_id}",
           "An inbox event as received, with its status (what a report row links to; the way "
           "to find a payment's id from the event that carried it)",

@@ -89,6 +89,21 @@ def schemas() -> dict[str, dict[str, Any]]:
             "received_at": _TIME, "deliveries": {"type": "integer"},
             "attempts": {"type": "integer"}, "last_error": _null(_TEXT),
             "payload": {"type": "object", "description": "the body as the provider sent it"}}),
+        "EventPage": _obj({
+            "events": {"type": "array", "items": _ref("EventSummary"),
+                       "description": "newest first"},
+            "has_more": {"type": "boolean", "description":
+                         "more match: ask again with starting_after= the last id"}}),
+        "EventSummary": _obj({
+            "id": {"type": "integer", "description": "the inbox row (starting_after= pages)"},
+            "event_id": _TEXT, "provider": {"enum": ["stripe", "paypal"]}, "type": _TEXT,
+            "status": _enum(InboxStatus), "status_reason": _null(_TEXT),
+            "received_at": _TIME, "deliveries": {"type": "integer"},
+            "attempts": {"type": "integer"}, "last_error": _null(_TEXT)}),
+        "EventsReplayed": _obj({
+            "replayed": {"type": "integer"},
+            "events": {"type": "array", "items": _ref("EventSummary"),
+                       "description": "as they are now: pending, or already taken up"}}),
         "AccountCredit": _obj({
             "account": _TEXT,
             "balances": {"type": "array", "items": _obj({

@@ -94,12 +94,18 @@ def schemas() -> dict[str, dict[str, Any]]:
             "last_used_at": _ref("datetime")}),
         "ReconciliationRequest": _object(["from", "to"], {
             "from": _day("the period's first day"),
-            "to": _day("the day after the period's last (exclusive)")}),
+            "to": _day("the day after the period's last (exclusive)"),
+            "sources": {"type": "array", "minItems": 1, "uniqueItems": True,
+                        "items": {"enum": ["stripe", "paypal"]},
+                        "description": "whose records to reconcile against (default: every "
+                                       "provider the merchant has credentials for)"}}),
         "DecisionPreview": _preview(),
         "ReviewAnswer": _object(["approve", "reviewer"], {
             "approve": {"type": "boolean"}, "reviewer": _ids(),
             "refund": _ref("money"), "credit": _ref("money"),
             "note": {"type": "string", "maxLength": 4000}}),
+        "ReplayRequest": _object(["status"], {
+            "status": {"const": "dead", "description": "which events: every dead one"}}),
     }
 
 

@@ -58,13 +58,17 @@ def environment() -> Environment:
                        auto_reload=False)
 
 
-def render_html(report: Mapping[str, Any]) -> Iterator[str]:
+def render_html(report: Mapping[str, Any], toolbar: Sequence[tuple[str, str]] = (),
+                account_link: str | None = None) -> Iterator[str]:
     """Yield the report page in chunks; the discrepancies are iterated once, as they come.
 
-    The event link is checked before the first chunk, so a bad one fails before a byte is sent.
+    ``toolbar``: (label, address) links shown above the report (the console's way back and its
+    downloads); ``account_link``: a format string with ``{provider_id}`` that links each
+    discrepancy's provider id to the account behind it. The event link is checked before the
+    first chunk, so a bad one fails before a byte is sent.
     """
     link = event_link_template(report)
-    context = page_context(report, link)
+    context = {**page_context(report, link, account_link), "toolbar": list(toolbar)}
     pending: list[str] = []
     size = 0
     for piece in environment().get_template("report.html.j2").generate(context):
@@ -90,7 +94,8 @@ def svg_chart(rows: Iterable[Mapping[str, Any]], currency: str, *, start: date |
     return str(module.chart(chart))  # type: ignore[attr-defined]
 
 
-def page_context(report: Mapping[str, Any], link: str | None) -> dict[str, Any]:
+def page_context(report: Mapping[str, Any], link: str | None,
+                 account_link: str | None = None) -> dict[str, Any]:
     """The template's values; the discrepancies stay an iterator, turned into rows lazily."""
     currencies: Mapping[str, Mapping[str, Any]] = report.get("currencies") or {}
     return {
@@ -101,7 +106,8 @@ def page_context(report: Mapping[str, Any], link: str | None) -> dict[str, Any]:
         "summary": summary(currencies),
         "charts": charts(report, currencies),
         "columns": TABLE_COLUMNS,
-        "rows": (table_row(d, link) for d in report.get("discrepancies") or ()),
+        "rows": (table_row(d, link, account_link) for d in report.get("discrepancies") or ()),
+        "toolbar": [],
         "links": link is not None,
         "dash": DASH,
     }
@@ -247,9 +253,11 @@ class TableRow:
     when: When | None
     event_id: str | None
     href: str | None
+    account_href: str | None = None
 
 
-def table_row(item: Discrepancy, link: str | None) -> TableRow:
+def table_row(item: Discrepancy, link: str | None, account_link: str | None = None
+              ) -> TableRow:
     """One row of the discrepancy table, as text."""
     kind = str(item.kind)
     return TableRow(
@@ -258,7 +266,9 @@ def table_row(item: Discrepancy, link: str | None) -> TableRow:
         ledger_amount=format_amount(item.ledger_amount, item.currency),
         provider_amount=format_amount(item.provider_amount, item.currency),
         detail=item.detail, when=_when(item.occurred_at), event_id=item.event_id or None,
-        href=event_href(link, item.event_id))
+        href=event_href(link, item.event_id),
+        account_href=account_link.format(provider_id=quote(item.provider_id, safe=""))
+        if account_link and item.provider_id else None)
 
 
 def _when(value: datetime | None) -> When | None:

@@ -176,6 +176,8 @@ def describe(running: Sandbox, paid: list[seed.Paid],
         "gateway sandbox is running; Ctrl-C stops everything it started.",
         "",
         f"  gateway (web)          {running.base}   (pid {running.pids['web']})",
+        f"  console                {running.base}/console   (your name and an admin token "
+        f"below)",
         f"  worker, clock          pids {running.pids['worker']}, {running.pids['clock']}",
         f"  fake Stripe + PayPal   {running.fakes}",
         f"  Redis (embedded)       unix://{socket_path(running.data_dir)}",

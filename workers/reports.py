@@ -4,13 +4,14 @@ report waits in Redis for a day to be fetched in any format."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from reports.run import reconcile
+from reports.run import PROVIDERS, reconcile
 from service import metrics
 from service.bootstrap import Container, current
 from service.errors import UnknownMerchant
@@ -20,23 +21,27 @@ KEEP_SECONDS = 24 * 3600
 
 
 def start(container: Container, report_id: str, merchant: str, start_day: date,
-          end_day: date) -> None:
-    """Queue the report ``report_id`` for ``merchant`` over [start_day, end_day)."""
+          end_day: date, providers: Collection[str] = PROVIDERS) -> None:
+    """Queue the report ``report_id`` for ``merchant`` over [start_day, end_day), against the
+    records of ``providers``."""
     container.queue.enqueue(RECONCILE_JOB, merchant, start_day.isoformat(), end_day.isoformat(),
+                            sorted(providers),
                             job_id=report_id, result_ttl=KEEP_SECONDS, failure_ttl=KEEP_SECONDS,
                             job_timeout=3600, meta={"merchant": merchant},
                             description=f"reconcile {merchant} {start_day}..{end_day}")
 
 
 @metrics.observed_job("report")
-def reconcile_report(merchant: str, start_day: str, end_day: str) -> dict[str, Any]:
-    """The RQ job: the report, kept as the job's result."""
+def reconcile_report(merchant: str, start_day: str, end_day: str,
+                     providers: Collection[str] = PROVIDERS) -> dict[str, Any]:
+    """The RQ job: the report, kept as the job's result. (A job queued before ``providers``
+    existed has none: every provider.)"""
     container = current()
     found = container.settings.merchant(merchant)
     if found is None:
         raise UnknownMerchant(merchant)
     return reconcile(container, found, date.fromisoformat(start_day),
-                     date.fromisoformat(end_day))
+                     date.fromisoformat(end_day), providers=providers)
 
 
 def find(container: Container, report_id: str, merchant: str) -> Job | None:

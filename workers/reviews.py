@@ -44,7 +44,7 @@ def answer_in(session: Session, merchant: Merchant, decision_id: str, body: dict
     found = session.get(Decision, decision_id)
     if found is None or found.merchant != merchant.name:
         raise ReviewError(404, "decision", f"no decision {decision_id} for {merchant.name}")
-    payment = _payment_of(session, found)
+    payment = payment_of(session, found)
     if payment is not None:
         payment = refundable.lock(session, payment)
     decision = session.get(Decision, decision_id, with_for_update=True, populate_existing=True)
@@ -107,7 +107,7 @@ def _money(value: dict[str, Any] | None, field: str) -> Money | None:
     return Money(value["amount"], value["currency"])
 
 
-def _payment_of(session: Session, decision: Decision) -> Payment | None:
+def payment_of(session: Session, decision: Decision) -> Payment | None:
     """The payment the decision is about: its request's, or the one a failed refund targeted."""
     ref = decision.payment_ref
     if ref is None and decision.source_request_id:

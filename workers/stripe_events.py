@@ -34,9 +34,18 @@ def _object(ctx: EventContext) -> dict[str, Any]:
 
 
 def _customer(session: Session, ctx: EventContext, customer_id: Any) -> str | None:
+    """Record the object's customer, with the e-mail and name it carries (an invoice's
+    ``customer_email``, a charge's billing details): what support finds an account by."""
     if not isinstance(customer_id, str):
         return None
-    ensure_customer(session, ctx.ref(customer_id), ctx.version(), ctx.livemode)
+    obj = _object(ctx)
+    billing = obj.get("billing_details")
+    billing = billing if isinstance(billing, dict) else {}
+    email = obj.get("customer_email") or billing.get("email") or obj.get("receipt_email")
+    name = obj.get("customer_name") or billing.get("name")
+    ensure_customer(session, ctx.ref(customer_id), ctx.version(), ctx.livemode,
+                    email=email if isinstance(email, str) else None,
+                    name=name if isinstance(name, str) else None)
     return customer_id
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from ledger.inbox import requeue, stranded
-from ledger.models import InboxEvent, RequestStatus, SupportRequest
+from ledger.models import InboxEvent, InboxStatus, RequestStatus, SupportRequest
 from service.bootstrap import Container
 from workers.actions import due_actions
 from workers.actions import enqueue as enqueue_actions
@@ -47,17 +47,32 @@ def sweep(container: Container, now: datetime | None = None) -> int:
     return handed
 
 
-def replay(container: Container, event_ids: Iterable[str] | None = None) -> int:
-    """Put dead-lettered events (or the named provider event ids) back to pending and enqueue."""
+def replay(container: Container, event_ids: Iterable[str] | None = None,
+           merchant: str | None = None) -> int:
+    """Put dead-lettered events (or the named provider event ids) back to pending and enqueue;
+    only ``merchant``'s when one is named. Returns how many were handed out."""
+    return len(replay_rows(container, event_ids, merchant))
+
+
+def replay_rows(container: Container, event_ids: Iterable[str] | None = None,
+                merchant: str | None = None) -> list[int]:
+    """``replay``, answering the inbox ids handed out. Named events are replayed when dead,
+    waiting for a retry or pending; processed and ignored ones are left as they are."""
     ids = None
-    if event_ids is not None:
+    if event_ids is not None or merchant is not None:
+        query = select(InboxEvent.id)
+        if event_ids is not None:
+            query = query.where(InboxEvent.event_id.in_(list(event_ids)))
+        else:
+            query = query.where(InboxEvent.status == InboxStatus.DEAD)
+        if merchant is not None:
+            query = query.where(InboxEvent.merchant == merchant)
         with container.sessions() as session:
-            query = select(InboxEvent.id).where(InboxEvent.event_id.in_(list(event_ids)))
             ids = list(session.scalars(query))
     rows = requeue(container.engine, ids)
     _hand_out(container, rows)
     log.info("replay re-enqueued %d events", len(rows))
-    return len(rows)
+    return [inbox_id for inbox_id, _ in rows]
 
 
 def event_statuses(container: Container, event_ids: Iterable[str]) -> dict[str, set[str]]:

@@ -91,18 +91,26 @@ def gateway(container: Container, spawn, tmp_path: Path):
 
 
 @pytest.fixture
+def impatient_gateway(container: Container, spawn, tmp_path: Path):
+    """The same, where an event that fails once is dead-lettered at once (the console's
+    replay is tested on it)."""
+    yield from _gateway(container, spawn, tmp_path, workers=1, GATEWAY_MAX_ATTEMPTS="1")
+
+
+@pytest.fixture
 def busy_gateway(container: Container, spawn, tmp_path: Path):
     """The same with two queue workers, so that decisions and actions run side by side."""
     yield from _gateway(container, spawn, tmp_path, workers=2)
 
 
-def _gateway(container: Container, spawn, tmp_path: Path, workers: int):
+def _gateway(container: Container, spawn, tmp_path: Path, workers: int, **extra_env: str):
     fake, server = fake_providers.start()
     merchants = tmp_path / "merchants.toml"
     merchants.write_text(fake_providers.merchants_file_for(
         f"http://127.0.0.1:{server.server_address[1]}", DEFAULT_MERCHANTS_FILE.read_text()))
     port = free_port()
-    env = process_env(container.settings, PORT=str(port), GATEWAY_MERCHANTS_FILE=str(merchants))
+    env = process_env(container.settings, PORT=str(port), GATEWAY_MERCHANTS_FILE=str(merchants),
+                      **extra_env)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     spawn([procfile_line("web")], env, "web", shell=True)
     for _ in range(workers):

@@ -22,20 +22,11 @@ from sandbox.simulator import send_stripe
 from service.bootstrap import Container
 from tests.e2e.conftest import process_env
 from tests.support.paypal import post_signed
+from tests.support.waiting import until
 
 MERCHANT = "theopenhost"
 DAY = 86400
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-
-
-def _until(done: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = done()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _entries(container: Container, account: str) -> list[AccountCredit]:
@@ -82,7 +73,7 @@ def test_paypal_overpayment_credit_is_used_by_the_next_payment(gateway, containe
                   samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1),
                   _paid_again(scenario, twice)):
         _paypal(base, settings, fake, event)
-    grant = _until(lambda: [e for e in _entries(container, payer) if e.amount > 0],
+    grant = until(lambda: [e for e in _entries(container, payer) if e.amount > 0],
                    "the overpayment's credit")[0]
     assert (grant.amount, grant.held_by) == (1900, "ledger")
 
@@ -92,13 +83,13 @@ def test_paypal_overpayment_credit_is_used_by_the_next_payment(gateway, containe
     later["resource"]["create_time"] = now  # paid now, after the credit was granted
     _paypal(base, settings, fake, later)
     sale = later["resource"]["id"]
-    use = _until(lambda: [e for e in _entries(container, payer) if e.amount < 0],
+    use = until(lambda: [e for e in _entries(container, payer) if e.amount < 0],
                  "the credit used")[0]
     assert (use.amount, use.applies_to, use.applied_to) == (-1900, grant.id, sale)
     with container.sessions() as s:
         action = s.get(Action, use.action_id)
         decision = s.get(Decision, action.decision_id)
-    _until(lambda: _status(container, action.id) == ActionStatus.SUCCEEDED, "the refund")
+    until(lambda: _status(container, action.id) == ActionStatus.SUCCEEDED, "the refund")
     assert decision.request_kind == "credit_application"
     assert decision.decision["reasons"][0]["clause"] == "gateway: account credit"
     assert fake.books()[sale] == (2000, 1900, "USD")  # the payment less the credit
@@ -132,13 +123,13 @@ def test_stripe_credit_is_held_on_the_customer_balance_and_used_by_the_next_invo
                 if r["case"].get("payment", {}).get("refundable") is not None
                 and r["account"] == customer]
 
-    (review,) = _until(in_review, "the overpayment in review")
+    (review,) = until(in_review, "the overpayment in review")
     assert review["decision"]["request_kind"] == "overpayment"
     approved = requests.post(f"{base}/v1/reviews/{review['id']}", headers=auth, timeout=30,
                              json={"approve": True, "reviewer": "kim@finance",
                                    "credit": {"amount": 500, "currency": "USD"}})
     assert approved.status_code == 200, approved.text
-    grant = _until(lambda: [e for e in _entries(container, customer) if e.amount > 0],
+    grant = until(lambda: [e for e in _entries(container, customer) if e.amount > 0],
                    "the credit granted", timeout=90)[0]
     assert (grant.amount, grant.held_by) == (500, "stripe_balance")
 
@@ -146,7 +137,7 @@ def test_stripe_credit_is_held_on_the_customer_balance_and_used_by_the_next_invo
                                      starting_balance=-500, ending_balance=0)
     assert send_stripe(url, following, secret).status == 200
     invoice = following["data"]["object"]["id"]
-    use = _until(lambda: [e for e in _entries(container, customer) if e.amount < 0],
+    use = until(lambda: [e for e in _entries(container, customer) if e.amount < 0],
                  "the credit used")[0]
     assert (use.amount, use.applies_to, use.applied_to, use.action_id) == (
         -500, grant.id, invoice, None)

@@ -15,18 +15,23 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
+from sqlalchemy import update
 
 from gateway.openapi import ROUTES, document
 from gateway.validation import schemas as request_schemas
+from ledger.models import InboxEvent, InboxStatus
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.claims import FULL_IDENTITY, headers, paid
 from tests.support.delivery import run_worker
+from tests.support.providers import provider_apis_answered
 
 HOST = headers("theopenhost")
 VPN = headers("cloudbehind")
 UNDOCUMENTED = {"static"}  # Flask's own static-file route, which serves nothing here
+# The console's pages are HTML for people (README: Console), not the JSON interface.
+CONSOLE = "console."
 
 
 def _template(rule: str) -> str:
@@ -36,7 +41,7 @@ def _template(rule: str) -> str:
 
 def _served(app: Flask) -> set[tuple[str, str]]:
     return {(method.lower(), _template(rule.rule)) for rule in app.url_map.iter_rules()
-            if rule.endpoint not in UNDOCUMENTED
+            if rule.endpoint not in UNDOCUMENTED and not rule.endpoint.startswith(CONSOLE)
             for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}
 
 
@@ -122,48 +127,18 @@ def checked(app: Flask, client: FlaskClient) -> Checked:
     return Checked(app, client)
 
 
-def _refund_reply(request: Any) -> tuple[int, dict[str, str], str]:
-    import json
-    from urllib.parse import parse_qs
-
-    form = parse_qs(request.body)
-    return 200, {}, json.dumps({"id": "re_doc_1", "object": "refund", "status": "succeeded",
-                                "amount": int(form["amount"][0]), "currency": "usd",
-                                "charge": form["charge"][0]})
-
-
-def _provider_apis() -> None:
-    """The providers' APIs a refund, a cancellation and a report call, answered empty."""
-    responses.add_callback(responses.POST, "https://api.stripe.com/v1/refunds",
-                           callback=_refund_reply)
-    responses.post(re.compile(r"https://api\.stripe\.com/v1/subscriptions/.*"),
-                   json={"id": "sub", "object": "subscription", "status": "active"})
-    responses.get(re.compile(r"https://api\.stripe\.com/v1/balance_transactions.*"),
-                  json={"object": "list", "data": [], "has_more": False,
-                        "url": "/v1/balance_transactions"})
-    responses.get(re.compile(r"https://api\.stripe\.com/v1/events.*"),
-                  json={"object": "list", "data": [], "has_more": False, "url": "/v1/events"})
-    responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
-                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
-    responses.get(re.compile(r"https://api-m\.sandbox\.paypal\.com/v1/reporting/.*"),
-                  json={"transaction_details": [], "total_items": 0, "total_pages": 0,
-                        "page": 1})
-    responses.get(re.compile(r"https://api-m\.sandbox\.paypal\.com/v1/notifications/.*"),
-                  json={"events": [], "count": 0, "links": []})
-
-
 @responses.activate
 def test_real_answers_of_every_route_match_their_documented_schemas(
         checked: Checked, container: Container):
     """A tour of the interface: each route's success, and its usual refusals, validated."""
-    _provider_apis()
+    provider_apis_answered(refund_id="re_doc_1")
     _the_open_routes(checked)
     scenario = paid(checked, container, "doc-tour", days_ago=3)  # webhooks, through `checked`
     _webhook_refusals(checked)
     _preview(checked)
     _support_requests(checked, container, scenario)
     _reviews(checked, container)
-    _events(checked, scenario)
+    _events(checked, container, scenario)
     _reports(checked, container)
     succeeded = {(m, p) for m, p, status in checked.seen if status < 300}
     assert succeeded == {(r.method, r.path) for r in ROUTES}, (
@@ -278,12 +253,22 @@ def _reviews(checked: Checked, container: Container) -> None:
         "approve": False, "reviewer": "kim"}).status_code == 404
 
 
-def _events(checked: Checked, scenario: samples.Scenario) -> None:
+def _events(checked: Checked, container: Container, scenario: samples.Scenario) -> None:
     listed = checked.get("/v1/refund-requests/req_nope", headers=HOST)
     assert listed.status_code == 404
     charge = samples.stripe_event("charge.succeeded", scenario)
     assert checked.get(f"/v1/events/{charge['id']}", headers=HOST).status_code == 200
     assert checked.get("/v1/events/evt_nope", headers=HOST).status_code == 404
+    found = checked.get("/v1/events", headers=HOST, query_string={"type": "charge.succeeded"})
+    assert charge["id"] in [e["event_id"] for e in found.json["events"]]
+    assert checked.get("/v1/events?limit=0", headers=HOST).status_code == 400
+    assert checked.post(f"/v1/events/{charge['id']}/replay", headers=HOST).status_code == 409
+    with container.engine.begin() as conn:  # as if its handler had failed too often
+        conn.execute(update(InboxEvent).where(InboxEvent.event_id == charge["id"])
+                     .values(status=InboxStatus.DEAD))
+    assert checked.post(f"/v1/events/{charge['id']}/replay", headers=HOST).status_code == 202
+    assert checked.post("/v1/events/replay", headers=HOST,
+                        json={"status": "dead"}).status_code == 202
 
 
 def _reports(checked: Checked, container: Container) -> None:

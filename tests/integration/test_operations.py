@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from cli.main import run as main
 from ledger.models import InboxEvent, InboxStatus
 from sandbox import samples
 from service.bootstrap import Container
-from tests.support.delivery import deliver, drain_everything, failing_sale_event, run_worker
+from tests.support.delivery import dead_event, deliver, drain_everything, run_worker
 from tests.support.ledger import snapshot
-from tests.support.paypal import shared_signer
 
 
 def test_ready_when_database_and_redis_answer(client):
@@ -36,32 +32,10 @@ def test_not_ready_names_the_store_that_is_down(database_url, other_container):
     assert resp.json["checks"]["redis"].startswith("unavailable")
 
 
-def _dead_event(client: FlaskClient, container: Container) -> InboxEvent:
-    deliver(client, "paypal", failing_sale_event("dead"), shared_signer())
-    run_worker(container)
-    for day in range(1, container.settings.max_attempts):
-        _retry_all(container, days_later=day)
-    with container.sessions() as s:
-        row = s.scalars(select(InboxEvent)).one()
-    assert row.status == InboxStatus.DEAD
-    return row
-
-
-def _retry_all(container: Container, days_later: int) -> None:
-    """Hand every event out again as the clock would once its retry is due."""
-    from datetime import datetime, timedelta
-
-    from workers.drain import process_batch
-
-    with container.sessions() as s:
-        ids = list(s.scalars(select(InboxEvent.id)))
-    process_batch(container, ids, now=datetime.now(UTC) + timedelta(days=days_later))
-
-
 def test_replay_failed_hands_dead_letters_back_to_the_workers(client, container, monkeypatch,
                                                               capsys):
     """`gateway replay --failed` puts dead events back to pending and enqueues them."""
-    row = _dead_event(client, container)
+    row = dead_event(client, container)
     _use_container_env(monkeypatch, container)
     assert main(["replay", "--failed"]) == 0
     assert "re-enqueued 1 event" in capsys.readouterr().out
@@ -74,7 +48,7 @@ def test_replay_failed_hands_dead_letters_back_to_the_workers(client, container,
 
 def test_replay_by_event_id_and_the_inbox_listing(client, container, monkeypatch, capsys):
     """`gateway inbox` lists a dead event with its error; `gateway replay ID` re-enqueues it."""
-    row = _dead_event(client, container)
+    row = dead_event(client, container)
     _use_container_env(monkeypatch, container)
     assert main(["inbox", "--status", "dead"]) == 0
     listing = capsys.readouterr().out

@@ -12,6 +12,7 @@ from ledger.models import InboxEvent, InboxStatus
 from sandbox.devcerts import DevPayPalSigner
 from service.bootstrap import Container
 from tests.support import stripe as stripe_sig
+from tests.support.paypal import shared_signer
 
 PAYPAL_MERCHANT = "theopenhost"
 PAYPAL_WEBHOOK_ID = "WH-THEOPENHOST-SANDBOX-003"
@@ -40,6 +41,25 @@ def failing_sale_event(key: str) -> dict[str, Any]:
                                  samples.Scenario(key=key, payment_method="paypal"))
     del event["resource"]["amount"]
     return event
+
+
+def dead_event(client: Any, container: Container, key: str = "dead") -> InboxEvent:
+    """A PayPal event in the inbox whose handler failed as often as it may: dead-lettered."""
+    from workers.drain import process_batch
+
+    deliver(client, "paypal", failing_sale_event(key), shared_signer())
+    run_worker(container)
+    with container.sessions() as s:
+        row = s.scalars(select(InboxEvent).where(InboxEvent.event_type ==
+                                                 "PAYMENT.SALE.COMPLETED")
+                        .order_by(InboxEvent.id.desc())).first()
+    assert row is not None
+    for day in range(1, container.settings.max_attempts):  # each retry as it comes due
+        process_batch(container, [row.id], now=datetime.now(UTC) + timedelta(days=day))
+    with container.sessions() as s:
+        row = s.get(InboxEvent, row.id)
+    assert row is not None and row.status == InboxStatus.DEAD
+    return row
 
 
 def run_worker(container: Container) -> None:

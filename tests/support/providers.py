@@ -75,3 +75,36 @@ def stripe_balance_answered() -> None:
 
     responses.add_callback(responses.POST, re.compile(
         r"https://api\.stripe\.com/v1/customers/[^/]+/balance_transactions"), callback=reply)
+
+
+def provider_apis_answered(refund_id: str = "re_test_1") -> None:
+    """The providers' APIs a refund, a cancellation and a reconciliation call, faked with
+    ``responses`` (inside an active mock): a Stripe refund succeeds for the amount asked (its id
+    ``refund_id``), and every listing answers empty."""
+    import json
+    import re
+    from urllib.parse import parse_qs
+
+    import responses
+
+    def refund(request: Any) -> tuple[int, dict[str, str], str]:
+        form = parse_qs(request.body)
+        return 200, {}, json.dumps({"id": refund_id, "object": "refund", "status": "succeeded",
+                                    "amount": int(form["amount"][0]), "currency": "usd",
+                                    "charge": form["charge"][0]})
+
+    responses.add_callback(responses.POST, "https://api.stripe.com/v1/refunds", callback=refund)
+    responses.post(re.compile(r"https://api\.stripe\.com/v1/subscriptions/.*"),
+                   json={"id": "sub", "object": "subscription", "status": "active"})
+    responses.get(re.compile(r"https://api\.stripe\.com/v1/balance_transactions.*"),
+                  json={"object": "list", "data": [], "has_more": False,
+                        "url": "/v1/balance_transactions"})
+    responses.get(re.compile(r"https://api\.stripe\.com/v1/events.*"),
+                  json={"object": "list", "data": [], "has_more": False, "url": "/v1/events"})
+    responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    responses.get(re.compile(r"https://api-m\.sandbox\.paypal\.com/v1/reporting/.*"),
+                  json={"transaction_details": [], "total_items": 0, "total_pages": 0,
+                        "page": 1})
+    responses.get(re.compile(r"https://api-m\.sandbox\.paypal\.com/v1/notifications/.*"),
+                  json={"events": [], "count": 0, "links": []})
