@@ -14,7 +14,9 @@ from reports.reconcile import Progress, Run
 from reports.records import ProviderRecord
 from service.bootstrap import Container
 
-EVENT_PATH = "/v1/events/{event_id}"  # the admin API's view of one inbox event
+# The console's page of one inbox event: a browser opens it (signing in first if it must),
+# where the admin API's /v1/events/<id> would answer 401 without a bearer token.
+EVENT_PATH = "/console/events/by-id/{event_id}"
 
 
 def event_link(base_url: str | None) -> str | None:

@@ -349,3 +349,27 @@ def test_a_months_reconciliation_is_built_shown_and_downloaded(client, container
 def test_the_console_is_part_of_the_app(container):
     rules = {r.rule for r in create_app(container=container).url_map.iter_rules()}
     assert "/console/reviews" in rules and "/console/sign-in" in rules
+
+
+def test_a_report_rows_event_link_opens_the_event_after_signing_in(client, container):
+    """The HTML report links each row to /console/events/by-id/<event id>: a person who is not
+    signed in signs in first and lands on the event's page."""
+    from reports.build import event_link
+    from reports.html import event_href
+
+    paid(client, container, "console-link", days_ago=1)
+    with container.sessions() as s:
+        row = s.scalars(select(InboxEvent).where(InboxEvent.merchant == MERCHANT)).first()
+    href = event_href(event_link("http://localhost"), row.event_id)
+    assert href is not None
+    path = href.removeprefix("http://localhost")
+    to_sign_in = client.get(path)
+    assert to_sign_in.status_code == 302
+    form = client.get(to_sign_in.headers["Location"])
+    signed = client.post("/console/sign-in", data={
+        "csrf_token": csrf_of(form), "reviewer": "kim", "token": "test-admin-theopenhost-003",
+        "next": path})
+    assert signed.headers["Location"] == path
+    landed = client.get(path, follow_redirects=True)
+    assert landed.status_code == 200 and row.event_id in _text(landed)
+    assert landed.request.path == f"/console/events/{row.id}"

@@ -93,9 +93,9 @@ def test_a_terminal_sees_the_progress_line_erased_before_the_count(container, mo
 
 @pytest.mark.parametrize(("base", "env", "link"), [
     (None, "", None),
-    (None, "https://gw.example.com/", "https://gw.example.com/v1/events/{event_id}"),
+    (None, "https://gw.example.com/", "https://gw.example.com/console/events/by-id/{event_id}"),
     ("https://other.example.com", "https://gw.example.com",
-     "https://other.example.com/v1/events/{event_id}"),
+     "https://other.example.com/console/events/by-id/{event_id}"),
 ])
 def test_event_links_are_absolute_under_the_base_url_or_absent(container, monkeypatch, tmp_path,
                                                                base, env, link):
@@ -170,11 +170,11 @@ def test_the_admin_api_reconciles_against_the_providers_apis(client, container):
     assert body["currencies"]["USD"]["gross_charges"] == 1500
     event = client.get(f"/v1/events/{row['event_id']}", headers=HOST)
     assert event.status_code == 200 and event.json["events"][0]["type"] == "charge.succeeded"
-    assert body["event_link"] == f"{PUBLIC_URL}/v1/events/{{event_id}}"
+    assert body["event_link"] == f"{PUBLIC_URL}/console/events/by-id/{{event_id}}"
     html = client.get(f"{location}?format=html", headers=HOST)
     page = html.get_data(as_text=True)
     assert html.status_code == 200 and scenario.charge_id in page
-    assert f'<a href="{PUBLIC_URL}/v1/events/{row["event_id"]}">' in page  # the worker's setting
+    assert f'<a href="{PUBLIC_URL}/console/events/by-id/{row["event_id"]}">' in page  # the worker's
     assert client.get(location, headers=OTHER).status_code == 404
 
 

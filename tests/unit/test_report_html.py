@@ -152,9 +152,10 @@ def test_a_currency_without_activity_is_one_line_not_a_column_or_a_chart():
 def test_event_links_are_absolute_under_the_base_url_and_quote_the_id():
     """The link is the base address's event path filled with the URL-quoted event id."""
     link = event_link("https://gateway.example.com/")
-    assert link == "https://gateway.example.com/v1/events/{event_id}"
-    assert event_href(link, "evt_1") == "https://gateway.example.com/v1/events/evt_1"
-    assert event_href(link, "a/b c") == "https://gateway.example.com/v1/events/a%2Fb%20c"
+    assert link == "https://gateway.example.com/console/events/by-id/{event_id}"
+    assert event_href(link, "evt_1") == "https://gateway.example.com/console/events/by-id/evt_1"
+    assert event_href(link, "a/b c") == \
+        "https://gateway.example.com/console/events/by-id/a%2Fb%20c"
     assert event_href(None, "evt_1") is None
     assert event_href(link, None) is None
     assert event_link(None) is None and event_link("") is None
