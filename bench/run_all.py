@@ -228,13 +228,15 @@ def _backend_rows(run: dict[str, Any]) -> list[str]:
     else:
         rows.append(f"| ingest, {label} | failed | | | | no |")
     if "events_per_second" in drain:
-        fl = drain["floor"]
+        fl, ceiling = drain["floor"], drain["ceiling"]
         rows.append(f"| drain, {label} | {drain['events_per_second']:,.0f} events/s, one worker "
-                    f"| no-op RQ jobs: {fl['simple']['per_second']:,.0f}/s SimpleWorker, "
-                    f"{fl['fork']['per_second']:,.0f}/s forking | {drain['ratio_simple']:.1f}x "
-                    f"/ {drain['ratio_fork']:.1f}x | >= 1,000 events/s | {_met(drain['met'])} |")
+                    f"| the no-op drain (pop, lock, parse, mark, commit): "
+                    f"{ceiling['per_second']:,.0f}/s; no-op RQ jobs: "
+                    f"{fl['simple']['per_second']:,.0f}/s SimpleWorker | "
+                    f"{drain['ratio_ceiling']:.0%} of the no-op drain | "
+                    f">= {drain['target']:,} events/s | {_met(drain['met'])} |")
     else:
-        rows.append(f"| drain, {label} | failed | | | >= 1,000 events/s | no |")
+        rows.append(f"| drain, {label} | failed | | | | no |")
     if reports.get("seconds") is not None:
         ok = reports["seconds"] < 20 and (reports["peak_mb"] or 0) < 500
         rows.append(f"| reports, {label} | {_fmt(sizes_entries(reports))} entries in "
