@@ -24,6 +24,9 @@ from service.config import STRIPE_API_VERSION, StripeSettings
 from service.errors import ProviderError
 
 PROVIDER = "stripe"
+# No telemetry: stripe-python would otherwise send this host's platform and request timings with
+# each call, and keep an id for them in ~/.config/stripe/telemetry_id.
+stripe.enable_telemetry = False
 
 # Stripe error codes (https://docs.stripe.com/error-codes) onto ours; anything else from an
 # InvalidRequestError is an invalid request, which a retry cannot fix.

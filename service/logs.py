@@ -210,3 +210,6 @@ def configure_logging(level: str | int | None = None, log_format: str | None = N
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # Its INFO and DEBUG lines print statement parameters: inbox bodies and signature headers.
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    # stripe-python logs every request and response line at INFO (a report reads thousands);
+    # our adapters log what matters of each call themselves.
+    logging.getLogger("stripe").setLevel(logging.WARNING)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from service.bootstrap import Container
+from service.logs import configure_logging
 
 _HOLD = """
 CREATE OR REPLACE FUNCTION test_hold_commit() RETURNS trigger AS $$
@@ -38,3 +43,21 @@ def hold_commit(container: Container) -> Iterator[Callable[[str], None]]:
     with container.engine.begin() as conn:
         conn.execute(text("DROP TRIGGER IF EXISTS test_hold_commit ON inbox_events"))
         conn.execute(text("DROP FUNCTION IF EXISTS test_hold_commit()"))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The process's logging as ``configure_logging`` sets it up, at DEBUG, into a buffer."""
+    root = logging.getLogger()
+    pinned = [logging.getLogger(n) for n in ("alembic", "sqlalchemy.engine", "stripe")]
+    saved = (list(root.handlers), root.level, [p.level for p in pinned])
+    stream = io.StringIO()
+    configure_logging("DEBUG", "json", stream=stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+    for logger, level in zip(pinned, saved[2], strict=True):
+        logger.setLevel(level)

@@ -6,11 +6,9 @@ prometheus_client's metrics are process-wide, so each test compares a value befo
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +22,6 @@ from gateway.app import create_app
 from policy.money import Money
 from sandbox import samples
 from service.errors import ProviderError
-from service.logs import configure_logging
 from tests.support import stripe as sig
 from tests.support.delivery import deliver, run_worker
 from tests.support.paypal import shared_signer
@@ -260,24 +257,6 @@ def test_metrics_take_a_bearer_token_when_one_is_configured(container, other_con
 
 
 # -- logs --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """The process's logging as ``configure_logging`` sets it up, at DEBUG, into a buffer."""
-    root = logging.getLogger()
-    pinned = [logging.getLogger(n) for n in ("alembic", "sqlalchemy.engine")]
-    saved = (list(root.handlers), root.level, [p.level for p in pinned])
-    stream = io.StringIO()
-    configure_logging("DEBUG", "json", stream=stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved[0]:
-        root.addHandler(handler)
-    root.setLevel(saved[1])
-    for logger, level in zip(pinned, saved[2], strict=True):
-        logger.setLevel(level)
 
 
 def test_webhook_and_drain_lines_name_the_merchant_and_event(client, container, log_lines):
