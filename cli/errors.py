@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 from service.errors import GatewayError
@@ -28,6 +29,20 @@ def report(exc: BaseException) -> int:
     message = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever it holds
     print(f"gateway: {message}", file=sys.stderr)
     return USAGE
+
+
+def command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]
+                   ) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``argv`` names, following its words down the tree."""
+    current = parser
+    for word in argv:
+        subcommands = next((a for a in current._actions  # argparse keeps them only here
+                            if isinstance(a, argparse._SubParsersAction)), None)
+        if subcommands is None:
+            break
+        if word in subcommands.choices:
+            current = subcommands.choices[word]
+    return current
 
 
 class Parser(argparse.ArgumentParser):

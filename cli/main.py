@@ -48,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run one `gateway` command. A user error (ours, or argparse's) is one line on standard
     error and exit status 2 (cli.errors)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command that did not take them, with its help
+        errors.command_parser(parser, argv if argv is not None else sys.argv[1:]).error(
+            f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except GatewayError as exc:  # CliError included

@@ -116,7 +116,11 @@ ROWS = {
     "no command at all": Row([], 2, ["required: COMMAND", "gateway --help"]),
     "an unknown command": Row(["nosuch"], 2, ["invalid choice: 'nosuch'"]),
     "an option a command does not take": Row(
-        ["inbox", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
+        ["inbox", "--bogus"], 2, ["gateway: inbox: unrecognized arguments: --bogus",
+                                  "gateway inbox --help"]),
+    "an option a nested command does not take": Row(
+        ["db", "upgrade", "--bogus"], 2, ["gateway: db upgrade: unrecognized arguments: "
+                                          "--bogus"]),
 }
 
 
