@@ -49,6 +49,7 @@ from gateway.validation import InvalidBody, validate
 from ledger import refundable
 from ledger.models import (
     Action,
+    ActionStatus,
     Customer,
     Decision,
     DecisionStatus,
@@ -301,6 +302,10 @@ def _minor_units(field: str, text: str, currency: str) -> int:
     return value
 
 
+# Until the provider confirms (a submitted refund waits for its webhook), the page reloads.
+_RUNNING = (ActionStatus.PENDING, ActionStatus.EXECUTING, ActionStatus.SUBMITTED)
+
+
 def _decision_view(session: Session, d: Decision) -> dict[str, Any]:
     """A decision as the pages show it: the API's JSON, with its payment's refund position
     and whether an action is still running."""
@@ -315,7 +320,7 @@ def _decision_view(session: Session, d: Decision) -> dict[str, Any]:
                            "captured": position.captured, "left": position.left,
                            "currency": payment.currency,
                            "dispute": position.dispute.state if position.dispute else None}
-    view["running"] = any(a.status in ("pending", "executing") for a in actions)
+    view["running"] = any(a.status in _RUNNING for a in actions)
     view["in_review"] = d.status == DecisionStatus.NEEDS_REVIEW
     view["facts"] = _facts(d.case or {})
     return view
