@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from adapters import ledger_credit
 from ledger import refundable
-from ledger.locks import serialize
+from ledger.locks import serialize, serialize_all
 from ledger.models import AccountCredit, Decision, DecisionStatus, Payment, Subscription
 from ledger.objects import peek
 from policy import Outcome, decision_to_json
@@ -95,18 +95,23 @@ def paypal_payment_takes_credit(session: Session, container: Container, ctx: Eve
     sub = peek(session, Subscription, ctx.ref(resource["billing_agreement_id"]))
     if sale is None or sub is None or sale.status != "completed" or sale.paid_at is None:
         return []
-    account = sub.customer_ref or sub.provider_id
-    if not ledger_credit.ever_granted(session, ctx.merchant, account, ledger_credit.LEDGER):
+    # The payer's account, and the subscription's own id: what a grant made before PayPal named
+    # the payer (a subscription created but not yet approved) was filed under.
+    accounts = list(dict.fromkeys(a for a in (sub.customer_ref, sub.provider_id) if a))
+    account = accounts[0]
+    if not any(ledger_credit.ever_granted(session, ctx.merchant, a, ledger_credit.LEDGER)
+               for a in accounts):
         # Most payments: one indexed look before any lock. A grant committed just after this
         # look is used by the account's next payment instead.
         return []
     if overpayment_decided(session, ctx.merchant, sale.provider_id):
         return []  # itself paid too much: refunded or credited as such, not a credit's target
-    serialize(session, "credit", ctx.merchant, account)
+    serialize_all(session, [("credit", ctx.merchant, a) for a in accounts])
     if ledger_credit.applied(session, ctx.merchant, sale.provider_id):
         return []
-    grants = ledger_credit.open_grants(session, ctx.merchant, account, sale.currency,
-                                       ledger_credit.LEDGER, granted_by=sale.paid_at)
+    grants = sorted((g for a in accounts for g in ledger_credit.open_grants(
+        session, ctx.merchant, a, sale.currency, ledger_credit.LEDGER, granted_by=sale.paid_at)),
+        key=lambda g: (g.grant.created_at, g.grant.id))  # oldest first, whichever account
     position = refundable.remainder(session, refundable.lock(session, sale))
     plan = ledger_credit.plan_uses(grants, min(position.left.amount, sum(g.left for g in grants)))
     if not plan or position.blocked_by() is not None:

@@ -37,6 +37,23 @@ def _credited(client: Any, container: Container, key: str, days_ago: int = 49
     return scenario
 
 
+def _credited_before_approval(client: Any, container: Container, key: str) -> samples.Scenario:
+    """As ``_credited``, but the repeat is decided while PayPal has told only of the
+    subscription's creation (before the buyer approved it, with no subscriber): the credit is
+    granted under the subscription's id. Then it is activated, naming the payer."""
+    scenario = samples.Scenario(key=key, amount=2000, payment_method="paypal",
+                                period_start=int(time.time()) - 49 * DAY)
+    created = samples.paypal_event("BILLING.SUBSCRIPTION.CREATED", scenario)
+    del created["resource"]["subscriber"]
+    first = datetime.fromtimestamp(scenario.period(1)[0], UTC)
+    for event in (created, sale_at(scenario, 1, first),
+                  sale_at(scenario, 1, first + timedelta(days=1), f"TWICE-{key}"),
+                  samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario)):
+        deliver(client, event)
+        run_worker(container)
+    return scenario
+
+
 def _credit_then_payment(client: Any, container: Container, key: str) -> tuple[str, str]:
     """A first period paid twice 48 days ago (19.00 of credit), then a payment made now."""
     scenario = _credited(client, container, key)
@@ -139,3 +156,30 @@ def test_a_voided_stripe_invoice_gives_its_credit_back_for_the_next_one(client, 
         ("return", 500, grant, f"{invoices[0]}:voided"), ("use", -500, grant, invoices[1])]
     assert shown["balances"] == [{"currency": "USD", "available": 0, "granted": 500,
                                   "used": 500}]
+
+
+@responses.activate
+def test_credit_granted_before_the_payer_was_known_is_used_by_the_next_payment(client,
+                                                                                container):
+    """The credit is filed under the subscription's id (its payer was not known yet); the next
+    payment, made once the payer is known, still takes it."""
+    _token()
+    scenario = _credited_before_approval(client, container, "credit-unapproved")
+    with container.sessions() as s:
+        (grant,) = s.scalars(select(AccountCredit).where(AccountCredit.amount > 0)).all()
+    assert grant.account_ref == scenario.paypal_subscription_id != scenario.paypal_payer_id
+    later = sale_at(scenario, 3, datetime.now(UTC) + timedelta(seconds=2))
+    responses.post(f"{API}/v1/payments/sale/{later['resource']['id']}/refund", json={
+        "id": "RF-CREDIT", "state": "completed",
+        "amount": {"total": "19.00", "currency": "USD"}})
+    deliver(client, later)
+    run_worker(container)
+    with container.sessions() as s:
+        decision = s.scalars(select(Decision).where(
+            Decision.request_kind == "credit_application")).one()
+        uses = s.scalars(select(AccountCredit).where(AccountCredit.amount < 0)).all()
+        left = ledger_credit.balance(s, MERCHANT, scenario.paypal_subscription_id, "USD").amount
+    assert decision.account_ref == scenario.paypal_payer_id
+    assert [(u.amount, u.applied_to, u.applies_to) for u in uses] == [
+        (-1900, later["resource"]["id"], grant.id)]
+    assert left == 0
