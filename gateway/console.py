@@ -121,6 +121,13 @@ def _load_session() -> ConsoleSession | None:
     return ConsoleSession(merchant, stored["reviewer"], stored["csrf"])
 
 
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison of a token sent by the browser, whatever characters it holds
+    (``hmac.compare_digest`` refuses a str that is not ASCII)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
 def _token_mark(cookie: str, merchant: Merchant) -> str:
     """The merchant's admin token as the session keeps it: an HMAC under the session's cookie,
     which Redis never holds, so what Redis holds reveals nothing of the token; a session ends
@@ -146,8 +153,7 @@ def _check() -> BaseResponse | tuple[str, int] | None:
         return redirect(url_for("console.sign_in"))
     g.console = found
     g.merchant = found.merchant
-    if request.method == "POST" and not hmac.compare_digest(
-            request.form.get("csrf_token", ""), found.csrf):
+    if request.method == "POST" and not _same(request.form.get("csrf_token", ""), found.csrf):
         return _page_error(400, "This form has expired or did not come from the console: "
                                 "nothing was changed. Go back, reload the page and try again.")
     return None
@@ -181,7 +187,7 @@ def sign_in() -> BaseResponse | tuple[str, int]:
                                error=f"Too many failed sign-ins: try again in {wait} seconds.")
         return Response(body, 429, headers={"Retry-After": str(wait)})
     pre = request.cookies.get(SIGN_IN_COOKIE, "")
-    if not pre or not hmac.compare_digest(request.form.get("csrf_token", ""), pre):
+    if not pre or not _same(request.form.get("csrf_token", ""), pre):
         return _sign_in_form(next_page, "The sign-in form expired: please sign in again.", 400)
     reviewer = request.form.get("reviewer", "").strip()
     if not 0 < len(reviewer) <= 100 or not reviewer.isprintable():

@@ -6,14 +6,18 @@ must end when the merchant's admin token changes."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
+from gateway.console import SIGN_IN_COOKIE
 from ledger.models import Action, Decision
 from tests.integration.test_console import MERCHANT, _in_review
 from tests.support.claims import headers
 from tests.support.console import sign_in
+from workers import reports
+from workers.actions import new_id
 
 TOO_LARGE = "9223372036854775808"  # one more than the largest BIGINT
 
@@ -98,3 +102,35 @@ def test_a_session_ends_when_its_merchant_is_removed(client, container):
     del container.settings.merchants[MERCHANT]
     resp = client.get("/console/reviews")
     assert resp.status_code == 302 and resp.headers["Location"].startswith("/console/sign-in")
+
+
+# --- tokens the browser sends -----------------------------------------------------------------
+
+
+def test_a_form_token_that_is_not_ascii_is_refused_not_an_error(client):
+    client.get("/console/sign-in")
+    resp = client.post("/console/sign-in", data={"csrf_token": "\u00e9", "reviewer": "kim",
+                                                 "token": "x"})
+    assert resp.status_code == 400
+    sign_in(client)
+    assert client.post("/console/sign-out", data={"csrf_token": "\u00e9"}).status_code == 400
+    assert client.get("/console/reviews").status_code == 200  # still signed in
+
+
+def test_a_sign_in_cookie_that_is_not_ascii_is_refused_not_an_error(client):
+    client.set_cookie(SIGN_IN_COOKIE, "\u00e9", path="/console")
+    resp = client.post("/console/sign-in", data={"csrf_token": "x", "reviewer": "kim",
+                                                 "token": "x"})
+    assert resp.status_code == 400
+
+
+# --- another merchant's reports -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["", "/report.csv", "/report.json"])
+def test_another_merchants_report_is_not_found(client, container, suffix):
+    report_id = new_id("rpt")
+    reports.start(container, report_id, MERCHANT, date(2026, 10, 1), date(2026, 11, 1),
+                  ["stripe"])
+    sign_in(client, merchant="cloudbehind")
+    assert client.get(f"/console/reports/{report_id}{suffix}").status_code == 404
