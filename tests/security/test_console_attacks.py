@@ -5,6 +5,7 @@ must end when the merchant's admin token changes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date
 
@@ -12,9 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from gateway.console import SIGN_IN_COOKIE
-from ledger.models import Action, Decision
+from ledger.models import Action, Decision, InboxEvent
+from sandbox import samples
 from tests.integration.test_console import MERCHANT, _in_review
-from tests.support.claims import headers
+from tests.support.claims import headers, send
 from tests.support.console import sign_in
 from workers import reports
 from workers.actions import new_id
@@ -134,3 +136,38 @@ def test_another_merchants_report_is_not_found(client, container, suffix):
                   ["stripe"])
     sign_in(client, merchant="cloudbehind")
     assert client.get(f"/console/reports/{report_id}{suffix}").status_code == 404
+
+
+# --- markup in what the console shows ---------------------------------------------------------
+
+
+MARKUP = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+def _no_markup(text: str) -> None:
+    assert "<script>alert" not in text and "<img src=x" not in text
+    assert not re.search(r"<[^>]*onerror", text)
+
+
+def test_an_events_type_and_id_show_as_text(client, container):
+    event = samples.stripe_event("charge.succeeded", samples.Scenario(key="console-markup"))
+    event["type"] = "charge.succeeded" + MARKUP
+    event["id"] = "evt_" + MARKUP
+    send(client, MERCHANT, event)
+    sign_in(client)
+    with container.sessions() as s:
+        row = s.scalars(select(InboxEvent).where(InboxEvent.merchant == MERCHANT)).one()
+    for path in ("/console/events", f"/console/events/{row.id}",
+                 f"/console/events/{row.id}/replay"):
+        _no_markup(client.get(path).get_data(as_text=True))
+
+
+def test_a_reviewers_name_and_note_show_as_text(client, container):
+    scenario, decision_id = _in_review(client, container, "console-reviewer-markup")
+    csrf = sign_in(client, reviewer=MARKUP)
+    resp = client.post(f"/console/decisions/{decision_id}/answer", data={
+        "csrf_token": csrf, "answer": "deny", "note": MARKUP})
+    assert resp.status_code == 302
+    for path in (f"/console/decisions/{decision_id}", f"/console/accounts/{scenario.customer_id}",
+                 "/console/reviews"):
+        _no_markup(client.get(path).get_data(as_text=True))
