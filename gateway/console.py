@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -71,7 +72,8 @@ from workers.actions import new_id
 from workers.cases import payment_owners
 from workers.decide import enqueue_actions_of
 
-bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+PREFIX = "/console"
+bp = Blueprint("console", __name__, url_prefix=PREFIX, template_folder="templates",
                static_folder="static", static_url_path="/static")
 
 COOKIE = "gateway_console"
@@ -115,7 +117,24 @@ def _load_session() -> ConsoleSession | None:
     merchant = _container().settings.merchant(stored["merchant"])
     if merchant is None:  # no longer configured
         return None
+    if not hmac.compare_digest(str(stored.get("admin_token", "")), _token_mark(token, merchant)):
+        return None  # signed in with an admin token the merchant no longer has
     return ConsoleSession(merchant, stored["reviewer"], stored["csrf"])
+
+
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison of a token sent by the browser, whatever characters it holds
+    (``hmac.compare_digest`` refuses a str that is not ASCII)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
+def _token_mark(cookie: str, merchant: Merchant) -> str:
+    """The merchant's admin token as the session keeps it: an HMAC under the session's cookie,
+    which Redis never holds, so what Redis holds reveals nothing of the token; a session ends
+    when the token changes."""
+    return hmac.new(cookie.encode(), merchant.admin_token.encode("utf-8", "surrogatepass"),
+                    hashlib.sha256).hexdigest()
 
 
 @bp.before_request
@@ -135,15 +154,18 @@ def _check() -> BaseResponse | tuple[str, int] | None:
         return redirect(url_for("console.sign_in"))
     g.console = found
     g.merchant = found.merchant
-    if request.method == "POST" and not hmac.compare_digest(
-            request.form.get("csrf_token", ""), found.csrf):
+    if request.method == "POST" and not _same(request.form.get("csrf_token", ""), found.csrf):
         return _page_error(400, "This form has expired or did not come from the console: "
                                 "nothing was changed. Go back, reload the page and try again.")
     return None
 
 
-@bp.after_request
+@bp.after_app_request
 def _headers(response: Response) -> BaseResponse:
+    """The console's headers on every answer under its prefix: its views', and the app's own
+    404, 405 and 413 for a console address no view takes."""
+    if not (request.path + "/").startswith(PREFIX + "/"):
+        return response
     response.headers.setdefault("Content-Security-Policy", _CSP)
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -166,7 +188,7 @@ def sign_in() -> BaseResponse | tuple[str, int]:
                                error=f"Too many failed sign-ins: try again in {wait} seconds.")
         return Response(body, 429, headers={"Retry-After": str(wait)})
     pre = request.cookies.get(SIGN_IN_COOKIE, "")
-    if not pre or not hmac.compare_digest(request.form.get("csrf_token", ""), pre):
+    if not pre or not _same(request.form.get("csrf_token", ""), pre):
         return _sign_in_form(next_page, "The sign-in form expired: please sign in again.", 400)
     reviewer = request.form.get("reviewer", "").strip()
     if not 0 < len(reviewer) <= 100 or not reviewer.isprintable():
@@ -180,7 +202,8 @@ def sign_in() -> BaseResponse | tuple[str, int]:
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     try:
         container.redis.set(_session_key(token), json.dumps(
-            {"merchant": merchant.name, "reviewer": reviewer, "csrf": csrf,
+            {"merchant": merchant.name, "admin_token": _token_mark(token, merchant),
+             "reviewer": reviewer, "csrf": csrf,
              "signed_in_at": datetime.now(UTC).isoformat()}), ex=SESSION_SECONDS)
     except RedisError:
         return _page_error(503, "The console cannot reach its session store (Redis). Try "
@@ -290,13 +313,22 @@ def _review_body(decision_id: str) -> dict[str, Any]:
     return validate("ReviewAnswer", body)
 
 
+_AMOUNT = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,4})?")  # ASCII digits: no exponent, NaN or Infinity
+
+
 def _minor_units(field: str, text: str, currency: str) -> int:
     """``12.50`` USD as 1250; refused when it is not a positive amount in whole minor units."""
     try:
+        places = exponent(currency)
+    except CurrencyError:
+        raise InvalidBody("currency", f"{currency!r} is not a currency") from None
+    try:
+        if not _AMOUNT.fullmatch(text):
+            raise ValueError(text)
         value = from_major(Decimal(text), currency).amount
-    except (InvalidOperation, CurrencyError, ValueError):
+    except (CurrencyError, ValueError):
         raise InvalidBody(field, f"must be an amount in {currency} with at most "
-                                 f"{exponent(currency)} decimals, e.g. 12.50") from None
+                                 f"{places} decimals, e.g. 12.50") from None
     if value <= 0:
         raise InvalidBody(field, "must be more than zero")
     return value
@@ -501,7 +533,12 @@ def _dead_count(session: Session, merchant: str) -> int:
         InboxEvent.merchant == merchant, InboxEvent.status == "dead")) or 0)
 
 
+_ROW_ID_MAX = 2 ** 63 - 1  # the largest BIGINT: a larger id (from the address) names no row
+
+
 def _event_row(session: Session, inbox_id: int) -> InboxEvent | None:
+    if inbox_id > _ROW_ID_MAX:
+        return None
     row = session.get(InboxEvent, inbox_id)
     return row if row is not None and row.merchant == g.merchant.name else None
 

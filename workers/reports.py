@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JOB_ID_PATTERN, Job, JobStatus
 
 from reports.run import PROVIDERS, reconcile
 from service import metrics
@@ -45,7 +45,10 @@ def reconcile_report(merchant: str, start_day: str, end_day: str,
 
 
 def find(container: Container, report_id: str, merchant: str) -> Job | None:
-    """The report's job, if it exists and is ``merchant``'s."""
+    """The report's job, if it exists and is ``merchant``'s (an id the queue would refuse names
+    no job)."""
+    if not JOB_ID_PATTERN.fullmatch(report_id):
+        return None
     try:
         job = Job.fetch(report_id, connection=container.redis)
     except NoSuchJobError:

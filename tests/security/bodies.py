@@ -71,7 +71,8 @@ FULL: dict[str, tuple[str, dict[str, Any]]] = {
         "approve": True, "reviewer": "kim@finance", "refund": MONEY, "credit": MONEY,
         "note": "fine"}),
     "/v1/reports/reconciliation": ("ReconciliationRequest", {"from": "2025-01-01",
-                                                            "to": "2025-02-01"}),
+                                                            "to": "2025-02-01",
+                                                            "sources": ["stripe"]}),
 }
 
 
