@@ -56,6 +56,14 @@ def _actor() -> str:
     return named or f"merchant:{g.merchant.name}"
 
 
+@bp.before_request
+def _no_nul_in_ids() -> tuple[Response, int] | None:
+    """An id with a NUL character is no id of ours (PostgreSQL would refuse to look it up)."""
+    if "\x00" in request.path:
+        return error(404, "not_found", "no such id")
+    return None
+
+
 @bp.errorhandler(InvalidBody)
 def _invalid_body(exc: InvalidBody) -> tuple[Response, int]:
     return error(400, "invalid_request", exc.message, field=exc.field or "body")

@@ -143,6 +143,8 @@ def _check() -> BaseResponse | tuple[str, int] | None:
     token; Redis down answers 503 (the session cannot be read)."""
     if request.endpoint in ("console.sign_in", "console.static"):
         return None
+    if "\x00" in request.path:  # no id of ours (PostgreSQL would refuse to look it up)
+        return _page_error(404, "There is no such page.")
     try:
         found = _load_session()
     except RedisError:
@@ -419,7 +421,7 @@ def accounts() -> BaseResponse | str:
     """Find an account by customer id, e-mail, subscription id or payment id."""
     query = request.args.get("q", "").strip()[:255]
     found: list[dict[str, Any]] = []
-    if query:
+    if query and "\x00" not in query:  # a NUL is in no id or e-mail (nor can PostgreSQL ask)
         with _container().sessions() as session:
             found = _find_accounts(session, g.merchant.name, query)
         if len(found) == 1:

@@ -34,15 +34,14 @@ def _object(ctx: EventContext) -> dict[str, Any]:
 
 
 def _customer(session: Session, ctx: EventContext, customer_id: Any) -> str | None:
-    """Record the object's customer, with the e-mail and name it carries (an invoice's
-    ``customer_email``, a charge's billing details): what support finds an account by."""
+    """Record the object's customer, with the e-mail and name an invoice copies from the
+    customer (``customer_email``, ``customer_name``): what support finds an account by. Not a
+    charge's billing details or receipt e-mail, which whoever pays types in: support searching
+    someone's e-mail must not be led to a payer who typed it."""
     if not isinstance(customer_id, str):
         return None
     obj = _object(ctx)
-    billing = obj.get("billing_details")
-    billing = billing if isinstance(billing, dict) else {}
-    email = obj.get("customer_email") or billing.get("email") or obj.get("receipt_email")
-    name = obj.get("customer_name") or billing.get("name")
+    email, name = obj.get("customer_email"), obj.get("customer_name")
     ensure_customer(session, ctx.ref(customer_id), ctx.version(), ctx.livemode,
                     email=email if isinstance(email, str) else None,
                     name=name if isinstance(name, str) else None)

@@ -232,6 +232,20 @@ def test_another_merchants_objects_are_not_found(client, container):
 # --- accounts ----------------------------------------------------------------------------------
 
 
+def test_an_email_a_payer_typed_on_a_charge_leads_to_no_account(client, container):
+    """Only the customer's e-mail (as its invoices carry it) finds the account: a charge's
+    billing details and receipt e-mail are whatever the payer typed."""
+    made = samples.Scenario(key="console-typed", customer_email="owner@example.com")
+    charge = samples.stripe_event("charge.succeeded", made)
+    obj = charge["data"]["object"]
+    obj["billing_details"]["email"] = obj["receipt_email"] = "victim@example.com"
+    send(client, MERCHANT, charge)
+    run_worker(container)
+    sign_in(client)
+    found = client.get("/console/accounts", query_string={"q": "victim@example.com"})
+    assert found.status_code == 200 and "No account matches" in _text(found)
+
+
 def test_an_account_is_found_by_email_customer_or_payment(client, container):
     scenario = paid(client, container, "console-find", days_ago=2,
                     customer_email="Finder@Example.com")
