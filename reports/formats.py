@@ -43,11 +43,21 @@ def to_csv(report: dict[str, Any]) -> Iterator[str]:
     for d in report["discrepancies"]:
         difference = (None if d.ledger_amount is None or d.provider_amount is None
                       else d.ledger_amount - d.provider_amount)
-        writer.writerow([d.kind.value, d.provider, d.provider_id, d.currency,
+        writer.writerow([d.kind.value, d.provider, _text(d.provider_id), d.currency,
                          major(d.ledger_amount, d.currency), major(d.provider_amount, d.currency),
                          major(difference, d.currency), _iso(d.occurred_at) or "",
-                         d.event_id or "", d.detail])
+                         _text(d.event_id or ""), _text(d.detail)])
         yield _drain(buffer)
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula's start
+
+
+def _text(value: str) -> str:
+    """A text cell that a spreadsheet shows as text: one that begins like a formula (an id or
+    a provider's message can carry ``=HYPERLINK(...)``) gets a leading apostrophe, as OWASP
+    advises for CSV injection. Amounts are written by ``major`` and never pass here."""
+    return f"'{value}" if value.startswith(_FORMULA) else value
 
 
 def _drain(buffer: io.StringIO) -> str:
