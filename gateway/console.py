@@ -79,7 +79,7 @@ bp = Blueprint("console", __name__, url_prefix=PREFIX, template_folder="template
 COOKIE = "gateway_console"
 SIGN_IN_COOKIE = "gateway_console_sign_in"  # the sign-in form's CSRF token, before a session
 SESSION_SECONDS = 8 * 3600
-_LIMITED = "console"  # the failure limiter's "merchant" for sign-ins (any merchant's token)
+_LIMITED = "console sign-in"  # the failure limiter's key for sign-ins: no merchant has this name
 _CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'")
 _REPORT_CSP = _CSP.replace("style-src 'self'", "style-src 'unsafe-inline'")  # inline CSS only
@@ -457,7 +457,7 @@ def _find_accounts(session: Session, merchant: str, query: str) -> list[dict[str
     return list(found.values())
 
 
-@bp.get("/accounts/<account>")
+@bp.get("/accounts/<path:account>")
 def account(account: str) -> tuple[str, int]:
     merchant = g.merchant.name
     with _container().sessions() as session:

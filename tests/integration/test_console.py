@@ -5,6 +5,7 @@ merchant's objects, a webhook's markup)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -387,3 +388,19 @@ def test_a_report_rows_event_link_opens_the_event_after_signing_in(client, conta
     landed = client.get(path, follow_redirects=True)
     assert landed.status_code == 200 and row.event_id in _text(landed)
     assert landed.request.path == f"/console/events/{row.id}"
+
+
+def test_an_account_id_with_a_slash_opens(client, container):
+    """Account ids are the providers' (a PayPal payer may be known by an e-mail address):
+    any character the ledger holds, a slash included, opens the account's page."""
+    from ledger.models import Customer
+
+    with container.sessions() as s, s.begin():
+        s.add(Customer(merchant=MERCHANT, provider="paypal", provider_id="odd/payer@example.com",
+                       email="odd/payer@example.com", name="Odd", version_at=datetime.now(UTC),
+                       version_rank=0, version_event="WH-odd", livemode=False))
+    sign_in(client)
+    found = client.get("/console/accounts", query_string={"q": "odd/payer@example.com"})
+    assert found.status_code == 302
+    page = client.get(found.headers["Location"])
+    assert page.status_code == 200 and "odd/payer@example.com" in _text(page)
