@@ -499,8 +499,13 @@ def _account_view(session: Session, merchant: str, account: str) -> dict[str, An
     if not (customer or subs or invoices or payments or decisions or requests
             or credit.entries):
         return None
+    refunded: dict[str, int] = {}  # per payment, the refunds the ledger holds that stand
+    for r in refunds:
+        if r.payment_ref and r.status.lower() not in refundable.GONE:
+            refunded[r.payment_ref] = refunded.get(r.payment_ref, 0) + r.amount
     return {"account": account, "customer": customer, "subscriptions": subs,
             "invoices": invoices, "payments": payments, "refunds": refunds,
+            "refunded": refunded,
             "disputes": disputes, "decisions": decisions, "requests": requests,
             "credit": credit}
 

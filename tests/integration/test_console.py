@@ -163,6 +163,10 @@ def test_a_review_approved_with_a_partial_refund_shows_the_providers_refund(clie
     run_worker(container)
     done = _text(client.get(f"/console/decisions/{decision_id}"))
     assert "re_console_1" in done and "45.00 USD" in done and "75.00 USD" in done
+    account = _text(client.get(f"/console/accounts/{scenario.customer_id}"))
+    payment_row = re.search(rf"<tr><td class=\"id\">{scenario.charge_id}</td>.*?</tr>",
+                            account)
+    assert payment_row and "45.00 USD" in payment_row.group(0)  # refunded, as the ledger has it
     assert 'http-equiv="refresh"' not in done
     with container.sessions() as s:
         decision = s.get(Decision, decision_id)
