@@ -404,6 +404,19 @@ def _money_filter(value: Any) -> str:
     return _money(value.amount, value.currency)
 
 
+@bp.app_template_filter("moment")
+def _moment(value: Any) -> str:
+    """An ISO time as people read it: ``2026-11-30 01:30 UTC``."""
+    if not value:
+        return "-"
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at.tzinfo else \
+        at.strftime("%Y-%m-%d %H:%M")
+
+
 @bp.app_template_filter("major")
 def _major(value: Any) -> str:
     """Money as a plain amount in major units, as the review form's fields take it."""
