@@ -7,6 +7,7 @@ payment it is applied to. A use draws on the oldest grant first and names it and
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -97,11 +98,14 @@ def open_grants(session: Session, merchant: str, account_ref: str, currency: str
     return [OpenGrant(grant, int(left)) for grant, left in rows if left > 0]
 
 
-def ever_granted(session: Session, merchant: str, account_ref: str, held_by: str) -> bool:
-    """Whether the account was ever granted credit held by ``held_by`` (used up or not)."""
+def ever_granted(session: Session, merchant: str, account_refs: Collection[str], held_by: str
+                 ) -> bool:
+    """Whether any of the accounts was ever granted credit held by ``held_by`` (used up or
+    not): one indexed look."""
     with reading(session, AccountCredit):
         return session.scalars(select(AccountCredit.id).where(
-            AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref,
+            AccountCredit.merchant == merchant,
+            AccountCredit.account_ref.in_(sorted(account_refs)),
             AccountCredit.amount > 0, AccountCredit.applies_to.is_(None),
             AccountCredit.held_by == held_by).limit(1)).first() \
             is not None

@@ -99,8 +99,7 @@ def paypal_payment_takes_credit(session: Session, container: Container, ctx: Eve
     # the payer (a subscription created but not yet approved) was filed under.
     accounts = list(dict.fromkeys(a for a in (sub.customer_ref, sub.provider_id) if a))
     account = accounts[0]
-    if not any(ledger_credit.ever_granted(session, ctx.merchant, a, ledger_credit.LEDGER)
-               for a in accounts):
+    if not ledger_credit.ever_granted(session, ctx.merchant, accounts, ledger_credit.LEDGER):
         # Most payments: one indexed look before any lock. A grant committed just after this
         # look is used by the account's next payment instead.
         return []
