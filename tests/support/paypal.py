@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 import responses
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
+from gateway.signatures.paypal import PayPalVerifier
+from gateway.signatures.paypal_api import VERIFY_PATH, PayPalApiVerifier
 from sandbox.devcerts import DevPayPalSigner, make_signer
+from service.config import PayPalSettings, PayPalVerification
 
 WEBHOOK_ID = "8PT597110X687430LKGECATA"
 SANDBOX_API_BASE = "https://api-m.sandbox.paypal.com"
+TOKEN_URL = f"{SANDBOX_API_BASE}/v1/oauth2/token"
+VERIFY_URL = f"{SANDBOX_API_BASE}{VERIFY_PATH}"
 
 # Shaped like a sandbox PAYMENT.CAPTURE.REFUNDED delivery (compact, as PayPal sends it).
 REFUND_EVENT = (
@@ -41,6 +50,52 @@ def shared_signer() -> DevPayPalSigner:
 def serve_cert(rsps: responses.RequestsMock, signer: DevPayPalSigner) -> None:
     """Answer GET ``signer.cert_url`` with the signer's certificate chain, as PayPal would."""
     rsps.get(signer.cert_url, body=signer.cert_pem, content_type="application/x-pem-file")
+
+
+def verifier_at(signer: DevPayPalSigner, now: datetime, **kwargs: Any) -> PayPalVerifier:
+    """A local verifier trusting ``signer``'s CA, whose clock always reads ``now``."""
+    return PayPalVerifier(signer.ca_pem, clock=lambda: now, **kwargs)
+
+
+def sent_at(signer: DevPayPalSigner, when: datetime) -> dict[str, str]:
+    """The headers of ``REFUND_EVENT`` for ``WEBHOOK_ID``, transmitted at ``when``."""
+    return signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=when)
+
+
+class RecordingSession(requests.Session):
+    """A real session that records the URL and timeout of every request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[tuple[str, object]] = []
+
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+                ) -> requests.Response:
+        self.timeouts.append((str(url), kwargs.get("timeout")))
+        return super().request(method, url, *args, **kwargs)
+
+
+def sandbox_api_verifier(session: requests.Session | None = None) -> PayPalApiVerifier:
+    """A verifier asking PayPal's sandbox API about ``WEBHOOK_ID``, with a 2 s timeout."""
+    settings = PayPalSettings(
+        client_id="client-id",
+        client_secret="client-secret",
+        webhook_id=WEBHOOK_ID,
+        api_base=SANDBOX_API_BASE,
+        verification=PayPalVerification.API,
+    )
+    return PayPalApiVerifier(settings, timeout=2.0, session=session)
+
+
+def fake_paypal(rsps: responses.RequestsMock, *verdicts: str | int, token: str = "A21AAF-token"
+                ) -> None:
+    """Fake PayPal's OAuth endpoint and one verify answer per verdict (a status or HTTP code)."""
+    rsps.post(TOKEN_URL, json={"access_token": token, "token_type": "Bearer", "expires_in": 32400})
+    for verdict in verdicts:
+        if isinstance(verdict, int):
+            rsps.post(VERIFY_URL, status=verdict, json={"name": "INTERNAL_SERVICE_ERROR"})
+        else:
+            rsps.post(VERIFY_URL, json={"verification_status": verdict})
 
 
 def paid_after_it_ended(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -105,3 +160,68 @@ def sale_at(scenario: Any, cycle: int, at: datetime, sale_id: str | None = None
                                  create_time=stamp, update_time=stamp, **extra)
     event["resource"]["create_time"] = stamp
     return event
+
+
+# --- Certificates built by hand, for what the dev signer cannot make ---------------------------
+
+
+def self_made_ca(subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey, when: datetime,
+                 serial: int | None = None) -> x509.Certificate:
+    """A CA certificate valid from two days before ``when`` to 60 days after, signed by ``key``."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(serial or x509.random_serial_number())
+        .not_valid_before(when - timedelta(days=2))
+        .not_valid_after(when + timedelta(days=60))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def leaf_issued_by(issuer: x509.Certificate,
+                   leaf_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+                   signing_key: rsa.RSAPrivateKey, when: datetime,
+                   name: str = "messageverificationcerts.paypal.com",
+                   alt_names: list[str] | None = None) -> x509.Certificate:
+    """A leaf with CN ``name`` and the DNS names ``alt_names`` (``[name]`` when None; none at
+    all, and no subjectAltName, when empty) that claims ``issuer`` (its name and key id), signed
+    by ``signing_key``."""
+    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(when - timedelta(days=1))
+        .not_valid_after(when + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+                       critical=False)
+    )
+    dns_names = [name] if alt_names is None else alt_names
+    if dns_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def pem_of(*certs: x509.Certificate) -> bytes:
+    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
+
+
+def signed_headers(key: rsa.RSAPrivateKey, url: str, when: datetime) -> dict[str, str]:
+    """The REFUND_EVENT signed with ``key`` as PayPal signs, its certificate at ``url``."""
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    signer = DevPayPalSigner(ca_pem=b"", cert_pem=b"", key_pem=key_pem, cert_url=url)
+    return signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=when)

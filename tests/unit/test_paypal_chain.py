@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import responses
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
@@ -32,7 +32,14 @@ from gateway.signatures.paypal import (
 )
 from sandbox.devcerts import DevPayPalSigner, make_signer
 from service.errors import VerificationError
-from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID
+from tests.support.paypal import (
+    REFUND_EVENT,
+    WEBHOOK_ID,
+    leaf_issued_by,
+    pem_of,
+    self_made_ca,
+    signed_headers,
+)
 
 VECTOR_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "paypal" / "published_vector"
 # The vector's own PAYPAL-CERT-URL is a placeholder of the Java test (which stubs the download)
@@ -206,71 +213,16 @@ def leaf_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _forged_leaf(issuer: x509.Certificate, leaf_key: rsa.RSAPrivateKey,
-                 signing_key: rsa.RSAPrivateKey, when: datetime,
-                 name: str = "messageverificationcerts.paypal.com") -> x509.Certificate:
-    """A PayPal-named leaf that claims ``issuer`` (its name and key id), signed by
-    ``signing_key``."""
-    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(issuer.subject)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(when - timedelta(days=1))
-        .not_valid_after(when + timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
-                       critical=False)
-        .sign(signing_key, hashes.SHA256())
-    )
-
-
-def _self_made_ca(subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey, when: datetime,
-                  serial: int | None = None) -> x509.Certificate:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(serial or x509.random_serial_number())
-        .not_valid_before(when - timedelta(days=2))
-        .not_valid_after(when + timedelta(days=60))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                       critical=False)
-        .sign(key, hashes.SHA256())
-    )
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
-
-
-def _signed_headers(key: rsa.RSAPrivateKey, url: str, when: datetime) -> dict[str, str]:
-    """The REFUND_EVENT signed with ``key`` as PayPal signs, its certificate at ``url``."""
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    signer = DevPayPalSigner(ca_pem=b"", cert_pem=b"", key_pem=key_pem, cert_url=url)
-    return signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=when)
-
-
 def test_the_forged_leaf_shape_verifies_under_a_root_that_did_sign_it(rsps, forger_key, leaf_key):
     """The control for the refusals below: built the same way and signed by a trusted root's own
     key, such a leaf passes, so what refuses the forgeries is the chain alone."""
     now = datetime.now(UTC).replace(microsecond=0)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Forger Root")])
-    root = _self_made_ca(name, name, forger_key, now)
+    root = self_made_ca(name, name, forger_key, now)
     url = "https://api.paypal.com/v1/notifications/certs/CERT-CONTROL"
-    rsps.get(url, body=_pem(_forged_leaf(root, leaf_key, forger_key, now)))
-    verifier = PayPalVerifier(_pem(root), clock=lambda: now)
-    verifier.verify(_signed_headers(leaf_key, url, now), REFUND_EVENT, WEBHOOK_ID)
+    rsps.get(url, body=pem_of(leaf_issued_by(root, leaf_key, forger_key, now)))
+    verifier = PayPalVerifier(pem_of(root), clock=lambda: now)
+    verifier.verify(signed_headers(leaf_key, url, now), REFUND_EVENT, WEBHOOK_ID)
 
 
 @pytest.mark.parametrize("issuer", INTERMEDIATES, ids=[_cn(c.subject) for c in INTERMEDIATES])
@@ -280,9 +232,9 @@ def test_a_leaf_naming_a_shipped_intermediate_but_signed_by_another_key_is_refus
     the bundled intermediate does not vouch for it, and is no anchor to stop at."""
     now = min(issuer.not_valid_after_utc, datetime.now(UTC)) - timedelta(days=2)
     url = "https://api.paypal.com/v1/notifications/certs/CERT-FORGED"
-    rsps.get(url, body=_pem(_forged_leaf(issuer, leaf_key, forger_key, now)))
+    rsps.get(url, body=pem_of(leaf_issued_by(issuer, leaf_key, forger_key, now)))
     verifier = PayPalVerifier(load_bundled_ca(), clock=lambda: now)
-    code = refusal(verifier, _signed_headers(leaf_key, url, now), REFUND_EVENT, WEBHOOK_ID)
+    code = refusal(verifier, signed_headers(leaf_key, url, now), REFUND_EVENT, WEBHOOK_ID)
     assert code == "cert_untrusted"
 
 
@@ -293,11 +245,11 @@ def test_a_forged_copy_of_a_shipped_intermediate_sent_with_the_leaf_is_refused(
     real = next(c for c in INTERMEDIATES
                 if _cn(c.subject) == "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
     now = datetime.now(UTC).replace(microsecond=0)
-    fake = _self_made_ca(real.subject, real.issuer, forger_key, now, serial=real.serial_number)
+    fake = self_made_ca(real.subject, real.issuer, forger_key, now, serial=real.serial_number)
     url = "https://api.paypal.com/v1/notifications/certs/CERT-FORGED-CHAIN"
-    rsps.get(url, body=_pem(_forged_leaf(fake, leaf_key, forger_key, now), fake))
+    rsps.get(url, body=pem_of(leaf_issued_by(fake, leaf_key, forger_key, now), fake))
     verifier = PayPalVerifier(load_bundled_ca(), clock=lambda: now)
-    code = refusal(verifier, _signed_headers(leaf_key, url, now), REFUND_EVENT, WEBHOOK_ID)
+    code = refusal(verifier, signed_headers(leaf_key, url, now), REFUND_EVENT, WEBHOOK_ID)
     assert code == "cert_untrusted"
 
 
@@ -311,7 +263,7 @@ def chained() -> DevPayPalSigner:
 
 def _leaf_alone(signer: DevPayPalSigner) -> tuple[bytes, bytes]:
     leaf, intermediate = x509.load_pem_x509_certificates(signer.cert_pem)
-    return _pem(leaf), _pem(intermediate)
+    return pem_of(leaf), pem_of(intermediate)
 
 
 def test_a_leaf_served_alone_verifies_with_its_intermediate_supplied(rsps, chained):

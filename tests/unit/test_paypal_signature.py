@@ -6,7 +6,6 @@ import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import requests
@@ -23,19 +22,19 @@ from gateway.signatures.paypal import (
     check_cert_url,
     load_bundled_ca,
 )
-from gateway.signatures.paypal_api import VERIFY_PATH, PayPalApiVerifier
 from sandbox.devcerts import (
-    DevPayPalSigner,
     load_or_create_dev_signer,
     make_signer,
     seed_cert_cache,
 )
-from service.config import PayPalSettings, PayPalVerification
 from service.errors import VerificationError
 from tests.support.paypal import (
     REFUND_EVENT,
-    SANDBOX_API_BASE,
+    TOKEN_URL,
+    VERIFY_URL,
     WEBHOOK_ID,
+    RecordingSession,
+    fake_paypal,
     serve_cert,
 )
 
@@ -47,11 +46,6 @@ HEADER_NAMES = [
     "PAYPAL-AUTH-ALGO",
 ]
 GOOD_CERT_URL = "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-1d93a270"
-
-
-@pytest.fixture
-def verifier(signer: DevPayPalSigner) -> PayPalVerifier:
-    return PayPalVerifier(signer.ca_pem)
 
 
 def rejection(verifier, headers, body=REFUND_EVENT, webhook_id=WEBHOOK_ID) -> str:
@@ -310,17 +304,11 @@ def test_a_response_that_is_not_a_certificate_is_rejected(signer, rsps, verifier
 
 def test_the_fetch_uses_the_configured_timeout(signer, rsps):
     """The timeout reaches requests, so a hung PayPal host cannot hold a worker forever."""
-    seen: list[object] = []
-
-    class RecordingSession(requests.Session):
-        def get(self, *args: Any, **kwargs: Any) -> requests.Response:
-            seen.append(kwargs.get("timeout"))
-            return super().get(*args, **kwargs)
-
+    session = RecordingSession()
     serve_cert(rsps, signer)
-    verifier = PayPalVerifier(signer.ca_pem, timeout=1.5, session=RecordingSession())
+    verifier = PayPalVerifier(signer.ca_pem, timeout=1.5, session=session)
     verifier.verify(signer.headers(REFUND_EVENT, WEBHOOK_ID), REFUND_EVENT, WEBHOOK_ID)
-    assert seen == [1.5]
+    assert session.timeouts == [(signer.cert_url, 1.5)]
 
 
 # The allowed form, restated independently of the implementation as the property's oracle.
@@ -501,34 +489,10 @@ def test_the_dev_signer_repr_does_not_show_the_key(signer):
 
 # --- API verification ---------------------------------------------------------------------------
 
-TOKEN_URL = f"{SANDBOX_API_BASE}/v1/oauth2/token"
-VERIFY_URL = f"{SANDBOX_API_BASE}{VERIFY_PATH}"
 ODD_EVENT = (
     b'{ "id" :"WH-ODD-1",\n\t"summary": "caf\\u00e9 \xe2\x82\xac 4.99 \\/ refund" ,'
     b'"resource":{"amount":{"value":"4.990","currency_code":"EUR"}},"n":1.50e0 }\r\n'
 )
-
-
-@pytest.fixture
-def api_verifier() -> PayPalApiVerifier:
-    settings = PayPalSettings(
-        client_id="client-id",
-        client_secret="client-secret",
-        webhook_id=WEBHOOK_ID,
-        api_base=SANDBOX_API_BASE,
-        verification=PayPalVerification.API,
-    )
-    return PayPalApiVerifier(settings, timeout=2.0)
-
-
-def fake_paypal(rsps, *verdicts, token: str = "A21AAF-token") -> None:
-    """Fake PayPal's OAuth endpoint and one verify answer per verdict (a status or HTTP code)."""
-    rsps.post(TOKEN_URL, json={"access_token": token, "token_type": "Bearer", "expires_in": 32400})
-    for verdict in verdicts:
-        if isinstance(verdict, int):
-            rsps.post(VERIFY_URL, status=verdict, json={"name": "INTERNAL_SERVICE_ERROR"})
-        else:
-            rsps.post(VERIFY_URL, json={"verification_status": verdict})
 
 
 def test_api_verification_sends_the_raw_event_bytes_verbatim(signer, rsps, api_verifier):

@@ -9,7 +9,6 @@ clock is injected and read once per delivery, for the tolerance and the certific
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import responses
@@ -20,10 +19,9 @@ from gateway.signatures.paypal import (
     check_transmission_time,
     transmission_time,
 )
-from sandbox.devcerts import DevPayPalSigner
 from service.config import load_settings
 from service.errors import ConfigError, VerificationError
-from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID, serve_cert
+from tests.support.paypal import REFUND_EVENT, WEBHOOK_ID, sent_at, serve_cert, verifier_at
 
 # A fixed "now" inside the shared dev certificate's validity, in whole seconds like the header.
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -35,14 +33,6 @@ def no_network():
     """Any request is refused and recorded: ``len(calls) == 0`` proves nothing was fetched."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
-
-
-def verifier_at(signer: DevPayPalSigner, now: datetime = NOW, **kwargs: Any) -> PayPalVerifier:
-    return PayPalVerifier(signer.ca_pem, clock=lambda: now, **kwargs)
-
-
-def sent_at(signer: DevPayPalSigner, when: datetime) -> dict[str, str]:
-    return signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_time=when)
 
 
 def refusal(verifier: PayPalVerifier, headers: dict[str, str]) -> str:
@@ -61,40 +51,40 @@ def test_the_default_tolerance_is_stripes_300_seconds():
 
 def test_exactly_the_tolerance_old_is_accepted(signer, rsps):
     serve_cert(rsps, signer)
-    verifier_at(signer).verify(sent_at(signer, NOW - timedelta(seconds=TOLERANCE)),
+    verifier_at(signer, NOW).verify(sent_at(signer, NOW - timedelta(seconds=TOLERANCE)),
                                REFUND_EVENT, WEBHOOK_ID)
 
 
 def test_one_second_older_than_the_tolerance_is_refused_before_any_fetch(signer, no_network):
     headers = sent_at(signer, NOW - timedelta(seconds=TOLERANCE + 1))
-    assert refusal(verifier_at(signer), headers) == "stale_transmission"
+    assert refusal(verifier_at(signer, NOW), headers) == "stale_transmission"
     assert len(no_network.calls) == 0
 
 
 def test_a_delivery_captured_a_day_ago_is_refused(signer, no_network):
     """The replay this closes: a genuine, validly signed delivery, sent again much later."""
     headers = sent_at(signer, NOW - timedelta(days=1))
-    assert refusal(verifier_at(signer), headers) == "stale_transmission"
+    assert refusal(verifier_at(signer, NOW), headers) == "stale_transmission"
     assert len(no_network.calls) == 0
 
 
 def test_exactly_the_tolerance_ahead_is_accepted(signer, rsps):
     """A sender's clock a little ahead of ours is tolerated, as far as the tolerance."""
     serve_cert(rsps, signer)
-    verifier_at(signer).verify(sent_at(signer, NOW + timedelta(seconds=TOLERANCE)),
+    verifier_at(signer, NOW).verify(sent_at(signer, NOW + timedelta(seconds=TOLERANCE)),
                                REFUND_EVENT, WEBHOOK_ID)
 
 
 def test_one_second_further_ahead_than_the_tolerance_is_refused(signer, no_network):
     headers = sent_at(signer, NOW + timedelta(seconds=TOLERANCE + 1))
-    assert refusal(verifier_at(signer), headers) == "future_transmission"
+    assert refusal(verifier_at(signer, NOW), headers) == "future_transmission"
     assert len(no_network.calls) == 0
 
 
 def test_a_time_far_in_the_future_is_refused(signer, no_network):
     """A time signed far ahead would otherwise stay replayable until then."""
     headers = sent_at(signer, NOW + timedelta(days=365))
-    assert refusal(verifier_at(signer), headers) == "future_transmission"
+    assert refusal(verifier_at(signer, NOW), headers) == "future_transmission"
     assert len(no_network.calls) == 0
 
 
@@ -103,7 +93,7 @@ def test_the_configured_tolerance_is_the_boundary(signer, tolerance):
     """Whatever the tolerance, its own value passes the time check and one second more fails."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         serve_cert(mock, signer)
-        verifier = verifier_at(signer, tolerance=tolerance)
+        verifier = verifier_at(signer, NOW, tolerance=tolerance)
         for sign in (-1, 1):
             verifier.verify(sent_at(signer, NOW + sign * timedelta(seconds=tolerance)),
                             REFUND_EVENT, WEBHOOK_ID)
@@ -154,7 +144,7 @@ def test_a_transmission_time_that_is_not_a_date_time_is_refused_before_any_fetch
         signer, no_network, value):
     headers = sent_at(signer, NOW) | {"PAYPAL-TRANSMISSION-TIME": value}
     with pytest.raises(VerificationError) as caught:
-        verifier_at(signer).verify(headers, REFUND_EVENT, WEBHOOK_ID)
+        verifier_at(signer, NOW).verify(headers, REFUND_EVENT, WEBHOOK_ID)
     assert caught.value.code == "malformed_header"
     assert "PAYPAL-TRANSMISSION-TIME" in caught.value.message
     assert len(caught.value.message) < 200  # a huge header is not echoed whole
@@ -164,7 +154,7 @@ def test_a_transmission_time_that_is_not_a_date_time_is_refused_before_any_fetch
 def test_a_missing_transmission_time_is_still_a_missing_header(signer, no_network):
     headers = sent_at(signer, NOW)
     del headers["PAYPAL-TRANSMISSION-TIME"]
-    assert refusal(verifier_at(signer), headers) == "missing_header"
+    assert refusal(verifier_at(signer, NOW), headers) == "missing_header"
 
 
 @pytest.mark.parametrize(("value", "instant"), [
@@ -196,7 +186,7 @@ def test_the_time_is_checked_before_the_certificate_url(signer, no_network):
     """A stale delivery naming a hostile URL is refused for its time, and nothing is fetched."""
     headers = sent_at(signer, NOW - timedelta(hours=1)) | {
         "PAYPAL-CERT-URL": "https://evil.example/v1/notifications/certs/CERT-1"}
-    assert refusal(verifier_at(signer), headers) == "stale_transmission"
+    assert refusal(verifier_at(signer, NOW), headers) == "stale_transmission"
     assert len(no_network.calls) == 0
 
 
