@@ -10,14 +10,12 @@ from typing import Any
 
 import pytest
 import responses
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from gateway.app import create_app
 from ledger.models import AuditEntry, Decision, InboxEvent
 from sandbox import samples
-from service.bootstrap import Container
-from tests.support.claims import file_refund, headers, paid, send
+from tests.support.claims import in_review, paid, send
 from tests.support.console import csrf_of, sign_in
 from tests.support.delivery import dead_event, run_worker
 from tests.support.providers import provider_apis_answered
@@ -29,17 +27,6 @@ PAGES = ["/console/", "/console/reviews", "/console/decisions/dec_x", "/console/
          "/console/reports", "/console/reports/rpt_x", "/console/reports/rpt_x/report.csv"]
 FORMS = ["/console/decisions/dec_x/answer", "/console/events/1/replay",
          "/console/events/replay-dead", "/console/reports", "/console/sign-out"]
-
-
-def _in_review(client: FlaskClient, container: Container, key: str) -> tuple[Any, str]:
-    """A charge whose claim the policy leaves to a person (a product it does not list)."""
-    scenario = paid(client, container, key, days_ago=3)
-    filed = file_refund(client, MERCHANT, scenario, product_category="custom_widget")
-    run_worker(container)
-    shown = client.get(f"/v1/refund-requests/{filed.json['id']}", headers=headers(MERCHANT))
-    decision = shown.get_json()["decision"]
-    assert decision["status"] == "needs_review", decision
-    return scenario, str(decision["id"])
 
 
 def _text(resp: Any) -> str:
@@ -147,7 +134,7 @@ def test_pages_forbid_framing_and_scripts(client):
 
 @responses.activate
 def test_a_review_approved_with_a_partial_refund_shows_the_providers_refund(client, container):
-    scenario, decision_id = _in_review(client, container, "console-approve")
+    scenario, decision_id = in_review(client, container, "console-approve")
     provider_apis_answered(refund_id="re_console_1")
     csrf = sign_in(client, reviewer="kim@support")
     queue = _text(client.get("/console/reviews"))
@@ -182,7 +169,7 @@ def test_a_review_approved_with_a_partial_refund_shows_the_providers_refund(clie
 ])
 def test_an_approval_the_ledger_cannot_pay_is_refused_and_changes_nothing(
         client, container, refund, message):
-    _, decision_id = _in_review(client, container, f"console-bad-{refund or 'none'}")
+    _, decision_id = in_review(client, container, f"console-bad-{refund or 'none'}")
     csrf = sign_in(client)
     resp = client.post(f"/console/decisions/{decision_id}/answer", data={
         "csrf_token": csrf, "answer": "approve", "currency": "USD", "refund": refund})
@@ -192,7 +179,7 @@ def test_an_approval_the_ledger_cannot_pay_is_refused_and_changes_nothing(
 
 
 def test_a_review_denied_with_a_note(client, container):
-    _, decision_id = _in_review(client, container, "console-deny")
+    _, decision_id = in_review(client, container, "console-deny")
     csrf = sign_in(client, reviewer="ana")
     resp = client.post(f"/console/decisions/{decision_id}/answer", data={
         "csrf_token": csrf, "answer": "deny", "note": "outside the policy"})
@@ -206,7 +193,7 @@ def test_a_review_denied_with_a_note(client, container):
 
 
 def test_a_form_without_its_csrf_token_changes_nothing(client, container):
-    _, decision_id = _in_review(client, container, "console-csrf")
+    _, decision_id = in_review(client, container, "console-csrf")
     sign_in(client)
     for data in ({"answer": "deny"}, {"answer": "deny", "csrf_token": "forged"}):
         resp = client.post(f"/console/decisions/{decision_id}/answer", data=data)
@@ -216,7 +203,7 @@ def test_a_form_without_its_csrf_token_changes_nothing(client, container):
 
 
 def test_another_merchants_objects_are_not_found(client, container):
-    _, decision_id = _in_review(client, container, "console-theirs")
+    _, decision_id = in_review(client, container, "console-theirs")
     scenario = paid(client, container, "console-their-account", days_ago=1)
     csrf = sign_in(client, merchant="cloudbehind")
     assert client.get(f"/console/decisions/{decision_id}").status_code == 404

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from ledger.models import Action, AuditEntry, Decision, SupportRequest
 from sandbox import samples
-from tests.support.claims import file_refund, headers, paid, send
+from tests.support.claims import file_refund, headers, in_review, paid, send
 from tests.support.delivery import run_worker
 from tests.support.providers import stripe_balance_answered
 from workers.actions import run_action
@@ -273,16 +273,6 @@ def test_a_subscription_of_another_account_is_refused(client, container, route):
     assert a.customer_id in resp.json["error"]["message"]
 
 
-def _in_review(client: Any, container: Any, key: str) -> tuple[samples.Scenario, str]:
-    """A charge whose claim the policy leaves to a person (a product it does not list)."""
-    scenario = paid(client, container, key, days_ago=3)
-    filed = file_refund(client, MERCHANT, scenario, product_category="custom_widget")
-    run_worker(container)
-    decision = _decision_of(client, filed.json["id"])
-    assert decision["status"] == "needs_review", decision
-    return scenario, str(decision["id"])
-
-
 @pytest.mark.parametrize(("credit", "field"), [
     ({"amount": 100, "currency": "ZZZ"}, "credit.currency"),
     ({"amount": 100, "currency": "EUR"}, "credit.currency"),
@@ -294,7 +284,7 @@ def _in_review(client: Any, container: Any, key: str) -> tuple[samples.Scenario,
 def test_a_bad_credit_in_review_is_refused_and_nothing_is_written(client, container, credit,
                                                                   field):
     """Unknown or other currency, negative, zero, above the payment: 400 naming the field."""
-    _, decision_id = _in_review(client, container, f"credit-{field}-{credit['amount']}")
+    _, decision_id = in_review(client, container, f"credit-{field}-{credit['amount']}")
     with container.sessions() as session:
         audit_before = session.scalar(select(func.count()).select_from(AuditEntry))
     resp = client.post(f"/v1/reviews/{decision_id}", headers=headers(MERCHANT), json={
@@ -310,7 +300,7 @@ def test_a_bad_credit_in_review_is_refused_and_nothing_is_written(client, contai
 def test_a_credit_up_to_the_payment_is_granted(client, container):
     """The bound is the payment's amount: 120.00 of a 120.00 charge is granted."""
     stripe_balance_answered()
-    _, decision_id = _in_review(client, container, "credit-ok")
+    _, decision_id = in_review(client, container, "credit-ok")
     resp = client.post(f"/v1/reviews/{decision_id}", headers=headers(MERCHANT), json={
         "approve": True, "reviewer": "kim", "credit": {"amount": 12000, "currency": "USD"}})
     assert resp.status_code == 200
@@ -324,7 +314,7 @@ def test_an_approval_above_what_is_left_is_refused(client, container):
     """With 100.00 of 120.00 refunded elsewhere, approving 30.00 is a 400 naming the amount
     left; 20.00 is paid."""
     responses.add_callback(responses.POST, STRIPE_REFUNDS, callback=_reply)
-    scenario, decision_id = _in_review(client, container, "approve-left")
+    scenario, decision_id = in_review(client, container, "approve-left")
     _refunded_elsewhere(client, scenario, 10000)
     run_worker(container)
     url = f"/v1/reviews/{decision_id}"

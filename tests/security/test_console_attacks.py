@@ -15,11 +15,12 @@ from sqlalchemy import select
 from gateway.console import SIGN_IN_COOKIE
 from ledger.models import Action, Decision, InboxEvent
 from sandbox import samples
-from tests.integration.test_console import MERCHANT, _in_review
-from tests.support.claims import headers, send
+from tests.support.claims import headers, in_review, send
 from tests.support.console import sign_in
 from workers import reports
 from workers.actions import new_id
+
+MERCHANT = "theopenhost"
 
 TOO_LARGE = "9223372036854775808"  # one more than the largest BIGINT
 
@@ -51,7 +52,7 @@ def test_the_admin_api_answers_a_report_id_the_queue_refuses_with_404(client):
     " 1 2", "0x10",
 ])
 def test_an_approval_with_what_is_not_an_amount_is_refused(client, container, amount):
-    _, decision_id = _in_review(client, container, f"console-amount-{len(amount)}")
+    _, decision_id = in_review(client, container, f"console-amount-{len(amount)}")
     csrf = sign_in(client)
     resp = client.post(f"/console/decisions/{decision_id}/answer", data={
         "csrf_token": csrf, "answer": "approve", "currency": "USD", "refund": amount})
@@ -63,7 +64,7 @@ def test_an_approval_with_what_is_not_an_amount_is_refused(client, container, am
 
 @pytest.mark.parametrize("currency", ["", "None", "US"])
 def test_an_approval_in_what_is_not_a_currency_is_refused(client, container, currency):
-    _, decision_id = _in_review(client, container, f"console-currency-{currency}")
+    _, decision_id = in_review(client, container, f"console-currency-{currency}")
     csrf = sign_in(client)
     resp = client.post(f"/console/decisions/{decision_id}/answer", data={
         "csrf_token": csrf, "answer": "approve", "currency": currency, "credit": "5"})
@@ -163,7 +164,7 @@ def test_an_events_type_and_id_show_as_text(client, container):
 
 
 def test_a_reviewers_name_and_note_show_as_text(client, container):
-    scenario, decision_id = _in_review(client, container, "console-reviewer-markup")
+    scenario, decision_id = in_review(client, container, "console-reviewer-markup")
     csrf = sign_in(client, reviewer=MARKUP)
     resp = client.post(f"/console/decisions/{decision_id}/answer", data={
         "csrf_token": csrf, "answer": "deny", "note": MARKUP})

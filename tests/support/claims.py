@@ -50,3 +50,16 @@ def file_refund(client: Any, merchant: str, scenario: samples.Scenario, *,
              "reason": "it does not work for me", "identity": FULL_IDENTITY, **body}
     extra = {"Idempotency-Key": key} if key else {}
     return client.post("/v1/refund-requests", json=claim, headers=headers(merchant, **extra))
+
+
+def in_review(client: Any, container: Any, key: str, merchant: str = "theopenhost"
+              ) -> tuple[samples.Scenario, str]:
+    """A charge paid 3 days ago whose refund claim the policy leaves to a person (a product it
+    does not list): the scenario and the decision's id."""
+    scenario = paid(client, container, key, days_ago=3, merchant=merchant)
+    filed = file_refund(client, merchant, scenario, product_category="custom_widget")
+    run_worker(container)
+    shown = client.get(f"/v1/refund-requests/{filed.json['id']}", headers=headers(merchant))
+    decision = shown.get_json()["decision"]
+    assert decision is not None and decision["status"] == "needs_review", decision
+    return scenario, str(decision["id"])
