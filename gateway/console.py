@@ -63,6 +63,7 @@ from ledger.models import (
     SupportRequest,
 )
 from policy.money import CurrencyError, exponent, from_major
+from policy.timing import EARLIEST, LATEST
 from reports.html import render_html
 from reports.run import PROVIDERS, configured, render
 from service.bootstrap import Container
@@ -658,10 +659,10 @@ def reports_page() -> BaseResponse | tuple[str, int]:
     except ValueError:
         return render_template("console/reports.html", values=values, sources=configured_,
                                error="Both dates are needed, as YYYY-MM-DD."), 400
-    if not (date(2000, 1, 1) <= start < end <= date(2100, 1, 1)):
+    if not (EARLIEST.date() <= start < end <= LATEST.date()):
         return render_template("console/reports.html", values=values, sources=configured_,
-                               error="The period must end after it starts, between 2000 and "
-                                     "2100."), 400
+                               error=f"The period must end after it starts, between "
+                                     f"{EARLIEST.year} and {LATEST.year}."), 400
     sources = [p for p in PROVIDERS if request.form.get(f"source_{p}")]
     if not sources:
         return render_template("console/reports.html", values=values, sources=configured_,
