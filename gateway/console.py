@@ -64,6 +64,7 @@ from ledger.models import (
 )
 from policy.money import CurrencyError, exponent, from_major
 from policy.timing import EARLIEST, LATEST
+from reports.charts import format_amount
 from reports.html import render_html
 from reports.run import PROVIDERS, configured, render
 from service.bootstrap import Container
@@ -388,11 +389,8 @@ def _text(value: Any) -> str:
 
 
 def _money(amount: Any, currency: Any) -> str:
-    try:
-        places = exponent(str(currency))
-        return f"{Decimal(int(amount)).scaleb(-places):,.{places}f} {currency}"
-    except (TypeError, ValueError, ArithmeticError):
-        return f"{amount} {currency}"
+    """Minor units as the report shows them (``1,234.50``), with the currency's code."""
+    return f"{format_amount(amount, str(currency))} {currency}"
 
 
 @bp.app_template_filter("money")
