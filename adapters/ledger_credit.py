@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -44,20 +44,23 @@ def grant(session: Session, *, merchant: str, account_ref: str, amount: Money, r
 
 def balance(session: Session, merchant: str, account_ref: str, currency: str) -> Money:
     """The account's credit balance in ``currency`` (grants less uses)."""
-    total = session.scalar(balance_query(merchant, account_ref, currency))
+    total = session.scalar(balance_query(), balance_params(merchant, account_ref, currency))
     return Money(int(total or 0), currency)
 
 
-def balance_query(merchant: str, account_ref: str, currency: str) -> Select[int]:
-    """The balance as a query, for a caller that asks it together with other facts."""
-    return (select(func.coalesce(func.sum(AccountCredit.amount), 0))
-            .where(AccountCredit.merchant == merchant, AccountCredit.account_ref == account_ref)
-            .where(AccountCredit.currency == currency.upper(), counts()))
+def balance_query() -> Select[int]:
+    """The balance as a query with the parameters ``merchant``, ``account`` and ``currency``
+    (``balance_params``), for a caller that asks it together with other facts."""
+    return _BALANCE
+
+
+def balance_params(merchant: str, account_ref: str, currency: str) -> dict[str, str]:
+    return {"merchant": merchant, "account": account_ref, "currency": currency.upper()}
 
 
 def counts() -> ColumnElement[bool]:
     """Every grant counts, and every use except one whose refund failed (the credit is back)."""
-    return or_(AccountCredit.amount > 0, ~_given_back(AccountCredit))
+    return _COUNTS
 
 
 def _given_back(use: type[AccountCredit]) -> ColumnElement[bool]:
@@ -69,6 +72,23 @@ def _given_back(use: type[AccountCredit]) -> ColumnElement[bool]:
     landed = select(Refund.id).where(Refund.action_id == use.action_id,
                                      func.lower(Refund.status).not_in(GONE)).exists()
     return and_(use.action_id.is_not(None), failed, ~landed)
+
+
+# Built once, with bound parameters: building them per question cost more than asking it.
+_COUNTS = or_(AccountCredit.amount > 0, ~_given_back(AccountCredit))
+_BALANCE = (select(func.coalesce(func.sum(AccountCredit.amount), 0))
+            .where(AccountCredit.merchant == bindparam("merchant"),
+                   AccountCredit.account_ref == bindparam("account"),
+                   AccountCredit.currency == bindparam("currency"), _COUNTS))
+_EVER_GRANTED = (select(AccountCredit.id)
+                 .where(AccountCredit.merchant == bindparam("merchant"),
+                        AccountCredit.account_ref.in_(bindparam("accounts", expanding=True)),
+                        AccountCredit.amount > 0, AccountCredit.applies_to.is_(None),
+                        AccountCredit.held_by == bindparam("held_by"))
+                 .limit(1))
+_REDUCED = (select(AccountCredit.applied_to)
+            .where(AccountCredit.merchant == bindparam("merchant"),
+                   AccountCredit.applied_to.in_(bindparam("refs", expanding=True)), _COUNTS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +123,9 @@ def ever_granted(session: Session, merchant: str, account_refs: Collection[str],
     """Whether any of the accounts was ever granted credit held by ``held_by`` (used up or
     not): one indexed look."""
     with reading(session, AccountCredit):
-        return session.scalars(select(AccountCredit.id).where(
-            AccountCredit.merchant == merchant,
-            AccountCredit.account_ref.in_(sorted(account_refs)),
-            AccountCredit.amount > 0, AccountCredit.applies_to.is_(None),
-            AccountCredit.held_by == held_by).limit(1)).first() \
-            is not None
+        return session.scalars(_EVER_GRANTED, {
+            "merchant": merchant, "accounts": sorted(account_refs), "held_by": held_by
+        }).first() is not None
 
 
 def applied(session: Session, merchant: str, applied_to: str) -> bool:
@@ -122,9 +139,7 @@ def applied(session: Session, merchant: str, applied_to: str) -> bool:
 def reduced(session: Session, merchant: str, refs: list[str]) -> set[str]:
     """Those of the payments ``refs`` that credit reduced (a use of it stands against them)."""
     with reading(session, AccountCredit):
-        return set(session.scalars(select(AccountCredit.applied_to).where(
-            AccountCredit.merchant == merchant, AccountCredit.applied_to.in_(refs),
-            counts())))
+        return set(session.scalars(_REDUCED, {"merchant": merchant, "refs": refs}))
 
 
 def give_back(session: Session, merchant: str, invoice_ref: str, reason: str,

@@ -27,6 +27,8 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -177,16 +179,17 @@ def ledger_figures(container: Any) -> dict[str, Any]:
             "decisions": decisions, "actions": actions}
 
 
-def run(events: int, database_url: str | None, redis_url: str | None,
-        profile_dir: Path | None = None, floor_jobs: tuple[int, int] = (2000, 400)
-        ) -> dict[str, Any]:
+@contextmanager
+def environment(database_url: str | None, redis_url: str | None, name: str
+                ) -> Iterator[tuple[dict[str, str], str, Any]]:
+    """A scratch ledger at the schema's head, the fake providers answering, and the settings
+    that point the gateway at them: (environment, queue Redis URL, fake providers)."""
     from ledger.migrate import upgrade
     from sandbox import fake_providers
-    from service.bootstrap import Container
-    from service.config import DEFAULT_MERCHANTS_FILE, load_settings
+    from service.config import DEFAULT_MERCHANTS_FILE
     from service.embedded_redis import ensure_embedded_redis
 
-    with benchlib.data_dir("drain") as workdir, \
+    with benchlib.data_dir(name) as workdir, \
             benchlib.scratch_database(database_url, workdir) as url:
         fake, server = fake_providers.start()
         try:
@@ -201,21 +204,31 @@ def run(events: int, database_url: str | None, redis_url: str | None,
                 env["REDIS_URL"] = redis_url
                 benchlib.clear_redis(redis_url)
             upgrade(url)
-            queue_url = redis_url or ensure_embedded_redis(workdir)
-            floor = measure_floor(queue_url, *floor_jobs)
-            container = Container(load_settings(env))
-            stream = realistic_events(events)
-            for _, _, raw in stream:  # the fake provider captured the payments stored
-                fake.observe(json.loads(raw))
-            preload(container, stream)
-            worker = measure_worker(container, env, events, workdir, profile_dir)
-            figures = ledger_figures(container)
-            ceiling = measure_ceiling(container, env, queue_url)
-            container.close()
-            provider_calls = Counter(f"{r.method} {r.path.split('/')[1]}" for r in fake.requests)
+            yield env, redis_url or ensure_embedded_redis(workdir), fake
         finally:
             server.shutdown()
             server.server_close()
+
+
+def run(events: int, database_url: str | None, redis_url: str | None,
+        profile_dir: Path | None = None, floor_jobs: tuple[int, int] = (2000, 400)
+        ) -> dict[str, Any]:
+    from service.bootstrap import Container
+    from service.config import load_settings
+
+    with environment(database_url, redis_url, "drain") as (env, queue_url, fake):
+        floor = measure_floor(queue_url, *floor_jobs)
+        container = Container(load_settings(env))
+        stream = realistic_events(events)
+        for _, _, raw in stream:  # the fake provider captured the payments stored
+            fake.observe(json.loads(raw))
+        preload(container, stream)
+        worker = measure_worker(container, env, events, Path(env["GATEWAY_DATA_DIR"]),
+                                profile_dir)
+        figures = ledger_figures(container)
+        ceiling = measure_ceiling(container, env, queue_url)
+        container.close()
+        provider_calls = Counter(f"{r.method} {r.path.split('/')[1]}" for r in fake.requests)
     rate = figures["events_per_second"]
     backend = "postgresql" if benchlib.is_postgres_url(database_url) else "sqlite"
     return {"backend": backend, "target": TARGETS[backend],

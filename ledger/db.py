@@ -8,11 +8,12 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
@@ -121,7 +122,21 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-Read = type | tuple[InstrumentedAttribute[Any], Any]
+@dataclass(frozen=True)
+class Rows:
+    """A read of the rows of ``model`` whose columns hold every one of these values, before or
+    after a pending change: narrower than a (column, value) pair when a query filters on more
+    than one column (a pending row that differs in one of them cannot change its answer)."""
+
+    model: type
+    equal: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def where(cls, model: type, **equal: Any) -> Rows:
+        return cls(model, tuple(sorted(equal.items())))
+
+
+Read = type | tuple[InstrumentedAttribute[Any], Any] | Rows
 
 
 @contextmanager
@@ -144,20 +159,70 @@ def reading(session: Session, *reads: Read) -> Iterator[Session]:
 
 def _touches(obj: object, reads: tuple[Read, ...], whole_rows: bool = False) -> bool:
     for read in reads:
-        if not isinstance(read, tuple):
+        if isinstance(read, Rows):
+            if isinstance(obj, read.model) and (whole_rows or all(
+                    _may_hold(obj, key, value) for key, value in read.equal)):
+                return True
+        elif not isinstance(read, tuple):
             if isinstance(obj, read):
                 return True
-            continue
-        column, value = read
-        if not isinstance(obj, cast(type, column.class_)):
-            continue
-        state = inspect(obj)
-        if whole_rows or column.key in state.unloaded:
-            return True  # cannot tell what it held: assume the worst
-        history = state.attrs[column.key].history
-        if value in (*history.added, *history.unchanged, *history.deleted):
+        elif isinstance(obj, cast(type, read[0].class_)) and (
+                whole_rows or _may_hold(obj, read[0].key, read[1])):
             return True
     return False
+
+
+def _may_hold(obj: object, key: str, value: Any) -> bool:
+    """Whether the attribute ``key`` of ``obj`` holds ``value`` before or after its pending
+    change (or cannot be told: not loaded)."""
+    state = inspect(obj)
+    if key in state.unloaded:
+        return True  # cannot tell what it held: assume the worst
+    history = state.attrs[key].history
+    return value in (*history.added, *history.unchanged, *history.deleted)
+
+
+_Model = TypeVar("_Model")
+_current_queries: dict[tuple[type, tuple[tuple[str, bool], ...]], Select[Any]] = {}
+
+
+def current_rows(session: Session, model: type[_Model], **equal: Any) -> list[_Model]:
+    """The rows of ``model`` whose attributes equal ``equal`` (a tuple, list or set: any of
+    its values) as this transaction sees them, without flushing the session: what the database
+    holds, less the rows a pending change took out, plus those it put in or added. The answer
+    a flush and a query would give, in no particular order.
+
+    A drain batch holds its writes until it commits, so that they go out together; a question
+    about rows it may have written (an account's invoices, a subscription's payments) used to
+    flush them all first, one small round of statements each time. ``None`` is refused: SQL's
+    ``= NULL`` matches nothing, Python's ``==`` would."""
+    if any(value is None for value in equal.values()):
+        raise ValueError(f"current_rows: None is not a value to match ({model.__name__})")
+    many = {key: isinstance(value, (tuple, list, set, frozenset)) for key, value in equal.items()}
+    shape = tuple(sorted(many.items()))
+    query = _current_queries.get((model, shape))
+    if query is None:
+        query = select(model).where(*(
+            getattr(model, key).in_(bindparam(key, expanding=True)) if several
+            else getattr(model, key) == bindparam(key) for key, several in shape))
+        _current_queries[(model, shape)] = query
+    wanted = {key: frozenset(value) if many[key] else frozenset((value,))
+              for key, value in equal.items()}
+    params = {key: sorted(values) if many[key] else equal[key]
+              for key, values in wanted.items()}
+    with session.no_autoflush:
+        found = list(session.scalars(query, params))
+    pending = [obj for obj in chain(session.new, session.dirty) if isinstance(obj, model)]
+    gone = {id(obj) for obj in session.deleted}
+    seen: set[int] = set()
+    rows: list[_Model] = []
+    for obj in chain(found, pending):
+        if id(obj) in seen or id(obj) in gone:
+            continue
+        seen.add(id(obj))
+        if all(getattr(obj, key) in values for key, values in wanted.items()):
+            rows.append(obj)
+    return rows
 
 
 def is_postgres(engine: Engine) -> bool:

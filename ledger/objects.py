@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, event, or_, select
+from sqlalchemy import Select, and_, bindparam, event, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -207,25 +207,41 @@ def prefetch(session: Session, models: Iterable[type[_ProviderObject]], refs: se
         wanted = {ref for ref in refs if (model, ref) not in cache}
         if not wanted:
             continue
-        query = select(model).where(_any_of(model, wanted)).order_by(model.id).with_for_update()
+        query, params = _any_of(model, wanted)
         with session.no_autoflush:
-            for obj in session.scalars(query):
+            for obj in session.scalars(query, params):
                 ref = Ref(obj.merchant, obj.provider, obj.provider_id)
                 cache[(model, ref)] = obj
                 wanted.discard(ref)
         cache.update(((model, ref), _ABSENT) for ref in wanted)
 
 
-def _any_of(model: type[_ProviderObject], refs: set[Ref]) -> ColumnElement[bool]:
-    """``refs`` as one condition the unique key's index answers: per merchant and provider, the
-    provider ids IN a list. (A row-value IN over the three columns reads the whole table on
-    SQLite: once per batch and model, which grows with the ledger.)"""
+def _any_of(model: type[_ProviderObject], refs: set[Ref]) -> tuple[Select[Any], dict[str, Any]]:
+    """The locking query of ``refs``, with its parameters: per merchant and provider, the
+    provider ids IN a list, a condition the unique key's index answers. (A row-value IN over the
+    three columns reads the whole table on SQLite: once per batch and model, which grows with
+    the ledger.) One statement per model and number of (merchant, provider) pairs, built once,
+    with the lists as expanding parameters: building it with the ids in it, each coerced to a
+    literal, cost more than the query."""
     ids: dict[tuple[str, str], list[str]] = {}
     for ref in refs:
         ids.setdefault((ref.merchant, ref.provider), []).append(ref.provider_id)
-    return or_(*(and_(model.merchant == merchant, model.provider == provider,
-                      model.provider_id.in_(sorted(provider_ids)))
-                 for (merchant, provider), provider_ids in sorted(ids.items())))
+    query = _PREFETCH.get((model, len(ids)))
+    if query is None:
+        query = select(model).where(or_(*(
+            and_(model.merchant == bindparam(f"merchant_{i}"),
+                 model.provider == bindparam(f"provider_{i}"),
+                 model.provider_id.in_(bindparam(f"ids_{i}", expanding=True)))
+            for i in range(len(ids))))).order_by(model.id).with_for_update()
+        _PREFETCH[(model, len(ids))] = query
+    params: dict[str, Any] = {}
+    for i, ((merchant, provider), provider_ids) in enumerate(sorted(ids.items())):
+        params.update({f"merchant_{i}": merchant, f"provider_{i}": provider,
+                       f"ids_{i}": sorted(provider_ids)})
+    return query, params
+
+
+_PREFETCH: dict[tuple[type, int], Select[Any]] = {}
 
 
 def all_or_nothing(session: Session) -> None:

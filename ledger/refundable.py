@@ -15,8 +15,9 @@ dispute is open, or after it was lost (the funds already went back), ``blocked_b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from ledger.db import reading
@@ -98,15 +99,10 @@ def remainder(session: Session, payment: Payment, *, excluding: Action | None = 
     excluding_action = excluding.id if excluding is not None else None
     with reading(session, (Action.payment_ref, ref), (Refund.payment_ref, ref),
                  (Dispute.payment_ref, ref)):
-        refunds = session.scalars(select(Refund).where(
-            Refund.merchant == payment.merchant, Refund.provider == payment.provider,
-            Refund.payment_ref == ref)).all()
-        actions = session.scalars(select(Action).where(
-            Action.merchant == payment.merchant, Action.provider == payment.provider,
-            Action.payment_ref == ref, Action.kind == "refund")).all()
-        disputes = session.scalars(select(Dispute).where(
-            Dispute.merchant == payment.merchant, Dispute.provider == payment.provider,
-            Dispute.payment_ref == ref).order_by(Dispute.id)).all()
+        params = {"merchant": payment.merchant, "provider": payment.provider, "payment": ref}
+        refunds = session.scalars(_OF_PAYMENT[Refund], params).all()
+        actions = session.scalars(_OF_PAYMENT[Action], params).all()
+        disputes = session.scalars(_OF_PAYMENT[Dispute], params).all()
     live = [r for r in refunds if r.status.lower() not in GONE
             and (excluding_action is None or r.action_id != excluding_action)]
     made = {r.action_id for r in live if r.action_id} | {r.provider_id for r in live}
@@ -120,3 +116,18 @@ def remainder(session: Session, payment: Payment, *, excluding: Action | None = 
     blocking = next((d for d in disputes if d.state != DisputeState.WON), None)
     return Remainder(ref, Money(payment.amount, payment.currency),
                      Money(refunded + in_flight, payment.currency), blocking)
+
+
+def _of_payment(model: type[Refund] | type[Action] | type[Dispute]) -> Select[Any]:
+    return select(model).where(model.merchant == bindparam("merchant"),
+                               model.provider == bindparam("provider"),
+                               model.payment_ref == bindparam("payment"))
+
+
+# What counts against a payment, asked with the parameters merchant, provider and payment (its
+# provider id); built once, since building them cost more than asking them.
+_OF_PAYMENT: dict[type, Select[Any]] = {
+    Refund: _of_payment(Refund),
+    Action: _of_payment(Action).where(Action.kind == "refund"),
+    Dispute: _of_payment(Dispute).order_by(Dispute.id),
+}

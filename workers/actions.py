@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import bindparam, event, or_, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from adapters import ledger_credit
@@ -460,19 +460,23 @@ def _reopen(session: Session, action: Action, why: str) -> None:
     log.error("decision %s reopened: %s", action.decision_id, why)
 
 
+# The refund action a provider's refund answers: the one it names (Stripe's metadata), else
+# the one that recorded its id. Built once; "" names no action (ids are never empty).
+_REFUND_ACTION = select(Action).where(
+    Action.kind == "refund", Action.merchant == bindparam("merchant"),
+    or_(Action.id == bindparam("action"), Action.provider_ref == bindparam("refund")),
+).with_for_update()
+
+
 def confirm_refund(session: Session, refund: Refund) -> None:
     """Link a refund the provider reported to the action that asked for it, or flag it.
 
     Called by the refund webhook handlers after they apply the refund's snapshot.
     """
-    query = select(Action).where(Action.kind == "refund", Action.merchant == refund.merchant)
-    if refund.action_id:
-        query = query.where(or_(Action.id == refund.action_id,
-                                Action.provider_ref == refund.provider_id))
-    else:
-        query = query.where(Action.provider_ref == refund.provider_id)
     with reading(session, (Action.id, refund.action_id), (Action.provider_ref, refund.provider_id)):
-        action = session.scalars(query.with_for_update()).first()
+        action = session.scalars(_REFUND_ACTION, {
+            "merchant": refund.merchant, "action": refund.action_id or "",
+            "refund": refund.provider_id}).first()
     if action is None:
         refund.unsolicited = True
         return

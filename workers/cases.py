@@ -12,12 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import ScalarSelect, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from adapters import ledger_credit
 from ledger import refundable
-from ledger.db import reading
+from ledger.db import Rows, current_rows, reading
 from ledger.models import (
     AccountCredit,
     Decision,
@@ -31,6 +31,7 @@ from ledger.models import (
 )
 from ledger.objects import held
 from ledger.schedule_models import Account
+from policy.timing import EARLIEST
 
 _Obj = TypeVar("_Obj", bound=_ProviderObject)
 
@@ -39,6 +40,7 @@ _GUARANTEE_OUTCOMES = ("full_refund", "partial_refund")
 # A guarantee refund counts from the moment it is decided, not when the provider confirms it:
 # two requests decided one after the other must not both pass a once-per-customer rule.
 _GUARANTEE_COUNTS = (DecisionStatus.RECORDED, DecisionStatus.EXECUTED)
+_CASE_INVOICES = ("open", "paid", "uncollectible")  # a draft or void invoice is not the account's
 
 
 class MissingFacts(LookupError):
@@ -84,11 +86,7 @@ def cancellation_case(session: Session, request: SupportRequest) -> dict[str, An
         raise WrongAccount(f"subscription {subscription.provider_id} belongs to "
                            f"{subscription.customer_ref or 'another account'}, not to "
                            f"{request.account_ref}")
-    with reading(session, (Payment.subscription_ref, subscription.provider_id)):
-        payment = session.scalars(select(Payment).where(
-            Payment.merchant == request.merchant,
-            Payment.subscription_ref == subscription.provider_id)
-            .order_by(Payment.paid_at.desc())).first()
+    payment = latest_payment(session, request.merchant, subscription.provider_id)
     currency = payment.currency if payment else (subscription.currency or "USD")
     part = _request_part("cancellation", request)
     if request.body.get("immediate"):
@@ -235,6 +233,18 @@ def order_part(session: Session, payment: Payment, body: dict[str, Any]) -> dict
     return order
 
 
+def latest_payment(session: Session, merchant: str, subscription_ref: str) -> Payment | None:
+    """The subscription's payment paid last (one without a date only if none has one; of two
+    paid in the same second, the greater provider id), as the transaction sees it."""
+    payments = current_rows(session, Payment, merchant=merchant,
+                            subscription_ref=subscription_ref)
+    return max(payments, key=_paid_order, default=None)
+
+
+def _paid_order(payment: Payment) -> tuple[bool, datetime, str]:
+    return (payment.paid_at is not None, payment.paid_at or EARLIEST, payment.provider_id)
+
+
 def _subscription(session: Session, payment: Payment) -> Subscription | None:
     ref = payment.subscription_ref
     if ref is None and payment.invoice_ref:
@@ -253,12 +263,10 @@ def _is_renewal(session: Session, payment: Payment) -> bool:
         if reason is not None:
             return reason == "subscription_cycle"
     if payment.subscription_ref and payment.paid_at:
-        with reading(session, (Payment.subscription_ref, payment.subscription_ref)):
-            earlier = session.scalar(select(func.count()).select_from(Payment).where(
-                Payment.merchant == payment.merchant,
-                Payment.subscription_ref == payment.subscription_ref,
-                Payment.paid_at < payment.paid_at))
-        return bool(earlier)
+        paid_at = payment.paid_at
+        return any(other.paid_at is not None and other.paid_at < paid_at
+                   for other in current_rows(session, Payment, merchant=payment.merchant,
+                                             subscription_ref=payment.subscription_ref))
     return False
 
 
@@ -271,20 +279,13 @@ def _term_months(subscription: Subscription | None) -> int:
 
 def account_part(session: Session, merchant: str, account_ref: str, currency: str
                  ) -> dict[str, Any]:
-    prior = (select(func.count()).select_from(Decision).where(
-        Decision.merchant == merchant, Decision.account_ref == account_ref,
-        Decision.request_kind == "refund", Decision.outcome.in_(_GUARANTEE_OUTCOMES),
-        Decision.status.in_(_GUARANTEE_COUNTS)))
-    facts = select(prior.scalar_subquery(),
-                   ledger_credit.balance_query(merchant, account_ref, currency).scalar_subquery(),
-                   *_flag_facts(merchant, account_ref))
-    with reading(session, (Invoice.customer_ref, account_ref), (Decision.account_ref, account_ref),
+    invoices = sorted(current_rows(session, Invoice, merchant=merchant, customer_ref=account_ref,
+                                   status=_CASE_INVOICES), key=_due_order)
+    with reading(session, Rows.where(Decision, account_ref=account_ref, request_kind="refund"),
                  (Account.account_ref, account_ref), (AccountCredit.account_ref, account_ref)):
-        invoices = session.scalars(select(Invoice).where(
-            Invoice.merchant == merchant, Invoice.customer_ref == account_ref,
-            Invoice.status.in_(("open", "paid", "uncollectible"))).order_by(Invoice.due_at)).all()
         # One round trip for the counts and flags (four, one per fact, cost as much again).
-        prior_refunds, credit, suspended, violations = session.execute(facts).one()
+        prior_refunds, credit, suspended, violations = session.execute(
+            _ACCOUNT_FACTS, ledger_credit.balance_params(merchant, account_ref, currency)).one()
     part: dict[str, Any] = {"prior_guarantee_refunds": int(prior_refunds or 0),
                             "invoices": [_invoice(i) for i in invoices if i.number],
                             **_flags(suspended, violations)}
@@ -293,17 +294,34 @@ def account_part(session: Session, merchant: str, account_ref: str, currency: st
     return part
 
 
+def _due_order(invoice: Invoice) -> tuple[bool, datetime, str]:
+    """Invoices by due date, those without one last (as PostgreSQL sorts NULLs)."""
+    return (invoice.due_at is None, invoice.due_at or EARLIEST, invoice.provider_id)
+
+
 def account_flags(session: Session, merchant: str, account_ref: str) -> dict[str, Any]:
     """The Case's ``account`` facts the merchant keeps: suspension for breach, violations."""
     with reading(session, (Account.account_ref, account_ref)):
-        return _flags(*session.execute(select(*_flag_facts(merchant, account_ref))).one())
+        return _flags(*session.execute(_FLAG_FACTS,
+                                       {"merchant": merchant, "account": account_ref}).one())
 
 
-def _flag_facts(merchant: str, account_ref: str) -> list[ScalarSelect[Any]]:
-    account = select(Account).where(Account.merchant == merchant,
-                                    Account.account_ref == account_ref)
+def _flag_facts() -> list[ScalarSelect[Any]]:
+    account = select(Account).where(Account.merchant == bindparam("merchant"),
+                                    Account.account_ref == bindparam("account"))
     return [account.with_only_columns(Account.suspended_for_breach).scalar_subquery(),
             account.with_only_columns(Account.violations).scalar_subquery()]
+
+
+# Built once, with the parameters ``merchant``, ``account`` (and ``currency``, the credit
+# balance's): building them for every Case cost more than asking them.
+_FLAG_FACTS = select(*_flag_facts())
+_PRIOR_GUARANTEE_REFUNDS = (select(func.count()).select_from(Decision).where(
+    Decision.merchant == bindparam("merchant"), Decision.account_ref == bindparam("account"),
+    Decision.request_kind == "refund", Decision.outcome.in_(_GUARANTEE_OUTCOMES),
+    Decision.status.in_(_GUARANTEE_COUNTS)))
+_ACCOUNT_FACTS = select(_PRIOR_GUARANTEE_REFUNDS.scalar_subquery(),
+                        ledger_credit.balance_query().scalar_subquery(), *_flag_facts())
 
 
 def _flags(suspended: bool | None, violations: int | None) -> dict[str, Any]:

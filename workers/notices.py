@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ledger import audit
@@ -108,8 +108,8 @@ def add_notice(session: Session, merchant: str, kind: NoticeKind, account_ref: s
                actor: str = ACTOR) -> bool:
     """Write one notice unless it exists (unique merchant+kind+subject); True if written."""
     with reading(session, (Notice.subject_ref, subject_ref)):
-        exists = session.scalar(select(Notice.id).where(
-            Notice.merchant == merchant, Notice.kind == kind, Notice.subject_ref == subject_ref))
+        exists = session.scalar(_NOTICE_EXISTS, {"merchant": merchant, "kind": kind,
+                                                 "subject": subject_ref})
     if exists is not None:
         return False
     notice = Notice(merchant=merchant, account_ref=account_ref, kind=kind,
@@ -121,6 +121,11 @@ def add_notice(session: Session, merchant: str, kind: NoticeKind, account_ref: s
                  subject=subject_ref, at=now, kind=str(kind), send_at=iso(send_at),
                  clause=body.get("clause"))
     return True
+
+
+_NOTICE_EXISTS = select(Notice.id).where(  # built once: it is asked once per cancellation
+    Notice.merchant == bindparam("merchant"), Notice.kind == bindparam("kind"),
+    Notice.subject_ref == bindparam("subject"))
 
 
 def _withdraw_stale(session: Session, merchant: str, kind: NoticeKind, wanted: set[str],

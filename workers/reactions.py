@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from adapters import ledger_credit
 from gateway.envelope import parse_time
 from ledger import audit, refundable
-from ledger.db import reading
+from ledger.db import current_rows, reading
 from ledger.locks import LockName, serialize, serialize_all
 from ledger.models import (
     DecisionStatus,
@@ -73,10 +73,9 @@ def paypal_sales_after_the_end(session: Session, container: Container, ctx: Even
     sub = subscription_by_ref(session, ctx.merchant, ctx.payload["resource"]["id"])
     if sub is None or sub.status not in _ENDED:
         return []
-    with reading(session, (Payment.subscription_ref, sub.provider_id)):
-        sales = session.scalars(select(Payment).where(
-            Payment.merchant == ctx.merchant, Payment.kind == "sale",
-            Payment.subscription_ref == sub.provider_id).order_by(Payment.provider_id)).all()
+    sales = sorted(current_rows(session, Payment, merchant=ctx.merchant, kind="sale",
+                                subscription_ref=sub.provider_id),
+                   key=lambda sale: sale.provider_id)
     return [d for sale in sales
             for d in _overpaid_sale(session, container, ctx.merchant, sub, sale, inbox_id, now)]
 
@@ -195,11 +194,10 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
     subscription's interval when the ledger knows it, else calendar months (every seed bills
     monthly), counted from the date it started. A different amount (a setup fee) is not a
     repeat."""
-    with reading(session, (Payment.subscription_ref, sub.provider_id)):
-        sales = session.scalars(select(Payment).where(
-            Payment.merchant == merchant, Payment.kind == "sale",
-            Payment.subscription_ref == sub.provider_id, Payment.status.in_(_PAID_SALE),
-            Payment.paid_at.is_not(None)).order_by(Payment.paid_at, Payment.provider_id)).all()
+    sales = sorted((sale for sale in current_rows(
+        session, Payment, merchant=merchant, kind="sale", subscription_ref=sub.provider_id,
+        status=_PAID_SALE) if sale.paid_at is not None),
+        key=lambda sale: (sale.paid_at, sale.provider_id))
     if len(sales) < 2 or sub.started_at is None:
         return []
     # A payment that credit reduced pays its period (it was alone in it when the credit was
