@@ -278,10 +278,12 @@ class Run:
         return self.totals
 
     def _money_totals(self, conn: Any) -> None:
+        # Every payment whose money moved, refunded since or not (refunds are their own
+        # figure): a PayPal sale refunded in full reads "refunded", a v2 capture "REFUNDED".
         charges = select(Payment.currency, func.sum(Payment.amount)).where(
             Payment.merchant == self.merchant, Payment.paid_at >= self.start,
             Payment.paid_at < self.end,
-            Payment.status.in_(("succeeded", "completed", "COMPLETED"))).group_by(Payment.currency)
+            _status_sql(Payment.status) == "settled").group_by(Payment.currency)
         for currency, total in conn.execute(charges):
             self.totals[currency].gross_charges = int(total or 0)
         refunds = select(
@@ -340,7 +342,7 @@ class Run:
                     Decision.evaluated_at < self.end)):
                 fee = _amount(body, "fee")
                 if fee:
-                    day(at, body.get("currency", "USD"))["fees"] += fee
+                    day(at, body.get("currency") or "USD")["fees"] += fee
         return sorted(days.values(), key=lambda d: (d["date"], d["currency"]))
 
     def close(self) -> None:

@@ -1,0 +1,88 @@
+"""Run the survivors of the last mutation run against tests written since: which do they kill?
+
+    .venv/bin/python quality/recheck.py MODULE [MODULE ...] --tests TEST_FILE [TEST_FILE ...]
+
+MODULE as ``quality/mutate`` takes it (``reports/reconcile.py``, ``adapters``). For every mutant
+of those modules that the last run of ``quality/mutate`` left alive (survived, or no test called
+it), the given test files run with that mutant active (mutmut's ``MUTANT_UNDER_TEST``), in a
+copy of the run's ``mutants/`` tree with the test files copied in at their own paths. It prints
+each mutant's verdict, then the ones still alive. The unmutated tests run first and must pass.
+Slow mutants are cut off after ``--timeout`` seconds and counted as killed, as mutmut does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TREE = ROOT / "quality" / ".work" / "tree"
+ALIVE = {0, 5, 33}  # survived; no tests (pytest's "no tests ran", mutmut's own code)
+
+
+def survivors(modules: list[str]) -> list[str]:
+    prefixes = [m.rstrip("/").removesuffix(".py").replace("/", ".") + "." for m in modules]
+    found = []
+    for meta in sorted((TREE / "mutants").rglob("*.py.meta")):
+        for key, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if code in ALIVE and any(key.startswith(p) for p in prefixes):
+                found.append(key)
+    return sorted(found)
+
+
+def run(tree: Path, tests: list[str], mutant: str, timeout: float) -> str:
+    env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
+    env.pop("TEST_DATABASE_URL", None)
+    env.pop("TEST_REDIS_URL", None)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+             "-p", "quality.mutation_plugin", *tests],
+            cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "killed (timeout)"
+    if done.returncode == 0:
+        return "alive"
+    if done.returncode == 1:
+        return "killed"
+    return f"error (pytest exit {done.returncode}): {done.stdout[-300:]}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="+")
+    parser.add_argument("--tests", nargs="+", required=True, help="test files, from the root")
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    if not (TREE / "mutants").is_dir():
+        raise SystemExit("quality/recheck.py: no mutation run to recheck (quality/mutate first)")
+    names = survivors(args.modules)
+    print(f"{len(names)} mutants alive in {', '.join(args.modules)}")
+    with tempfile.TemporaryDirectory(prefix="recheck-") as scratch:
+        tree = Path(scratch) / "mutants"
+        shutil.copytree(TREE / "mutants", tree, symlinks=True)
+        for test in args.tests:
+            (tree / test).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / test, tree / test)
+        baseline = run(tree, args.tests, "", args.timeout)
+        if baseline != "alive":
+            raise SystemExit(f"the tests fail unmutated: {baseline}")
+        alive = []
+        for name in names:
+            verdict = run(tree, args.tests, name, args.timeout)
+            print(f"{verdict:>16}  {name}", flush=True)
+            if verdict == "alive":
+                alive.append(name)
+    print(f"\n{len(names) - len(alive)} of {len(names)} killed; still alive:")
+    print("\n".join(alive) or "(none)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
