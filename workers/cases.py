@@ -86,13 +86,15 @@ def cancellation_case(session: Session, request: SupportRequest) -> dict[str, An
         raise WrongAccount(f"subscription {subscription.provider_id} belongs to "
                            f"{subscription.customer_ref or 'another account'}, not to "
                            f"{request.account_ref}")
-    payment = latest_payment(session, request.merchant, subscription.provider_id)
+    payments = current_rows(session, Payment, merchant=request.merchant,
+                            subscription_ref=subscription.provider_id)
+    payment = max(payments, key=_paid_order, default=None)
     currency = payment.currency if payment else (subscription.currency or "USD")
     part = _request_part("cancellation", request)
     if request.body.get("immediate"):
         part["immediate"] = True
     if payment is not None:
-        order = order_part(session, payment, request.body)
+        order = order_part(session, payment, request.body, payments)
     else:
         order = _order_from_subscription(subscription, request.body)
     return {"request": part,
@@ -209,10 +211,13 @@ def _request_part(kind: str, request: SupportRequest) -> dict[str, Any]:
     return part
 
 
-def order_part(session: Session, payment: Payment, body: dict[str, Any]) -> dict[str, Any]:
+def order_part(session: Session, payment: Payment, body: dict[str, Any],
+               subscription_payments: list[Payment] | None = None) -> dict[str, Any]:
+    """The Case's ``order``: ``payment`` and its subscription. ``subscription_payments``: the
+    subscription's payments as the transaction sees them, when the caller has them."""
     subscription = _subscription(session, payment)
     order: dict[str, Any] = {
-        "type": "renewal" if _is_renewal(session, payment) else "new",
+        "type": "renewal" if _is_renewal(session, payment, subscription_payments) else "new",
         "product_category": body.get("product_category", "other"),
         "ordered_at": iso(payment.paid_at or payment.version_at),
         "amount": money(payment.amount, payment.currency),
@@ -233,15 +238,9 @@ def order_part(session: Session, payment: Payment, body: dict[str, Any]) -> dict
     return order
 
 
-def latest_payment(session: Session, merchant: str, subscription_ref: str) -> Payment | None:
-    """The subscription's payment paid last (one without a date only if none has one; of two
-    paid in the same second, the greater provider id), as the transaction sees it."""
-    payments = current_rows(session, Payment, merchant=merchant,
-                            subscription_ref=subscription_ref)
-    return max(payments, key=_paid_order, default=None)
-
-
 def _paid_order(payment: Payment) -> tuple[bool, datetime, str]:
+    """The order of a subscription's payments, the latest greatest: one without a date only if
+    none has one; of two paid in the same second, the greater provider id."""
     return (payment.paid_at is not None, payment.paid_at or EARLIEST, payment.provider_id)
 
 
@@ -255,7 +254,8 @@ def _subscription(session: Session, payment: Payment) -> Subscription | None:
     return subscription_by_ref(session, payment.merchant, ref)
 
 
-def _is_renewal(session: Session, payment: Payment) -> bool:
+def _is_renewal(session: Session, payment: Payment,
+                subscription_payments: list[Payment] | None = None) -> bool:
     """A Stripe invoice says so (``subscription_cycle``); for PayPal, an earlier payment does."""
     if payment.invoice_ref:
         invoice = invoice_by_ref(session, payment.merchant, payment.invoice_ref)
@@ -264,9 +264,11 @@ def _is_renewal(session: Session, payment: Payment) -> bool:
             return reason == "subscription_cycle"
     if payment.subscription_ref and payment.paid_at:
         paid_at = payment.paid_at
+        if subscription_payments is None:
+            subscription_payments = current_rows(session, Payment, merchant=payment.merchant,
+                                                 subscription_ref=payment.subscription_ref)
         return any(other.paid_at is not None and other.paid_at < paid_at
-                   for other in current_rows(session, Payment, merchant=payment.merchant,
-                                             subscription_ref=payment.subscription_ref))
+                   for other in subscription_payments)
     return False
 
 

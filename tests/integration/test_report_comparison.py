@@ -1,10 +1,12 @@
-"""How the report compares a ledger entry's status with the provider's: by class (settled,
-failed, pending), whatever the case or the provider's word for it, the same in SQL (which keeps
-agreeing rows in the database) as in Python (which says what differs)."""
+"""How the report compares a ledger entry with the provider's record, and what it says when they
+differ. Statuses compare by class (settled, failed, pending), whatever the case or the
+provider's word for it, the same in SQL (which keeps agreeing rows in the database) as in
+Python (which says what differs). A discrepancy names the provider, both amounts, the event
+behind our entry and when it happened, in UTC."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import literal, select
@@ -40,17 +42,18 @@ def test_sql_classifies_every_status_as_python_does(container: Container) -> Non
                 status
 
 
-def _paid(container: Container, provider_id: str, status: str) -> None:
+def _paid(container: Container, provider_id: str, status: str, provider: str = "stripe",
+          event: str | None = None) -> None:
     with container.sessions() as session, session.begin():
         session.add(Payment(
-            merchant=MERCHANT, provider="stripe", provider_id=provider_id, version_at=PAID_AT,
-            version_rank=0, version_event=f"evt_{provider_id}", livemode=False, kind="charge",
-            status=status, amount=2500, currency="USD", paid_at=PAID_AT))
+            merchant=MERCHANT, provider=provider, provider_id=provider_id, version_at=PAID_AT,
+            version_rank=0, version_event=event or f"evt_{provider_id}", livemode=False,
+            kind="charge", status=status, amount=2500, currency="USD", paid_at=PAID_AT))
 
 
-def _record(provider_id: str, status: str) -> ProviderRecord:
-    return ProviderRecord("stripe", RecordKind.PAYMENT, provider_id, 2500, "USD", status,
-                          PAID_AT)
+def _record(provider_id: str, status: str, amount: int = 2500, provider: str = "stripe",
+            at: datetime = PAID_AT) -> ProviderRecord:
+    return ProviderRecord(provider, RecordKind.PAYMENT, provider_id, amount, "USD", status, at)
 
 
 def test_a_status_of_another_class_is_a_mismatch_and_the_same_class_is_not(
@@ -90,3 +93,37 @@ def test_gross_charges_count_every_settled_payment_refunded_since_or_not(
         _paid(container, provider_id, status)
     report = build_report(container, MERCHANT, date(2026, 7, 1), date(2026, 8, 1), [])
     assert report["currencies"]["USD"]["gross_charges"] == 5 * 2500
+
+
+def test_a_discrepancy_says_whose_what_and_by_how_much(container: Container) -> None:
+    """An amount that differs: the provider and id, our amount and theirs, by how much (ours
+    less theirs), the event behind our entry and when it was paid. One the provider does not
+    have: the same, without their amount. A ledger entry written from the provider's API (not
+    an event) links to no event."""
+    _paid(container, "PAY-AMOUNT", "completed", provider="paypal", event="WH-AMOUNT")
+    _paid(container, "ch_missing", "succeeded", event="api:charge")
+    report = build_report(container, MERCHANT, date(2026, 7, 1), date(2026, 8, 1),
+                          [_record("PAY-AMOUNT", "completed", amount=2200, provider="paypal")])
+    found = {d.provider_id: d for d in report["discrepancies"]}
+    amount = found["PAY-AMOUNT"]
+    assert (amount.kind, amount.provider, amount.currency, amount.ledger_amount,
+            amount.provider_amount, amount.detail, amount.event_id, amount.occurred_at) == (
+        DiscrepancyKind.AMOUNT_MISMATCH, "paypal", "USD", 2500, 2200,
+        "payment amounts differ by 300", "WH-AMOUNT", PAID_AT)
+    missing = found["ch_missing"]
+    assert (missing.kind, missing.provider, missing.ledger_amount, missing.provider_amount,
+            missing.detail, missing.event_id, missing.occurred_at) == (
+        DiscrepancyKind.MISSING_AT_PROVIDER, "stripe", 2500, None,
+        "payment in the ledger has no provider record", None, PAID_AT)
+
+
+def test_a_provider_record_in_another_time_zone_is_reported_at_its_utc_instant(
+        container: Container) -> None:
+    """A record stamped 01:30 on 1 August at +02:00 (an export in local time) happened at 23:30
+    on 31 July UTC: a missed webhook is reported at that instant."""
+    local = datetime(2026, 8, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))  # 31 July UTC
+    report = build_report(container, MERCHANT, date(2026, 7, 1), date(2026, 8, 1),
+                          [_record("ch_local_time", "succeeded", at=local)])
+    [missed] = report["discrepancies"]
+    assert missed.kind == DiscrepancyKind.MISSING_IN_LEDGER
+    assert missed.occurred_at == datetime(2026, 7, 31, 23, 30, tzinfo=UTC)

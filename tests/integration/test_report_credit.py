@@ -1,0 +1,84 @@
+"""The report's account-credit figures: granted and used in the period, per currency, where a
+use whose refund failed (and did not land after all) gave the credit back and is not a use,
+and a use returned by a voided invoice is taken off the uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from ledger.models import AccountCredit, Action, ActionStatus, Decision, Refund
+from reports.build import build_report
+from service.bootstrap import Container
+
+MERCHANT = "theopenhost"
+SEPT_10 = datetime(2026, 9, 10, 8, tzinfo=UTC)
+SEPT_12 = datetime(2026, 9, 12, 8, tzinfo=UTC)
+
+
+def _add(container: Container, *rows: Any) -> None:
+    with container.sessions() as session, session.begin():
+        for row in rows:
+            session.add(row)
+            session.flush()  # in order: what a row refers to is written first
+
+
+def _grant(amount: int, currency: str, at: datetime, merchant: str = MERCHANT
+           ) -> AccountCredit:
+    return AccountCredit(merchant=merchant, account_ref="cus_credit", amount=amount,
+                         currency=currency, reason="overpayment", clause="1.7c",
+                         created_at=at)
+
+
+def _use(grant: AccountCredit, amount: int, applied_to: str, action: Action | None = None
+         ) -> AccountCredit:
+    return AccountCredit(merchant=MERCHANT, account_ref="cus_credit", amount=-amount,
+                         currency=grant.currency, reason="paid", clause="1.8",
+                         created_at=SEPT_12, applies_to=grant.id, applied_to=applied_to,
+                         action_id=action.id if action else None)
+
+
+def _refund_action(n: int, status: str) -> tuple[Decision, Action]:
+    decision = Decision(id=f"dec_credit_{n}", merchant=MERCHANT, account_ref="cus_credit",
+                        pack="p", request_kind="credit", outcome="partial_refund", case={},
+                        decision={}, evaluated_at=SEPT_12)
+    return decision, Action(id=f"act_credit_{n}", decision_id=decision.id, merchant=MERCHANT,
+                            kind="refund", provider="paypal", amount=100, currency="USD",
+                            status=status, created_at=SEPT_12, updated_at=SEPT_12)
+
+
+def _provider_refund(action: Action, status: str) -> Refund:
+    return Refund(merchant=MERCHANT, provider="paypal", provider_id=f"re_{action.id}",
+                  version_at=SEPT_12, version_rank=0, version_event=f"evt_{action.id}",
+                  livemode=False, payment_ref="PAY-1", status=status, amount=100,
+                  currency="USD", refunded_at=SEPT_12, action_id=action.id)
+
+
+def test_credit_granted_and_used_in_the_period(container: Container) -> None:
+    usd, eur = _grant(5000, "USD", SEPT_10), _grant(1000, "EUR", SEPT_12)
+    _add(container, usd, eur, _grant(7000, "USD", datetime(2026, 8, 31, tzinfo=UTC)),
+         _grant(9000, "USD", SEPT_10, merchant="cloudbehind"))
+    done, failed, landed, bounced = (_refund_action(n, status) for n, status in enumerate(
+        (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.FAILED, ActionStatus.FAILED)))
+    for decision, action in (done, failed, landed, bounced):
+        _add(container, decision, action)
+    _add(container, _provider_refund(landed[1], "succeeded"),
+         _provider_refund(bounced[1], "failed"))
+    _add(container,
+         _use(usd, 1200, "PAY-used", done[1]),  # its refund went through: used
+         _use(usd, 800, "PAY-given-back", failed[1]),  # failed, nothing landed: back
+         _use(usd, 500, "PAY-landed", landed[1]),  # failed, yet its refund landed: used
+         _use(usd, 300, "PAY-bounced", bounced[1]),  # failed, its refund failed too: back
+         _use(usd, 400, "in_voided"),  # used by a Stripe invoice...
+         AccountCredit(merchant=MERCHANT, account_ref="cus_credit", amount=400, currency="USD",
+                       reason="voided", clause="1.8", created_at=SEPT_12, applies_to=usd.id,
+                       applied_to="in_voided:voided"))  # ...that was voided: given back
+
+    report = build_report(container, MERCHANT, date(2026, 9, 1), date(2026, 10, 1), [])
+    assert report["currencies"]["USD"]["credit_granted"] == 5000
+    assert report["currencies"]["USD"]["credit_used"] == 1200 + 500
+    assert report["currencies"]["EUR"]["credit_granted"] == 1000
+    assert report["currencies"]["EUR"]["credit_used"] == 0
+    # The chart shows what was granted, on the day it was granted.
+    assert [(d["date"], d["currency"], d["credits"]) for d in report["daily"]
+            if d["credits"]] == [("2026-09-10", "USD", 5000), ("2026-09-12", "EUR", 1000)]
