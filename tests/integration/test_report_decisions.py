@@ -140,3 +140,16 @@ def test_the_daily_series_counts_fees_by_day_and_currency(container):
     report = build_report(container, MERCHANT, date(2026, 5, 1), date(2026, 6, 1), [])
     assert [(d["date"], d["currency"], d["fees"]) for d in report["daily"]] == [
         ("2026-05-10", "EUR", 40), ("2026-05-10", "USD", 525)]
+
+
+def test_each_currencys_figures_are_exactly_these(container):
+    """The report's figures per currency, as JSON and CSV readers rely on them: these keys and
+    no others, the breakdowns as plain objects."""
+    _decided(container, IN_MAY, "invoice", "late_fee", _body("USD", fee=500))
+    usd = _totals(container, "USD")
+    assert set(usd) == {
+        "gross_charges", "refunds", "refunds_by_outcome", "refunds_by_clause",
+        "credit_granted", "credit_used", "fees_retained", "deductions_retained", "late_fees",
+        "service_credits", "overpayments_refunded", "overpayments_credited", "provider_fees",
+        "matched", "discrepancies"}
+    assert type(usd["refunds_by_outcome"]) is dict and type(usd["refunds_by_clause"]) is dict

@@ -162,3 +162,16 @@ def test_ledger_entries_are_those_of_the_period_and_the_merchant(container: Cont
          "payment in the ledger has no provider record"),
         (DiscrepancyKind.MISSING_AT_PROVIDER, "re_edge_in", 300,
          "refund in the ledger has no provider record")]
+
+
+def test_progress_is_reported_as_records_are_staged_and_entries_matched(
+        container: Container) -> None:
+    """A long report says how far it got: the provider records staged so far, then the ledger
+    entries that matched (the CLI's progress line shows both)."""
+    _add(container, _payment("ch_edge_progress", IN_SEPTEMBER))
+    seen: list[tuple[str, int]] = []
+    build_report(container, MERCHANT, date(2026, 9, 1), date(2026, 10, 1),
+                 [ProviderRecord("stripe", RecordKind.PAYMENT, "ch_edge_progress", 900, "USD",
+                                 "succeeded", IN_SEPTEMBER)],
+                 progress=lambda what, n: seen.append((what, n)), now=NOW)
+    assert seen == [("staged provider records", 1), ("matched ledger entries", 1)]
