@@ -8,6 +8,10 @@ it), the given test files run with that mutant active (mutmut's ``MUTANT_UNDER_T
 copy of the run's ``mutants/`` tree with the test files copied in at their own paths. It prints
 each mutant's verdict, then the ones still alive. The unmutated tests run first and must pass.
 Slow mutants are cut off after ``--timeout`` seconds and counted as killed, as mutmut does.
+
+``--database-url URL --redis-url URL`` run the tests on PostgreSQL (and that Redis) instead of
+the suite's defaults: for mutants of code that runs only on PostgreSQL, which the mutation run
+(SQLite) cannot kill. ``--only NAME ...`` limits the run to those survivors.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ def survivors(modules: list[str]) -> list[str]:
     return sorted(found)
 
 
-def run(tree: Path, tests: list[str], mutant: str, timeout: float) -> str:
+def run(tree: Path, tests: list[str], mutant: str, timeout: float,
+        services: dict[str, str]) -> str:
     env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
     env.pop("TEST_DATABASE_URL", None)
     env.pop("TEST_REDIS_URL", None)
+    env.update(services)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
@@ -59,10 +65,17 @@ def main() -> int:
     parser.add_argument("modules", nargs="+")
     parser.add_argument("--tests", nargs="+", required=True, help="test files, from the root")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--database-url", help="PostgreSQL for the tests (TEST_DATABASE_URL)")
+    parser.add_argument("--redis-url", help="Redis for the tests (TEST_REDIS_URL)")
+    parser.add_argument("--only", nargs="+", default=None, help="these survivors only")
     args = parser.parse_args()
+    services = {name: value for name, value in (("TEST_DATABASE_URL", args.database_url),
+                                                ("TEST_REDIS_URL", args.redis_url)) if value}
     if not (TREE / "mutants").is_dir():
         raise SystemExit("quality/recheck.py: no mutation run to recheck (quality/mutate first)")
     names = survivors(args.modules)
+    if args.only is not None:
+        names = [name for name in names if name in set(args.only)]
     print(f"{len(names)} mutants alive in {', '.join(args.modules)}")
     with tempfile.TemporaryDirectory(prefix="recheck-") as scratch:
         tree = Path(scratch) / "mutants"
@@ -70,12 +83,12 @@ def main() -> int:
         for test in args.tests:
             (tree / test).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / test, tree / test)
-        baseline = run(tree, args.tests, "", args.timeout)
+        baseline = run(tree, args.tests, "", args.timeout, services)
         if baseline != "alive":
             raise SystemExit(f"the tests fail unmutated: {baseline}")
         alive = []
         for name in names:
-            verdict = run(tree, args.tests, name, args.timeout)
+            verdict = run(tree, args.tests, name, args.timeout, services)
             print(f"{verdict:>16}  {name}", flush=True)
             if verdict == "alive":
                 alive.append(name)
