@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -335,10 +336,36 @@ def report_usage() -> tuple[Response, int]:
 @bp.get("/reviews")
 @require_merchant
 def list_reviews() -> tuple[Response, int]:
-    """Decisions waiting for a person, oldest first."""
+    """Decisions waiting for a person, oldest first, a page at a time (``has_more``, then
+    ``?starting_after=`` the last decision's id)."""
+    limit, after_id = _review_page(request.args)
     with _container().sessions() as session:
-        return jsonify({"reviews": [_decision(session, d)
-                                    for d in reviews.pending(session, g.merchant.name)]}), 200
+        after = None
+        if after_id is not None:
+            after = session.get(Decision, after_id)
+            if after is None or after.merchant != g.merchant.name:
+                raise InvalidBody("starting_after", f"no decision {after_id}")
+        found = reviews.pending(session, g.merchant.name, limit + 1, after)
+        return jsonify({"reviews": [_decision(session, d) for d in found[:limit]],
+                        "has_more": len(found) > limit}), 200
+
+
+REVIEW_PAGE, REVIEW_PAGE_MAX = 100, 200
+
+
+def _review_page(args: Mapping[str, str]) -> tuple[int, str | None]:
+    """``limit`` (1 to 200, default 100) and ``starting_after`` (a decision id), checked."""
+    for name in args:
+        if name not in ("limit", "starting_after"):
+            raise InvalidBody(name, "unknown parameter; known: limit, starting_after")
+    limit = args.get("limit", "")
+    if limit != "" and not (limit.isascii() and limit.isdigit()
+                            and 1 <= int(limit) <= REVIEW_PAGE_MAX):
+        raise InvalidBody("limit", f"must be a whole number from 1 to {REVIEW_PAGE_MAX}")
+    after = args.get("starting_after") or None
+    if after is not None and not (len(after) <= 64 and after.isascii() and after.isprintable()):
+        raise InvalidBody("starting_after", "must be a decision id")
+    return (int(limit) if limit else REVIEW_PAGE), after
 
 
 @bp.post("/reviews/<decision_id>")

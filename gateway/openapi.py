@@ -72,8 +72,11 @@ ROUTES: tuple[Route, ...] = (
           {200: "SupportRequest", **_GET_ONE}),
     Route("post", "/v1/usage", "Report an account's usage (bandwidth, sessions, last use)",
           {201: "UsageRecorded", **_POST}, body="UsageReport", headers=_IDEMPOTENCY),
-    Route("get", "/v1/reviews", "Decisions waiting for a person, oldest first",
-          {200: "Reviews", **_AUTH, 503: "Error"}),
+    Route("get", "/v1/reviews", "Decisions waiting for a person, oldest first, a page at a time",
+          {200: "Reviews", 400: "Error", **_AUTH, 503: "Error"},
+          query={"limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 100},
+                 "starting_after": {"type": "string", "maxLength": 64, "description":
+                                    "the id of the last decision of the previous page"}}),
     Route("post", "/v1/reviews/{decision_id}",
           "Approve (a refund and/or a credit, carried out at once) or deny a decision in review",
           {200: "ReviewAnswered", **_POST, 404: "Error", 409: "Error"}, body="ReviewAnswer",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ledger import audit, refundable
@@ -27,10 +27,17 @@ class ReviewError(GatewayError):
         self.status, self.field, self.message = status, field, message
 
 
-def pending(session: Session, merchant: str, limit: int = 100) -> list[Decision]:
-    return list(session.scalars(select(Decision).where(
-        Decision.merchant == merchant, Decision.status == DecisionStatus.NEEDS_REVIEW)
-        .order_by(Decision.evaluated_at).limit(limit)))
+def pending(session: Session, merchant: str, limit: int = 100,
+            after: Decision | None = None) -> list[Decision]:
+    """Decisions waiting for a person, oldest first (of two decided in the same instant, by
+    id), at most ``limit``; those after ``after`` in that order (the previous page's last)."""
+    query = select(Decision).where(Decision.merchant == merchant,
+                                   Decision.status == DecisionStatus.NEEDS_REVIEW)
+    if after is not None:
+        query = query.where(or_(Decision.evaluated_at > after.evaluated_at,
+                                and_(Decision.evaluated_at == after.evaluated_at,
+                                     Decision.id > after.id)))
+    return list(session.scalars(query.order_by(Decision.evaluated_at, Decision.id).limit(limit)))
 
 
 def answer_in(session: Session, merchant: Merchant, decision_id: str, body: dict[str, Any],
