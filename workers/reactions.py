@@ -188,7 +188,8 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
                         ) -> list[tuple[Payment, Payment, datetime]]:
     """(sale, the sale that paid its period first, the period's start) for every completed sale
     of ``sub`` that repeats an earlier one of the same amount in the same billing period (the
-    one credit reduced, if any, counts as the first).
+    one credit reduced, if any, counts as the first), and owed no earlier period: a payment
+    that catches up on a period whose own payment failed is not a repeat.
 
     PayPal's subscription events do not carry the plan's frequency: periods are the
     subscription's interval when the ledger knows it, else calendar months (every seed bills
@@ -205,15 +206,23 @@ def _repeated_in_period(session: Session, merchant: str, sub: Subscription
     credited = ledger_credit.reduced(session, merchant, [s.provider_id for s in sales])
     sales = sorted(sales, key=lambda s: s.provider_id not in credited)  # stable: paid order
     step = _step(sub)
-    first_of: dict[tuple[int, int, str], Payment] = {}
+    first_of: dict[tuple[int, int, str], Payment] = {}  # (period, amount, currency): its payer
     repeats = []
     for sale in sales:
         assert sale.paid_at is not None  # selected so
         index = _period_index(sub, sale.paid_at)
-        key = (index, sale.amount, sale.currency)
-        first = first_of.setdefault(key, sale)
-        if first is not sale:
-            repeats.append((sale, first, add_months(sub.started_at, index * step)))
+        paid = {i for i, amount, currency in first_of
+                if (amount, currency) == (sale.amount, sale.currency)}
+        # A period left unpaid since the first payment (its payment failed) is owed: a second
+        # payment in a later period is PayPal catching up on it (a retry that landed after the
+        # period ended), not a repeat. The earliest period owed is the one it pays.
+        owed = [i for i in range(min(paid, default=index), index) if i not in paid]
+        pays = index if index not in paid else owed[0] if owed else None
+        if pays is not None:
+            first_of[(pays, sale.amount, sale.currency)] = sale
+        else:
+            repeats.append((sale, first_of[(index, sale.amount, sale.currency)],
+                            add_months(sub.started_at, index * step)))
     return repeats
 
 
