@@ -41,7 +41,7 @@ def survivors(modules: list[str]) -> list[str]:
 
 
 def run(tree: Path, tests: list[str], mutant: str, timeout: float,
-        services: dict[str, str]) -> str:
+        services: dict[str, str], extra: list[str]) -> str:
     env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
     env.pop("TEST_DATABASE_URL", None)
     env.pop("TEST_REDIS_URL", None)
@@ -49,7 +49,7 @@ def run(tree: Path, tests: list[str], mutant: str, timeout: float,
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-             "-p", "quality.mutation_plugin", *tests],
+             "-p", "quality.mutation_plugin", *extra, *tests],
             cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "killed (timeout)"
@@ -68,6 +68,8 @@ def main() -> int:
     parser.add_argument("--database-url", help="PostgreSQL for the tests (TEST_DATABASE_URL)")
     parser.add_argument("--redis-url", help="Redis for the tests (TEST_REDIS_URL)")
     parser.add_argument("--only", nargs="+", default=None, help="these survivors only")
+    parser.add_argument("-k", dest="keyword", help="pytest's -k: tests the run's tree cannot "
+                        "pass (a fix made since the run) left out")
     args = parser.parse_args()
     services = {name: value for name, value in (("TEST_DATABASE_URL", args.database_url),
                                                 ("TEST_REDIS_URL", args.redis_url)) if value}
@@ -83,12 +85,13 @@ def main() -> int:
         for test in args.tests:
             (tree / test).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / test, tree / test)
-        baseline = run(tree, args.tests, "", args.timeout, services)
+        extra = ["-k", args.keyword] if args.keyword else []
+        baseline = run(tree, args.tests, "", args.timeout, services, extra)
         if baseline != "alive":
             raise SystemExit(f"the tests fail unmutated: {baseline}")
         alive = []
         for name in names:
-            verdict = run(tree, args.tests, name, args.timeout, services)
+            verdict = run(tree, args.tests, name, args.timeout, services, extra)
             print(f"{verdict:>16}  {name}", flush=True)
             if verdict == "alive":
                 alive.append(name)

@@ -64,7 +64,9 @@ def test_each_kind_of_decision_adds_to_its_own_figure(container):
              _body("USD", fee=250, refund=4000, items=(("deduction", 1500), ("deduction", 300),
                                                        ("fee", 250), ("refund", 4000))))
     _decided(container, IN_MAY, "invoice", "late_fee", _body("USD", fee=500))
+    _decided(container, IN_MAY, "invoice", "late_fee", _body("USD", fee=350))
     _decided(container, IN_MAY, "uptime_credit", "service_credit", _body("USD", credit=700))
+    _decided(container, IN_MAY, "uptime_credit", "service_credit", _body("USD", credit=90))
     _decided(container, IN_MAY, "overpayment", "full_refund",
              _body("USD", fee=50, refund=950))
     _decided(container, IN_MAY, "overpayment", "account_credit", _body("USD", credit=2000))
@@ -74,8 +76,8 @@ def test_each_kind_of_decision_adds_to_its_own_figure(container):
     usd = _totals(container, "USD")
     assert usd["fees_retained"] == 250 + 50
     assert usd["deductions_retained"] == 1500 + 300
-    assert usd["late_fees"] == 500
-    assert usd["service_credits"] == 700
+    assert usd["late_fees"] == 500 + 350
+    assert usd["service_credits"] == 700 + 90
     assert usd["overpayments_refunded"] == 950
     assert usd["overpayments_credited"] == 2000
 
