@@ -70,6 +70,8 @@ def test_each_kind_of_decision_adds_to_its_own_figure(container):
     _decided(container, IN_MAY, "overpayment", "full_refund",
              _body("USD", fee=50, refund=950))
     _decided(container, IN_MAY, "overpayment", "account_credit", _body("USD", credit=2000))
+    _decided(container, IN_MAY, "overpayment", "account_credit", _body("USD", credit=150))
+    _decided(container, IN_MAY, "overpayment", "full_refund", _body("USD", refund=60))
     # A refund decision's refund is money out, counted from the provider's refunds: not here.
     _decided(container, IN_MAY, "refund", "full_refund", _body("USD", refund=9000))
 
@@ -78,8 +80,8 @@ def test_each_kind_of_decision_adds_to_its_own_figure(container):
     assert usd["deductions_retained"] == 1500 + 300
     assert usd["late_fees"] == 500 + 350
     assert usd["service_credits"] == 700 + 90
-    assert usd["overpayments_refunded"] == 950
-    assert usd["overpayments_credited"] == 2000
+    assert usd["overpayments_refunded"] == 950 + 60
+    assert usd["overpayments_credited"] == 2000 + 150
 
 
 def test_a_service_credit_counts_only_as_the_outcome_says(container):
