@@ -6,6 +6,7 @@ behind our entry and when it happened, in UTC."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -126,4 +127,20 @@ def test_a_provider_record_in_another_time_zone_is_reported_at_its_utc_instant(
                           [_record("ch_local_time", "succeeded", at=local)])
     [missed] = report["discrepancies"]
     assert missed.kind == DiscrepancyKind.MISSING_IN_LEDGER
+    assert missed.occurred_at == datetime(2026, 7, 31, 23, 30, tzinfo=UTC)
+
+
+def test_the_machines_time_zone_changes_no_instant(container: Container, monkeypatch) -> None:
+    """A report run on a machine set to another time zone stages and reports the same UTC
+    instants."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        local = datetime(2026, 8, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))
+        report = build_report(container, MERCHANT, date(2026, 7, 1), date(2026, 8, 1),
+                              [_record("ch_machine_zone", "succeeded", at=local)])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    [missed] = report["discrepancies"]
     assert missed.occurred_at == datetime(2026, 7, 31, 23, 30, tzinfo=UTC)
