@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ledger.models import Action, ActionStatus, Decision, Payment, Refund
-from reports.build import build_report
-from reports.reconcile import STUCK_AFTER
+from reports.build import build_report, period
+from reports.reconcile import STUCK_AFTER, Run
 from reports.records import Discrepancy, DiscrepancyKind, ProviderRecord, RecordKind
 from service.bootstrap import Container
 
@@ -116,10 +116,11 @@ def test_unsolicited_refunds_of_the_period_and_the_merchant_only(container: Cont
                         "of ours")
 
 
-def _payment(provider_id: str, paid_at: datetime, merchant: str = MERCHANT) -> Payment:
+def _payment(provider_id: str, paid_at: datetime, merchant: str = MERCHANT,
+             status: str = "succeeded") -> Payment:
     return Payment(merchant=merchant, provider="stripe", provider_id=provider_id,
                    version_at=paid_at, version_rank=0, version_event=f"evt_{provider_id}",
-                   livemode=False, kind="charge", status="succeeded", amount=900,
+                   livemode=False, kind="charge", status=status, amount=900,
                    currency="USD", paid_at=paid_at)
 
 
@@ -139,8 +140,11 @@ def test_a_record_is_known_only_as_this_merchants_payment_or_refund(container: C
     records.append(_as_record(_refund("re_edge_known", IN_SEPTEMBER)))
     records.append(ProviderRecord("paypal", RecordKind.PAYMENT, "ch_edge_ours", 900, "USD",
                                   "completed", IN_SEPTEMBER))  # same id, other provider
+    records.append(ProviderRecord("paypal", RecordKind.REFUND, "re_edge_known", 300, "USD",
+                                  "completed", IN_SEPTEMBER))  # same id, other provider
     found = sorted((d.kind, d.provider, d.provider_id) for d in _september(container, records))
     assert found == [(DiscrepancyKind.MISSING_IN_LEDGER, "paypal", "ch_edge_ours"),
+                     (DiscrepancyKind.MISSING_IN_LEDGER, "paypal", "re_edge_known"),
                      (DiscrepancyKind.MISSING_IN_LEDGER, "stripe", "ch_edge_elsewhere")]
 
 
@@ -175,3 +179,37 @@ def test_progress_is_reported_as_records_are_staged_and_entries_matched(
                                  "succeeded", IN_SEPTEMBER)],
                  progress=lambda what, n: seen.append((what, n)), now=NOW)
     assert seen == [("staged provider records", 1), ("matched ledger entries", 1)]
+
+
+def test_an_entry_the_provider_has_no_record_of_is_missing_whatever_its_status(
+        container: Container) -> None:
+    """A payment still pending in the ledger, or one that failed, that the provider reports
+    nothing about is missing at the provider, as a settled one is."""
+    for provider_id, status in (("ch_edge_pending", "pending"), ("ch_edge_failed", "failed"),
+                                ("ch_edge_settled", "succeeded")):
+        _add(container, _payment(provider_id, IN_SEPTEMBER, status=status))
+    found = sorted((d.kind, d.provider_id) for d in _september(container))
+    assert found == [(DiscrepancyKind.MISSING_AT_PROVIDER, "ch_edge_failed"),
+                     (DiscrepancyKind.MISSING_AT_PROVIDER, "ch_edge_pending"),
+                     (DiscrepancyKind.MISSING_AT_PROVIDER, "ch_edge_settled")]
+
+
+def test_two_reports_staged_at_once_each_compare_their_own_records(container: Container
+                                                                   ) -> None:
+    """Two people run reports at the same moment (the staging table is shared): each compares
+    the ledger with the records it staged, never with the other's."""
+    _add(container, _payment("ch_edge_shared", IN_SEPTEMBER))
+    start, end = period(date(2026, 9, 1), date(2026, 10, 1))
+    agreeing, disagreeing = Run(container.engine, MERCHANT, start, end), \
+        Run(container.engine, MERCHANT, start, end)
+    try:
+        agreeing.stage([ProviderRecord("stripe", RecordKind.PAYMENT, "ch_edge_shared", 900,
+                                       "USD", "succeeded", IN_SEPTEMBER)])
+        disagreeing.stage([ProviderRecord("stripe", RecordKind.PAYMENT, "ch_edge_shared", 700,
+                                          "USD", "succeeded", IN_SEPTEMBER)])
+        assert list(agreeing.discrepancies(now=NOW)) == []
+        assert [(d.kind, d.provider_amount) for d in disagreeing.discrepancies(now=NOW)] == [
+            (DiscrepancyKind.AMOUNT_MISMATCH, 700)]
+    finally:
+        agreeing.close()
+        disagreeing.close()
