@@ -136,14 +136,29 @@ def test_a_decision_without_amounts_or_line_items_adds_nothing(container):
 
 def test_the_daily_series_counts_fees_by_day_and_currency(container):
     """The chart's fees per day: a fee in the currency the decision names, in USD when it names
-    none (or null), on the day it was evaluated; a decision without a fee adds no day."""
+    none, on the day it was evaluated; a decision without a fee adds no day, and days come in
+    order, then currencies."""
+    _decided(container, datetime(2026, 5, 12, 23, 59, tzinfo=UTC), "invoice", "late_fee",
+             _body("USD", fee=70))
     _decided(container, IN_MAY, "refund", "partial_refund", _body("EUR", fee=40, refund=760))
     _decided(container, IN_MAY, "invoice", "late_fee", _body(None, fee=500))
-    _decided(container, IN_MAY, "invoice", "late_fee", {**_body("USD", fee=25), "currency": None})
+    _decided(container, IN_MAY, "invoice", "late_fee", _body("USD", fee=25))
     _decided(container, datetime(2026, 5, 11, tzinfo=UTC), "refund", "deny", _body("USD"))
     report = build_report(container, MERCHANT, date(2026, 5, 1), date(2026, 6, 1), [])
+    assert report["daily"] == [
+        {"date": "2026-05-10", "currency": "EUR", "refunds": 0, "credits": 0, "fees": 40},
+        {"date": "2026-05-10", "currency": "USD", "refunds": 0, "credits": 0, "fees": 525},
+        {"date": "2026-05-12", "currency": "USD", "refunds": 0, "credits": 0, "fees": 70}]
+
+
+def test_a_fee_of_a_decision_with_a_null_currency_is_charted_in_usd(container):
+    """A decision whose currency is null (not merely absent) counts in USD in the chart, as in
+    the totals."""
+    _decided(container, IN_MAY, "invoice", "late_fee", {**_body("USD", fee=25), "currency": None})
+    report = build_report(container, MERCHANT, date(2026, 5, 1), date(2026, 6, 1), [])
     assert [(d["date"], d["currency"], d["fees"]) for d in report["daily"]] == [
-        ("2026-05-10", "EUR", 40), ("2026-05-10", "USD", 525)]
+        ("2026-05-10", "USD", 25)]
+    assert report["currencies"]["USD"]["late_fees"] == 25
 
 
 def test_each_currencys_figures_are_exactly_these(container):
