@@ -57,6 +57,7 @@ def _provider_refund(action: Action, status: str) -> Refund:
 def test_credit_granted_and_used_in_the_period(container: Container) -> None:
     usd, eur = _grant(5000, "USD", SEPT_10), _grant(1000, "EUR", SEPT_12)
     _add(container, usd, eur, _grant(7000, "USD", datetime(2026, 8, 31, tzinfo=UTC)),
+         _grant(8000, "USD", datetime(2026, 10, 1, tzinfo=UTC)),  # at --to: October's
          _grant(9000, "USD", SEPT_10, merchant="cloudbehind"))
     done, failed, landed, bounced = (_refund_action(n, status) for n, status in enumerate(
         (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.FAILED, ActionStatus.FAILED)))
