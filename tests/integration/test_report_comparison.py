@@ -126,8 +126,11 @@ def test_a_provider_record_in_another_time_zone_is_reported_at_its_utc_instant(
     report = build_report(container, MERCHANT, date(2026, 7, 1), date(2026, 8, 1),
                           [_record("ch_local_time", "succeeded", at=local)])
     [missed] = report["discrepancies"]
-    assert missed.kind == DiscrepancyKind.MISSING_IN_LEDGER
+    assert (missed.kind, missed.provider, missed.ledger_amount, missed.provider_amount) == (
+        DiscrepancyKind.MISSING_IN_LEDGER, "stripe", None, 2500)
     assert missed.occurred_at == datetime(2026, 7, 31, 23, 30, tzinfo=UTC)
+    assert missed.detail == ("payment the provider reports (api) is not in the ledger: a "
+                             "webhook was missed")
 
 
 def test_the_machines_time_zone_changes_no_instant(container: Container, monkeypatch) -> None:

@@ -56,6 +56,7 @@ def test_which_actions_are_not_carried_out_or_stuck(container: Container) -> Non
     another merchant's, are not."""
     long_ago = NOW - STUCK_AFTER - timedelta(seconds=1)
     failed = _action(ActionStatus.FAILED, IN_SEPTEMBER, NOW, last_error="charge_disputed")
+    at_from = _action(ActionStatus.FAILED, datetime(2026, 9, 1, tzinfo=UTC), NOW)
     pending = _action(ActionStatus.PENDING, IN_SEPTEMBER, long_ago)
     stuck = _action(ActionStatus.EXECUTING, IN_SEPTEMBER, long_ago, kind="credit",
                     provider=None)
@@ -66,11 +67,11 @@ def test_which_actions_are_not_carried_out_or_stuck(container: Container) -> Non
             _action(ActionStatus.FAILED, datetime(2026, 8, 31, 23, 59, 59, tzinfo=UTC), NOW),
             _action(ActionStatus.FAILED, datetime(2026, 10, 1, tzinfo=UTC), NOW),
             _action(ActionStatus.FAILED, IN_SEPTEMBER, NOW, merchant=OTHER)]
-    for pair in (failed, pending, stuck, *fine):
+    for pair in (failed, at_from, pending, stuck, *fine):
         _add(container, *pair)
 
     found = {d.provider_id: d for d in _september(container)}
-    assert sorted(found) == sorted(a.id for _, a in (failed, pending, stuck))
+    assert sorted(found) == sorted(a.id for _, a in (failed, at_from, pending, stuck))
     f, p, s = found[failed[1].id], found[pending[1].id], found[stuck[1].id]
     assert (f.kind, f.provider, f.ledger_amount, f.currency, f.provider_amount) == (
         DiscrepancyKind.ACTION_NOT_EXECUTED, "stripe", failed[1].amount, "USD", None)
