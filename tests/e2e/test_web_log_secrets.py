@@ -85,9 +85,11 @@ def test_no_secret_or_token_sent_to_the_web_process_reaches_its_log(container, s
     tokens = {name: m.admin_token for name, m in container.settings.merchants.items()}
     for name, token in tokens.items():  # accepted calls, with the token in the query too
         bearer = {"Authorization": f"Bearer {token}"}
-        assert call("GET", f"/v1/reviews?{_query(token)}", headers=bearer).status_code == 200
-        assert call("POST", "/v1/usage", headers=bearer, json={
+        assert call("GET", "/v1/reviews", headers=bearer).status_code == 200
+        assert call("POST", f"/v1/usage?{_query(token)}", headers=bearer, json={
             "account": f"cus_{name}", "bandwidth_bytes": 1, "sessions": 1}).status_code == 201
+        # refused, naming the first unknown parameter (its name, never its value)
+        assert call("GET", f"/v1/reviews?{_query(token)}", headers=bearer).status_code == 400
     assert call("GET", f"/metrics?{_query(metrics_token)}", headers={
         "Authorization": f"Bearer {metrics_token}"}).status_code == 200
 
