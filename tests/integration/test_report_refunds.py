@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 from ledger.models import Action, ActionStatus, Decision, Payment, Refund
 from reports.build import build_report
+from reports.records import ProviderRecord, RecordKind
 from service.bootstrap import Container
 
 MERCHANT = "theopenhost"
@@ -75,3 +76,15 @@ def test_gross_charges_are_the_merchants_own(container: Container) -> None:
                                 currency="USD", paid_at=IN_JUNE))
     report = build_report(container, MERCHANT, date(2026, 6, 1), date(2026, 7, 1), [])
     assert report["currencies"]["USD"]["gross_charges"] == 2500
+
+
+def test_provider_fees_add_up_per_currency(container: Container) -> None:
+    """Fees the provider charged (its balance transactions of type fee) are totalled, not
+    matched: every fee record of the period counts, in its currency."""
+    fees = [ProviderRecord("stripe", RecordKind.FEE, f"txn_fee_{i}", amount, currency,
+                           "succeeded", IN_JUNE)
+            for i, (amount, currency) in enumerate(((59, "USD"), (31, "USD"), (40, "EUR")))]
+    report = build_report(container, MERCHANT, date(2026, 6, 1), date(2026, 7, 1), fees)
+    assert report["currencies"]["USD"]["provider_fees"] == 59 + 31
+    assert report["currencies"]["EUR"]["provider_fees"] == 40
+    assert report["discrepancies"] == []

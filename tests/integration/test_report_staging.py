@@ -3,6 +3,8 @@ the database's own reason, leaves none of its rows behind, and leaves the ledger
 
 from __future__ import annotations
 
+import itertools
+import threading
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -11,7 +13,7 @@ from sqlalchemy import Table, func, select
 
 from ledger.models import StagedProviderRecord
 from reports.build import build_report, period
-from reports.reconcile import Run
+from reports.reconcile import BATCH, Run
 from reports.records import ProviderRecord, RecordKind
 from service.bootstrap import Container
 
@@ -46,3 +48,46 @@ def test_a_refused_batch_fails_with_the_databases_reason_and_stages_nothing(
                           [_record("ch_staged_after")])
     assert [d.provider_id for d in report["discrepancies"]] == ["ch_staged_after"]
     assert _staged_rows(container) == 0  # the run's rows are dropped when it ends
+
+
+def test_many_batches_are_all_staged_and_counted(container: Container) -> None:
+    """More records than one batch holds: every one is staged (the database holds them all),
+    the count returned is theirs, and progress is reported after each batch, cumulatively."""
+    start, end = period(date(2026, 8, 1), date(2026, 9, 1))
+    run = Run(container.engine, MERCHANT, start, end)
+    total = 2 * BATCH + 3
+    seen: list[tuple[str, int]] = []
+    try:
+        staged = run.stage((_record(f"ch_many_{i}") for i in range(total)),
+                           progress=lambda what, n: seen.append((what, n)))
+        assert staged == total
+        assert _staged_rows(container) == total
+        assert seen == [("staged provider records", n) for n in (BATCH, 2 * BATCH, total)]
+    finally:
+        run.close()
+
+
+def test_a_batch_refused_early_fails_the_staging_without_waiting_for_the_rest(
+        container: Container) -> None:
+    """The writer refuses the first batch while the reader still has several to hand it: the
+    staging fails with the database's reason, promptly, and does not hang on a full queue."""
+    start, end = period(date(2026, 8, 1), date(2026, 9, 1))
+    run = Run(container.engine, MERCHANT, start, end)
+    records = itertools.chain([_record(None)],
+                              (_record(f"ch_after_{i}") for i in range(4 * BATCH)))
+    outcome: list[BaseException] = []
+
+    def stage() -> None:
+        try:
+            run.stage(records)
+        except Exception as exc:  # the database's refusal, handed to the reader
+            outcome.append(exc)
+
+    worker = threading.Thread(target=stage, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    try:
+        assert not worker.is_alive(), "staging hung after the writer failed"
+        assert outcome and "null" in str(outcome[0]).lower()
+    finally:
+        run.close()
