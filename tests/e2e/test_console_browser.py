@@ -155,6 +155,10 @@ def test_a_support_session_in_the_browser(impatient_gateway, browser):
     b.find_element(By.PARTIAL_LINK_TEXT, "Replay this event").click()
     b.save_screenshot(str(shots / "08-replay-confirm.png"))
     b.find_element(By.XPATH, "//button[normalize-space()='Yes, replay']").click()
+    # the form posts, then lands on the event's page: wait for it before reloading it (a reload
+    # of the confirmation page while the post is on its way would not replay anything)
+    until(lambda: not b.current_url.split("?")[0].endswith("/replay")
+          and b.find_elements(By.ID, "event-status"), "the event's page after the replay")
     until(lambda: _shown_status(b) == "processed", "the replayed event processed")
     b.save_screenshot(str(shots / "09-event-processed.png"))
 
@@ -195,7 +199,8 @@ def _shown_status(b: Any) -> str:
     from selenium.webdriver.common.by import By
 
     b.refresh()
-    return str(b.find_element(By.ID, "event-status").text)
+    shown = b.find_elements(By.ID, "event-status")  # none while the page is still loading
+    return str(shown[0].text) if shown else ""
 
 
 def _event_status(base: str, event_id: str) -> str | None:
