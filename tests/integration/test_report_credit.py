@@ -58,6 +58,7 @@ def test_credit_granted_and_used_in_the_period(container: Container) -> None:
     usd, eur = _grant(5000, "USD", SEPT_10), _grant(1000, "EUR", SEPT_12)
     _add(container, usd, eur, _grant(7000, "USD", datetime(2026, 8, 31, tzinfo=UTC)),
          _grant(8000, "USD", datetime(2026, 10, 1, tzinfo=UTC)),  # at --to: October's
+         _grant(600, "USD", datetime(2026, 9, 1, tzinfo=UTC)),  # at --from: September's
          _grant(9000, "USD", SEPT_10, merchant="cloudbehind"))
     done, failed, landed, bounced = (_refund_action(n, status) for n, status in enumerate(
         (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.FAILED, ActionStatus.FAILED)))
@@ -76,10 +77,11 @@ def test_credit_granted_and_used_in_the_period(container: Container) -> None:
                        applied_to="in_voided:voided"))  # ...that was voided: given back
 
     report = build_report(container, MERCHANT, date(2026, 9, 1), date(2026, 10, 1), [])
-    assert report["currencies"]["USD"]["credit_granted"] == 5000
+    assert report["currencies"]["USD"]["credit_granted"] == 5000 + 600
     assert report["currencies"]["USD"]["credit_used"] == 1200 + 500
     assert report["currencies"]["EUR"]["credit_granted"] == 1000
     assert report["currencies"]["EUR"]["credit_used"] == 0
     # The chart shows what was granted, on the day it was granted.
     assert [(d["date"], d["currency"], d["credits"]) for d in report["daily"]
-            if d["credits"]] == [("2026-09-10", "USD", 5000), ("2026-09-12", "EUR", 1000)]
+            if d["credits"]] == [("2026-09-01", "USD", 600), ("2026-09-10", "USD", 5000),
+                                 ("2026-09-12", "EUR", 1000)]

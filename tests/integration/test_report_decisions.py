@@ -38,10 +38,10 @@ def _body(currency: str | None, *, fee: int = 0, refund: int = 0, credit: int = 
 
 
 def _decided(container: Container, at: datetime, kind: str, outcome: str,
-             body: dict[str, Any]) -> None:
+             body: dict[str, Any], merchant: str = MERCHANT) -> None:
     with container.sessions() as session, session.begin():
         session.add(Decision(
-            id=f"dec_report_{next(_ids)}", merchant=MERCHANT, account_ref="cus_report",
+            id=f"dec_report_{next(_ids)}", merchant=merchant, account_ref="cus_report",
             pack="003", request_kind=kind, outcome=outcome, case={}, decision=body,
             evaluated_at=at))
 
@@ -112,13 +112,15 @@ def test_figures_are_kept_per_currency_and_usd_when_a_decision_names_none(contai
 
 def test_only_decisions_evaluated_in_the_period_count(container):
     """[--from, --to): a decision at exactly --from counts, one at exactly --to does not (it is
-    the next period's), nor one before."""
+    the next period's), nor one before, nor another merchant's."""
     _decided(container, datetime(2026, 5, 1, tzinfo=UTC), "invoice", "late_fee",
              _body("USD", fee=100))
     _decided(container, datetime(2026, 6, 1, tzinfo=UTC), "invoice", "late_fee",
              _body("USD", fee=10_000))
     _decided(container, datetime(2026, 4, 30, 23, 59, 59, tzinfo=UTC), "invoice", "late_fee",
              _body("USD", fee=20_000))
+    _decided(container, IN_MAY, "invoice", "late_fee", _body("USD", fee=40_000),
+             merchant="cloudbehind")  # another merchant's
     assert _totals(container, "USD")["late_fees"] == 100
 
 

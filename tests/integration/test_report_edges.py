@@ -132,6 +132,8 @@ def test_a_record_is_known_only_as_this_merchants_payment_or_refund(container: C
     not missing). The same id at another merchant, or at another provider, is not: missing in
     the ledger."""
     _add(container, _payment("ch_edge_ours", IN_SEPTEMBER),
+         _payment("ch_edge_only_paypal", IN_SEPTEMBER),
+         _refund("re_edge_their_refund", IN_SEPTEMBER, unsolicited=False, merchant=OTHER),
          _payment("ch_edge_elsewhere", IN_SEPTEMBER, merchant=OTHER),
          _payment("ch_edge_august", datetime(2026, 8, 15, tzinfo=UTC)),
          _refund("re_edge_known", IN_SEPTEMBER, unsolicited=False))
@@ -143,10 +145,17 @@ def test_a_record_is_known_only_as_this_merchants_payment_or_refund(container: C
                                   "completed", IN_SEPTEMBER))  # same id, other provider
     records.append(ProviderRecord("paypal", RecordKind.REFUND, "re_edge_known", 300, "USD",
                                   "completed", IN_SEPTEMBER))  # same id, other provider
+    records.append(ProviderRecord("paypal", RecordKind.PAYMENT, "ch_edge_only_paypal", 900,
+                                  "USD", "completed", IN_SEPTEMBER))  # ours is Stripe's
+    records.append(ProviderRecord("stripe", RecordKind.REFUND, "re_edge_their_refund", 300,
+                                  "USD", "succeeded", IN_SEPTEMBER))  # another merchant's
     found = sorted((d.kind, d.provider, d.provider_id) for d in _september(container, records))
-    assert found == [(DiscrepancyKind.MISSING_IN_LEDGER, "paypal", "ch_edge_ours"),
+    assert found == [(DiscrepancyKind.MISSING_AT_PROVIDER, "stripe", "ch_edge_only_paypal"),
+                     (DiscrepancyKind.MISSING_IN_LEDGER, "paypal", "ch_edge_only_paypal"),
+                     (DiscrepancyKind.MISSING_IN_LEDGER, "paypal", "ch_edge_ours"),
                      (DiscrepancyKind.MISSING_IN_LEDGER, "paypal", "re_edge_known"),
-                     (DiscrepancyKind.MISSING_IN_LEDGER, "stripe", "ch_edge_elsewhere")]
+                     (DiscrepancyKind.MISSING_IN_LEDGER, "stripe", "ch_edge_elsewhere"),
+                     (DiscrepancyKind.MISSING_IN_LEDGER, "stripe", "re_edge_their_refund")]
 
 
 def test_ledger_entries_are_those_of_the_period_and_the_merchant(container: Container) -> None:
@@ -160,13 +169,13 @@ def test_ledger_entries_are_those_of_the_period_and_the_merchant(container: Cont
          _refund("re_edge_in", IN_SEPTEMBER, unsolicited=False),
          _refund("re_edge_at_to", datetime(2026, 10, 1, tzinfo=UTC), unsolicited=False),
          _refund("re_edge_theirs", IN_SEPTEMBER, unsolicited=False, merchant=OTHER))
-    found = sorted((d.kind, d.provider_id, d.ledger_amount, d.detail)
-                   for d in _september(container))
+    found = sorted((d.kind, d.provider_id, d.ledger_amount, d.detail, d.event_id,
+                    d.occurred_at) for d in _september(container))
     assert found == [
         (DiscrepancyKind.MISSING_AT_PROVIDER, "ch_edge_in", 900,
-         "payment in the ledger has no provider record"),
+         "payment in the ledger has no provider record", "evt_ch_edge_in", IN_SEPTEMBER),
         (DiscrepancyKind.MISSING_AT_PROVIDER, "re_edge_in", 300,
-         "refund in the ledger has no provider record")]
+         "refund in the ledger has no provider record", "evt_re_edge_in", IN_SEPTEMBER)]
 
 
 def test_progress_is_reported_as_records_are_staged_and_entries_matched(
@@ -207,10 +216,12 @@ def test_two_reports_staged_at_once_each_compare_their_own_records(container: Co
         agreeing.stage([ProviderRecord("stripe", RecordKind.PAYMENT, "ch_edge_shared", 900,
                                        "USD", "succeeded", IN_SEPTEMBER)])
         disagreeing.stage([ProviderRecord("stripe", RecordKind.PAYMENT, "ch_edge_shared", 700,
+                                          "USD", "succeeded", IN_SEPTEMBER),
+                           ProviderRecord("stripe", RecordKind.PAYMENT, "ch_edge_unknown", 50,
                                           "USD", "succeeded", IN_SEPTEMBER)])
         assert list(agreeing.discrepancies(now=NOW)) == []
         assert [(d.kind, d.provider_amount) for d in disagreeing.discrepancies(now=NOW)] == [
-            (DiscrepancyKind.AMOUNT_MISMATCH, 700)]
+            (DiscrepancyKind.AMOUNT_MISMATCH, 700), (DiscrepancyKind.MISSING_IN_LEDGER, 50)]
     finally:
         agreeing.close()
         disagreeing.close()

@@ -66,16 +66,19 @@ def test_refunds_by_outcome_and_by_clause(container: Container) -> None:
 
 
 def test_gross_charges_are_the_merchants_own(container: Container) -> None:
-    """Another merchant's payment in the same period is not this merchant's money."""
+    """Another merchant's payment in the same period is not this merchant's money; a payment of
+    nothing adds nothing."""
     with container.sessions() as session, session.begin():
-        for merchant, amount in ((MERCHANT, 2500), ("cloudbehind", 7000)):
+        for merchant, amount, currency in ((MERCHANT, 2500, "USD"), ("cloudbehind", 7000, "USD"),
+                                           (MERCHANT, 0, "EUR")):
             session.add(Payment(merchant=merchant, provider="stripe",
-                                provider_id=f"ch_gross_{merchant}", version_at=IN_JUNE,
-                                version_rank=0, version_event="evt", livemode=False,
-                                kind="charge", status="succeeded", amount=amount,
-                                currency="USD", paid_at=IN_JUNE))
+                                provider_id=f"ch_gross_{merchant}_{currency}",
+                                version_at=IN_JUNE, version_rank=0, version_event="evt",
+                                livemode=False, kind="charge", status="succeeded",
+                                amount=amount, currency=currency, paid_at=IN_JUNE))
     report = build_report(container, MERCHANT, date(2026, 6, 1), date(2026, 7, 1), [])
     assert report["currencies"]["USD"]["gross_charges"] == 2500
+    assert report["currencies"]["EUR"]["gross_charges"] == 0  # a free order captured nothing
 
 
 def test_provider_fees_add_up_per_currency(container: Container) -> None:
