@@ -21,7 +21,7 @@ from gateway.envelope import parse_time
 from gateway.openapi import document
 from gateway.responses import error
 from gateway.serialize import decision_json, request_json
-from gateway.validation import InvalidBody, validate
+from gateway.validation import InvalidBody, refuse_unknown, validate, whole_number
 from ledger import audit
 from ledger.locks import serialize
 from ledger.models import (
@@ -355,17 +355,13 @@ REVIEW_PAGE, REVIEW_PAGE_MAX = 100, 200
 
 def _review_page(args: Mapping[str, str]) -> tuple[int, str | None]:
     """``limit`` (1 to 200, default 100) and ``starting_after`` (a decision id), checked."""
-    for name in args:
-        if name not in ("limit", "starting_after"):
-            raise InvalidBody(name, "unknown parameter; known: limit, starting_after")
-    limit = args.get("limit", "")
-    if limit != "" and not (limit.isascii() and limit.isdigit()
-                            and 1 <= int(limit) <= REVIEW_PAGE_MAX):
-        raise InvalidBody("limit", f"must be a whole number from 1 to {REVIEW_PAGE_MAX}")
+    refuse_unknown(args, ("limit", "starting_after"))
+    text = args.get("limit", "")
+    limit = whole_number("limit", text, REVIEW_PAGE_MAX) if text else REVIEW_PAGE
     after = args.get("starting_after") or None
     if after is not None and not (len(after) <= 64 and after.isascii() and after.isprintable()):
         raise InvalidBody("starting_after", "must be a decision id")
-    return (int(limit) if limit else REVIEW_PAGE), after
+    return limit, after
 
 
 @bp.post("/reviews/<decision_id>")

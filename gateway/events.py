@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import defer
 
-from gateway.validation import InvalidBody
+from gateway.validation import InvalidBody, refuse_unknown, whole_number
 from ledger import audit
 from ledger.models import InboxEvent, InboxStatus
 from policy.timing import EARLIEST, LATEST
@@ -27,9 +27,7 @@ FILTERS = ("status", "provider", "type", "received_from", "received_to", "limit"
 def parse_search(args: Mapping[str, str], known: tuple[str, ...] = FILTERS) -> dict[str, Any]:
     """A search's parameters, each checked; ``InvalidBody`` names the first that is not one
     the search understands. Empty values are absent (an empty form field)."""
-    for name in args:
-        if name not in known:
-            raise InvalidBody(name, f"unknown parameter; known: {', '.join(sorted(known))}")
+    refuse_unknown(args, known)
     given = {name: value for name, value in args.items() if value != ""}
     status = given.get("status")
     if status is not None and status not in {s.value for s in InboxStatus}:
@@ -46,10 +44,7 @@ def parse_search(args: Mapping[str, str], known: tuple[str, ...] = FILTERS) -> d
             out[name] = _time(name, given[name])
     for name, top in (("limit", PAGE_MAX), ("starting_after", 2 ** 62)):
         if name in given:
-            text = given[name]
-            if not (text.isascii() and text.isdigit() and 1 <= int(text) <= top):
-                raise InvalidBody(name, f"must be a whole number from 1 to {top}")
-            out[name] = int(text)
+            out[name] = whole_number(name, given[name], top)
     return out
 
 

@@ -7,6 +7,7 @@ that what support files is checked exactly as the policy engine will check it.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
@@ -29,6 +30,20 @@ class InvalidBody(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+def refuse_unknown(args: Iterable[str], known: Collection[str]) -> None:
+    """``InvalidBody`` naming the first query parameter that is not one of ``known``."""
+    for name in args:
+        if name not in known:
+            raise InvalidBody(name, f"unknown parameter; known: {', '.join(sorted(known))}")
+
+
+def whole_number(name: str, text: str, top: int) -> int:
+    """``text`` as a whole number from 1 to ``top``, or ``InvalidBody`` naming ``name``."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= top):
+        raise InvalidBody(name, f"must be a whole number from 1 to {top}")
+    return int(text)
 
 
 @cache
