@@ -150,6 +150,53 @@ def clear_redis(url: str) -> None:
 
 
 @contextmanager
+def persistent_redis(url: str | None, workdir: Path) -> Iterator[tuple[str | None, str]]:
+    """The Redis to run against, and what it is. None (the embedded one, started as the gateway
+    starts it: AOF, fsync'd before each answer) stays None. A server that does not persist every
+    write (``workers.intake.persistence_problems``) cannot be the Redis inbox's record: a
+    redis-server of the benchmark's own is started in ``workdir`` with ``appendonly yes``,
+    ``appendfsync always`` and ``noeviction`` (the machine's server is left as it is)."""
+    import redis
+
+    from service.embedded_redis import redis_binary
+    from workers.intake import persistence_problems
+
+    if url is None:
+        yield None, "embedded (appendonly yes, appendfsync always)"
+        return
+    client = redis.Redis.from_url(url)
+    problems = persistence_problems(client)
+    client.close()
+    if not problems:
+        yield url, "the given server (appendonly yes, appendfsync always)"
+        return
+    port = free_port()
+    (workdir / "redis").mkdir(exist_ok=True)
+    proc = subprocess.Popen(
+        [shutil.which("redis-server") or redis_binary(), "--bind", "127.0.0.1",
+         "--port", str(port), "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+         "--maxmemory-policy", "noeviction", "--dir", str(workdir / "redis"),
+         "--logfile", str(workdir / "redis" / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    own = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(own, socket_connect_timeout=0.5).ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield own, (f"a redis-server of the benchmark's own, appendonly yes, appendfsync always "
+                    f"(the given one does not persist every write: {'; '.join(problems)})")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextmanager
 def data_dir(prefix: str) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix=f"bench-{prefix}-"))
     try:

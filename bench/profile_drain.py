@@ -61,7 +61,7 @@ def run(events: int, database_url: str | None, redis_url: str | None, top: int, 
         stream = realistic_events(events)
         for _, _, raw in stream:
             fake.observe(json.loads(raw))
-        by_partition = preload(container, stream)
+        by_partition = preload(container, stream, streamed=False)
         size = container.settings.batch_size
         batches = [ids[i:i + size] for _, ids in sorted(by_partition.items())
                    for i in range(0, len(ids), size)]

@@ -281,8 +281,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from service.bootstrap import build, install
     from service.scrape import serve_metrics_if_configured
+    from workers.intake import check_persistence
 
     container = install(build())
+    check_persistence(container.settings, container.redis)  # before waiting for the database
     _require_head_when_reachable(container.settings.database_url)
     serve_metrics_if_configured(container)
     stop = _WorkerStop()

@@ -144,7 +144,10 @@ def _ref(value: Any) -> str | None:
 
 
 def _unicode(value: str) -> bool:
-    """Whether ``value`` can be stored: JSON's escapes can spell a lone surrogate."""
+    """Whether ``value`` can be stored: JSON's escapes can spell a lone surrogate, or a NUL
+    (which no PostgreSQL text column holds)."""
+    if "\x00" in value:
+        return False
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -121,6 +121,27 @@ def on_starting(server: Any) -> None:
     except OperationalError:
         server.log.warning("the database does not answer yet; /readyz says 503 until it does")
     _use_embedded_redis(server, settings)
+    _require_persistent_redis(server, settings)
+
+
+def _require_persistent_redis(server: Any, settings: Settings) -> None:
+    """With the Redis inbox, Redis holds acknowledged events: refuse to start a live merchant
+    on one that may lose them (see workers.intake.check_persistence)."""
+    from redis import Redis
+
+    from service.embedded_redis import embedded_url
+    from service.errors import ConfigError
+    from workers.intake import check_persistence
+
+    url = settings.redis_url or embedded_url(settings.data_dir)
+    client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        check_persistence(settings, client)
+    except ConfigError as exc:
+        server.log.error("%s", exc)
+        sys.exit(2)
+    finally:
+        client.close()
 
 
 def _use_embedded_redis(server: Any, settings: Settings) -> None:

@@ -1,7 +1,9 @@
-"""Webhook endpoints: verify the raw bytes, store in the inbox, enqueue, answer. Nothing else.
+"""Webhook endpoints: verify the raw bytes, record in the inbox, schedule, answer. Nothing else.
 
-A view never runs business logic: once the event is committed to the inbox it is acknowledged,
-and if Redis is down at that moment the sweeper enqueues it later.
+A view never runs business logic: once the event is on disk it is acknowledged. With the Redis
+inbox that is its append to its partition's stream (``workers.intake``; Redis down: 503); with
+the database inbox, its committed row (the database down: 503; Redis down after the commit: 200,
+and the sweeper enqueues it later).
 """
 
 from __future__ import annotations
@@ -101,26 +103,47 @@ def _verify(container: Container, merchant: Merchant, provider: Provider, raw: b
 
 def _store_and_enqueue(container: Container, merchant: Merchant, provider: Provider,
                        envelope: Envelope, livemode: bool, raw: bytes) -> tuple[Response, int]:
+    """Record the delivery (the Redis inbox's stream, or the inbox table) and schedule its
+    drain; 200 only once it is on disk. An accepted delivery writes no log line (the metrics
+    count it, the access line names it); a refused one does."""
     row = _inbox_row(container, merchant, provider, envelope, livemode, raw)
+    record = _append if container.settings.inbox == "redis" else _store
     try:
-        stored = store_event(container.engine, row)
+        duplicate, status = record(container, row)
     except TransmissionReused as exc:
         raise VerificationError("transmission_reused", str(exc)) from exc
-    except (SQLAlchemyError, InboxUnavailable):
+    except (SQLAlchemyError, RedisError, InboxUnavailable):
         metrics.WEBHOOKS_REJECTED.labels(provider.value, "storage_unavailable").inc()
         log.exception("inbox unavailable merchant=%s event=%s", merchant.name, envelope.event_id)
         return error(503, "storage_unavailable", "the event could not be stored; retry later")
-    if stored.duplicate:
+    if duplicate:
         metrics.WEBHOOKS_DUPLICATES.labels(provider.value).inc()
     elif envelope.out_of_range:
         metrics.EVENTS_OUT_OF_RANGE.labels(provider.value).inc()
         log.warning("webhook stored as ignored: %s", envelope.out_of_range)
-    log.info("webhook stored: %s, duplicate=%s", stored.status, stored.duplicate)
-    if stored.status == InboxStatus.PENDING:
-        _enqueue(container, stored, envelope.event_id)
     body: dict[str, Any] = {"received": True, "event_id": envelope.event_id,
-                            "duplicate": stored.duplicate, "status": stored.status}
+                            "duplicate": duplicate, "status": status}
     return jsonify(body), 200
+
+
+def _append(container: Container, row: dict[str, Any]) -> tuple[bool, str]:
+    """The Redis inbox: on disk once the script's append is fsync'd to Redis's AOF."""
+    appended = container.intake.append(row)
+    if appended.schedule:
+        try:
+            container.dispatcher.schedule(row["partition"])
+        except RedisError:  # on disk already: the sweeper schedules the partition's drain
+            log.warning("could not schedule a drain; the sweeper will event=%s",
+                        row["event_id"])
+    return appended.duplicate, appended.status
+
+
+def _store(container: Container, row: dict[str, Any]) -> tuple[bool, str]:
+    """The database inbox: on disk once the row is committed."""
+    stored = store_event(container.engine, row)
+    if stored.status == InboxStatus.PENDING:
+        _enqueue(container, stored, row["event_id"])
+    return stored.duplicate, stored.status
 
 
 def _inbox_row(container: Container, merchant: Merchant, provider: Provider, envelope: Envelope,

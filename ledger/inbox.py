@@ -7,13 +7,14 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError
@@ -104,6 +105,51 @@ def _store_one(conn: Connection, row: dict[str, Any]) -> Stored:
         .returning(_INBOX.c.id, _INBOX.c.partition, _INBOX.c.status)
     ).one()
     return Stored(found.id, found.partition, True, found.status)
+
+
+def store_rows(engine: Engine, rows: list[dict[str, Any]],
+               again: Mapping[tuple[str, ...], int] | None = None) -> list[int]:
+    """Store rows taken from the Redis inbox in one transaction; returns the inbox id of each
+    event stored or found. A row already stored (a late duplicate) counts one more delivery on
+    it, and ``again`` counts more deliveries by event key (merchant, provider, event id). Raises
+    TransmissionReused if a PayPal transmission carried another stored event (for a single row
+    it names that row's; for several, the caller stores them one by one to find which)."""
+    rows = sorted(rows, key=_key)  # the order every writer takes the rows in
+    more: Counter[tuple[str, ...]] = Counter(again or {})
+    keys = list(dict.fromkeys([*(_key(r) for r in rows), *more]))
+    if not keys:
+        return []
+    ident = tuple_(_INBOX.c.merchant, _INBOX.c.provider, _INBOX.c.event_id)
+    found = select(_INBOX.c.id, _INBOX.c.merchant, _INBOX.c.provider, _INBOX.c.event_id)
+    try:
+        with engine.begin() as conn:
+            before = {(r.merchant, r.provider, r.event_id)
+                      for r in conn.execute(found.where(ident.in_(keys)))}
+            new = [r for r in rows if _key(r) not in before]
+            more.update(_key(r) for r in rows if _key(r) in before)
+            if new:
+                dialect = "postgresql" if is_postgres(engine) else "sqlite"
+                conn.execute(_INSERT_MANY[dialect], new)
+            for key, count in sorted(more.items()):
+                conn.execute(update(_INBOX).where(ident == tuple(key))
+                             .values(deliveries=_INBOX.c.deliveries + count))
+            ids = {(r.merchant, r.provider, r.event_id): r.id
+                   for r in conn.execute(found.where(ident.in_(keys)))}
+            lost = [k for k in (_key(r) for r in rows) if k not in ids]
+            if lost:  # never acknowledge an entry whose row is not there: roll back, retry
+                raise InboxUnavailable(f"rows not found after their insert: {lost[:3]}")
+    except IntegrityError as exc:
+        if "transmission" in str(exc.orig):
+            raise TransmissionReused(rows[0].get("transmission_id") or "") from exc
+        raise
+    return [ids[k] for k in keys if k in ids]
+
+
+_INSERT_MANY = {
+    dialect: insert(_INBOX).on_conflict_do_nothing(index_elements=["merchant", "provider",
+                                                                   "event_id"])
+    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 _GROUP_LIMIT = 64  # deliveries in one transaction at most

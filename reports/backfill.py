@@ -86,11 +86,19 @@ def _listing(merchant: Merchant, provider: Provider, start: datetime, end: datet
 
 def _known_ids(container: Container, merchant: str, provider: Provider, ids: list[str]
                ) -> set[str]:
+    """The ids the inbox holds: in its table, or received into the Redis inbox and not drained
+    yet (its dedupe key says so; a Redis that does not answer hides only those)."""
     query = (select(InboxEvent.event_id)
              .where(InboxEvent.merchant == merchant, InboxEvent.provider == provider.value)
              .where(InboxEvent.event_id.in_(ids)))
     with container.sessions() as session:
-        return set(session.scalars(query))
+        known = set(session.scalars(query))
+    try:
+        known |= container.intake.seen(merchant, provider.value, ids)
+    except RedisError:
+        log.warning("Redis did not answer: events it holds undrained may be stored again "
+                    "(harmless: the inbox counts them as deliveries)")
+    return known
 
 
 def _summary(provider: Provider, event: dict[str, Any]) -> dict[str, Any]:

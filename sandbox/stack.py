@@ -178,12 +178,15 @@ def wait_ready(base: str, timeout: float) -> bool:
 
 
 def wait_processed(container: Container, timeout: float) -> None:
-    """Until no inbox event is pending or waiting for a retry; SystemExit after ``timeout``."""
+    """Until no event waits in the Redis inbox's streams and none in the inbox table is pending
+    or waiting for a retry; SystemExit after ``timeout``."""
     deadline = time.monotonic() + timeout
     waiting = {InboxStatus.PENDING, InboxStatus.RETRY}
+    partitions = range(container.settings.partitions)
     while time.monotonic() < deadline:
+        streamed = any(container.intake.waiting(p) for p in partitions)
         counts = counts_by_status(container.engine)
-        if not any(counts.get(s, 0) for s in waiting):
+        if not streamed and not any(counts.get(s, 0) for s in waiting):
             return
         time.sleep(0.3)
     raise SystemExit(f"events still waiting after {timeout:.0f}s: {counts}")

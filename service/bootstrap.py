@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # imported where they are built, on first use
     from gateway.signatures.paypal import PayPalVerifier
     from gateway.signatures.paypal_api import PayPalApiVerifier
     from policy.pack import Pack
+    from workers.intake import Intake
 
 
 @dataclass
@@ -59,6 +60,12 @@ class Container:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.redis, self.queue, self.settings.drain_lock_seconds)
+
+    @cached_property
+    def intake(self) -> Intake:
+        from workers.intake import Intake
+
+        return Intake(self.redis, self.settings)
 
     @cached_property
     def failure_limiter(self) -> FailureLimiter:

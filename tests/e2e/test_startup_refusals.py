@@ -137,3 +137,44 @@ def test_the_procfile_web_line_refuses_an_unmigrated_database(tmp_path):
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert "`gateway db upgrade`" in result.stderr and "Traceback" not in result.stderr
     assert not db.exists()
+
+
+@pytest.fixture
+def loose_redis(tmp_path):
+    """A Redis that keeps nothing on disk: it may lose what the Redis inbox acknowledged."""
+    from tests.support.outages import RedisServer
+
+    server = RedisServer(tmp_path / "loose-redis", persistent=False)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def test_a_worker_for_a_live_merchant_refuses_a_redis_that_may_lose_events(tmp_path,
+                                                                           loose_redis):
+    """With the Redis inbox, Redis holds acknowledged events until a drain commits them: a
+    live merchant needs appendonly yes and appendfsync always, and the refusal says so."""
+    merchants = _live_merchants(tmp_path, "a-secret-token-of-the-shops-own")
+    result = _gateway(["worker"], tmp_path, GATEWAY_MERCHANTS_FILE=str(merchants),
+                      REDIS_URL=loose_redis, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    _refused(result, "merchant shop is live", "appendonly is 'no', not 'yes'",
+             "appendfsync is 'everysec', not 'always'")
+
+
+def test_the_procfile_web_line_refuses_a_redis_that_may_lose_events(tmp_path, loose_redis):
+    """gunicorn as the Procfile runs it checks Redis's persistence before any worker starts."""
+    from tests.e2e.conftest import procfile_line
+    from tests.support.outages import free_port
+
+    merchants = _live_merchants(tmp_path, "a-secret-token-of-the-shops-own")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GATEWAY_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_MERCHANTS_FILE":
+                str(merchants), "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                "REDIS_URL": loose_redis, "PORT": str(free_port()),
+                "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
+    result = subprocess.run(procfile_line("web"), shell=True, cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "merchant shop is live" in result.stderr and "appendfsync" in result.stderr
+    assert "Traceback" not in result.stderr

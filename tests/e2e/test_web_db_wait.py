@@ -49,7 +49,7 @@ def test_a_held_write_lock_gets_503_within_seconds_and_redelivery_stores_it(
     upgrade(url)
     port = free_port()
     env = process_env(container.settings, PORT=str(port), DATABASE_URL=url,
-                      GATEWAY_DB_BUSY_TIMEOUT="30")
+                      GATEWAY_DB_BUSY_TIMEOUT="30", GATEWAY_INBOX="database")
     env.pop("GATEWAY_WEB_DB_WAIT", None)  # the default
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     spawn([procfile_line("web")], env, "web", shell=True)
@@ -82,7 +82,7 @@ def test_an_admin_request_during_a_held_lock_gets_503_and_files_nothing(containe
     upgrade(url)
     port = free_port()
     env = process_env(container.settings, PORT=str(port), DATABASE_URL=url,
-                      GATEWAY_DB_BUSY_TIMEOUT="30")
+                      GATEWAY_DB_BUSY_TIMEOUT="30", GATEWAY_INBOX="database")
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     spawn([procfile_line("web")], env, "web", shell=True)
     base = f"http://127.0.0.1:{port}"

@@ -91,3 +91,20 @@ def test_gateway_redis_stop_stops_the_server_of_the_data_directory(tmp_path):
     again = subprocess.run([sys.executable, "-m", "cli.main", "redis", "stop"], env=env,
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "no embedded Redis runs" in again.stdout
+
+
+def test_the_embedded_redis_persists_every_write_before_it_answers(tmp_path):
+    """It holds the Redis inbox's acknowledged events: AOF on, fsync'd on every write, never
+    evicting, so the start-up check finds nothing to refuse."""
+    import redis
+
+    from service.embedded_redis import embedded_url
+    from workers.intake import persistence_problems
+
+    user = _user(tmp_path)
+    try:
+        client = redis.Redis.from_url(embedded_url(tmp_path))
+        assert persistence_problems(client) == []
+        client.close()
+    finally:
+        _leave(user)

@@ -23,7 +23,7 @@ from policy.money import Money
 from sandbox import samples
 from service.errors import ProviderError
 from tests.support import stripe as sig
-from tests.support.delivery import deliver, run_worker
+from tests.support.delivery import deliver, run_worker, settle
 from tests.support.paypal import shared_signer
 
 MERCHANT = "theopenhost"
@@ -260,8 +260,9 @@ def test_metrics_take_a_bearer_token_when_one_is_configured(container, other_con
 
 
 def test_webhook_and_drain_lines_name_the_merchant_and_event(client, container, log_lines):
-    """Every line is JSON with merchant and event_id; the delivery's and the drain's lines
-    carry the event's, and RQ's own lines come through the same formatter."""
+    """Every line is JSON with merchant and event_id; the drain's lines carry the event's,
+    and RQ's own lines come through the same formatter. An accepted delivery writes no line of
+    its own (the metrics count it, and the access line names it); a refused one does."""
     event = _event("obs-logs")
     deliver(client, "stripe", event)
     run_worker(container)
@@ -270,12 +271,15 @@ def test_webhook_and_drain_lines_name_the_merchant_and_event(client, container, 
                          for line in lines)
     stored = [line for line in lines if line["logger"] == "gateway.webhooks"]
     drained = [line for line in lines if line["logger"] == "workers.drain"]
-    assert stored and drained and any(line["logger"].startswith("rq.") for line in lines)
-    for line in stored + drained:
+    assert not stored and drained and any(line["logger"].startswith("rq.") for line in lines)
+    for line in drained:
         assert (line["merchant"], line["event_id"], line["provider"]) == (
             MERCHANT, event["id"], "stripe")
     assert all(isinstance(line["inbox_id"], int) and line["job"] == "drain" for line in drained)
     assert lines[0]["time"].endswith("Z")
+    assert sig.post(client, _event("obs-forged"), secret="whsec_wrong").status_code == 400
+    (refused,) = [line for line in log_lines() if line["logger"] == "gateway.webhooks"]
+    assert refused["merchant"] == MERCHANT and "bad_signature" in refused["message"]
 
 
 @responses.activate
@@ -331,6 +335,7 @@ def test_a_batch_redone_event_by_event_counts_its_decisions_once(client, contain
     retried = _Delta("gateway_events_processed_total", provider="stripe", outcome="retry")
     deliver(client, "paypal", sale, shared_signer())
     deliver(client, "stripe", orphan)
+    settle(container)
     with container.sessions() as session:
         ids = list(session.scalars(select(InboxEvent.id).where(
             InboxEvent.event_id.in_([sale["id"], orphan["id"]]))))

@@ -66,7 +66,8 @@ def _use_container_env(monkeypatch: pytest.MonkeyPatch, container: Container) ->
 
 def test_a_redis_outage_after_the_commit_leaves_the_orderly_ledger(client, container,
                                                                    database_url, other_container):
-    """Events acknowledged while Redis is down are swept in later and give the same ledger."""
+    """With the database inbox, events acknowledged while Redis is down are swept in later and
+    give the same ledger."""
     from gateway.app import create_app
     from tests.conftest import _clean
     from workers.sweeper import sweep
@@ -79,7 +80,8 @@ def test_a_redis_outage_after_the_commit_leaves_the_orderly_ledger(client, conta
         orderly = snapshot(s)
     _clean(container)
 
-    no_redis = create_app(container=other_container(database_url, "redis://127.0.0.1:1/0"))
+    no_redis = create_app(container=other_container(database_url, "redis://127.0.0.1:1/0",
+                                                      inbox="database"))
     for event in events:
         deliver(no_redis.test_client(), "stripe", event)
     run_worker(container)  # nothing was enqueued: nothing happens

@@ -17,7 +17,7 @@ from ledger.models import Action, ActionStatus, Decision, InboxEvent
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support.delivery import deliver as post
-from tests.support.delivery import run_worker
+from tests.support.delivery import run_worker, settle
 from tests.support.paypal import deliver
 from workers.drain import process_batch
 
@@ -56,6 +56,7 @@ def _apply(client: FlaskClient, container: Container, event: dict[str, Any],
         orphan = samples.stripe_event("invoice.upcoming",
                                       samples.Scenario(key=f"orphan-{event['id']}"), cycle=1)
         post(client, "stripe", orphan)  # its subscription is unknown: it fails, to retry
+        settle(container)
         with container.sessions() as s:
             ids = list(s.scalars(select(InboxEvent.id).where(
                 InboxEvent.event_id.in_([event["id"], orphan["id"]]))))

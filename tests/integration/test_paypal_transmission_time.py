@@ -18,7 +18,7 @@ from sandbox import samples
 from sandbox.devcerts import seed_cert_cache
 from service.bootstrap import Container
 from service.errors import VerificationError
-from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
+from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID, settle
 from tests.support.paypal import shared_signer
 
 
@@ -34,6 +34,7 @@ def _post(client: FlaskClient, raw: bytes, headers: dict[str, str]):
 
 
 def _stored(container: Container) -> int:
+    settle(container)
     with container.sessions() as s:
         return s.scalar(select(func.count()).select_from(InboxEvent)) or 0
 

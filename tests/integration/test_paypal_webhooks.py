@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ledger.models import InboxEvent
 from sandbox import samples
 from service.bootstrap import Container
-from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
+from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID, settle
 from tests.support.paypal import shared_signer
 
 
@@ -27,6 +27,7 @@ def _post(client: FlaskClient, raw: bytes, headers: dict[str, str]):
 
 
 def _stored(container: Container) -> list[InboxEvent]:
+    settle(container)
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent)))
 

@@ -28,7 +28,7 @@ from service.bootstrap import Container
 from service.config import STRIPE_API_VERSION, Merchant, Settings
 from service.errors import ProviderError
 from tests.support import stripe as stripe_sig
-from tests.support.delivery import deliver
+from tests.support.delivery import deliver, settle
 from tests.support.paypal import shared_signer
 from workers.dispatch import list_key, partition_of
 
@@ -373,6 +373,7 @@ def _deliver_stripe(client: Any, *events: dict[str, Any]) -> None:
 
 
 def _inbox(container: Container, provider: str) -> list[InboxEvent]:
+    settle(container)  # delivered events the Redis inbox holds, into the table
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent).where(InboxEvent.provider == provider)
                               .order_by(InboxEvent.id)))

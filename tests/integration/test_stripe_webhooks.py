@@ -12,6 +12,7 @@ from ledger.models import InboxEvent, InboxStatus
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
+from tests.support.delivery import drain_everything, settle
 
 
 def _event(key: str = "wh", event_type: str = "charge.succeeded", **kw):
@@ -19,6 +20,7 @@ def _event(key: str = "wh", event_type: str = "charge.succeeded", **kw):
 
 
 def _stored(container: Container) -> list[InboxEvent]:
+    settle(container)  # what the Redis inbox holds, into the table, as a drain would
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent).order_by(InboxEvent.id)))
 
@@ -134,27 +136,42 @@ def test_a_livemode_event_for_a_sandbox_merchant_is_stored_but_ignored(client, c
     (row,) = _stored(container)
     assert row.status == InboxStatus.IGNORED
     assert row.status_reason is not None and "livemode" in row.status_reason
-    assert container.redis.llen(f"gateway:inbox:{row.partition}") == 0
+    drain_everything(container)
+    (row,) = _stored(container)
+    assert row.status == InboxStatus.IGNORED and row.attempts == 0  # never applied
 
 
 def test_an_unreachable_database_answers_503_so_the_provider_retries(redis_url, other_container):
-    """If the inbox cannot be written the answer is 503, never a 2xx."""
+    """With the database inbox, if the inbox cannot be written the answer is 503, never a
+    2xx."""
     from gateway.app import create_app
 
-    down = other_container("postgresql://gateway@127.0.0.1:1/none", redis_url)
+    down = other_container("postgresql://gateway@127.0.0.1:1/none", redis_url, inbox="database")
     client = create_app(container=down).test_client()
     resp = sig.post(client, _event())
     assert resp.status_code == 503
     assert resp.json["error"]["code"] == "storage_unavailable"
 
 
+def test_an_unreachable_redis_answers_503_with_the_redis_inbox(database_url, other_container):
+    """With the Redis inbox, Redis is where the event is recorded: if it does not answer, the
+    answer is 503 (the provider retries), never a 2xx for an event recorded nowhere."""
+    from gateway.app import create_app
+
+    down = other_container(database_url, "redis://127.0.0.1:1/0", inbox="redis")
+    resp = sig.post(create_app(container=down).test_client(), _event())
+    assert resp.status_code == 503
+    assert resp.json["error"]["code"] == "storage_unavailable"
+
+
 def test_redis_down_after_the_commit_still_acknowledges(database_url, container,
                                                          other_container):
-    """The event is safe in the inbox, so the answer is 200 and the sweeper enqueues it later."""
+    """With the database inbox, the event is safe in the table, so the answer is 200 and the
+    sweeper enqueues it later."""
     from gateway.app import create_app
     from workers.sweeper import sweep
 
-    down = other_container(database_url, "redis://127.0.0.1:1/0")
+    down = other_container(database_url, "redis://127.0.0.1:1/0", inbox="database")
     client = create_app(container=down).test_client()
     resp = sig.post(client, _event())
     assert resp.status_code == 200

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from ledger.models import Action, Decision, InboxEvent, SupportRequest
 from service.bootstrap import Container
+from tests.support.delivery import settle
 from tests.support.ledger import PROVIDER_OBJECTS
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
@@ -31,11 +32,14 @@ def world(container: Container) -> dict[str, int]:
                   for m in models}
     counts["queued"] = sum(container.redis.llen(f"gateway:inbox:{p}")
                            for p in range(container.settings.partitions))
+    counts["streamed"] = sum(container.redis.xlen(f"gateway:stream:{p}")
+                             for p in range(container.settings.partitions))
     counts["jobs"] = container.queue.count
     return counts
 
 
 def stored_bodies(container: Container) -> list[bytes]:
+    settle(container)
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent.raw_body)))
 

@@ -17,6 +17,7 @@ from ledger.models import Action, Decision, InboxEvent
 from sandbox import samples
 from tests.support.claims import headers, in_review, send
 from tests.support.console import sign_in
+from tests.support.delivery import settle
 from workers import reports
 from workers.actions import new_id
 
@@ -155,6 +156,7 @@ def test_an_events_type_and_id_show_as_text(client, container):
     event["type"] = "charge.succeeded" + MARKUP
     event["id"] = "evt_" + MARKUP
     send(client, MERCHANT, event)
+    settle(container)
     sign_in(client)
     with container.sessions() as s:
         row = s.scalars(select(InboxEvent).where(InboxEvent.merchant == MERCHANT)).one()

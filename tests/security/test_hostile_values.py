@@ -28,7 +28,7 @@ from sandbox import samples
 from tests.security.bodies import FULL
 from tests.security.fuzz import TALLY, assert_error_shape
 from tests.support import stripe as sig
-from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID, drain_everything
+from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID, drain_everything, settle
 from tests.support.ledger import PROVIDER_OBJECTS
 from tests.support.paypal import dispute_event, shared_signer
 from workers.routes import ROUTES
@@ -184,6 +184,7 @@ def test_a_huge_stripe_timestamp_is_stored_ignored_and_acknowledged(client, cont
     """``created`` = 10^20: 200 (the provider stops retrying), stored ignored with the reason."""
     resp = _post_stripe(client, _set(_stripe_base("charge.succeeded"), "created", 10**20))
     assert resp.status_code == 200 and resp.json["status"] == "ignored"
+    settle(container)
     with container.sessions() as session:
         (row,) = session.scalars(select(InboxEvent)).all()
     assert row.status == InboxStatus.IGNORED and "2000 and 2100" in (row.status_reason or "")

@@ -20,7 +20,7 @@ from ledger.models import InboxEvent
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
-from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID
+from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID, settle
 from tests.support.paypal import shared_signer
 
 PAD = 48  # pad characters, each 'a' or 'c': one free bit apiece, 32 needed
@@ -67,6 +67,7 @@ def _post(client: FlaskClient, raw: bytes, headers: dict[str, str]):
 
 
 def _events(container: Container) -> list[str]:
+    settle(container)
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent.event_id).order_by(InboxEvent.id)))
 
@@ -97,6 +98,7 @@ def test_redeliveries_of_the_same_event_stay_duplicates(client, container):
     retried = _post(client, raw, signer.headers(raw, PAYPAL_WEBHOOK_ID))
     assert [r.status_code for r in (first, again, retried)] == [200, 200, 200]
     assert [r.json["duplicate"] for r in (first, again, retried)] == [False, True, True]
+    settle(container)
     with container.sessions() as s:
         assert s.scalar(select(func.count()).select_from(InboxEvent)) == 1
         assert s.scalar(select(InboxEvent.deliveries)) == 3

@@ -132,10 +132,11 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_source(database_url
 
 def test_with_redis_down_the_limiter_lets_deliveries_through_and_says_so_once(
         database_url, container, other_container, caplog):
-    """Ingest matters more than throttling: no 429, no 500, one warning."""
+    """Ingest matters more than throttling: no 429, no 500, one warning. (With the database
+    inbox: with the Redis inbox, a Redis that is down is an inbox that is down, 503.)"""
     from gateway.app import create_app
 
-    down = other_container(database_url, "redis://127.0.0.1:1/0", **SETTINGS)
+    down = other_container(database_url, "redis://127.0.0.1:1/0", inbox="database", **SETTINGS)
     client = create_app(container=down).test_client()
     caplog.set_level(logging.WARNING, logger="gateway.ratelimit")
     assert _forge(client, ATTACKER, 6) == [400] * 6

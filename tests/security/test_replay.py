@@ -10,11 +10,12 @@ from ledger.models import InboxEvent
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
-from tests.support.delivery import drain_everything
+from tests.support.delivery import drain_everything, settle
 from tests.support.ledger import snapshot
 
 
 def _rows(container: Container) -> list[InboxEvent]:
+    settle(container)
     with container.sessions() as s:
         return list(s.scalars(select(InboxEvent)))
 

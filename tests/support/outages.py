@@ -28,10 +28,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server on a loopback port, without persistence: a restart empties it, so whatever
-    was queued must be recovered from the inbox table (the sweeper's job)."""
+    """A redis-server on a loopback port. ``persistent`` (the default): as the Redis inbox
+    needs it, every write appended to its AOF and fsync'd before it answers, so a kill and a
+    restart lose nothing (``lose_disk`` deletes the AOF: the restart is then empty, as after a
+    lost disk). Otherwise without persistence: a restart empties it."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, persistent: bool = True) -> None:
+        self.persistent = persistent
         self.workdir, self.port = workdir, free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -42,8 +45,10 @@ class RedisServer:
         binary = shutil.which("redis-server") or redis_binary()
         self.proc = subprocess.Popen(
             [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir),
-             "--logfile", str(self.workdir / "redis.log")],
+             *(["--appendonly", "yes", "--appendfsync", "always",
+                "--maxmemory-policy", "noeviction"] if self.persistent
+               else ["--appendonly", "no"]),
+             "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not self.answers():
@@ -56,6 +61,15 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def lose_disk(self) -> None:
+        """Delete the append-only file(s) of a stopped server: its disk is gone."""
+        assert self.proc is None or self.proc.poll() is not None, "stop the server first"
+        for path in self.workdir.glob("appendonly*"):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def restart(self, down_for: float) -> None:
         self.stop()
