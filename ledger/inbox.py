@@ -114,7 +114,8 @@ def store_rows(engine: Engine, rows: list[dict[str, Any]],
     it, and ``again`` counts more deliveries by event key (merchant, provider, event id). Raises
     TransmissionReused if a PayPal transmission carried another stored event (for a single row
     it names that row's; for several, the caller stores them one by one to find which)."""
-    rows = sorted(rows, key=_key)  # the order every writer takes the rows in
+    # In the order given (a stream's): inbox ids follow it, and a drain applies a batch in id
+    # order, so events about one object keep the order they were delivered in.
     more: Counter[tuple[str, ...]] = Counter(again or {})
     keys = list(dict.fromkeys([*(_key(r) for r in rows), *more]))
     if not keys:

@@ -372,3 +372,19 @@ def test_a_redis_that_was_down_at_start_up_is_checked_on_the_first_delivery(cont
         c.close()
     finally:
         loose.stop()
+
+
+def test_a_batch_applies_its_events_in_the_order_they_were_delivered(client, container):
+    """Inbox ids follow the stream's order, whatever the event ids: an upcoming invoice
+    delivered after its subscription (same partition) finds it, with no retry, even when its
+    event id sorts first."""
+    scenario = samples.Scenario(key="ri-order")
+    created = samples.stripe_event("customer.subscription.created", scenario)
+    upcoming = samples.stripe_event("invoice.upcoming", scenario, cycle=1)
+    created["id"], upcoming["id"] = "evt_zzz_ri_order", "evt_aaa_ri_order"
+    for event in (created, upcoming):
+        assert sig.post(client, event).status_code == 200
+    run_worker(container)
+    rows = {r.event_id: r for r in _rows(container)}
+    assert rows["evt_zzz_ri_order"].id < rows["evt_aaa_ri_order"].id
+    assert {(r.status, r.attempts) for r in rows.values()} == {(InboxStatus.PROCESSED, 1)}
