@@ -212,7 +212,9 @@ def _backend_rows(run: dict[str, Any]) -> list[str]:
     rows = []
     if "gateway" in ingest:
         g, f = ingest["gateway"], ingest["floor"]
-        durable = "every acknowledged event stored and enqueued" if g["durable_and_enqueued"] \
+        where = ("in its Redis stream, fsync'd, its drain scheduled" if g.get("inbox") == "redis"
+                 else "committed to the inbox table and enqueued")
+        durable = f"every acknowledged event {where}" if g["durable_and_enqueued"] \
             else "**acknowledged events missing**"
         rows.append(f"| ingest, {label} | {g['throughput']:,.0f} events/s ({durable}) | "
                     f"{f['throughput']:,.0f} req/s (bare Flask, same gunicorn) | "
