@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -35,7 +37,7 @@ from service.bootstrap import Container, current
 from service.logs import log_context
 from workers.context import EventContext, Handler, dig
 from workers.decide import enqueue_actions_of
-from workers.dispatch import flag_key, list_key
+from workers.dispatch import list_key
 from workers.intake import move
 from workers.reactions import prepare_batch, reactions_for
 from workers.routes import handler_for
@@ -52,26 +54,39 @@ def drain_partition(partition: int) -> int:
 
     Two sources, one partition: the Redis inbox's stream (deliveries acknowledged from Redis,
     stored in the inbox table here before they are acknowledged in the stream), and the list
-    of inbox ids the sweeper, a replay or a backfill hand out."""
+    of inbox ids the sweeper, a replay or a backfill hand out; a batch of each in turn, so
+    neither waits for the other to run dry. The drain holds the partition's lease
+    (``Intake.lease``) throughout: a second job for the partition leaves at once, and a drain
+    that lost its lease stops. After a run of ``5 x GATEWAY_DRAIN_LOCK_SECONDS`` it hands the
+    partition to a fresh job, well inside RQ's timeout (ten times the lock)."""
     container = current()
-    redis, lock = container.redis, container.settings.drain_lock_seconds
-    intake = container.intake
+    redis, intake = container.redis, container.intake
+    token = uuid.uuid4().hex
+    if not intake.lease(partition, token):
+        log.info("partition %d is being drained by another job", partition)
+        return 0
+    budget = time.monotonic() + 5 * container.settings.drain_lock_seconds
     done = 0
     while True:
-        entries = intake.take(partition)
-        if entries:
-            redis.expire(flag_key(partition), lock)
+        if not intake.extend(partition, token):
+            log.warning("partition %d's drain lease was taken over; stopping", partition)
+            return done
+        worked = False
+        if entries := intake.take(partition):
             ids = move(intake, container.engine, partition, entries)
             done += process_batch(container, sorted(set(ids)))
-            continue
-        raw_ids = redis.lpop(list_key(partition), container.settings.batch_size)
-        if raw_ids:
-            redis.expire(flag_key(partition), lock)
+            worked = True
+        if raw_ids := redis.lpop(list_key(partition), container.settings.batch_size):
             done += process_batch(container, sorted({int(i) for i in raw_ids}))
+            worked = True
+        if worked:
+            if time.monotonic() > budget and intake.hand_over(partition, token):
+                container.dispatcher.schedule(partition)
+                return done
             continue
         # Atomic with the web tier's append: anything appended or pushed after our last read
         # either keeps the partition here or finds no flag and schedules a drain of its own.
-        if intake.release(partition):
+        if intake.release(partition, token):
             return done
 
 

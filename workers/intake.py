@@ -31,6 +31,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from ledger.inbox import store_rows
 from service import metrics
@@ -59,10 +60,12 @@ def _transmission_key(row: dict[str, Any]) -> str:
 
 
 # KEYS: seen, transmission, stream, flag. ARGV: dedupe seconds, event id, status, meta, raw body,
-# flag seconds, whether the delivery has a transmission id ("1"), the event's key (JSON).
-# Answers {outcome, status, flag}: outcome 1 stored, 0 a duplicate (status: the first delivery's;
-# a short entry counts the delivery on the stored row), 2 the transmission carried another event
-# (status: that event's id); flag 1 when a drain must be scheduled.
+# flag seconds, whether the delivery has a transmission id ("1"), the event's key (JSON),
+# transmission seconds. Answers {outcome, status, flag}: outcome 1 stored, 0 a duplicate
+# (status: the first delivery's; a short entry counts the delivery on the stored row), 2 the
+# transmission carried another event (status: that event's id); flag 1 when a drain must be
+# scheduled. The entry is appended before any key is set: a script stopped by a failing command
+# keeps what it did before it, and a dedupe key without its entry would lose the event.
 _APPEND = """
 local outcome, status = 1, ARGV[3]
 local seen = redis.call('GET', KEYS[1])
@@ -73,19 +76,49 @@ else
   if ARGV[7] == '1' then
     local owner = redis.call('GET', KEYS[2])
     if owner and owner ~= ARGV[2] then return {2, owner, 0} end
-    redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
   end
-  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[1])
   redis.call('XADD', KEYS[3], '*', 'meta', ARGV[4], 'raw', ARGV[5])
+  if ARGV[7] == '1' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[9]) end
+  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[1])
 end
 if redis.call('SET', KEYS[4], 'queued', 'NX', 'EX', ARGV[6]) then return {outcome, status, 1} end
 return {outcome, status, 0}
 """
 
-# KEYS: flag, list, stream. ARGV: the group. Gives the partition up (deletes the flag, answers
-# 0) only if nothing waits for it: no id on its list, no stream entry not yet read by the group.
-# Atomic with _APPEND, so an entry appended meanwhile either is seen here or finds no flag.
+# The partition's drain flag is "queued" while a drain job waits for a worker, and
+# "draining:<token>" while one drain holds it: its lease, taken when the job starts, extended at
+# every batch, given back at the end. A second job for the partition (its flag expired while the
+# first waited in the queue) finds the lease held and leaves; a drain whose lease was taken over
+# stops. So one drain at a time applies a partition's events, in order.
+
+# KEYS: flag. ARGV: token, seconds. 1: the lease is this drain's now; 0: another drain holds it.
+_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, 9) == 'draining:' and held ~= 'draining:' .. ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], 'draining:' .. ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+# KEYS: flag. ARGV: token, seconds, what to leave ("" to extend). 1: done; 0: not this drain's.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) ~= 'draining:' .. ARGV[1] then return 0 end
+if ARGV[3] == '' then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+end
+return 1
+"""
+
+# KEYS: flag, list, stream. ARGV: the group, the drain's token. Gives the partition up (deletes
+# the flag, answers 0) only if nothing waits for it: no id on its list, no stream entry not yet
+# read by the group; 1: keep draining; 2: the lease is not this drain's any more (stop, and
+# leave the flag to its holder). Atomic with _APPEND, so an entry appended meanwhile either is
+# seen here or finds no flag.
 _RELEASE = """
+if redis.call('GET', KEYS[1]) ~= 'draining:' .. ARGV[2] then return 2 end
 if redis.call('LLEN', KEYS[2]) > 0 then return 1 end
 if redis.call('XLEN', KEYS[3]) > 0 then
   local last, delivered = nil, '0-0'
@@ -123,10 +156,15 @@ class Intake:
         self.settings = settings
         self._problems: list[str] | None = None  # Redis's persistence, checked on first use
         self.dedupe_seconds = settings.inbox_dedupe_seconds
+        # A transmission id stays bound at least as long as PayPal's signature on it is fresh
+        # (either way of the tolerance), so a reuse is refused at the door, never after a 200.
+        self.transmission_seconds = max(self.dedupe_seconds, 2 * settings.paypal_tolerance + 60)
         self.flag_seconds = settings.drain_lock_seconds
         self.batch = settings.batch_size
         self._append = redis.register_script(_APPEND)
         self._release = redis.register_script(_RELEASE)
+        self._lease = redis.register_script(_LEASE)
+        self._extend = redis.register_script(_EXTEND)
         self._groups: set[int] = set()
         self.consumer = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -157,7 +195,8 @@ class Intake:
                 "args": [self.dedupe_seconds, row["event_id"], str(row["status"]),
                          encode_meta(row), row["raw_body"], self.flag_seconds,
                          "1" if transmission else "0",
-                         json.dumps([row["merchant"], row["provider"], row["event_id"]])]}
+                         json.dumps([row["merchant"], row["provider"], row["event_id"]]),
+                         self.transmission_seconds]}
 
     @staticmethod
     def _appended(row: dict[str, Any], answer: Any) -> Appended:
@@ -214,7 +253,9 @@ class Intake:
                         len(entries), partition)
             return entries
         read: Any = self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch)
-        return [(i, f) for _, batch in read or [] for i, f in batch if f]
+        # [[stream, entries]]; a RESP3 connection without legacy shapes answers {stream: entries}
+        batches = read.values() if isinstance(read, dict) else [b for _, b in read or []]
+        return [(i, f) for batch in batches for i, f in batch if f]
 
     def done(self, partition: int, entry_ids: Sequence[bytes]) -> None:
         """Acknowledge and delete entries whose rows the inbox table has committed."""
@@ -225,10 +266,26 @@ class Intake:
         pipe.xdel(stream_key(partition), *entry_ids)
         pipe.execute()
 
-    def release(self, partition: int) -> bool:
-        """Give the partition up if nothing waits for it (True); False: keep draining."""
-        return not self._release(keys=[flag_key(partition), list_key(partition),
-                                       stream_key(partition)], args=[GROUP])
+    def lease(self, partition: int, token: str) -> bool:
+        """Take the partition for the drain ``token`` (False: another drain holds it)."""
+        return bool(self._lease(keys=[flag_key(partition)], args=[token, self.flag_seconds]))
+
+    def extend(self, partition: int, token: str) -> bool:
+        """Hold the partition for another lock period (False: the lease was lost: stop)."""
+        return bool(self._extend(keys=[flag_key(partition)],
+                                 args=[token, self.flag_seconds, ""]))
+
+    def hand_over(self, partition: int, token: str) -> bool:
+        """Leave the partition "queued" for the next drain job (the caller enqueues it)."""
+        return bool(self._extend(keys=[flag_key(partition)],
+                                 args=[token, self.flag_seconds, "queued"]))
+
+    def release(self, partition: int, token: str) -> bool:
+        """Give the partition up if nothing waits for it, or stop if the lease was lost
+        (True); False: keep draining."""
+        answer = self._release(keys=[flag_key(partition), list_key(partition),
+                                     stream_key(partition)], args=[GROUP, token])
+        return int(answer) != 1
 
     def waiting(self, partition: int) -> bool:
         """Whether the partition's stream holds entries, read or not (the sweeper's test)."""
@@ -236,10 +293,13 @@ class Intake:
 
     def refuse(self, partition: int, entry_id: bytes, fields: dict[bytes, bytes],
                reason: str) -> None:
-        """Keep an entry the inbox table refused on a stream of its own, then let it go."""
+        """Keep an entry the inbox table refused on a stream of its own, then let it go; its
+        dedupe key goes too, so that the event is not taken for received (by a redelivery's
+        answer or by backfill)."""
         kept: dict[Any, Any] = {**fields, b"reason": reason.encode(),
                                 b"partition": str(partition).encode()}
         self.redis.xadd(refused_key(), kept)
+        self.redis.delete(_seen_key(decode(fields)))
         self.done(partition, [entry_id])
 
     def _group(self, partition: int) -> None:
@@ -253,29 +313,46 @@ class Intake:
         self._groups.add(partition)
 
 
+# What the table refuses for a reason of one row's own (a constraint, a value a column refuses):
+# storing that entry again can never succeed, so it is kept aside rather than retried for ever.
+# Anything else (the database unavailable) leaves every entry in the stream, to be claimed again.
+_ROWS_OWN_FAULT = (TransmissionReused, IntegrityError, DataError)
+
+
 def move(intake: Intake, engine: Any, partition: int,
          entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[int]:
     """Store ``entries`` in the inbox table, commit, then acknowledge them; returns the inbox
     ids stored or found (a late duplicate's is the first delivery's). A redelivery within the
     dedupe window counts one more delivery on its row. An entry the table refuses on its own
-    account (a PayPal transmission that carried another event) is kept on the refused stream
-    and counted, never dropped silently."""
+    account (a PayPal transmission that carried another event, a value a column refuses) is
+    kept on the refused stream and counted, never dropped silently, and never holds up the
+    rest of its batch."""
     rows = [decode(f) for _, f in entries if b"meta" in f]
     again = Counter(tuple(json.loads(f[b"again"])) for _, f in entries if b"again" in f)
     try:
         ids = store_rows(engine, rows, again)
-    except TransmissionReused:
-        ids = []
-        for entry_id, fields in entries:
-            try:
-                ids += store_rows(engine, [decode(fields)] if b"meta" in fields else [],
-                                  again if b"again" in fields else Counter())
-            except TransmissionReused as exc:
-                metrics.WEBHOOKS_REJECTED.labels("paypal", "transmission_reused").inc()
-                log.error("stream entry refused by the inbox: %s", exc)
-                intake.refuse(partition, entry_id, fields, str(exc))
-            again = Counter()  # counted once, with the first entry that got through
+    except _ROWS_OWN_FAULT:
+        ids = _one_by_one(intake, engine, partition, entries)
+        ids += store_rows(engine, [], again)  # the redeliveries, once their rows are in
     intake.done(partition, [entry_id for entry_id, _ in entries])
+    return ids
+
+
+def _one_by_one(intake: Intake, engine: Any, partition: int,
+                entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[int]:
+    """Each delivery of a batch that failed as a whole in a transaction of its own."""
+    ids: list[int] = []
+    for entry_id, fields in entries:
+        if b"meta" not in fields:
+            continue
+        try:
+            ids += store_rows(engine, [decode(fields)])
+        except _ROWS_OWN_FAULT as exc:
+            reason = str(exc).splitlines()[0][:500]
+            code = "transmission_reused" if isinstance(exc, TransmissionReused) else "refused"
+            metrics.WEBHOOKS_REJECTED.labels(decode(fields)["provider"], code).inc()
+            log.error("stream entry refused by the inbox: %s", reason)
+            intake.refuse(partition, entry_id, fields, reason)
     return ids
 
 

@@ -83,6 +83,9 @@ def load_bundled_intermediates() -> bytes:
     return resources.files(__package__).joinpath("paypal_intermediates.pem").read_bytes()
 
 
+MAX_TRANSMISSION_ID = 255  # PayPal's are UUIDs; the inbox stores at most this many characters
+
+
 def read_transmission(headers: Mapping[str, str]) -> Transmission:
     """Pick the PayPal-* headers (any case); refuse a missing one or an algorithm not ours."""
     lowered = {key.lower(): value for key, value in headers.items()}
@@ -100,6 +103,9 @@ def read_transmission(headers: Mapping[str, str]) -> Transmission:
         cert_url=need("PAYPAL-CERT-URL"),
         auth_algo=need("PAYPAL-AUTH-ALGO"),
     )
+    if len(transmission.transmission_id) > MAX_TRANSMISSION_ID:  # the inbox's column holds 255
+        raise VerificationError("malformed_header", "PAYPAL-TRANSMISSION-ID is longer than "
+                                f"{MAX_TRANSMISSION_ID} characters")
     if transmission.auth_algo != AUTH_ALGO:
         raise VerificationError(
             "unsupported_algorithm",

@@ -189,17 +189,36 @@ def test_a_transmission_refused_by_the_table_is_kept_not_dropped(container, capl
 
 def test_an_append_while_the_partition_is_held_keeps_the_drain_going(container):
     """The drain gives its partition up only when nothing waits: an entry appended while it
-    holds the flag keeps it; once read and stored, the flag goes."""
+    holds the lease keeps it; once read and stored, the flag goes."""
     event = _event("ri-release")
     merchant = container.settings.merchant("theopenhost")
     assert merchant is not None
     row = new_event_row(merchant=merchant, provider="stripe", envelope=_envelope(event),
                         livemode=False, raw=sig.body_of(event), headers={}, partition=3)
-    container.redis.set(flag_key(3), "draining")
+    assert container.intake.lease(3, "mine")
     assert container.intake.append(row).schedule is False  # held: no second drain
-    assert container.intake.release(3) is False and container.redis.exists(flag_key(3))
+    assert container.intake.release(3, "mine") is False and container.redis.exists(flag_key(3))
     move(container.intake, container.engine, 3, container.intake.take(3))
-    assert container.intake.release(3) is True and not container.redis.exists(flag_key(3))
+    assert container.intake.release(3, "mine") is True and not container.redis.exists(flag_key(3))
+
+
+def test_one_drain_at_a_time_holds_a_partition(client, container):
+    """A second drain job for a partition (its flag expired while the first waited in the
+    queue) leaves at once; a drain whose lease was taken over stops and leaves the flag to its
+    holder; one whose flag merely expired takes it back."""
+    event = _event("ri-lease")
+    sig.post(client, event)
+    partition = _partition(container, event)
+    assert container.intake.lease(partition, "first")
+    assert drain_partition(partition) == 0  # the second job: nothing taken
+    assert container.redis.xlen(stream_key(partition)) == 1
+    assert not container.intake.lease(partition, "second")
+    assert container.intake.release(partition, "second") is True  # not its lease: stop...
+    assert container.redis.get(flag_key(partition)) == b"draining:first"  # ...and leave it
+    assert container.intake.extend(partition, "second") is False
+    container.redis.delete(flag_key(partition))  # the first drain died; its lease expired
+    assert drain_partition(partition) == 1
+    assert not container.redis.exists(flag_key(partition))
 
 
 def _envelope(event: dict[str, Any]) -> Any:
@@ -388,3 +407,57 @@ def test_a_batch_applies_its_events_in_the_order_they_were_delivered(client, con
     rows = {r.event_id: r for r in _rows(container)}
     assert rows["evt_zzz_ri_order"].id < rows["evt_aaa_ri_order"].id
     assert {(r.status, r.attempts) for r in rows.values()} == {(InboxStatus.PROCESSED, 1)}
+
+
+def test_a_transmission_id_the_table_cannot_hold_is_refused_before_the_200(client, container):
+    """A signed PayPal delivery whose transmission id is longer than the inbox's column holds
+    gets 400 at the door, rather than a 200 for a row the drain could never store."""
+    event = samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED",
+                                 samples.Scenario(key="ri-long-tx", payment_method="paypal"))
+    raw = sig.body_of(event)
+    headers = shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003",
+                                      transmission_id="T" * 256)
+    resp = client.post("/webhooks/theopenhost/paypal", data=raw, headers=headers,
+                       content_type="application/json")
+    assert resp.status_code == 400 and resp.json["error"]["code"] == "malformed_header"
+    assert _streamed(container) == 0
+
+
+def test_a_row_the_table_refuses_is_kept_aside_and_the_rest_of_its_batch_is_stored(container,
+                                                                                  caplog):
+    """A stream entry the inbox table refuses for a reason of its own (here a value its column
+    cannot hold) goes to the refused stream with the reason; the other entries of its batch
+    are stored and applied, and nothing is left to fail again."""
+    bad = _paypal_row(container, "ri-bad-row", "TX-BAD")
+    bad["event_type"] = "X" * 300  # more than the column's 128: PostgreSQL refuses it
+    good = _paypal_row(container, "ri-good-row", "TX-GOOD")
+    container.intake.append(bad)
+    container.intake.append(good)
+    if container.engine.dialect.name == "sqlite":  # SQLite keeps any length: refuse another way
+        from sqlalchemy import event as sa_event
+
+        def refuse_bad(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            rows = params if isinstance(params, list | tuple) else [params]
+            if "INSERT" in statement and any("X" * 300 in str(p) for p in rows):
+                raise __import__("sqlite3").IntegrityError("CHECK constraint failed: event_type")
+
+        sa_event.listen(container.engine, "before_cursor_execute", refuse_bad)
+    caplog.set_level(logging.ERROR, logger="workers.intake")
+    moved = move(container.intake, container.engine, 0, container.intake.take(0))
+    assert len(moved) == 1
+    assert [r.transmission_id for r in _rows(container)] == ["TX-GOOD"]
+    (refused,) = container.redis.xrange(refused_key())
+    assert decode(refused[1])["transmission_id"] == "TX-BAD"
+    assert container.redis.xlen(stream_key(0)) == 0
+    assert not container.redis.exists(f"gateway:seen:theopenhost\x00paypal\x00{bad['event_id']}")
+
+
+def test_a_long_drain_hands_its_partition_to_a_fresh_job(container):
+    """After its time budget a drain leaves the partition "queued" for the job it enqueues;
+    that job takes the lease. A drain that lost its lease cannot hand anything over."""
+    assert container.intake.lease(5, "long")
+    assert container.intake.hand_over(5, "long")
+    assert container.redis.get(flag_key(5)) == b"queued"
+    assert container.intake.lease(5, "fresh")
+    assert container.intake.hand_over(5, "long") is False
+    assert container.redis.get(flag_key(5)) == b"draining:fresh"
