@@ -111,14 +111,15 @@ def test_an_admin_request_during_a_held_lock_gets_503_and_files_nothing(containe
 
 
 def test_on_postgresql_a_locked_inbox_gets_503_within_seconds(container, spawn):
-    """PostgreSQL: with the inbox table locked by another session, gunicorn (the Procfile's
-    line) answers a webhook 503 within seconds (its lock wait is bounded by
-    GATEWAY_WEB_DB_WAIT), and the redelivery after the lock is released is stored."""
+    """PostgreSQL, the database inbox: with the inbox table locked by another session,
+    gunicorn (the Procfile's line) answers a webhook 503 within seconds (its lock wait is
+    bounded by GATEWAY_WEB_DB_WAIT), and the redelivery after the lock is released is
+    stored."""
     url = container.settings.database_url
     if not url.startswith("postgresql"):
         pytest.skip("PostgreSQL's lock wait; TEST_DATABASE_URL is not PostgreSQL")
     port = free_port()
-    env = process_env(container.settings, PORT=str(port))
+    env = process_env(container.settings, PORT=str(port), GATEWAY_INBOX="database")
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     spawn([procfile_line("web")], env, "web", shell=True)
     base = f"http://127.0.0.1:{port}"

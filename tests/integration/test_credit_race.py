@@ -24,7 +24,7 @@ from tests.integration.test_credit_applied import (
     _credit_then_payment,
     _token,
 )
-from tests.support.delivery import run_worker
+from tests.support.delivery import run_worker, settle
 from tests.support.paypal import deliver, sale_at
 from workers.drain import process_batch
 
@@ -40,6 +40,7 @@ def test_two_payments_of_one_account_applied_side_by_side_use_its_credit_once(
                                        subscriber={"payer_id": payer}))
     second = sale_at(other, 3, datetime.now(UTC) + timedelta(seconds=3), "RACE-SECOND")
     deliver(client, second)
+    settle(container)  # stored in the inbox table, applied by no one yet
     with container.sessions() as s:
         pending = dict(s.execute(select(InboxEvent.event_id, InboxEvent.id).where(
             InboxEvent.status != "processed")).all())

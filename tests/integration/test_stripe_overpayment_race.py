@@ -18,6 +18,7 @@ from sqlalchemy import select
 from ledger.models import Decision, InboxEvent
 from sandbox import samples
 from tests.support import stripe as sig
+from tests.support.delivery import settle
 from workers.drain import process_batch
 
 DAY = 86400
@@ -34,6 +35,7 @@ def test_an_overpayment_whose_two_events_are_applied_side_by_side_is_decided_onc
                                                        customer=None)}
     for event in events.values():
         assert sig.post(client, event).status_code == 200
+    settle(container)  # stored in the inbox table, applied by no one yet
     with container.sessions() as s:
         ids: dict[str, int] = dict(s.execute(select(InboxEvent.event_type, InboxEvent.id)).all())
         partitions = set(s.scalars(select(InboxEvent.partition)).all())
