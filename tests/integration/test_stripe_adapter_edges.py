@@ -1,0 +1,142 @@
+"""The Stripe adapter at its edges, against Stripe's API faked with `responses` (and a local
+server that never answers): what a refund answer becomes, how each Stripe error is translated,
+that stripe-python never retries by itself (our executor retries, always under the same key)
+and that a provider that does not answer fails within the adapter's timeout."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import responses
+
+from adapters.base import ErrorCode, PaymentTarget
+from adapters.stripe_adapter import StripeAdapter
+from policy.money import Money
+from service.config import StripeSettings
+from service.errors import ProviderError
+
+REFUNDS = "https://api.stripe.com/v1/refunds"
+CHARGE = PaymentTarget("stripe", "charge", "ch_edges")
+
+
+def _adapter(**kw: Any) -> StripeAdapter:
+    return StripeAdapter(StripeSettings(api_key="sk_test_edges"), **kw)
+
+
+def _refund(adapter: StripeAdapter) -> Any:
+    return adapter.refund(CHARGE, Money(1500, "USD"), "003 §1.1a", "act_edges", {})
+
+
+@responses.activate
+def test_a_refund_answer_keeps_its_status_amount_and_currency():
+    responses.post(REFUNDS, json={"id": "re_1", "object": "refund", "status": "succeeded",
+                                  "amount": 1500, "currency": "usd", "charge": "ch_edges"})
+    result = _refund(_adapter())
+    assert (result.provider_ref, result.status, result.raw_status) == ("re_1", "succeeded",
+                                                                        "succeeded")
+    assert result.amount == Money(1500, "USD")
+
+
+@responses.activate
+def test_a_refund_without_a_status_is_pending():
+    """Stripe may answer a refund whose status is not known yet: it is pending, never done."""
+    responses.post(REFUNDS, json={"id": "re_2", "object": "refund", "status": None,
+                                  "amount": 1500, "currency": "usd"})
+    result = _refund(_adapter())
+    assert (result.status, result.raw_status) == ("pending", "pending")
+
+
+def _error(status: int, code: str | None, message: str, kind: str = "invalid_request_error"
+           ) -> None:
+    error: dict[str, Any] = {"type": kind, "message": message}
+    if code is not None:
+        error["code"] = code
+    responses.post(REFUNDS, status=status, json={"error": error},
+                   headers={"Request-Id": "req_edges_1"})
+
+
+@responses.activate
+@pytest.mark.parametrize(("code", "expected"), [
+    ("charge_already_refunded", ErrorCode.ALREADY_REFUNDED),
+    ("amount_too_large", ErrorCode.AMOUNT_TOO_LARGE),
+    ("charge_disputed", ErrorCode.DISPUTED),
+    ("some_code_stripe_adds_later", ErrorCode.INVALID_REQUEST),
+    (None, ErrorCode.INVALID_REQUEST),
+])
+def test_an_invalid_request_is_translated_with_what_an_operator_needs(code, expected):
+    """The error names the provider, Stripe's request id and HTTP status, and Stripe's own
+    message; a code we do not map is an invalid request, which no retry can fix."""
+    _error(400, code, "Charge ch_edges has already been refunded.")
+    with pytest.raises(ProviderError) as raised:
+        _refund(_adapter())
+    error = raised.value
+    assert error.code == expected and error.retryable is False
+    assert (error.provider, error.request_id, error.http_status) == ("stripe", "req_edges_1",
+                                                                     400)
+    assert str(error) == "stripe: Charge ch_edges has already been refunded."  # Stripe's words
+
+
+@responses.activate
+def test_any_other_stripe_error_is_an_invalid_request_not_a_retry():
+    """An error of a kind the adapter does not name (a card error on a refund) fails the
+    attempt for good: retrying cannot fix it."""
+    _error(402, "card_declined", "Your card was declined.", kind="card_error")
+    with pytest.raises(ProviderError) as raised:
+        _refund(_adapter())
+    assert raised.value.code == ErrorCode.INVALID_REQUEST and raised.value.retryable is False
+
+
+@responses.activate
+def test_a_stripe_server_error_is_retryable_and_stripe_python_does_not_retry_it_itself():
+    """One POST per attempt: stripe-python's own retries are off, so every retry is ours and
+    carries the action's idempotency key."""
+    _error(500, None, "An unknown error occurred", kind="api_error")
+    with pytest.raises(ProviderError) as raised:
+        _refund(_adapter())
+    assert raised.value.code == ErrorCode.UNAVAILABLE and raised.value.retryable
+    assert len(responses.calls) == 1
+    assert responses.calls[0].request.headers["Idempotency-Key"] == "act_edges"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP server that accepts a connection and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_provider_that_does_not_answer_fails_within_the_timeout(silent_server):
+    """The adapter's timeout reaches the HTTP client: a hung Stripe fails the attempt
+    (retryable, the same key next time) instead of holding a worker for ever."""
+    adapter = StripeAdapter(StripeSettings(api_key="sk_test_edges", api_base=silent_server),
+                            timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as raised:
+        _refund(adapter)
+    assert time.monotonic() - started < 5
+    assert raised.value.code == ErrorCode.UNAVAILABLE and raised.value.retryable
