@@ -7,7 +7,6 @@ not counted)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
@@ -15,17 +14,12 @@ from adapters import ledger_credit
 from adapters.ledger_credit import LEDGER, STRIPE_BALANCE, give_back, kind, statement
 from ledger.models import AccountCredit, Action, ActionStatus, Decision
 from service.bootstrap import Container
+from tests.support.ledger import add_in_order
 
 MERCHANT, OTHER = "theopenhost", "oneclick"
 ACCOUNT = "cus_entries"
 T0 = datetime(2026, 9, 1, 8, tzinfo=UTC)
 
-
-def _add(container: Container, *rows: Any) -> None:
-    with container.sessions() as session, session.begin():
-        for row in rows:
-            session.add(row)
-            session.flush()  # in order: what a row refers to is written first
 
 
 def _grant(amount: int, *, at: datetime = T0, currency: str = "USD", held_by: str = STRIPE_BALANCE,
@@ -58,8 +52,8 @@ def test_a_voided_invoice_gives_back_its_own_stripe_balance_uses_once(container)
     first, second = _grant(1000), _grant(400, at=T0 + timedelta(hours=1))
     held = _grant(500, held_by=LEDGER)
     theirs = _grant(900, merchant=OTHER)
-    _add(container, first, second, held, theirs)
-    _add(container, _use(first, 300, "in_A"), _use(second, 150, "in_A"),
+    add_in_order(container, first, second, held, theirs)
+    add_in_order(container, _use(first, 300, "in_A"), _use(second, 150, "in_A"),
          _use(first, 100, "in_B"),  # another invoice
          _use(held, 50, "in_A"),  # credit our ledger holds: Stripe returned none of it
          _use(theirs, 70, "in_A"))  # another merchant's invoice of the same id
@@ -87,7 +81,7 @@ def test_a_use_names_its_grant_what_it_paid_and_why(container):
     action = Action(id="act_entries", decision_id=decision.id, merchant=MERCHANT,
                     kind="refund", provider="stripe", amount=300, currency="USD",
                     status=ActionStatus.PENDING, created_at=T0, updated_at=T0)
-    _add(container, grant, decision, action)
+    add_in_order(container, grant, decision, action)
     with container.sessions() as session, session.begin():
         stored = session.get(AccountCredit, grant.id)
         assert stored is not None
@@ -106,7 +100,7 @@ def test_a_statement_is_this_accounts_credit_oldest_first_per_currency(container
     first_of_two = _grant(1000)  # two grants at the same time: the older row first
     second_of_two = _grant(200)
     euros = _grant(700, currency="EUR", at=T0 + timedelta(days=2))
-    _add(container, later, first_of_two, second_of_two, euros,
+    add_in_order(container, later, first_of_two, second_of_two, euros,
          _grant(5000, merchant=OTHER),  # another merchant's account of the same id
          _grant(6000, account="cus_someone_else"))
     decision = Decision(id="dec_failed_refund", merchant=MERCHANT, account_ref=ACCOUNT,
@@ -115,7 +109,7 @@ def test_a_statement_is_this_accounts_credit_oldest_first_per_currency(container
     failed = Action(id="act_failed_refund", decision_id=decision.id, merchant=MERCHANT,
                     kind="refund", provider="stripe", amount=100, currency="USD",
                     status=ActionStatus.FAILED, created_at=T0, updated_at=T0)
-    _add(container, decision, failed,
+    add_in_order(container, decision, failed,
          _use(first_of_two, 250, "in_D", at=T0 + timedelta(days=3)),
          _use(first_of_two, 100, "in_E", at=T0 + timedelta(days=4),
               action_id=failed.id),  # its refund failed: the credit is back
@@ -140,10 +134,10 @@ def test_a_second_void_gives_back_only_what_was_used_since(container):
     """Uses already given back are skipped, not a reason to stop: a use made after the first
     void is given back by the second."""
     first, later = _grant(1000), _grant(600, at=T0 + timedelta(hours=2))
-    _add(container, first, later)
-    _add(container, _use(first, 300, "in_G"))
+    add_in_order(container, first, later)
+    add_in_order(container, _use(first, 300, "in_G"))
     assert _give_back(container, MERCHANT, "in_G") == 300
-    _add(container, _use(later, 200, "in_G"))
+    add_in_order(container, _use(later, 200, "in_G"))
     assert _give_back(container, MERCHANT, "in_G") == 200
     returned = [e for e in _entries(container) if e.applied_to == "in_G:voided"]
     assert sorted((e.applies_to, e.amount) for e in returned) == [(first.id, 300),
@@ -154,7 +148,7 @@ def test_credit_questions_see_the_transactions_own_unflushed_entries(container):
     """Asked inside a drain's transaction, which does not flush on every question: a use or a
     grant added but not yet flushed counts."""
     grant = _grant(1000)
-    _add(container, grant)
+    add_in_order(container, grant)
     with container.sessions() as session, session.begin():
         stored = session.get(AccountCredit, grant.id)
         assert stored is not None
@@ -171,7 +165,7 @@ def test_open_grants_are_the_oldest_first_by_when_they_were_granted(container):
     """The order credit is used in: by the time of the grant, not by the row's id."""
     newer = _grant(100, at=T0 + timedelta(days=5))  # written first
     older = _grant(200, at=T0)
-    _add(container, newer, older)
+    add_in_order(container, newer, older)
     with container.sessions() as session:
         grants = ledger_credit.open_grants(session, MERCHANT, ACCOUNT, "USD", STRIPE_BALANCE)
     assert [g.grant.id for g in grants] == [older.id, newer.id]

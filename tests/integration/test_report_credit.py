@@ -5,22 +5,16 @@ and a use returned by a voided invoice is taken off the uses."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 from ledger.models import AccountCredit, Action, ActionStatus, Decision, Refund
 from reports.build import build_report
 from service.bootstrap import Container
+from tests.support.ledger import add_in_order
 
 MERCHANT = "theopenhost"
 SEPT_10 = datetime(2026, 9, 10, 8, tzinfo=UTC)
 SEPT_12 = datetime(2026, 9, 12, 8, tzinfo=UTC)
 
-
-def _add(container: Container, *rows: Any) -> None:
-    with container.sessions() as session, session.begin():
-        for row in rows:
-            session.add(row)
-            session.flush()  # in order: what a row refers to is written first
 
 
 def _grant(amount: int, currency: str, at: datetime, merchant: str = MERCHANT
@@ -56,17 +50,17 @@ def _provider_refund(action: Action, status: str) -> Refund:
 
 def test_credit_granted_and_used_in_the_period(container: Container) -> None:
     usd, eur = _grant(5000, "USD", SEPT_10), _grant(1000, "EUR", SEPT_12)
-    _add(container, usd, eur, _grant(7000, "USD", datetime(2026, 8, 31, tzinfo=UTC)),
+    add_in_order(container, usd, eur, _grant(7000, "USD", datetime(2026, 8, 31, tzinfo=UTC)),
          _grant(8000, "USD", datetime(2026, 10, 1, tzinfo=UTC)),  # at --to: October's
          _grant(600, "USD", datetime(2026, 9, 1, tzinfo=UTC)),  # at --from: September's
          _grant(9000, "USD", SEPT_10, merchant="cloudbehind"))
     done, failed, landed, bounced = (_refund_action(n, status) for n, status in enumerate(
         (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.FAILED, ActionStatus.FAILED)))
     for decision, action in (done, failed, landed, bounced):
-        _add(container, decision, action)
-    _add(container, _provider_refund(landed[1], "succeeded"),
+        add_in_order(container, decision, action)
+    add_in_order(container, _provider_refund(landed[1], "succeeded"),
          _provider_refund(bounced[1], "failed"))
-    _add(container,
+    add_in_order(container,
          _use(usd, 1200, "PAY-used", done[1]),  # its refund went through: used
          _use(usd, 800, "PAY-given-back", failed[1]),  # failed, nothing landed: back
          _use(usd, 500, "PAY-landed", landed[1]),  # failed, yet its refund landed: used

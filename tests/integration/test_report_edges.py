@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from ledger.models import Action, ActionStatus, Decision, Payment, Refund
 from reports.build import build_report, period
 from reports.reconcile import STUCK_AFTER, Run
 from reports.records import Discrepancy, DiscrepancyKind, ProviderRecord, RecordKind
 from service.bootstrap import Container
+from tests.support.ledger import add_in_order
 
 MERCHANT = "theopenhost"
 OTHER = "cloudbehind"
@@ -27,12 +27,6 @@ def _september(container: Container, records: list[ProviderRecord] | None = None
                           records or [], now=NOW)
     return list(report["discrepancies"])
 
-
-def _add(container: Container, *rows: Any) -> None:
-    with container.sessions() as session, session.begin():
-        for row in rows:
-            session.add(row)
-            session.flush()  # a decision before its actions
 
 
 def _action(status: str, created_at: datetime, updated_at: datetime, *, kind: str = "refund",
@@ -68,7 +62,7 @@ def test_which_actions_are_not_carried_out_or_stuck(container: Container) -> Non
             _action(ActionStatus.FAILED, datetime(2026, 10, 1, tzinfo=UTC), NOW),
             _action(ActionStatus.FAILED, IN_SEPTEMBER, NOW, merchant=OTHER)]
     for pair in (failed, at_from, pending, stuck, *fine):
-        _add(container, *pair)
+        add_in_order(container, *pair)
 
     found = {d.provider_id: d for d in _september(container)}
     assert sorted(found) == sorted(a.id for _, a in (failed, at_from, pending, stuck))
@@ -106,7 +100,7 @@ def test_unsolicited_refunds_of_the_period_and_the_merchant_only(container: Cont
     others = [_refund("re_edge_august", datetime(2026, 8, 31, 23, 59, 59, tzinfo=UTC)),
               _refund("re_edge_october", datetime(2026, 10, 1, tzinfo=UTC)),
               _refund("re_edge_other", IN_SEPTEMBER, merchant=OTHER)]
-    _add(container, theirs, ours, *others)
+    add_in_order(container, theirs, ours, *others)
     found = _september(container, [_as_record(theirs), _as_record(ours)])
     assert [(d.kind, d.provider_id) for d in found] == [
         (DiscrepancyKind.UNSOLICITED_REFUND, "re_edge_theirs")]
@@ -131,7 +125,7 @@ def test_a_record_is_known_only_as_this_merchants_payment_or_refund(container: C
     its provider and id, from any period (a payment from August reported again in September is
     not missing). The same id at another merchant, or at another provider, is not: missing in
     the ledger."""
-    _add(container, _payment("ch_edge_ours", IN_SEPTEMBER),
+    add_in_order(container, _payment("ch_edge_ours", IN_SEPTEMBER),
          _payment("ch_edge_only_paypal", IN_SEPTEMBER),
          _refund("re_edge_their_refund", IN_SEPTEMBER, unsolicited=False, merchant=OTHER),
          _payment("ch_edge_elsewhere", IN_SEPTEMBER, merchant=OTHER),
@@ -161,7 +155,7 @@ def test_a_record_is_known_only_as_this_merchants_payment_or_refund(container: C
 def test_ledger_entries_are_those_of_the_period_and_the_merchant(container: Container) -> None:
     """Payments paid and refunds made in [--from, --to), of this merchant, are compared; those
     at --to, before --from or of another merchant are not (nothing reported missing for them)."""
-    _add(container,
+    add_in_order(container,
          _payment("ch_edge_in", IN_SEPTEMBER),
          _payment("ch_edge_at_to", datetime(2026, 10, 1, tzinfo=UTC)),
          _payment("ch_edge_before", datetime(2026, 8, 31, 23, 59, 59, tzinfo=UTC)),
@@ -182,7 +176,7 @@ def test_progress_is_reported_as_records_are_staged_and_entries_matched(
         container: Container) -> None:
     """A long report says how far it got: the provider records staged so far, then the ledger
     entries that matched (the CLI's progress line shows both)."""
-    _add(container, _payment("ch_edge_progress", IN_SEPTEMBER))
+    add_in_order(container, _payment("ch_edge_progress", IN_SEPTEMBER))
     seen: list[tuple[str, int]] = []
     build_report(container, MERCHANT, date(2026, 9, 1), date(2026, 10, 1),
                  [ProviderRecord("stripe", RecordKind.PAYMENT, "ch_edge_progress", 900, "USD",
@@ -197,7 +191,7 @@ def test_an_entry_the_provider_has_no_record_of_is_missing_whatever_its_status(
     nothing about is missing at the provider, as a settled one is."""
     for provider_id, status in (("ch_edge_pending", "pending"), ("ch_edge_failed", "failed"),
                                 ("ch_edge_settled", "succeeded")):
-        _add(container, _payment(provider_id, IN_SEPTEMBER, status=status))
+        add_in_order(container, _payment(provider_id, IN_SEPTEMBER, status=status))
     found = sorted((d.kind, d.provider_id) for d in _september(container))
     assert found == [(DiscrepancyKind.MISSING_AT_PROVIDER, "ch_edge_failed"),
                      (DiscrepancyKind.MISSING_AT_PROVIDER, "ch_edge_pending"),
@@ -208,7 +202,7 @@ def test_two_reports_staged_at_once_each_compare_their_own_records(container: Co
                                                                    ) -> None:
     """Two people run reports at the same moment (the staging table is shared): each compares
     the ledger with the records it staged, never with the other's."""
-    _add(container, _payment("ch_edge_shared", IN_SEPTEMBER))
+    add_in_order(container, _payment("ch_edge_shared", IN_SEPTEMBER))
     start, end = period(date(2026, 9, 1), date(2026, 10, 1))
     agreeing, disagreeing = Run(container.engine, MERCHANT, start, end), \
         Run(container.engine, MERCHANT, start, end)

@@ -1,4 +1,4 @@
-"""Reading the ledger back as plain data, to compare two runs."""
+"""Reading the ledger back as plain data, to compare two runs; writing rows straight into it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.models import Customer, Dispute, Invoice, Payment, Refund, Subscription
+from service.bootstrap import Container
 
 PROVIDER_OBJECTS = (Customer, Subscription, Invoice, Payment, Refund, Dispute)
 
@@ -29,3 +30,12 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
     if str(row.get("version_event", "")).startswith("api:") and "refunded_at" in row:
         return {**row, "refunded_at": None}
     return row
+
+
+def add_in_order(container: Container, *rows: Any) -> None:
+    """Write ``rows`` in one transaction, each flushed before the next, so that what a row
+    refers to (a decision before its actions, a grant before its uses) is written first."""
+    with container.sessions() as session, session.begin():
+        for row in rows:
+            session.add(row)
+            session.flush()
