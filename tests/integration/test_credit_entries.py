@@ -7,12 +7,14 @@ not counted)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
 from adapters import ledger_credit
 from adapters.ledger_credit import LEDGER, STRIPE_BALANCE, give_back, kind, statement
-from ledger.models import AccountCredit, Action, ActionStatus, Decision
+from ledger.models import AccountCredit, Action, ActionStatus, Decision, Refund
+from policy.money import Money
 from service.bootstrap import Container
 from tests.support.ledger import add_in_order
 
@@ -169,3 +171,118 @@ def test_open_grants_are_the_oldest_first_by_when_they_were_granted(container):
     with container.sessions() as session:
         grants = ledger_credit.open_grants(session, MERCHANT, ACCOUNT, "USD", STRIPE_BALANCE)
     assert [g.grant.id for g in grants] == [older.id, newer.id]
+
+
+def _refund_action(n: int, status: str) -> tuple[Decision, Action]:
+    decision = Decision(id=f"dec_back_{n}", merchant=MERCHANT, account_ref=ACCOUNT, pack="p",
+                        request_kind="credit", outcome="partial_refund", case={}, decision={},
+                        evaluated_at=T0)
+    return decision, Action(id=f"act_back_{n}", decision_id=decision.id, merchant=MERCHANT,
+                            kind="refund", provider="paypal", amount=100, currency="USD",
+                            status=status, created_at=T0, updated_at=T0)
+
+
+def _provider_refund(action_id: str, status: str) -> Refund:
+    return Refund(merchant=MERCHANT, provider="paypal", provider_id=f"re_{action_id}",
+                  version_at=T0, version_rank=0, version_event=f"evt_{action_id}",
+                  livemode=False, payment_ref="PAY-1", status=status, amount=100,
+                  currency="USD", refunded_at=T0, action_id=action_id)
+
+
+def test_a_use_is_back_only_when_its_own_refund_failed_and_none_of_it_landed(container):
+    """Credit used alongside a refund comes back when that refund's action failed and the
+    provider holds no standing refund of that action (a failed one, in any case, is none); a
+    use whose own action succeeded stays used, whatever happened to another action's."""
+    grant = _grant(1000, held_by=LEDGER)
+    rows: list[Any] = [grant]
+    actions = {}
+    for n, status in enumerate(["failed", "failed", "succeeded", "failed"]):
+        decision, action = _refund_action(n, status)
+        rows += [decision, action]
+        actions[n] = action.id
+    add_in_order(container, *rows)
+    add_in_order(container,
+                 _use(grant, 100, "PAY-back-0", action_id=actions[0]),  # failed, nothing: back
+                 _use(grant, 200, "PAY-back-1", action_id=actions[1]),  # failed, but it landed
+                 _use(grant, 300, "PAY-back-2", action_id=actions[2]),  # succeeded: used
+                 _use(grant, 50, "PAY-back-3", action_id=actions[3]),  # failed; PayPal: FAILED
+                 _provider_refund(actions[1], "COMPLETED"),
+                 _provider_refund(actions[3], "FAILED"))
+    with container.sessions() as session:
+        account = statement(session, MERCHANT, ACCOUNT)
+        (open_grant,) = ledger_credit.open_grants(session, MERCHANT, ACCOUNT, "USD", LEDGER)
+    counted = {e.applied_to for e in account.entries if e.id in account.counting}
+    assert counted == {None, "PAY-back-1", "PAY-back-2"}
+    assert open_grant.left == 1000 - 200 - 300
+    assert {b["currency"]: b["available"] for b in account.balances} == {"USD": 500}
+
+
+def _asked_before_any_flush(container: Container, grant: AccountCredit, ask: Any) -> Any:
+    """``ask(session)`` first thing in a transaction holding an unflushed use of ``grant``
+    against in_J and an unflushed grant to cus_new_account, with no autoflush."""
+    with container.sessions() as session, session.begin():
+        stored = session.get(AccountCredit, grant.id)
+        assert stored is not None
+        session.add(_use(stored, 100, "in_J"))
+        session.add(_grant(300, account="cus_new_account", held_by=LEDGER))
+        with session.no_autoflush:
+            answer = ask(session)
+        session.rollback()
+    return answer
+
+
+def test_the_lookups_see_the_transactions_unflushed_entries(container):
+    """Whether credit was applied to a payment, ever granted, or reduced a payment: asked in
+    the transaction that wrote it and has not flushed, each answers as after a flush; another
+    merchant's use of the same payment id is not this merchant's."""
+    grant, theirs = _grant(1000), _grant(900, merchant=OTHER)
+    add_in_order(container, grant, theirs)
+    add_in_order(container, _use(theirs, 100, "in_K"))
+    assert _asked_before_any_flush(
+        container, grant, lambda s: ledger_credit.applied(s, MERCHANT, "in_J"))
+    assert not _asked_before_any_flush(
+        container, grant, lambda s: ledger_credit.applied(s, MERCHANT, "in_K"))
+    assert _asked_before_any_flush(container, grant, lambda s: ledger_credit.ever_granted(
+        s, MERCHANT, ["cus_new_account"], LEDGER))
+    assert _asked_before_any_flush(container, grant, lambda s: ledger_credit.reduced(
+        s, MERCHANT, ["in_J", "in_K"])) == {"in_J"}
+
+
+def test_a_grant_keeps_who_holds_it(container):
+    decision, action = _refund_action(9, "pending")
+    add_in_order(container, decision, action)
+    with container.sessions() as session, session.begin():
+        assert ledger_credit.grant(session, merchant=MERCHANT, account_ref=ACCOUNT,
+                                   amount=Money(700, "USD"), reason="overpayment",
+                                   clause="003 §1.7c", decision_id=decision.id,
+                                   action_id=action.id, now=T0, held_by=STRIPE_BALANCE)
+    (entry,) = _entries(container)
+    assert (entry.held_by, entry.amount, entry.currency, entry.clause) == (
+        STRIPE_BALANCE, 700, "USD", "003 §1.7c")
+
+
+def test_open_grants_are_this_merchants_in_this_currency_and_holder_up_to_the_time(container):
+    """Only this merchant's grants, in the currency asked, held by the holder asked, granted by
+    the time given (a grant at exactly that time counts); a grant of one cent, or with one cent
+    left, is open."""
+    cent = _grant(1, at=T0)
+    nearly_used = _grant(500, at=T0 + timedelta(hours=1))
+    at_the_limit = _grant(300, at=T0 + timedelta(days=1))
+    add_in_order(container, cent, nearly_used, at_the_limit,
+                 _grant(900, merchant=OTHER), _grant(800, currency="EUR"),
+                 _grant(700, held_by=LEDGER), _grant(600, at=T0 + timedelta(days=2)))
+    add_in_order(container, _use(nearly_used, 499, "in_L"))
+    with container.sessions() as session:
+        grants = ledger_credit.open_grants(session, MERCHANT, ACCOUNT, "usd", STRIPE_BALANCE,
+                                           granted_by=T0 + timedelta(days=1))
+    assert [(g.grant.id, g.left) for g in grants] == [(cent.id, 1), (nearly_used.id, 1),
+                                                      (at_the_limit.id, 300)]
+
+
+def test_a_plan_takes_the_last_cent_from_the_next_grant(container):
+    first, second = _grant(5), _grant(5, at=T0 + timedelta(hours=1))
+    add_in_order(container, first, second)
+    with container.sessions() as session:
+        grants = ledger_credit.open_grants(session, MERCHANT, ACCOUNT, "USD", STRIPE_BALANCE)
+        plan = ledger_credit.plan_uses(grants, 6)
+    assert [(g.id, take) for g, take in plan] == [(first.id, 5), (second.id, 1)]
