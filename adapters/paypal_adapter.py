@@ -116,7 +116,8 @@ def _call(fn: Callable[..., Any]) -> Mapping[str, Any]:
         raise provider_error(PROVIDER, ErrorCode.UNAVAILABLE, f"{type(exc).__name__}: {exc}"
                              ) from exc
     if isinstance(answer, dict) and "error" in answer:  # the SDK returns 400s as {"error": ...}
-        raise _translate_body(answer["error"], 400)
+        error = answer["error"]  # PayPal's body, whatever JSON it was
+        raise _translate_body(error if isinstance(error, dict) else {}, 400)
     return answer
 
 
