@@ -16,7 +16,7 @@ from adapters.ledger_credit import LEDGER, STRIPE_BALANCE, give_back, kind, stat
 from ledger.models import AccountCredit, Action, ActionStatus, Decision, Refund
 from policy.money import Money
 from service.bootstrap import Container
-from tests.support.ledger import add_in_order
+from tests.support.ledger import add_in_order, credit_refund_action, provider_refund
 
 MERCHANT, OTHER = "theopenhost", "oneclick"
 ACCOUNT = "cus_entries"
@@ -56,9 +56,9 @@ def test_a_voided_invoice_gives_back_its_own_stripe_balance_uses_once(container)
     theirs = _grant(900, merchant=OTHER)
     add_in_order(container, first, second, held, theirs)
     add_in_order(container, _use(first, 300, "in_A"), _use(second, 150, "in_A"),
-         _use(first, 100, "in_B"),  # another invoice
-         _use(held, 50, "in_A"),  # credit our ledger holds: Stripe returned none of it
-         _use(theirs, 70, "in_A"))  # another merchant's invoice of the same id
+                 _use(first, 100, "in_B"),  # another invoice
+                 _use(held, 50, "in_A"),  # credit our ledger holds: Stripe returned none of it
+                 _use(theirs, 70, "in_A"))  # another merchant's invoice of the same id
     assert _give_back(container, MERCHANT, "in_A") == 450
     returned = [e for e in _entries(container) if e.applied_to == "in_A:voided"]
     assert sorted((e.applies_to, e.amount) for e in returned) == [(first.id, 300),
@@ -103,8 +103,8 @@ def test_a_statement_is_this_accounts_credit_oldest_first_per_currency(container
     second_of_two = _grant(200)
     euros = _grant(700, currency="EUR", at=T0 + timedelta(days=2))
     add_in_order(container, later, first_of_two, second_of_two, euros,
-         _grant(5000, merchant=OTHER),  # another merchant's account of the same id
-         _grant(6000, account="cus_someone_else"))
+                 _grant(5000, merchant=OTHER),  # another merchant's account of the same id
+                 _grant(6000, account="cus_someone_else"))
     decision = Decision(id="dec_failed_refund", merchant=MERCHANT, account_ref=ACCOUNT,
                         pack="p", request_kind="credit", outcome="partial_refund", case={},
                         decision={}, evaluated_at=T0)
@@ -112,10 +112,10 @@ def test_a_statement_is_this_accounts_credit_oldest_first_per_currency(container
                     kind="refund", provider="stripe", amount=100, currency="USD",
                     status=ActionStatus.FAILED, created_at=T0, updated_at=T0)
     add_in_order(container, decision, failed,
-         _use(first_of_two, 250, "in_D", at=T0 + timedelta(days=3)),
-         _use(first_of_two, 100, "in_E", at=T0 + timedelta(days=4),
+                 _use(first_of_two, 250, "in_D", at=T0 + timedelta(days=3)),
+                 _use(first_of_two, 100, "in_E", at=T0 + timedelta(days=4),
               action_id=failed.id),  # its refund failed: the credit is back
-         _use(euros, 700, "in_F", at=T0 + timedelta(days=5)))
+                 _use(euros, 700, "in_F", at=T0 + timedelta(days=5)))
     _give_back(container, MERCHANT, "in_D")
     with container.sessions() as session:
         account = statement(session, MERCHANT, ACCOUNT)
@@ -174,19 +174,11 @@ def test_open_grants_are_the_oldest_first_by_when_they_were_granted(container):
 
 
 def _refund_action(n: int, status: str) -> tuple[Decision, Action]:
-    decision = Decision(id=f"dec_back_{n}", merchant=MERCHANT, account_ref=ACCOUNT, pack="p",
-                        request_kind="credit", outcome="partial_refund", case={}, decision={},
-                        evaluated_at=T0)
-    return decision, Action(id=f"act_back_{n}", decision_id=decision.id, merchant=MERCHANT,
-                            kind="refund", provider="paypal", amount=100, currency="USD",
-                            status=status, created_at=T0, updated_at=T0)
+    return credit_refund_action(f"back_{n}", status, merchant=MERCHANT, account=ACCOUNT, at=T0)
 
 
 def _provider_refund(action_id: str, status: str) -> Refund:
-    return Refund(merchant=MERCHANT, provider="paypal", provider_id=f"re_{action_id}",
-                  version_at=T0, version_rank=0, version_event=f"evt_{action_id}",
-                  livemode=False, payment_ref="PAY-1", status=status, amount=100,
-                  currency="USD", refunded_at=T0, action_id=action_id)
+    return provider_refund(action_id, status, merchant=MERCHANT, at=T0)
 
 
 def test_a_use_is_back_only_when_its_own_refund_failed_and_none_of_it_landed(container):

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from ledger.models import AccountCredit, Action, ActionStatus, Decision, Refund
 from reports.build import build_report
 from service.bootstrap import Container
-from tests.support.ledger import add_in_order
+from tests.support.ledger import add_in_order, credit_refund_action, provider_refund
 
 MERCHANT = "theopenhost"
 SEPT_10 = datetime(2026, 9, 10, 8, tzinfo=UTC)
@@ -33,42 +33,36 @@ def _use(grant: AccountCredit, amount: int, applied_to: str, action: Action | No
 
 
 def _refund_action(n: int, status: str) -> tuple[Decision, Action]:
-    decision = Decision(id=f"dec_credit_{n}", merchant=MERCHANT, account_ref="cus_credit",
-                        pack="p", request_kind="credit", outcome="partial_refund", case={},
-                        decision={}, evaluated_at=SEPT_12)
-    return decision, Action(id=f"act_credit_{n}", decision_id=decision.id, merchant=MERCHANT,
-                            kind="refund", provider="paypal", amount=100, currency="USD",
-                            status=status, created_at=SEPT_12, updated_at=SEPT_12)
+    return credit_refund_action(f"credit_{n}", status, merchant=MERCHANT, account="cus_credit",
+                                at=SEPT_12)
 
 
 def _provider_refund(action: Action, status: str) -> Refund:
-    return Refund(merchant=MERCHANT, provider="paypal", provider_id=f"re_{action.id}",
-                  version_at=SEPT_12, version_rank=0, version_event=f"evt_{action.id}",
-                  livemode=False, payment_ref="PAY-1", status=status, amount=100,
-                  currency="USD", refunded_at=SEPT_12, action_id=action.id)
+    return provider_refund(action.id, status, merchant=MERCHANT, at=SEPT_12)
 
 
 def test_credit_granted_and_used_in_the_period(container: Container) -> None:
     usd, eur = _grant(5000, "USD", SEPT_10), _grant(1000, "EUR", SEPT_12)
     add_in_order(container, usd, eur, _grant(7000, "USD", datetime(2026, 8, 31, tzinfo=UTC)),
-         _grant(8000, "USD", datetime(2026, 10, 1, tzinfo=UTC)),  # at --to: October's
-         _grant(600, "USD", datetime(2026, 9, 1, tzinfo=UTC)),  # at --from: September's
-         _grant(9000, "USD", SEPT_10, merchant="cloudbehind"))
+                 _grant(8000, "USD", datetime(2026, 10, 1, tzinfo=UTC)),  # at --to: October's
+                 _grant(600, "USD", datetime(2026, 9, 1, tzinfo=UTC)),  # at --from: September's
+                 _grant(9000, "USD", SEPT_10, merchant="cloudbehind"))
     done, failed, landed, bounced = (_refund_action(n, status) for n, status in enumerate(
         (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.FAILED, ActionStatus.FAILED)))
     for decision, action in (done, failed, landed, bounced):
         add_in_order(container, decision, action)
     add_in_order(container, _provider_refund(landed[1], "succeeded"),
-         _provider_refund(bounced[1], "failed"))
+                 _provider_refund(bounced[1], "failed"))
     add_in_order(container,
-         _use(usd, 1200, "PAY-used", done[1]),  # its refund went through: used
-         _use(usd, 800, "PAY-given-back", failed[1]),  # failed, nothing landed: back
-         _use(usd, 500, "PAY-landed", landed[1]),  # failed, yet its refund landed: used
-         _use(usd, 300, "PAY-bounced", bounced[1]),  # failed, its refund failed too: back
-         _use(usd, 400, "in_voided"),  # used by a Stripe invoice...
-         AccountCredit(merchant=MERCHANT, account_ref="cus_credit", amount=400, currency="USD",
-                       reason="voided", clause="1.8", created_at=SEPT_12, applies_to=usd.id,
-                       applied_to="in_voided:voided"))  # ...that was voided: given back
+                 _use(usd, 1200, "PAY-used", done[1]),  # its refund went through: used
+                 _use(usd, 800, "PAY-given-back", failed[1]),  # failed, nothing landed: back
+                 _use(usd, 500, "PAY-landed", landed[1]),  # failed, yet its refund landed: used
+                 _use(usd, 300, "PAY-bounced", bounced[1]),  # failed, its refund failed too: back
+                 _use(usd, 400, "in_voided"),  # used by a Stripe invoice...
+                 AccountCredit(merchant=MERCHANT, account_ref="cus_credit", amount=400,
+                               currency="USD", reason="voided", clause="1.8",
+                               created_at=SEPT_12, applies_to=usd.id,
+                               applied_to="in_voided:voided"))  # ...that was voided: given back
 
     report = build_report(container, MERCHANT, date(2026, 9, 1), date(2026, 10, 1), [])
     assert report["currencies"]["USD"]["credit_granted"] == 5000 + 600

@@ -126,11 +126,11 @@ def test_a_record_is_known_only_as_this_merchants_payment_or_refund(container: C
     not missing). The same id at another merchant, or at another provider, is not: missing in
     the ledger."""
     add_in_order(container, _payment("ch_edge_ours", IN_SEPTEMBER),
-         _payment("ch_edge_only_paypal", IN_SEPTEMBER),
-         _refund("re_edge_their_refund", IN_SEPTEMBER, unsolicited=False, merchant=OTHER),
-         _payment("ch_edge_elsewhere", IN_SEPTEMBER, merchant=OTHER),
-         _payment("ch_edge_august", datetime(2026, 8, 15, tzinfo=UTC)),
-         _refund("re_edge_known", IN_SEPTEMBER, unsolicited=False))
+                 _payment("ch_edge_only_paypal", IN_SEPTEMBER),
+                 _refund("re_edge_their_refund", IN_SEPTEMBER, unsolicited=False, merchant=OTHER),
+                 _payment("ch_edge_elsewhere", IN_SEPTEMBER, merchant=OTHER),
+                 _payment("ch_edge_august", datetime(2026, 8, 15, tzinfo=UTC)),
+                 _refund("re_edge_known", IN_SEPTEMBER, unsolicited=False))
     records = [ProviderRecord("stripe", RecordKind.PAYMENT, pid, 900, "USD", "succeeded",
                               IN_SEPTEMBER)
                for pid in ("ch_edge_ours", "ch_edge_elsewhere", "ch_edge_august")]
@@ -156,13 +156,13 @@ def test_ledger_entries_are_those_of_the_period_and_the_merchant(container: Cont
     """Payments paid and refunds made in [--from, --to), of this merchant, are compared; those
     at --to, before --from or of another merchant are not (nothing reported missing for them)."""
     add_in_order(container,
-         _payment("ch_edge_in", IN_SEPTEMBER),
-         _payment("ch_edge_at_to", datetime(2026, 10, 1, tzinfo=UTC)),
-         _payment("ch_edge_before", datetime(2026, 8, 31, 23, 59, 59, tzinfo=UTC)),
-         _payment("ch_edge_theirs", IN_SEPTEMBER, merchant=OTHER),
-         _refund("re_edge_in", IN_SEPTEMBER, unsolicited=False),
-         _refund("re_edge_at_to", datetime(2026, 10, 1, tzinfo=UTC), unsolicited=False),
-         _refund("re_edge_theirs", IN_SEPTEMBER, unsolicited=False, merchant=OTHER))
+                 _payment("ch_edge_in", IN_SEPTEMBER),
+                 _payment("ch_edge_at_to", datetime(2026, 10, 1, tzinfo=UTC)),
+                 _payment("ch_edge_before", datetime(2026, 8, 31, 23, 59, 59, tzinfo=UTC)),
+                 _payment("ch_edge_theirs", IN_SEPTEMBER, merchant=OTHER),
+                 _refund("re_edge_in", IN_SEPTEMBER, unsolicited=False),
+                 _refund("re_edge_at_to", datetime(2026, 10, 1, tzinfo=UTC), unsolicited=False),
+                 _refund("re_edge_theirs", IN_SEPTEMBER, unsolicited=False, merchant=OTHER))
     found = sorted((d.kind, d.provider_id, d.ledger_amount, d.detail, d.event_id,
                     d.occurred_at) for d in _september(container))
     assert found == [

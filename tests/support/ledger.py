@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.models import Customer, Dispute, Invoice, Payment, Refund, Subscription
+from ledger.models import (
+    Action,
+    Customer,
+    Decision,
+    Dispute,
+    Invoice,
+    Payment,
+    Refund,
+    Subscription,
+)
 from service.bootstrap import Container
 
 PROVIDER_OBJECTS = (Customer, Subscription, Invoice, Payment, Refund, Dispute)
@@ -39,3 +49,23 @@ def add_in_order(container: Container, *rows: Any) -> None:
         for row in rows:
             session.add(row)
             session.flush()
+
+
+def credit_refund_action(name: str, status: str, *, merchant: str, account: str, at: datetime
+                         ) -> tuple[Decision, Action]:
+    """A decision and its PayPal refund action of 1.00 USD, ``dec_<name>`` and
+    ``act_<name>``: what a use of credit beside a refund names."""
+    decision = Decision(id=f"dec_{name}", merchant=merchant, account_ref=account, pack="p",
+                        request_kind="credit", outcome="partial_refund", case={}, decision={},
+                        evaluated_at=at)
+    return decision, Action(id=f"act_{name}", decision_id=decision.id, merchant=merchant,
+                            kind="refund", provider="paypal", amount=100, currency="USD",
+                            status=status, created_at=at, updated_at=at)
+
+
+def provider_refund(action_id: str, status: str, *, merchant: str, at: datetime) -> Refund:
+    """PayPal's refund of 1.00 USD made by the action ``action_id``, with its ``status``."""
+    return Refund(merchant=merchant, provider="paypal", provider_id=f"re_{action_id}",
+                  version_at=at, version_rank=0, version_event=f"evt_{action_id}",
+                  livemode=False, payment_ref="PAY-1", status=status, amount=100,
+                  currency="USD", refunded_at=at, action_id=action_id)
