@@ -71,13 +71,14 @@ def store_event(engine: Engine, row: dict[str, Any]) -> Stored:
     return _group_commit(engine).store(row)
 
 
-# Built once: constructing the statement per delivery cost as much as executing it.
-_INSERT = {
+# Built once: constructing the statement per delivery cost as much as executing it. Many rows
+# at once (the drain's ``store_rows``), or one returning its id (``store_event``).
+_INSERT_MANY = {
     dialect: insert(_INBOX)
     .on_conflict_do_nothing(index_elements=["merchant", "provider", "event_id"])
-    .returning(_INBOX.c.id)
     for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
+_INSERT = {dialect: many.returning(_INBOX.c.id) for dialect, many in _INSERT_MANY.items()}
 
 
 def _key(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -146,16 +147,9 @@ def store_rows(engine: Engine, rows: list[dict[str, Any]],
     return [ids[k] for k in keys if k in ids]
 
 
-_INSERT_MANY = {
-    dialect: insert(_INBOX).on_conflict_do_nothing(index_elements=["merchant", "provider",
-                                                                   "event_id"])
-    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
-
-
 _GROUP_LIMIT = 64  # deliveries in one transaction at most
 # Failures that belong to one row, not to the database as a whole.
-_ONE_ROWS_FAULT = (IntegrityError, DataError, TransmissionReused)
+ONE_ROWS_FAULT = (IntegrityError, DataError, TransmissionReused)
 
 
 class _Waiter:
@@ -268,7 +262,7 @@ class _GroupCommit:
                 with (waiting_until(min(w.deadline for w in batch[i:])),
                       self.engine.begin() as conn):
                     waiter.result = _store_one(conn, waiter.row)
-            except _ONE_ROWS_FAULT as exc:
+            except ONE_ROWS_FAULT as exc:
                 waiter.error = exc
             except Exception as exc:
                 for rest in batch[i:]:

@@ -55,7 +55,7 @@ class Dispatcher:
         pipe.set(flag_key(partition), "queued", nx=True, ex=self.lock_seconds)
         scheduled = pipe.execute()[-1]
         if scheduled:
-            self._enqueue(partition)
+            self.schedule(partition)
 
     def kick(self, partition: int) -> bool:
         """Schedule a drain if the partition has ids or stream entries waiting and nobody
@@ -72,9 +72,6 @@ class Dispatcher:
 
     def schedule(self, partition: int) -> None:
         """Enqueue the partition's drain job (the caller holds its flag)."""
-        self._enqueue(partition)
-
-    def _enqueue(self, partition: int) -> None:
         self.queue.enqueue(
             DRAIN_JOB,
             partition,

@@ -31,9 +31,8 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
-from sqlalchemy.exc import DataError, IntegrityError
 
-from ledger.inbox import store_rows
+from ledger.inbox import ONE_ROWS_FAULT, store_rows
 from service import metrics
 from service.config import Settings
 from service.errors import ConfigError, InboxUnavailable, TransmissionReused
@@ -291,15 +290,15 @@ class Intake:
         """Whether the partition's stream holds entries, read or not (the sweeper's test)."""
         return bool(self.redis.xlen(stream_key(partition)))
 
-    def refuse(self, partition: int, entry_id: bytes, fields: dict[bytes, bytes],
-               reason: str) -> None:
-        """Keep an entry the inbox table refused on a stream of its own, then let it go; its
-        dedupe key goes too, so that the event is not taken for received (by a redelivery's
-        answer or by backfill)."""
+    def refuse(self, partition: int, entry_id: bytes, row: dict[str, Any],
+               fields: dict[bytes, bytes], reason: str) -> None:
+        """Keep an entry (``fields``, read as ``row``) the inbox table refused on a stream of
+        its own, then let it go; its dedupe key goes too, so that the event is not taken for
+        received (by a redelivery's answer or by backfill)."""
         kept: dict[Any, Any] = {**fields, b"reason": reason.encode(),
                                 b"partition": str(partition).encode()}
         self.redis.xadd(refused_key(), kept)
-        self.redis.delete(_seen_key(decode(fields)))
+        self.redis.delete(_seen_key(row))
         self.done(partition, [entry_id])
 
     def _group(self, partition: int) -> None:
@@ -311,12 +310,6 @@ class Intake:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._groups.add(partition)
-
-
-# What the table refuses for a reason of one row's own (a constraint, a value a column refuses):
-# storing that entry again can never succeed, so it is kept aside rather than retried for ever.
-# Anything else (the database unavailable) leaves every entry in the stream, to be claimed again.
-_ROWS_OWN_FAULT = (TransmissionReused, IntegrityError, DataError)
 
 
 def move(intake: Intake, engine: Any, partition: int,
@@ -331,7 +324,11 @@ def move(intake: Intake, engine: Any, partition: int,
     again = Counter(tuple(json.loads(f[b"again"])) for _, f in entries if b"again" in f)
     try:
         ids = store_rows(engine, rows, again)
-    except _ROWS_OWN_FAULT:
+    # What the table refuses for a reason of one row's own (a constraint, a value a column
+    # refuses): storing that entry again can never succeed, so it is kept aside rather than
+    # retried for ever. Anything else (the database unavailable) leaves every entry in the
+    # stream, to be claimed again.
+    except ONE_ROWS_FAULT:
         ids = _one_by_one(intake, engine, partition, entries)
         ids += store_rows(engine, [], again)  # the redeliveries, once their rows are in
     intake.done(partition, [entry_id for entry_id, _ in entries])
@@ -345,14 +342,15 @@ def _one_by_one(intake: Intake, engine: Any, partition: int,
     for entry_id, fields in entries:
         if b"meta" not in fields:
             continue
+        row = decode(fields)
         try:
-            ids += store_rows(engine, [decode(fields)])
-        except _ROWS_OWN_FAULT as exc:
+            ids += store_rows(engine, [row])
+        except ONE_ROWS_FAULT as exc:
             reason = str(exc).splitlines()[0][:500]
             code = "transmission_reused" if isinstance(exc, TransmissionReused) else "refused"
-            metrics.WEBHOOKS_REJECTED.labels(decode(fields)["provider"], code).inc()
+            metrics.WEBHOOKS_REJECTED.labels(row["provider"], code).inc()
             log.error("stream entry refused by the inbox: %s", reason)
-            intake.refuse(partition, entry_id, fields, reason)
+            intake.refuse(partition, entry_id, row, fields, reason)
     return ids
 
 
