@@ -20,7 +20,7 @@ from policy.decision import (
 )
 from policy.pack import CancellationTerms, IdentityRule
 from policy.timing import (
-    DAY,
+    add_days,
     add_months,
     calendar_days,
     describe,
@@ -176,7 +176,7 @@ def _past_due(ctx: Context, t: CancellationTerms, effective: datetime,
     if not due:
         return None, ()
     total = sum(i.amount.amount for i in due)
-    by = effective + t.past_due.value * DAY
+    by = add_days(effective, t.past_due.value, ctx.zone)  # "within 30 days": calendar days
     f.note(t.past_due.clause, f"past-due balance {ctx.show(total)} must be paid by "
            f"{local_date(by, ctx.zone).isoformat()}, then collection begins")
     item = new_line_item("past_due_balance", "past-due balance at cancellation", ctx.money(total),

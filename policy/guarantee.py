@@ -15,7 +15,7 @@ from policy.decision import (
     new_line_item,
 )
 from policy.pack import GuaranteeTerms
-from policy.timing import DAY, local_date, months_started
+from policy.timing import add_days, local_date, months_started
 from policy.verdict import (
     Context,
     Findings,
@@ -143,7 +143,7 @@ def _notes(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> dateti
         f.note(t.auto_renew, "automatic renewal: the renewal criteria apply")
     if t.reminder is None:
         return None
-    due = order.ordered_at - t.reminder.value * DAY
+    due = add_days(order.ordered_at, -t.reminder.value, ctx.zone)
     f.note(t.reminder.clause, f"the renewal reminder was due by "
            f"{local_date(due, ctx.zone).isoformat()}")
     return due

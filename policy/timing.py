@@ -48,6 +48,15 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
+def add_days(moment: datetime, days: int, tz: ZoneInfo) -> datetime:
+    """``days`` calendar days after ``moment`` (before, if negative) on the merchant's calendar,
+    at the same local time of day: a 23- or 25-hour day (a daylight-saving change) is still one
+    day. Returned in UTC."""
+    local = moment.astimezone(tz)
+    return datetime.combine(local.date() + timedelta(days=days), local.time(),
+                            tzinfo=tz).astimezone(UTC)
+
+
 def calendar_days(start: datetime, end: datetime, tz: ZoneInfo = UTC_ZONE) -> int:
     """Whole calendar days (dates in ``tz``) from ``start`` to ``end``: same day 0, next day 1."""
     if tz is UTC_ZONE:

@@ -209,6 +209,55 @@ def test_a_paypal_payment_after_the_subscription_ended_is_refunded_less_the_fee(
 
 
 @responses.activate
+def test_a_cancellation_learnt_after_a_sale_refunds_only_that_subscriptions_own_sales(client,
+                                                                                    container):
+    """003 §1.7b: the sale arrives first, the cancellation second. The overpayment is that
+    subscription's own PayPal sale, traced to the cancellation's event; not a sale of another
+    subscription, nor another merchant's payment with the same subscription id, nor a payment of
+    another kind, though each was paid after the end."""
+    from ledger.models import Decision, InboxEvent, Payment
+    from tests.support.ledger import add_in_order
+
+    scenario = samples.Scenario(key="overpaid-late", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 40 * DAY))
+    cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
+    sale = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2)
+    ended = datetime.fromtimestamp(scenario.period(1)[0] + DAY, UTC)
+    cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = (
+        ended.isoformat().replace("+00:00", "Z"))
+    paid = ended + timedelta(days=2)
+    strangers = [
+        Payment(merchant=m, provider="paypal", provider_id=pid, version_at=paid,
+                version_event=f"evt_{pid}", kind=kind, status="completed", amount=2000,
+                currency="USD", subscription_ref=sub, paid_at=paid)
+        for m, pid, kind, sub in [
+            ("theopenhost", "SALE-OTHER-SUB", "sale", "I-ANOTHER-SUBSCRIPTION"),
+            ("digitalcare", "SALE-OTHER-MERCHANT", "sale", scenario.paypal_subscription_id),
+            ("theopenhost", "CAPTURE-SAME-SUB", "capture", scenario.paypal_subscription_id)]]
+    responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    responses.post(f"https://api-m.sandbox.paypal.com/v1/payments/sale/{sale['resource']['id']}"
+                   "/refund", json={"id": "RF1", "state": "completed",
+                                    "amount": {"total": "19.00", "currency": "USD"}})
+    for n, event in enumerate([sale, cancelled]):
+        if n == 1:
+            add_in_order(container, *strangers)
+        raw = json.dumps(event).encode()
+        resp = client.post("/webhooks/theopenhost/paypal", data=raw,
+                           headers=shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003"),
+                           content_type="application/json")
+        assert resp.status_code == 200
+        run_worker(container)
+    with container.sessions() as s:
+        overpaid = s.scalars(select(Decision).where(Decision.request_kind == "overpayment")).all()
+        refunds = s.scalars(select(Action).where(Action.kind == "refund")).all()
+        sources = [s.get(InboxEvent, d.source_event_id) for d in overpaid]
+    assert [d.payment_ref for d in overpaid] == [sale["resource"]["id"]]
+    assert [r.payment_ref for r in refunds] == [sale["resource"]["id"]]
+    assert [e.event_id if e is not None else None for e in sources] == [cancelled["id"]]
+
+
+@responses.activate
 def test_a_decided_cancellation_writes_its_confirmation_notice(client, container):
     """000 §3: a cancellation is confirmed to the customer through the outbox."""
     from ledger.schedule_models import Notice

@@ -111,3 +111,60 @@ def test_one_payment_per_period_and_a_different_amount_are_not_overpayments(
     with container.sessions() as s:
         assert s.scalars(select(Decision).where(Decision.request_kind == "overpayment")
                          ).all() == []
+
+
+@responses.activate
+def test_only_this_subscriptions_completed_sales_can_repeat_a_period(
+        client: FlaskClient, container: Container) -> None:
+    """In the period the subscription paid, payments that are not this subscription's completed
+    sales repeat nothing: a sale still pending, a capture, another subscription's sale, another
+    merchant's sale under the same subscription id (ids are unique per merchant only)."""
+    from datetime import UTC, datetime
+
+    from ledger.models import Payment
+    from tests.support.ledger import add_in_order
+
+    scenario = samples.Scenario(key="strangers", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 40 * DAY))
+    for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
+                  samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1)):
+        deliver(client, event)
+        run_worker(container)
+    later = datetime.fromtimestamp(scenario.period(2)[0] + 3 * DAY, UTC)
+    add_in_order(container, *[
+        Payment(merchant=merchant, provider="paypal", provider_id=pid, version_at=later,
+                version_event=f"evt_{pid}", kind=kind, status=status, amount=2000,
+                currency="USD", subscription_ref=sub, paid_at=later)
+        for merchant, pid, kind, status, sub in [
+            ("theopenhost", "PENDING-SAME-SUB", "sale", "pending", scenario.paypal_subscription_id),
+            ("theopenhost", "CAPTURE-SAME-SUB", "capture", "completed",
+             scenario.paypal_subscription_id),
+            ("theopenhost", "SALE-OTHER-SUB", "sale", "completed", "I-ANOTHER-SUBSCRIPTION"),
+            ("digitalcare", "SALE-OTHER-MERCHANT", "sale", "completed",
+             scenario.paypal_subscription_id)]])
+    deliver(client, samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2))
+    run_worker(container)
+    with container.sessions() as s:
+        assert s.scalars(select(Decision.payment_ref).where(
+            Decision.request_kind == "overpayment")).all() == []
+
+
+@responses.activate
+def test_a_first_payment_before_the_start_still_pays_the_first_period(
+        client: FlaskClient, container: Container) -> None:
+    """A subscription approved with a later start date is paid at approval, days before it
+    starts: that payment pays the first period, and a second one in that period is the
+    repeat."""
+    scenario = samples.Scenario(key="dup", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 20 * DAY))
+    _refunds_answered()
+    first = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1)
+    early = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(scenario.period(1)[0] - 3 * DAY))
+    first["resource"]["create_time"] = first["resource"]["update_time"] = early
+    for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario), first,
+                  _manual(scenario, 1, after_days=2)):
+        deliver(client, event)
+        run_worker(container)
+    with container.sessions() as s:
+        assert s.scalars(select(Decision.payment_ref).where(
+            Decision.request_kind == "overpayment")).all() == ["MANUAL-dup"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -132,6 +132,19 @@ def test_a_forgotten_auto_renewal_gets_the_renewal_rules_and_shows_the_reminder_
     assert d.outcome is Outcome.FULL_REFUND
     assert {"002 §billing.4", "002 §billing.2"} <= {r.clause for r in d.reasons}
     assert d.notice_by == T0 - 5 * DAY
+
+
+def test_the_reminder_date_counts_calendar_days_across_a_clock_change() -> None:
+    """Renewed at local midnight on 10 March 2025 in New York, the day after the clocks went
+    forward: 5 days before is 5 March at local midnight (a day of 23 hours is still one day),
+    not 5 x 24 hours before (4 March, 23:00)."""
+    renewed = datetime(2025, 3, 10, 4, 0, tzinfo=UTC)  # 00:00 EDT
+    data = renewal(ordered_at=renewed.isoformat())
+    data["request"]["received_at"] = (renewed + 3 * DAY).isoformat()
+    data["time_zone"] = "America/New_York"
+    d = decide("cloudbehind", data, now=renewed + 3 * DAY)
+    assert d.notice_by == datetime(2025, 3, 5, 5, 0, tzinfo=UTC)  # 00:00 EST
+    assert any("reminder was due by 2025-03-05" in r.detail for r in d.reasons)
 
 
 def test_a_renewal_term_other_than_1_6_or_12_months_goes_to_review() -> None:

@@ -1,0 +1,339 @@
+"""``ledger.objects`` inside a transaction: an object is one merchant's and one provider's (ids
+are unique only per merchant and provider), the object an event changes is locked until the
+transaction ends and one only looked at is not (PostgreSQL), and what a transaction learnt is
+forgotten when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.exc import OperationalError
+
+from ledger.bounds import OutOfRange
+from ledger.models import Customer, Payment
+from ledger.objects import (
+    Ref,
+    Version,
+    all_or_nothing,
+    apply_snapshot,
+    ensure_customer,
+    find,
+    peek,
+    prefetch,
+    transaction_memo,
+)
+from policy.timing import LATEST
+from service.bootstrap import Container
+
+AT = datetime(2026, 11, 1, tzinfo=UTC)
+VALUES = {"kind": "charge", "status": "succeeded", "currency": "USD", "amount_refunded": 0}
+
+
+def _apply(container: Container, ref: Ref, amount: int, event: str) -> None:
+    with container.sessions() as session, session.begin():
+        assert apply_snapshot(session, Payment, ref, Version(AT, 0, event), False,
+                              {**VALUES, "amount": amount})
+
+
+def _amounts(container: Container) -> dict[tuple[str, str], int]:
+    with container.sessions() as session:
+        return {(p.merchant, p.provider): p.amount
+                for p in session.scalars(select(Payment).where(Payment.provider_id == "X-1"))}
+
+
+def _customer(container: Container) -> tuple[str | None, str | None, str]:
+    """The one customer's email, name and the event its version is from."""
+    with container.sessions() as session:
+        customer = session.scalars(select(Customer)).one()
+    return customer.email, customer.name, customer.version_event
+
+
+def test_the_same_id_at_two_merchants_is_two_objects(container):
+    _apply(container, Ref("merchant-a", "stripe", "X-1"), 1000, "evt_a")
+    _apply(container, Ref("merchant-b", "stripe", "X-1"), 2000, "evt_b")
+    assert _amounts(container) == {("merchant-a", "stripe"): 1000,
+                                   ("merchant-b", "stripe"): 2000}
+
+
+def test_the_same_id_at_two_providers_is_two_objects(container):
+    _apply(container, Ref("merchant-a", "stripe", "X-1"), 1000, "evt_a")
+    _apply(container, Ref("merchant-a", "paypal", "X-1"), 3000, "evt_b")
+    assert _amounts(container) == {("merchant-a", "stripe"): 1000,
+                                   ("merchant-a", "paypal"): 3000}
+
+
+def test_a_customer_named_again_keeps_its_first_details_and_its_livemode(container):
+    ref = Ref("merchant-a", "stripe", "cus_1")
+    with container.sessions() as session, session.begin():
+        ensure_customer(session, ref, Version(AT, 0, "evt_1"), True, email="ann@example.com")
+    with container.sessions() as session, session.begin():
+        all_or_nothing(session)  # as the drain: an insert here would fail only at the flush
+        ensure_customer(session, ref, Version(AT + timedelta(hours=1), 0, "evt_2"), True,
+                        email="other@example.com", name="Ann")
+        session.flush()
+    with container.sessions() as session:
+        customer = session.scalars(select(Customer)).one()
+    assert (customer.email, customer.name, customer.livemode) == (
+        "ann@example.com", "Ann", True)
+
+
+def test_an_earlier_event_named_later_gives_the_customer_its_details(container):
+    """Details from the earliest event win whatever the arrival order; a later event only
+    fills what the earlier ones left empty."""
+    ref = Ref("merchant-a", "stripe", "cus_1")
+    with container.sessions() as session, session.begin():
+        ensure_customer(session, ref, Version(AT + timedelta(hours=1), 0, "evt_2"), False,
+                        email="late@example.com", name="Late")
+    with container.sessions() as session, session.begin():
+        ensure_customer(session, ref, Version(AT, 0, "evt_1"), False,
+                        email="early@example.com", name="Early")
+    with container.sessions() as session, session.begin():
+        ensure_customer(session, ref, Version(AT + timedelta(hours=2), 0, "evt_3"), False,
+                        email="latest@example.com", name="Latest")
+    assert _customer(container) == ("early@example.com", "Early", "evt_1")
+
+
+def test_an_object_applied_again_in_one_all_or_nothing_transaction_is_updated_in_place(
+        container):
+    """The drain's transactions insert without a savepoint: an object that exists must be
+    found and updated, not inserted again (which would fail the whole batch at its flush)."""
+    ref = Ref("merchant-a", "stripe", "X-1")
+    with container.sessions() as session, session.begin():
+        assert apply_snapshot(session, Payment, ref, Version(AT, 0, "evt_a"), True,
+                              {**VALUES, "amount": 1000})
+    with container.sessions() as session, session.begin():
+        all_or_nothing(session)
+        assert apply_snapshot(session, Payment, ref, Version(AT + timedelta(seconds=1), 0,
+                                                             "evt_b"), True,
+                              {**VALUES, "amount": 1500})
+        session.flush()
+    with container.sessions() as session:
+        payment = session.scalars(select(Payment)).one()
+    assert (payment.amount, payment.livemode, payment.version_event) == (1500, True, "evt_b")
+
+
+def test_an_older_version_writes_nothing_and_says_so_the_same_one_applies_again(container):
+    """False tells the caller not to react to a stale snapshot; the same version again (a
+    replay) is applied again."""
+    ref = Ref("merchant-a", "stripe", "X-1")
+    _apply(container, ref, 1000, "evt_b")
+    with container.sessions() as session, session.begin():
+        assert not apply_snapshot(session, Payment, ref, Version(AT, 0, "evt_a"), False,
+                                  {**VALUES, "amount": 9999})
+        assert apply_snapshot(session, Payment, ref, Version(AT, 0, "evt_b"), False,
+                              {**VALUES, "amount": 1000})
+    assert _amounts(container) == {("merchant-a", "stripe"): 1000}
+
+
+def test_an_object_created_and_changed_by_one_batch_is_one_row(container):
+    """In the drain's transaction an inserted object is not flushed until the end: the second
+    event of the batch must find it (not insert it again and fail the batch)."""
+    ref = Ref("merchant-a", "stripe", "X-1")
+    with container.sessions() as session, session.begin():
+        all_or_nothing(session)
+        assert apply_snapshot(session, Payment, ref, Version(AT, 0, "evt_a"), False,
+                              {**VALUES, "amount": 1000})
+        assert apply_snapshot(session, Payment, ref, Version(AT, 1, "evt_b"), False,
+                              {**VALUES, "amount": 1200})
+        session.flush()
+    assert _amounts(container) == {("merchant-a", "stripe"): 1200}
+
+
+def test_an_object_is_looked_up_afresh_in_the_next_transaction(container):
+    """What a transaction locked is not trusted after it ends: another may have changed it."""
+    ref = Ref("merchant-a", "stripe", "X-1")
+    _apply(container, ref, 1000, "evt_a")
+    with container.sessions() as session:
+        with session.begin():
+            assert find(session, Payment, ref) is not None
+        with container.sessions() as other, other.begin():
+            other.scalars(select(Payment)).one().amount = 1700
+        with session.begin():
+            found = find(session, Payment, ref)
+            assert found is not None and found.amount == 1700
+
+
+@pytest.mark.parametrize("at", [LATEST, LATEST + timedelta(days=1)])
+def test_an_event_dated_2100_or_later_is_refused_before_anything_is_written(container, at):
+    """Such a version would outrank every real event about the object, for good."""
+    with container.sessions() as session, session.begin(), \
+            pytest.raises(OutOfRange, match="after 2100"):
+        apply_snapshot(session, Payment, Ref("merchant-a", "stripe", "X-1"),
+                       Version(at, 0, "evt_a"), False, {**VALUES, "amount": 1000})
+    assert _amounts(container) == {}
+
+
+def test_an_id_too_long_is_refused_naming_the_objects_kind(container):
+    with container.sessions() as session, session.begin(), \
+            pytest.raises(OutOfRange, match="payments id"):
+        apply_snapshot(session, Payment, Ref("merchant-a", "stripe", "X" * 300),
+                       Version(AT, 0, "evt_a"), False, {**VALUES, "amount": 1000})
+
+
+def test_a_prefetched_batch_is_answered_without_another_query(container):
+    """The drain loads a batch's objects in one query per model: found ones are then taken
+    from the transaction's cache, missing ones are known to be missing."""
+    there, missing = Ref("merchant-a", "stripe", "X-1"), Ref("merchant-a", "stripe", "X-2")
+    _apply(container, there, 1000, "evt_a")
+    statements: list[str] = []
+    with container.sessions() as session, session.begin():
+        all_or_nothing(session)
+        prefetch(session, [Payment], {there, missing})
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        event.listen(container.engine, "before_cursor_execute", count)
+        try:
+            found, absent = find(session, Payment, there), find(session, Payment, missing)
+        finally:
+            event.remove(container.engine, "before_cursor_execute", count)
+    assert found is not None and found.amount == 1000
+    assert absent is None
+    assert statements == []
+
+
+def test_a_prefetch_goes_on_to_the_next_model_when_one_is_all_cached(container):
+    ref = Ref("merchant-a", "stripe", "X-1")
+    _apply(container, ref, 1000, "evt_a")
+    with container.sessions() as session, session.begin():
+        ensure_customer(session, ref, Version(AT, 0, "evt_c"), False)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with container.sessions() as session, session.begin():
+        all_or_nothing(session)
+        assert find(session, Customer, ref) is not None  # the customer is cached already
+        prefetch(session, [Customer, Payment], {ref})
+        event.listen(container.engine, "before_cursor_execute", count)
+        try:
+            assert find(session, Payment, ref) is not None
+        finally:
+            event.remove(container.engine, "before_cursor_execute", count)
+    assert statements == []
+
+
+def test_what_a_transaction_learnt_is_forgotten_when_it_ends(container):
+    with container.sessions() as session:
+        with session.begin():
+            transaction_memo(session)["lock"] = "held"
+            assert transaction_memo(session) == {"lock": "held"}
+        with session.begin():
+            assert transaction_memo(session) == {}
+
+
+def test_what_a_transaction_learnt_is_forgotten_after_a_savepoint_rolls_back(container):
+    with container.sessions() as session, session.begin():
+        transaction_memo(session)["lock"] = "held"
+        savepoint = session.begin_nested()
+        savepoint.rollback()
+        assert transaction_memo(session) == {}
+
+
+@pytest.fixture
+def pg(container: Container) -> Container:
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: it takes no row locks")
+    return container
+
+
+def _row_free(container: Container, ref: Ref) -> bool:
+    """Whether another transaction could lock the payment's row now (it lets go at once)."""
+    with container.engine.begin() as conn:
+        try:
+            conn.execute(text("SELECT 1 FROM payments WHERE merchant = :m AND provider = :p "
+                              "AND provider_id = :i FOR UPDATE NOWAIT"),
+                         {"m": ref.merchant, "p": ref.provider, "i": ref.provider_id})
+        except OperationalError:
+            return False
+    return True
+
+
+def test_an_object_found_to_be_changed_is_locked_until_the_transaction_ends(pg):
+    ref = Ref("merchant-a", "stripe", "X-1")
+    _apply(pg, ref, 1000, "evt_a")
+    with pg.sessions() as session, session.begin():
+        assert find(session, Payment, ref) is not None
+        assert not _row_free(pg, ref)
+    assert _row_free(pg, ref)
+
+
+def test_an_object_only_looked_at_is_not_locked(pg):
+    """peek is for objects of another partition: locking them could deadlock two drains."""
+    ref = Ref("merchant-a", "stripe", "X-1")
+    _apply(pg, ref, 1000, "evt_a")
+    with pg.sessions() as session, session.begin():
+        assert peek(session, Payment, ref) is not None
+        assert _row_free(pg, ref)
+
+
+@contextmanager
+def _inserted_by_another_first(container: Container, table: str, row: dict[str, Any]
+                               ) -> Iterator[None]:
+    """Just before this process next inserts into ``table``, another transaction inserts
+    ``row`` and commits: the race two drains run when one event names an object new to both."""
+    raced: list[bool] = []
+    model = {"customers": Customer, "payments": Payment}[table]
+
+    def first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not raced and statement.startswith(f"INSERT INTO {table} "):
+            raced.append(True)
+            with container.engine.begin() as other:
+                other.execute(insert(model), row)
+
+    event.listen(container.engine, "before_cursor_execute", first)
+    try:
+        yield
+    finally:
+        event.remove(container.engine, "before_cursor_execute", first)
+    assert raced
+
+
+def test_a_customer_inserted_by_another_meanwhile_takes_the_details_it_lacks(pg):
+    ref = Ref("merchant-a", "stripe", "cus_1")
+    theirs = {"merchant": "merchant-a", "provider": "stripe", "provider_id": "cus_1",
+              "version_at": AT, "version_rank": 0, "version_event": "evt_1", "livemode": False,
+              "email": "ann@example.com", "name": None}
+    with _inserted_by_another_first(pg, "customers", theirs), pg.sessions() as session, \
+            session.begin():
+        ensure_customer(session, ref, Version(AT + timedelta(hours=1), 0, "evt_2"), False,
+                        email="other@example.com", name="Ann")
+    assert _customer(pg) == ("ann@example.com", "Ann", "evt_1")
+
+
+@pytest.mark.parametrize(("later", "amount"), [(True, 2000), (False, 1000)])
+def test_an_object_inserted_by_another_meanwhile_is_updated_only_by_a_newer_version(
+        pg, later, amount):
+    ref = Ref("merchant-a", "stripe", "X-1")
+    theirs = {"merchant": "merchant-a", "provider": "stripe", "provider_id": "X-1",
+              "version_at": AT, "version_rank": 0, "version_event": "evt_1", "livemode": False,
+              **VALUES, "amount": 1000}
+    at = AT + timedelta(seconds=1 if later else -1)
+    with _inserted_by_another_first(pg, "payments", theirs), pg.sessions() as session, \
+            session.begin():
+        written = apply_snapshot(session, Payment, ref, Version(at, 0, "evt_2"), False,
+                                 {**VALUES, "amount": 2000})
+    assert written is later
+    assert _amounts(pg) == {("merchant-a", "stripe"): amount}
+
+
+def test_a_prefetch_locks_the_batchs_objects_and_no_others(pg):
+    """Not another merchant's object with the same id, nor another provider's, nor another
+    object of the same merchant: a drain of another partition may be working on those."""
+    ours = Ref("merchant-a", "stripe", "X-1")
+    others = [Ref("merchant-b", "stripe", "X-1"), Ref("merchant-a", "paypal", "X-1"),
+              Ref("merchant-a", "stripe", "X-2")]
+    for n, ref in enumerate([ours, *others]):
+        _apply(pg, ref, 1000, f"evt_{n}")
+    with pg.sessions() as session, session.begin():
+        all_or_nothing(session)
+        prefetch(session, [Payment], {ours})
+        assert not _row_free(pg, ours)
+        assert [ref for ref in others if not _row_free(pg, ref)] == []
