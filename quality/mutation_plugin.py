@@ -37,13 +37,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     durations = _durations()
     if not durations:
         return
-    cost: dict[str, float] = {}
+    cost: defaultdict[Path, float] = defaultdict(float)
     for item in items:
-        cost[item.path.as_posix()] = cost.get(item.path.as_posix(), 0.0) + durations.get(
-            item.nodeid, 1.0)
-    order = {item.nodeid: index for index, item in enumerate(items)}
-    items.sort(key=lambda item: (cost[item.path.as_posix()], item.path.as_posix(),
-                                 order[item.nodeid]))
+        cost[item.path] += durations.get(item.nodeid, 1.0)
+    items.sort(key=lambda item: (cost[item.path], item.path))  # stable: a file keeps its order
 
 
 # Functions that ran while the tests were being collected, that is when the project's modules

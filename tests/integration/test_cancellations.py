@@ -18,7 +18,8 @@ from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
 from tests.support.delivery import run_worker
-from tests.support.paypal import shared_signer
+from tests.support.ledger import add_in_order, paypal_payment
+from tests.support.paypal import deliver, shared_signer
 from workers.actions import run_action
 
 HOST = {"Authorization": "Bearer test-admin-theopenhost-003"}
@@ -215,8 +216,7 @@ def test_a_cancellation_learnt_after_a_sale_refunds_only_that_subscriptions_own_
     subscription's own PayPal sale, traced to the cancellation's event; not a sale of another
     subscription, nor another merchant's payment with the same subscription id, nor a payment of
     another kind, though each was paid after the end."""
-    from ledger.models import Decision, InboxEvent, Payment
-    from tests.support.ledger import add_in_order
+    from ledger.models import Decision, InboxEvent
 
     scenario = samples.Scenario(key="overpaid-late", amount=2000, payment_method="paypal",
                                 period_start=int(time.time() - 40 * DAY))
@@ -226,28 +226,20 @@ def test_a_cancellation_learnt_after_a_sale_refunds_only_that_subscriptions_own_
     cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = (
         ended.isoformat().replace("+00:00", "Z"))
     paid = ended + timedelta(days=2)
-    strangers = [
-        Payment(merchant=m, provider="paypal", provider_id=pid, version_at=paid,
-                version_event=f"evt_{pid}", kind=kind, status="completed", amount=2000,
-                currency="USD", subscription_ref=sub, paid_at=paid)
-        for m, pid, kind, sub in [
-            ("theopenhost", "SALE-OTHER-SUB", "sale", "I-ANOTHER-SUBSCRIPTION"),
-            ("digitalcare", "SALE-OTHER-MERCHANT", "sale", scenario.paypal_subscription_id),
-            ("theopenhost", "CAPTURE-SAME-SUB", "capture", scenario.paypal_subscription_id)]]
+    sub = scenario.paypal_subscription_id
+    strangers = [paypal_payment("theopenhost", "SALE-OTHER-SUB", "I-ANOTHER-SUBSCRIPTION", paid),
+                 paypal_payment("digitalcare", "SALE-OTHER-MERCHANT", sub, paid),
+                 paypal_payment("theopenhost", "CAPTURE-SAME-SUB", sub, paid, kind="capture")]
     responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
                    json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
     responses.post(f"https://api-m.sandbox.paypal.com/v1/payments/sale/{sale['resource']['id']}"
                    "/refund", json={"id": "RF1", "state": "completed",
                                     "amount": {"total": "19.00", "currency": "USD"}})
-    for n, event in enumerate([sale, cancelled]):
-        if n == 1:
-            add_in_order(container, *strangers)
-        raw = json.dumps(event).encode()
-        resp = client.post("/webhooks/theopenhost/paypal", data=raw,
-                           headers=shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003"),
-                           content_type="application/json")
-        assert resp.status_code == 200
-        run_worker(container)
+    deliver(client, sale)
+    run_worker(container)
+    add_in_order(container, *strangers)
+    deliver(client, cancelled)
+    run_worker(container)
     with container.sessions() as s:
         overpaid = s.scalars(select(Decision).where(Decision.request_kind == "overpayment")).all()
         refunds = s.scalars(select(Action).where(Action.kind == "refund")).all()

@@ -275,15 +275,14 @@ def test_an_object_only_looked_at_is_not_locked(pg):
 
 
 @contextmanager
-def _inserted_by_another_first(container: Container, table: str, row: dict[str, Any]
-                               ) -> Iterator[None]:
-    """Just before this process next inserts into ``table``, another transaction inserts
+def _inserted_by_another_first(container: Container, model: type[Customer] | type[Payment],
+                               row: dict[str, Any]) -> Iterator[None]:
+    """Just before this process next inserts a ``model`` row, another transaction inserts
     ``row`` and commits: the race two drains run when one event names an object new to both."""
     raced: list[bool] = []
-    model = {"customers": Customer, "payments": Payment}[table]
 
     def first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not raced and statement.startswith(f"INSERT INTO {table} "):
+        if not raced and statement.startswith(f"INSERT INTO {model.__tablename__} "):
             raced.append(True)
             with container.engine.begin() as other:
                 other.execute(insert(model), row)
@@ -301,7 +300,7 @@ def test_a_customer_inserted_by_another_meanwhile_takes_the_details_it_lacks(pg)
     theirs = {"merchant": "merchant-a", "provider": "stripe", "provider_id": "cus_1",
               "version_at": AT, "version_rank": 0, "version_event": "evt_1", "livemode": False,
               "email": "ann@example.com", "name": None}
-    with _inserted_by_another_first(pg, "customers", theirs), pg.sessions() as session, \
+    with _inserted_by_another_first(pg, Customer, theirs), pg.sessions() as session, \
             session.begin():
         ensure_customer(session, ref, Version(AT + timedelta(hours=1), 0, "evt_2"), False,
                         email="other@example.com", name="Ann")
@@ -316,7 +315,7 @@ def test_an_object_inserted_by_another_meanwhile_is_updated_only_by_a_newer_vers
               "version_at": AT, "version_rank": 0, "version_event": "evt_1", "livemode": False,
               **VALUES, "amount": 1000}
     at = AT + timedelta(seconds=1 if later else -1)
-    with _inserted_by_another_first(pg, "payments", theirs), pg.sessions() as session, \
+    with _inserted_by_another_first(pg, Payment, theirs), pg.sessions() as session, \
             session.begin():
         written = apply_snapshot(session, Payment, ref, Version(at, 0, "evt_2"), False,
                                  {**VALUES, "amount": 2000})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
@@ -18,6 +19,7 @@ from sandbox import samples
 from service.bootstrap import Container
 from tests.support.delivery import deliver as post
 from tests.support.delivery import run_worker, settle
+from tests.support.ledger import add_in_order, paypal_payment
 from tests.support.paypal import deliver
 from workers.drain import process_batch
 
@@ -119,11 +121,6 @@ def test_only_this_subscriptions_completed_sales_can_repeat_a_period(
     """In the period the subscription paid, payments that are not this subscription's completed
     sales repeat nothing: a sale still pending, a capture, another subscription's sale, another
     merchant's sale under the same subscription id (ids are unique per merchant only)."""
-    from datetime import UTC, datetime
-
-    from ledger.models import Payment
-    from tests.support.ledger import add_in_order
-
     scenario = samples.Scenario(key="strangers", amount=2000, payment_method="paypal",
                                 period_start=int(time.time() - 40 * DAY))
     for event in (samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario),
@@ -131,17 +128,12 @@ def test_only_this_subscriptions_completed_sales_can_repeat_a_period(
         deliver(client, event)
         run_worker(container)
     later = datetime.fromtimestamp(scenario.period(2)[0] + 3 * DAY, UTC)
-    add_in_order(container, *[
-        Payment(merchant=merchant, provider="paypal", provider_id=pid, version_at=later,
-                version_event=f"evt_{pid}", kind=kind, status=status, amount=2000,
-                currency="USD", subscription_ref=sub, paid_at=later)
-        for merchant, pid, kind, status, sub in [
-            ("theopenhost", "PENDING-SAME-SUB", "sale", "pending", scenario.paypal_subscription_id),
-            ("theopenhost", "CAPTURE-SAME-SUB", "capture", "completed",
-             scenario.paypal_subscription_id),
-            ("theopenhost", "SALE-OTHER-SUB", "sale", "completed", "I-ANOTHER-SUBSCRIPTION"),
-            ("digitalcare", "SALE-OTHER-MERCHANT", "sale", "completed",
-             scenario.paypal_subscription_id)]])
+    sub = scenario.paypal_subscription_id
+    add_in_order(container,
+                 paypal_payment("theopenhost", "PENDING-SAME-SUB", sub, later, status="pending"),
+                 paypal_payment("theopenhost", "CAPTURE-SAME-SUB", sub, later, kind="capture"),
+                 paypal_payment("theopenhost", "SALE-OTHER-SUB", "I-ANOTHER-SUBSCRIPTION", later),
+                 paypal_payment("digitalcare", "SALE-OTHER-MERCHANT", sub, later))
     deliver(client, samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2))
     run_worker(container)
     with container.sessions() as s:

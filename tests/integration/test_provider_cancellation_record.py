@@ -10,6 +10,7 @@ cannot decide, and that a stale report about a subscription still active decides
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,23 +46,19 @@ def _paid_subscription(client: FlaskClient, container: Container, key: str,
     return scenario
 
 
-def _deleted_event_id(container: Container) -> int:
-    """The deletion's inbox id, stored from the intake and not applied yet."""
-    settle(container)
-    with container.sessions() as s:
-        row = s.scalars(select(InboxEvent).where(
-            InboxEvent.event_type == "customer.subscription.deleted")).one()
-    return row.id
-
-
 def _cancel_in_stripe(client: FlaskClient, container: Container, scenario: samples.Scenario,
-                      at: datetime, now: datetime) -> int:
-    """Stripe reports the subscription cancelled at ``at``; the worker applies it at ``now``.
-    Returns the event's inbox id."""
+                      at: datetime, now: datetime,
+                      edit: Callable[[dict[str, Any]], dict[str, Any]] = lambda event: event,
+                      **fields: Any) -> int:
+    """Stripe reports the subscription cancelled at ``at`` (the event passed through ``edit``,
+    ``fields`` set on it); the worker applies it at ``now``. Returns the event's inbox id."""
     stamp = int(at.timestamp())
-    _post(client, samples.stripe_event("customer.subscription.deleted", scenario,
-                                       canceled_at=stamp, ended_at=stamp))
-    inbox_id = _deleted_event_id(container)
+    _post(client, edit(samples.stripe_event("customer.subscription.deleted", scenario,
+                                            canceled_at=stamp, ended_at=stamp, **fields)))
+    settle(container)  # stored from the intake, not applied yet
+    with container.sessions() as s:
+        inbox_id = s.scalars(select(InboxEvent.id).where(
+            InboxEvent.event_type == "customer.subscription.deleted")).one()
     process_batch(container, [inbox_id], now=now)
     return inbox_id
 
@@ -151,11 +148,8 @@ def test_a_late_cancellation_with_nothing_owed_is_confirmed_without_review(clien
     scenario = samples.Scenario(key="record-free", amount=5000, period_start=OCTOBER)
     _post(client, _free(samples.stripe_event("customer.subscription.created", scenario)))
     run_worker(container)
-    stamp = int(datetime(2026, 10, 26, 12, tzinfo=UTC).timestamp())
-    _post(client, _free(samples.stripe_event("customer.subscription.deleted", scenario,
-                                             canceled_at=stamp, ended_at=stamp)))
-    process_batch(container, [_deleted_event_id(container)],
-                  now=datetime(2026, 10, 26, 13, tzinfo=UTC))
+    _cancel_in_stripe(client, container, scenario, datetime(2026, 10, 26, 12, tzinfo=UTC),
+                      datetime(2026, 10, 26, 13, tzinfo=UTC), edit=_free)
     with container.sessions() as s:
         decision = s.scalars(select(Decision)).one()
         notice = s.scalars(select(Notice)).one()
@@ -199,12 +193,8 @@ def test_a_stale_cancellation_of_a_subscription_still_active_decides_nothing(cli
     """A deletion older than the subscription the ledger holds leaves it active: there is no
     cancellation to decide or confirm."""
     scenario = _paid_subscription(client, container, "record-stale")
-    stamp = int(datetime(2026, 10, 5, tzinfo=UTC).timestamp())
-    _post(client, samples.stripe_event("customer.subscription.deleted", scenario,
-                                       created=OCTOBER - 3600, canceled_at=stamp,
-                                       ended_at=stamp))
-    inbox_id = _deleted_event_id(container)
-    process_batch(container, [inbox_id], now=datetime(2026, 10, 5, 1, tzinfo=UTC))
+    inbox_id = _cancel_in_stripe(client, container, scenario, datetime(2026, 10, 5, tzinfo=UTC),
+                                 datetime(2026, 10, 5, 1, tzinfo=UTC), created=OCTOBER - 3600)
     with container.sessions() as s:
         event = s.get(InboxEvent, inbox_id)
         assert event is not None and event.status == InboxStatus.PROCESSED

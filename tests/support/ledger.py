@@ -69,3 +69,13 @@ def provider_refund(action_id: str, status: str, *, merchant: str, at: datetime)
                   version_at=at, version_rank=0, version_event=f"evt_{action_id}",
                   livemode=False, payment_ref="PAY-1", status=status, amount=100,
                   currency="USD", refunded_at=at, action_id=action_id)
+
+
+def paypal_payment(merchant: str, provider_id: str, subscription_ref: str, paid_at: datetime, *,
+                   kind: str = "sale", status: str = "completed", amount: int = 2000) -> Payment:
+    """A PayPal payment of ``subscription_ref`` in USD, written as if its event had been
+    applied at ``paid_at``."""
+    return Payment(merchant=merchant, provider="paypal", provider_id=provider_id,
+                   version_at=paid_at, version_event=f"evt_{provider_id}", kind=kind,
+                   status=status, amount=amount, currency="USD",
+                   subscription_ref=subscription_ref, paid_at=paid_at)
