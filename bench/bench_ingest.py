@@ -162,6 +162,10 @@ def measure(seconds: float, workdir: Path, database_url: str, redis_url: str | N
     finally:
         benchlib.stop(proc)
         benchlib.stop(floor_proc)
+    # A worker gunicorn killed for missing its 30-second heartbeat dropped its requests midway
+    # (the load generator resends them): the only way a delivery appended to its stream can be
+    # left with no drain job before its flag expires.
+    timeouts = (workdir / "web.log").read_text(errors="replace").count("WORKER TIMEOUT")
     middle = sorted(rounds, key=lambda r: r[1].throughput / max(r[0].throughput, 1e-9))
     median_round = middle[len(middle) // 2]  # the round whose ratio is the median
     floor_full, full = median_round
@@ -185,7 +189,8 @@ def measure(seconds: float, workdir: Path, database_url: str, redis_url: str | N
                     "reconnects": sum(g.reconnects for _, g in rounds) + half.reconnects
                     + own_half.reconnects,
                     "own_half_rate": own_rate, "own_half_p50_ms": own_half.percentile(50),
-                    "own_half_p99_ms": own_half.percentile(99), **verify(env, acked)},
+                    "own_half_p99_ms": own_half.percentile(99), "worker_timeouts": timeouts,
+                    **verify(env, acked)},
     }
 
 
@@ -272,7 +277,8 @@ def report(r: dict[str, Any]) -> str:
         f"{g['streamed']:,}, missing from the inbox {g['missing_from_inbox']}, waiting with no "
         f"drain scheduled {g['not_enqueued']}, "
         f"drain jobs queued {g['drain_jobs_queued']}; statuses {g['statuses']}; connections "
-        f"closed under a request (resent) {g['reconnects']}",
+        f"closed under a request (resent) {g['reconnects']}; web workers killed for a missed "
+        f"heartbeat {g.get('worker_timeouts', 0)}",
         "  memory (MB, current/peak): " + ", ".join(
             f"{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in g["memory_mb"].items()),
     ])

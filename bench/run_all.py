@@ -214,8 +214,13 @@ def _backend_rows(run: dict[str, Any]) -> list[str]:
         g, f = ingest["gateway"], ingest["floor"]
         where = ("in its Redis stream, fsync'd, its drain scheduled" if g.get("inbox") == "redis"
                  else "committed to the inbox table and enqueued")
-        durable = f"every acknowledged event {where}" if g["durable_and_enqueued"] \
-            else "**acknowledged events missing**"
+        if g["durable_and_enqueued"]:
+            durable = f"every acknowledged event {where}"
+        elif g["missing_from_inbox"]:
+            durable = f"**{g['missing_from_inbox']:,} acknowledged events missing**"
+        else:  # stored, but a drain flag expired with no job behind it: the sweeper's case
+            durable = (f"every acknowledged event stored; **{g['not_enqueued']} with no drain "
+                       "scheduled** (the sweeper's to find)")
         rows.append(f"| ingest, {label} | {g['throughput']:,.0f} events/s ({durable}) | "
                     f"{f['throughput']:,.0f} req/s (bare Flask, same gunicorn) | "
                     f"{ingest['ratio']:.0%} | >= 60% | {_met(ingest['throughput_met'])} |")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import admin, console, health, metrics, webhooks
-from gateway.responses import error
+from gateway.responses import http_error_body
 from service.bootstrap import Container, build
 from service.config import Settings
 from service.logs import start_request
@@ -21,12 +21,12 @@ def create_app(config: Settings | None = None, container: Container | None = Non
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's, not the base
     app.extensions["gateway"] = container
     app.register_blueprint(health.bp)
-    app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(console.bp)
     app.before_request(start_request)  # log lines name the merchant a view binds, no other
     app.register_error_handler(HTTPException, _http_error)
+    webhooks.install(container, app)  # inside the proxy fix below: it sees the client's address
     if container.settings.trusted_proxies:  # the client address is the one they saw
         hops = container.settings.trusted_proxies
         # Flask's documented way to add WSGI middleware: wrap its wsgi_app.
@@ -35,5 +35,4 @@ def create_app(config: Settings | None = None, container: Container | None = Non
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
-    code = (exc.name or "error").lower().replace(" ", "_")
-    return error(exc.code or 500, code, exc.description or exc.name)
+    return jsonify(http_error_body(exc)), exc.code or 500

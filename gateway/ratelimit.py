@@ -23,11 +23,8 @@ import ipaddress
 import logging
 import time
 
-from flask import Response
 from redis import Redis
 from redis.exceptions import RedisError
-
-from gateway.responses import error
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +105,6 @@ class FailureLimiter:
         if not self._down:
             log.warning("signature failure limit not enforced: Redis is unavailable")
         self._down = True
-
-
-def too_many_failures(retry_after: int) -> tuple[Response, int]:
-    """429 with Retry-After, in the web tier's one error shape."""
-    response, status = error(429, "too_many_failures",
-                             "too many failed signature checks from this address; "
-                             f"retry after {retry_after} seconds")
-    response.headers["Retry-After"] = str(retry_after)
-    return response, status
 
 
 def _key(source: str, merchant: str) -> str:
