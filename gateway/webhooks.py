@@ -11,8 +11,10 @@ everything else goes on to Flask. Flask's request cycle (its request context, ro
 response object) cost about 40% of a delivery's CPU in the web process, for nothing the webhook
 path uses. What Flask did for this route is done here, in the same shapes: the body limit (413),
 the one error shape, 405 for another method, the log context cleared at the start, an
-unexpected error answered 500 and logged. Flask's URL map still holds the route (``ROUTE``), so
-the routing table and the OpenAPI document name it like any other.
+unexpected error answered 500 and logged (or raised, where Flask would propagate it). The path
+is read as werkzeug's router reads it (UTF-8, leading slashes collapsed), so this callable takes
+exactly the requests Flask's rule would match (a property test holds the two together); Flask's
+URL map still holds the rule (``ROUTE``), so the routing table and the OpenAPI document name it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
@@ -44,7 +46,7 @@ from service.logs import bind, start_request
 from workers.dispatch import partition_of
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
     from flask import Flask
 
 log = logging.getLogger(__name__)
@@ -79,35 +81,56 @@ def _error(status: int, code: str, message: str) -> Answer:
 
 
 class Webhooks:
-    """The WSGI application in front of ``app``: webhook paths here, everything else to it."""
+    """The WSGI application in front of Flask's: webhook paths here, everything else to it."""
 
-    def __init__(self, container: Container, app: WSGIApplication) -> None:
+    def __init__(self, container: Container, flask_app: Flask) -> None:
         self.container = container
-        self.app = app
+        self.flask_app = flask_app
+        self.app = flask_app.wsgi_app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
                  ) -> Iterable[bytes]:
-        path = _PATH.match(environ.get("PATH_INFO", ""))
-        if path is None:
+        route = route_of(environ.get("PATH_INFO", ""))
+        if route is None:
             return self.app(environ, start_response)
         start_request()
         try:
-            if environ.get("REQUEST_METHOD") != "POST":
+            if environ.get("REQUEST_METHOD", "").upper() != "POST":
                 answer = Answer(405, http_error_body(MethodNotAllowed()), (("Allow", "POST"),))
             else:
-                answer = receive(self.container, environ, path[1], path[2])
+                answer = receive(self.container, environ, *route)
         except HTTPException as exc:  # the body limit (413), a client gone mid-body (400)
             answer = Answer(exc.code or 400, http_error_body(exc))
         except Exception:
-            log.exception("webhook failed")
-            answer = _error(500, "internal_server_error", "the delivery could not be handled")
+            if _propagates(self.flask_app):
+                raise
+            log.exception("Exception on %s [%s]", environ.get("PATH_INFO"),
+                          environ.get("REQUEST_METHOD"))
+            answer = Answer(500, http_error_body(InternalServerError()))
         return _send(answer, start_response)
+
+
+def route_of(path_info: str) -> tuple[str, str] | None:
+    """The merchant and provider a WSGI ``PATH_INFO`` names, read as werkzeug's router reads
+    it (the WSGI string decoded as UTF-8, leading slashes collapsed), or None when it is not a
+    webhook path."""
+    path = "/" + path_info.encode("latin-1").decode("utf-8", "replace").lstrip("/")
+    found = _PATH.match(path)
+    return (found[1], found[2]) if found else None
+
+
+def _propagates(app: Flask) -> bool:
+    """Whether Flask would raise an unexpected error rather than answer 500 (its
+    PROPAGATE_EXCEPTIONS, which defaults to testing or debug mode)."""
+    configured = app.config["PROPAGATE_EXCEPTIONS"]
+    return bool(app.testing or app.debug) if configured is None else bool(configured)
 
 
 def _send(answer: Answer, start_response: StartResponse) -> list[bytes]:
     """``answer`` as Flask's ``jsonify`` writes it (compact, a newline at the end)."""
     data = json.dumps(answer.body, separators=(",", ":")).encode() + b"\n"
-    start_response(f"{answer.status} {HTTP_STATUS_CODES.get(answer.status, 'Unknown')}",
+    reason = HTTP_STATUS_CODES.get(answer.status, "unknown").upper()  # as werkzeug's Response
+    start_response(f"{answer.status} {reason}",
                    [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
                     *answer.headers])
     return [data]
@@ -230,5 +253,5 @@ def _enqueue(container: Container, stored: Stored, event_id: str) -> None:
 def install(container: Container, app: Flask) -> None:
     """Serve the webhook route in front of the Flask ``app``, with the rule in its URL map."""
     app.add_url_rule(ROUTE, ENDPOINT, methods=["POST"], provide_automatic_options=False)
-    app.wsgi_app = Webhooks(container, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = Webhooks(container, app)  # type: ignore[method-assign]
 

@@ -6,13 +6,27 @@ proxies is counted by the address the proxy saw."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import logging
+from pathlib import Path
 
+import pytest
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.exceptions import InternalServerError, MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
+
+from gateway import webhooks
 from gateway.app import create_app
+from gateway.responses import http_error_body
 from sandbox import samples
+from service.bootstrap import Container
 from service.logs import bind, current_context
+from tests.conftest import make_settings
 from tests.security.fuzz import world
 from tests.support import stripe as sig
+from tests.support.paypal import shared_signer
 
 
 def _event(key: str = "route"):
@@ -90,3 +104,82 @@ def test_the_failure_limit_counts_the_address_the_trusted_proxy_saw(container, d
     other = client.post("/webhooks/theopenhost/stripe", data=raw,
                         headers={**forged, "X-Forwarded-For": "198.51.100.9"})
     assert other.status_code == 400
+
+
+def test_leading_slashes_reach_the_route_as_in_flask(client, container):
+    """werkzeug's router collapses leading slashes (a provider URL built from a base ending in
+    "/"): such a delivery is served, not handed to Flask's rule."""
+    event = _event("slashes")
+    raw = sig.body_of(event)
+    resp = client.post("/webhooks/theopenhost/stripe", data=raw,
+                       headers={"Stripe-Signature": sig.signature(raw)},
+                       environ_overrides={"PATH_INFO": "//webhooks/theopenhost/stripe"})
+    assert resp.status_code == 200, resp.get_data()
+    assert resp.json["event_id"] == event["id"]
+
+
+def test_a_merchant_name_is_read_as_utf_8(client):
+    resp = client.post("/webhooks/caf%C3%A9/stripe", data=b"{}")
+    assert resp.status_code == 404
+    assert resp.json["error"]["message"] == "no merchant named 'café'"
+
+
+def test_a_fault_of_ours_is_a_logged_500_or_raised_where_flask_would(
+        tmp_path, database_url, redis_url, container, caplog):
+    """A PayPal CA file that went missing after start-up: the delivery cannot be verified for a
+    reason that is not the sender's. Answered as Flask answers an unhandled error (500, its
+    message, logged), and raised instead when the app propagates errors (testing mode)."""
+    broken = Container(make_settings(tmp_path, database_url, redis_url,
+                                     Path("/nonexistent/ca.pem")))
+    try:
+        _fault_answers(create_app(container=broken), caplog)
+    finally:
+        broken.close()
+
+
+def _fault_answers(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    event = samples.paypal_event("PAYMENT.SALE.COMPLETED", samples.Scenario(key="fault"))
+    raw = json.dumps(event).encode()
+    headers = shared_signer().headers(raw, "WH-THEOPENHOST-SANDBOX-003")
+    with caplog.at_level(logging.ERROR, logger="gateway.webhooks"):
+        resp = app.test_client().post("/webhooks/theopenhost/paypal", data=raw, headers=headers)
+    assert resp.status_code == 500
+    assert resp.get_json() == http_error_body(InternalServerError())
+    assert any(r.message == "Exception on /webhooks/theopenhost/paypal [POST]" and r.exc_info
+               for r in caplog.records)
+    app.testing = True
+    with pytest.raises(FileNotFoundError):
+        app.test_client().post("/webhooks/theopenhost/paypal", data=raw, headers=headers)
+
+
+_SEGMENT = st.sampled_from(["theopenhost", "stripe", "paypal", "café", "a b", "..", ".", "",
+                            "%41", "\n", "x/y", "é\x00"]) | st.text(max_size=4)
+
+
+# The app only lends its URL map, which no example changes.
+@settings(max_examples=500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lead=st.sampled_from(["/", "//", "///", ""]),
+       word=st.sampled_from(["webhooks", "webhook", "Webhooks", "webhooks/"]),
+       merchant=_SEGMENT, sep=st.sampled_from(["/", "//"]), provider=_SEGMENT,
+       tail=st.sampled_from(["", "/", "/extra", "\n", "//"]),
+       junk=st.none() | st.binary(min_size=1, max_size=4))
+def test_the_route_takes_exactly_the_paths_flasks_rule_matches(
+        app, lead, word, merchant, sep, provider, tail, junk):
+    """For any path a server may hand over (a WSGI string: the request's bytes as latin-1),
+    gateway.webhooks serves it if and only if Flask's URL map sends it to the webhook rule,
+    with the same merchant and provider: no webhook request falls through to Flask, none of
+    Flask's is taken."""
+    path = f"{lead}{word}/{merchant}{sep}{provider}{tail}".encode() + (junk or b"")
+    wsgi_path = path.decode("latin-1")
+    adapter = app.url_map.bind_to_environ({
+        "PATH_INFO": wsgi_path, "SCRIPT_NAME": "", "REQUEST_METHOD": "POST",
+        "SERVER_NAME": "localhost", "SERVER_PORT": "80", "HTTP_HOST": "localhost",
+        "wsgi.url_scheme": "http"})
+    try:
+        endpoint, args = adapter.match(method="POST")
+    except (NotFound, MethodNotAllowed, RequestRedirect):
+        endpoint, args = None, {}
+    flask_route = ((args["merchant_name"], args["provider"])
+                   if endpoint == webhooks.ENDPOINT else None)
+    assert webhooks.route_of(wsgi_path) == flask_route
