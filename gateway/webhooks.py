@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    RequestEntityTooLarge,
+)
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
@@ -153,7 +158,7 @@ def receive(container: Container, environ: WSGIEnvironment, merchant_name: str, 
                                       "too many failed signature checks from this address; "
                                       f"retry after {wait} seconds"),
                       (("Retry-After", str(wait)),))
-    raw = get_input_stream(environ, max_content_length=container.settings.body_limit).read()
+    raw = _body(environ, container.settings.body_limit)
     headers = EnvironHeaders(environ)
     try:
         envelope, livemode = _verify(container, merchant, Provider(provider), headers, raw)
@@ -170,6 +175,17 @@ def receive(container: Container, environ: WSGIEnvironment, merchant_name: str, 
         log.info("webhook rejected merchant=%s provider=%s reason=%s", merchant.name, provider,
                  exc.code)
         return _error(status, exc.code, exc.message)
+
+
+def _body(environ: WSGIEnvironment, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes: 413 for a longer one. werkzeug refuses a
+    Content-Length over the limit; a body with none (chunked, where the server ends the stream)
+    is read up to the limit, and one that goes on past it is refused too, not cut short."""
+    raw = get_input_stream(environ, max_content_length=limit).read()
+    if len(raw) >= limit and environ.get("wsgi.input_terminated") \
+            and environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return raw
 
 
 def _verify(container: Container, merchant: Merchant, provider: Provider,

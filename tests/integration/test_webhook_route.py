@@ -6,9 +6,11 @@ proxies is counted by the address the proxy saw."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -16,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.exceptions import InternalServerError, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from gateway import webhooks
 from gateway.app import create_app
@@ -183,3 +186,39 @@ def test_the_route_takes_exactly_the_paths_flasks_rule_matches(
     flask_route = ((args["merchant_name"], args["provider"])
                    if endpoint == webhooks.ENDPOINT else None)
     assert webhooks.route_of(wsgi_path) == flask_route
+
+
+def _chunked(app: Flask, raw: bytes) -> tuple[int, Any]:
+    """POST ``raw`` as a server hands over a chunked body: no Content-Length, and the stream
+    ended by the server (``wsgi.input_terminated``), as gunicorn does."""
+    environ = EnvironBuilder(method="POST", path="/webhooks/theopenhost/stripe",
+                             headers=[("Stripe-Signature", sig.signature(raw)),
+                                      ("Content-Type", "application/json")]).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input": io.BytesIO(raw), "wsgi.input_terminated": True})
+    body, status, _ = run_wsgi_app(app, environ, buffered=True)
+    return int(status.split()[0]), json.loads(b"".join(body))
+
+
+def _padded(size: int) -> bytes:
+    """A signed-to-be Stripe event of exactly ``size`` bytes."""
+    event = _event(f"size{size}")
+    event["data"]["object"]["metadata"] = {"pad": ""}
+    base = len(json.dumps(event).encode())
+    event["data"]["object"]["metadata"]["pad"] = "x" * (size - base)
+    raw = json.dumps(event).encode()
+    assert len(raw) == size
+    return raw
+
+
+def test_a_chunked_body_past_the_limit_is_413_not_cut_short(app, container):
+    """Without a Content-Length the body is read up to the limit; one that goes on is refused
+    as too large, rather than verified short (a bad signature, counted against the sender)."""
+    limit = container.settings.body_limit
+    before = world(container)
+    status, answer = _chunked(app, _padded(limit + 1))
+    assert status == 413
+    assert answer["error"]["code"] == "request_entity_too_large"
+    assert world(container) == before
+    status, answer = _chunked(app, _padded(limit))
+    assert (status, answer["duplicate"]) == (200, False)
