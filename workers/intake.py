@@ -139,6 +139,35 @@ redis.call('DEL', KEYS[1])
 return 0
 """
 
+# KEYS: the partitions' streams. ARGV: the group, idle milliseconds. Removes the group's
+# consumers that hold no entry and have done nothing for longer than ARGV[2] (a drain process
+# that has stopped: each process reads under a name of its own, so they would pile up); answers
+# how many. In one script, so that a consumer cannot read an entry between the look and the
+# removal: removing one that holds entries would drop them from the group's pending list, and
+# nothing would claim them again. A live drain removed while it holds nothing reads again under
+# the same name, which makes it anew.
+_PRUNE = """
+local gone = 0
+for _, stream in ipairs(KEYS) do
+  local consumers = redis.pcall('XINFO', 'CONSUMERS', stream, ARGV[1])
+  if type(consumers) == 'table' and not consumers.err then
+    for _, consumer in ipairs(consumers) do
+      local name, pending, idle = nil, nil, nil
+      for i = 1, #consumer, 2 do
+        if consumer[i] == 'name' then name = consumer[i + 1] end
+        if consumer[i] == 'pending' then pending = consumer[i + 1] end
+        if consumer[i] == 'idle' then idle = consumer[i + 1] end
+      end
+      if pending == 0 and idle > tonumber(ARGV[2]) then
+        redis.call('XGROUP', 'DELCONSUMER', stream, ARGV[1], name)
+        gone = gone + 1
+      end
+    end
+  end
+end
+return gone
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Appended:
@@ -164,6 +193,7 @@ class Intake:
         self._release = redis.register_script(_RELEASE)
         self._lease = redis.register_script(_LEASE)
         self._extend = redis.register_script(_EXTEND)
+        self._prune = redis.register_script(_PRUNE)
         self._groups: set[int] = set()
         self.consumer = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -285,6 +315,13 @@ class Intake:
         answer = self._release(keys=[flag_key(partition), list_key(partition),
                                      stream_key(partition)], args=[GROUP, token])
         return int(answer) != 1
+
+    def prune(self, partitions: int) -> int:
+        """Remove the consumers of stopped drains: those of the partitions' groups that hold
+        no entry and have been idle for longer than a drain may hold its partition (the idle
+        time after which their entries would be claimed too); returns how many went."""
+        keys = [stream_key(p) for p in range(partitions)]
+        return int(self._prune(keys=keys, args=[GROUP, self.flag_seconds * 1000]))
 
     def waiting(self, partition: int) -> bool:
         """Whether the partition's stream holds entries, read or not (the sweeper's test)."""

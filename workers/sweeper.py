@@ -2,7 +2,8 @@
 
 Hands out again every event that was stored but not processed in time (Redis was down after
 the commit, a worker was killed holding a batch) and every retry that has come due, and kicks
-partitions whose lists hold ids with no drain scheduled.
+partitions whose lists hold ids with no drain scheduled. With the Redis inbox it also removes
+the stream consumers of drain processes that have stopped (``Intake.prune``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def sweep(container: Container, now: datetime | None = None) -> int:
     _hand_out(container, rows)
     for partition in range(container.settings.partitions):
         container.dispatcher.kick(partition)
+    if container.settings.inbox == "redis":
+        container.intake.prune(container.settings.partitions)
     with container.sessions() as session:
         actions = due_actions(session, now, after)
         requests = list(session.scalars(select(SupportRequest.id).where(

@@ -461,3 +461,48 @@ def test_a_long_drain_hands_its_partition_to_a_fresh_job(container):
     assert container.intake.lease(5, "fresh")
     assert container.intake.hand_over(5, "long") is False
     assert container.redis.get(flag_key(5)) == b"draining:fresh"
+
+
+def test_the_sweeper_removes_the_consumers_of_stopped_drains(other_container, database_url,
+                                                            redis_url):
+    """Each drain process reads under a name of its own; one that has stopped leaves its name
+    in the group. The sweeper removes a name idle for longer than a lock period once it holds
+    no entry; a name still holding entries is kept (they must stay claimable), and so is one
+    used within the lock period."""
+    from service.bootstrap import install
+    from tests.conftest import _clean
+    from workers.sweeper import sweep
+
+    c = install(other_container(database_url, redis_url, drain_lock_seconds=1))
+    _clean(c)
+    theopenhost = c.settings.merchant("theopenhost")
+    assert theopenhost is not None
+
+    def append(key: str) -> None:
+        event = _event(key)
+        c.intake.append(new_event_row(
+            merchant=theopenhost, provider="stripe", envelope=_envelope(event), livemode=False,
+            raw=sig.body_of(event), headers={}, partition=0))
+
+    def read(name: str) -> list[Any]:  # new entries only (a drain's claim would take others)
+        answer: Any = c.redis.xreadgroup(GROUP, name, {stream_key(0): ">"}, count=1)
+        return [entry for _, entries in answer for entry in entries]
+
+    append("ri-prune-done")
+    c.redis.xgroup_create(stream_key(0), GROUP, id="0")  # as a drain's first read makes it
+    (done,) = read("stopped:1")
+    c.intake.done(0, [done[0]])  # stored and acknowledged: stopped:1 holds nothing
+    append("ri-prune-held")
+    assert len(read("stopped:2")) == 1  # read, never stored: stopped:2 holds it
+    time.sleep(1.1)
+    append("ri-prune-live")
+    (live,) = read("live:3")  # a drain at work: it read just now
+    c.intake.done(0, [live[0]])
+    sweep(c)
+    left = {_text(x["name"]): x["pending"]
+            for x in c.redis.xinfo_consumers(stream_key(0), GROUP)}
+    assert left == {"stopped:2": 1, "live:3": 0}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
