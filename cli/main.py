@@ -92,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inbox", help="counts by status, and the failed events with their errors")
     p.add_argument("--status", default="dead", type=_inbox_status,
                    help="list events in this status: pending, processed, ignored, retry or "
-                        "dead (default: dead)")
+                        "dead (default: dead), or the deliveries the inbox table refused "
+                        "(refused, with the Redis inbox)")
     p.add_argument("--limit", type=_positive, default=20,
                    help="list at most this many events (default: 20)")
     p.set_defaults(func=cmd_inbox)
@@ -236,13 +237,18 @@ def _ledger(settings: Settings | None = None) -> Iterator[Container]:
         container.close()
 
 
+REFUSED = "refused"  # `gateway inbox --status refused`: the Redis inbox's refused stream
+
+
 def _inbox_status(value: str) -> str:
     from ledger.models import InboxStatus
 
+    if value == REFUSED:
+        return value
     try:
         return InboxStatus(value).value
     except ValueError:
-        known = ", ".join(s.value for s in InboxStatus)
+        known = ", ".join([*(s.value for s in InboxStatus), REFUSED])
         raise argparse.ArgumentTypeError(f"{value!r} is not an inbox status ({known})") from None
 
 
@@ -483,6 +489,18 @@ def cmd_inbox(args: argparse.Namespace) -> int:
              .order_by(InboxEvent.id).limit(args.limit))
     with _ledger() as container, container.sessions() as session:
         print(json.dumps(counts_by_status(container.engine), sort_keys=True))
+        if container.settings.inbox == "redis":
+            refused, rows = container.intake.refused(args.limit)
+            print(json.dumps({"in_redis_streams": container.intake.in_streams(
+                container.settings.partitions), "refused": refused}, sort_keys=True))
+            if args.status == REFUSED:
+                for r in rows:
+                    print(f"{r['entry_id']}\t{r['merchant']}\t{r['provider']}\t{r['event_id']}\t"
+                          f"{r['event_type']}\t{r['reason']}")
+        elif args.status == REFUSED:
+            raise CliError("inbox: --status refused lists the Redis inbox's refused "
+                           "deliveries; this gateway stores deliveries in the inbox table "
+                           "(GATEWAY_INBOX=database)")
         for row in session.scalars(query):
             print(f"{row.id}\t{row.merchant}\t{row.provider}\t{row.event_id}\t{row.event_type}\t"
                   f"attempts={row.attempts}\t{row.last_error or row.status_reason or ''}")

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -322,6 +322,28 @@ class Intake:
         time after which their entries would be claimed too); returns how many went."""
         keys = [stream_key(p) for p in range(partitions)]
         return int(self._prune(keys=keys, args=[GROUP, self.flag_seconds * 1000]))
+
+    def in_streams(self, partitions: int) -> int:
+        """How many deliveries wait in the partitions' streams (acknowledged, not yet stored
+        in the inbox table; a redelivery's short entry counts too)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for partition in range(partitions):
+            pipe.xlen(stream_key(partition))
+        return sum(pipe.execute())
+
+    def refused(self, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """How many entries the inbox table refused, and the first ``limit`` of them: each
+        entry's row (``decode``) with its ``reason`` and the ``entry_id`` it is kept under."""
+        total = self.redis.xlen(refused_key())
+        rows = []
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = cast(
+            Any, self.redis.xrange(refused_key(), count=limit))
+        for entry_id, fields in entries:
+            row = decode(fields)
+            row["reason"] = fields.get(b"reason", b"").decode(errors="replace")
+            row["entry_id"] = entry_id.decode()
+            rows.append(row)
+        return total, rows
 
     def waiting(self, partition: int) -> bool:
         """Whether the partition's stream holds entries, read or not (the sweeper's test)."""

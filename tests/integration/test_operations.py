@@ -91,3 +91,12 @@ def test_a_redis_outage_after_the_commit_leaves_the_orderly_ledger(client, conta
     drain_everything(container)
     with container.sessions() as s:
         assert snapshot(s) == orderly
+
+
+def test_refused_deliveries_are_the_redis_inboxs_to_list(container, monkeypatch, capsys):
+    """With the database inbox there is no refused stream: asking for it is a user error that
+    says why, not an empty list."""
+    _use_container_env(monkeypatch, container)
+    monkeypatch.setenv("GATEWAY_INBOX", "database")
+    assert main(["inbox", "--status", "refused"]) == 2
+    assert "GATEWAY_INBOX=database" in capsys.readouterr().err

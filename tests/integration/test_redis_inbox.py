@@ -4,6 +4,7 @@ acknowledges the stream entry. Nothing acknowledged is lost, nothing is applied 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -168,16 +169,8 @@ def test_a_transmission_refused_by_the_table_is_kept_not_dropped(container, capl
     """After the dedupe window, the table's unique key is what refuses a reused transmission:
     the drain keeps that entry on the refused stream, stores the rest of its batch, and moves
     on."""
-    container.intake.append(_paypal_row(container, "ri-txt-1", "TX-2"))
-    settle(container)
-    for key in container.redis.scan_iter("gateway:*:*"):
-        if key.startswith((b"gateway:seen:", b"gateway:transmission:")):
-            container.redis.delete(key)
-    container.intake.append(_paypal_row(container, "ri-txt-2", "TX-2"))  # the forgery
-    container.intake.append(_paypal_row(container, "ri-txt-3", "TX-3"))  # an honest event
     caplog.set_level(logging.ERROR, logger="workers.intake")
-    moved = move(container.intake, container.engine, 0, container.intake.take(0))
-    assert len(moved) == 1
+    assert len(_reuse_a_transmission_after_the_window(container)) == 1
     stored = {r.event_id: r.transmission_id or "" for r in _rows(container)}
     assert sorted(stored.values()) == ["TX-2", "TX-3"]
     (refused,) = container.redis.xrange(refused_key())
@@ -185,6 +178,41 @@ def test_a_transmission_refused_by_the_table_is_kept_not_dropped(container, capl
     assert decode(refused[1])["transmission_id"] == "TX-2"
     assert container.redis.xlen(stream_key(0)) == 0
     assert any("refused by the inbox" in r.getMessage() for r in caplog.records)
+
+
+def _reuse_a_transmission_after_the_window(container: Container) -> list[int]:
+    """TX-2 stored; then, its dedupe keys gone, a forgery under TX-2 and an honest TX-3 in one
+    batch: the table refuses the forgery. Returns the inbox ids the batch stored."""
+    container.intake.append(_paypal_row(container, "ri-txt-1", "TX-2"))
+    settle(container)
+    for key in container.redis.scan_iter("gateway:*:*"):
+        if key.startswith((b"gateway:seen:", b"gateway:transmission:")):
+            container.redis.delete(key)
+    container.intake.append(_paypal_row(container, "ri-txt-2", "TX-2"))  # the forgery
+    container.intake.append(_paypal_row(container, "ri-txt-3", "TX-3"))  # an honest event
+    return move(container.intake, container.engine, 0, container.intake.take(0))
+
+
+def test_gateway_inbox_counts_the_streams_and_lists_the_refused(container, monkeypatch, capsys):
+    """`gateway inbox` says how many deliveries wait in Redis (acknowledged, not yet in the
+    table) and how many the table refused; `--status refused` lists those with the reason."""
+    from cli.main import run as main
+
+    _reuse_a_transmission_after_the_window(container)
+    container.intake.append(_paypal_row(container, "ri-txt-4", "TX-4"))  # not drained yet
+    s = container.settings
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(s.data_dir))
+    monkeypatch.setenv("DATABASE_URL", s.database_url)
+    monkeypatch.setenv("REDIS_URL", s.redis_url or "")
+    assert main(["inbox", "--status", "refused"]) == 0
+    counts, redis_line, refused, *rest = capsys.readouterr().out.splitlines()
+    assert json.loads(counts) == {"pending": 2}  # TX-2 and TX-3 stored, never applied here
+    assert json.loads(redis_line) == {"in_redis_streams": 1, "refused": 1}
+    forgery = _paypal_row(container, "ri-txt-2", "TX-2")
+    assert refused.split("\t")[1:5] == ["theopenhost", "paypal", forgery["event_id"],
+                                         "PAYMENT.SALE.COMPLETED"]
+    assert "already carried another event" in refused.split("\t")[5]
+    assert rest == []  # no dead event
 
 
 def test_an_append_while_the_partition_is_held_keeps_the_drain_going(container):
