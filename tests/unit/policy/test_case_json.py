@@ -82,3 +82,11 @@ def test_offsets_are_normalised_to_utc() -> None:
     data = valid()
     data["request"]["received_at"] = "2025-03-01T11:00:00+02:00"
     assert case_from_json(data).request.received_at == T0
+
+
+def test_an_error_about_the_whole_case_is_said_to_be_the_cases():
+    """With no field to name (the Case itself is wrong), the message names "(case)"."""
+    with pytest.raises(CaseError) as raised:
+        case_from_json([])  # type: ignore[arg-type]
+    assert str(raised.value) == "(case): a Case must be a JSON object, got list"
+    assert raised.value.field == ""

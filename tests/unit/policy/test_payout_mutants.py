@@ -35,3 +35,13 @@ def test_a_refund_beyond_the_remainder_is_held_citing_the_remainder_rule():
         (REMAINDER.citation, REMAINDER.text, False,
          "the policy grants 120.00 USD, but only 119.99 USD is left to refund of the payment; "
          "a person decides")]
+
+
+def test_nothing_left_to_refund_denies_citing_the_remainder_rule():
+    """Nothing left of the payment: the refund is denied, and the reason says what took it."""
+    decision = _decide(refundable={"amount": 0, "currency": "USD"})
+    assert decision.outcome.value == "deny" and decision.refund.amount == 0
+    assert _held_reason(decision) == [
+        (REMAINDER.citation, REMAINDER.text, False,
+         "the policy grants 120.00 USD, but nothing is left to refund of the payment "
+         "(refunded, in flight or pending already)")]
