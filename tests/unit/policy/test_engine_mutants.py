@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+import tomllib
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from importlib import resources
 
 import pytest
 
 from policy import EvaluationError, case_from_json, evaluate
+from policy.pack import Pack, parse_pack
 
-from .builders import NOW, T0, case, order, pack
+from .builders import NOW, T0, case, iso, money, order, pack
 
 
 class NoOffset(tzinfo):
@@ -56,3 +59,59 @@ def test_an_evaluation_time_that_is_not_timezone_aware_is_refused(now):
     """evaluate raises EvaluationError, saying what it needs, for a time that is not aware."""
     with pytest.raises(EvaluationError, match="now must be a timezone-aware datetime"):
         _decide(now)
+
+
+def _pack_without(name: str, *sections: str) -> Pack:
+    """The shipped pack ``name`` with these rule sections taken out."""
+    data = tomllib.loads(resources.files("policy").joinpath(f"packs/{name}.toml").read_text())
+    for section in sections:
+        del data[section]
+    return parse_pack(name, data)
+
+
+def _only_reason(decision) -> tuple[str, str, bool, str]:
+    (reason,) = decision.reasons
+    return (reason.clause, reason.text, reason.holds, reason.detail)
+
+
+def test_a_request_the_pack_has_no_rule_for_goes_to_a_person_saying_so():
+    """oneclick (000) has no overpayment rule: review, citing no clause, naming the kind."""
+    data = case("overpayment", T0, payment={"amount": money(500), "received_at": iso(T0),
+                                            "overpaid_amount": money(100)})
+    decision = evaluate(pack("oneclick"), case_from_json(data), NOW)
+    assert decision.outcome.value == "needs_review"
+    assert _only_reason(decision) == (
+        "000 (no clause)", "", False,
+        "pack oneclick has no rule for overpayment requests; a person decides")
+
+
+@pytest.mark.parametrize(("kind", "sections"), [
+    ("cancellation", ["cancellation"]),
+    ("refund", ["guarantee", "non_refundable"]),
+])
+def test_a_pack_without_the_rule_sends_the_request_to_a_person(kind, sections):
+    bare = _pack_without("theopenhost", *sections)
+    decision = evaluate(bare, case_from_json(case(kind, T0, order=order())), NOW)
+    assert decision.outcome.value == "needs_review"
+    assert _only_reason(decision) == (
+        "003 (no clause)", "", False,
+        f"pack theopenhost has no rule for {kind} requests; a person decides")
+
+
+def test_a_request_dated_after_the_evaluation_time_goes_to_a_person():
+    decision = evaluate(pack("theopenhost"),
+                        case_from_json(case("refund", NOW + timedelta(seconds=1), order=order())),
+                        NOW)
+    assert decision.outcome.value == "needs_review"
+    assert _only_reason(decision) == (
+        "003 (no clause)", "", False,
+        "the request is dated after the evaluation time; check the clocks")
+
+
+def test_the_decision_currency_is_the_orders_unless_an_overpayment_names_its_payment():
+    """A refund request decides in its order's currency even when the Case also carries a
+    payment in another one."""
+    data = case("refund", T0, order=order(amount=money(12000, "EUR")),
+                payment={"amount": money(500, "USD"), "received_at": iso(T0),
+                         "overpaid_amount": money(100, "USD")})
+    assert evaluate(pack("theopenhost"), case_from_json(data), NOW).currency == "EUR"

@@ -106,6 +106,8 @@ def test_calendar_days_does_not_depend_on_the_machines_zone(monkeypatch):
 @pytest.mark.parametrize(("delta", "text"), [
     (timedelta(days=3), "3d 00:00:00"),
     (timedelta(hours=5, minutes=6, seconds=7), "0d 05:06:07"),
+    (timedelta(hours=1), "0d 01:00:00"),
+    (timedelta(hours=23, minutes=59, seconds=59), "0d 23:59:59"),
     (-timedelta(seconds=1), "-0d 00:00:01"),
     (-timedelta(days=1, hours=2, minutes=3, seconds=4), "-1d 02:03:04"),
     (-timedelta(days=2), "-2d 00:00:00"),
