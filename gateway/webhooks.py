@@ -119,7 +119,9 @@ def route_of(path_info: str) -> tuple[str, str] | None:
     """The merchant and provider a WSGI ``PATH_INFO`` names, read as werkzeug's router reads
     it (the WSGI string decoded as UTF-8, leading slashes collapsed), or None when it is not a
     webhook path."""
-    path = "/" + path_info.encode("latin-1").decode("utf-8", "replace").lstrip("/")
+    # A server's PATH_INFO is latin-1 by the WSGI spec; "replace" keeps a stray other
+    # character from raising here, outside the route's error handling.
+    path = "/" + path_info.encode("latin-1", "replace").decode("utf-8", "replace").lstrip("/")
     found = _PATH.match(path)
     return (found[1], found[2]) if found else None
 

@@ -222,3 +222,13 @@ def test_a_chunked_body_past_the_limit_is_413_not_cut_short(app, container):
     assert world(container) == before
     status, answer = _chunked(app, _padded(limit))
     assert (status, answer["duplicate"]) == (200, False)
+
+
+def test_a_path_no_server_would_send_is_still_answered(app):
+    """A PATH_INFO with a character outside latin-1 (no WSGI server sends one) gets an answer
+    in the one error shape, not an unhandled error."""
+    environ = EnvironBuilder(method="POST", path="/webhooks/x/stripe").get_environ()
+    environ["PATH_INFO"] = "/webhooks/caf\u20ac/stripe"
+    body, status, _ = run_wsgi_app(app, environ, buffered=True)
+    assert status.startswith("404")
+    assert json.loads(b"".join(body))["error"]["code"] == "unknown_merchant"
