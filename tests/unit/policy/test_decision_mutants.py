@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from policy import Decision, LineItem, Outcome, Reason, explain
+from policy import Decision, LineItem, Outcome, Reason, decision_to_json, explain
 from policy.money import Money
 
 
@@ -64,3 +64,58 @@ def test_explain_leaves_out_zero_amounts_but_always_shows_the_refund():
         "Amounts: refund 0.00 USD",
         "Reasons:",
     ]
+
+
+def test_decision_json_writes_every_amount_date_line_item_flag_and_reason():
+    """decision_to_json: each field under its own key, amounts as {amount, currency}, dates in
+    ISO 8601 UTC, line items and reasons with every part, flags as a list."""
+    assert decision_to_json(decision()) == {
+        "pack": "theopenhost",
+        "request_kind": "refund",
+        "outcome": "partial_refund",
+        "decided_at": "2025-06-01T00:00:00Z",
+        "currency": "USD",
+        "amounts": {
+            "at_stake": {"amount": 12000, "currency": "USD"},
+            "refund": {"amount": 9000, "currency": "USD"},
+            "credit": {"amount": 500, "currency": "USD"},
+            "fee": {"amount": 1500, "currency": "USD"},
+            "charge": {"amount": 250, "currency": "USD"},
+            "retained": {"amount": 3000, "currency": "USD"},
+            "proposed_refund": {"amount": 9500, "currency": "USD"},
+        },
+        "line_items": [{"kind": "fee", "label": "setup fee",
+                        "amount": {"amount": 1500, "currency": "USD"}, "clause": "003 §1.1"}],
+        "dates": {
+            "effective_at": "2025-06-02T00:00:00Z",
+            "access_until": "2025-06-03T00:00:00Z",
+            "balance_due_by": "2025-06-04T00:00:00Z",
+            "notice_by": "2025-06-05T00:00:00Z",
+        },
+        "flags": ["manual", "vip"],
+        "reasons": [
+            {"clause": "003 §1.1", "holds": True, "detail": "day 3",
+             "text": "Refunds within 15 days."},
+            {"clause": "003 §1.2", "holds": False, "detail": "no invoice",
+             "text": "Details required."},
+        ],
+    }
+
+
+def test_decision_json_writes_absent_optional_amounts_and_dates_as_null():
+    """No amount at stake, no proposed refund and no dates: each is null, not left out."""
+    out = decision_to_json(decision(at_stake=None, proposed_refund=None, effective_at=None,
+                                    access_until=None, balance_due_by=None, notice_by=None,
+                                    line_items=(), flags=(), reasons=()))
+    assert out["amounts"]["at_stake"] is None
+    assert out["amounts"]["proposed_refund"] is None
+    assert out["dates"] == {"effective_at": None, "access_until": None,
+                            "balance_due_by": None, "notice_by": None}
+    assert (out["line_items"], out["flags"], out["reasons"]) == ([], [], [])
+
+
+def test_failed_lists_only_the_reasons_that_do_not_hold():
+    """Decision.failed: the reasons whose clause the case does not satisfy, in order."""
+    d = decision()
+    assert d.failed == (Reason("003 §1.2", "Details required.", False, "no invoice"),)
+    assert decision(reasons=d.reasons[:1]).failed == ()
