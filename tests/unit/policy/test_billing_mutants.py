@@ -249,3 +249,16 @@ def test_without_a_fee_on_credit_a_fresh_overpayment_still_pays_the_fee():
     d = evaluate(_bare_pack(), case_from_json(data), T0 + DAY)
     assert (d.outcome, d.refund, d.fee) == (
         Outcome.PARTIAL_REFUND, Money(950, "USD"), Money(50, "USD"))
+
+
+def test_a_late_fee_for_an_invoice_the_case_does_not_hold_goes_to_review_naming_it():
+    """The request names INV-404, the account holds no such invoice: a person decides, citing
+    the overdue clause and naming the missing invoice."""
+    data = case("overdue_invoice", T0, request_extra={"invoice_number": "INV-404"})
+    d = decide("theopenhost", data)
+    assert d.outcome is Outcome.NEEDS_REVIEW
+    (reason,) = d.reasons
+    assert not reason.holds
+    assert reason.clause == "003 §1.6"  # the late-fee clause: an invoice not paid when due
+    assert reason.detail == ("the case does not give account.invoices[number=INV-404], which "
+                             "this clause needs")
