@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from cli.main import run as main
 from ledger.models import InboxEvent, InboxStatus
 from sandbox import samples
-from service.bootstrap import Container
+from tests.support.cli import use_container_env
 from tests.support.delivery import dead_event, deliver, drain_everything, run_worker
 from tests.support.ledger import snapshot
 
@@ -36,7 +35,7 @@ def test_replay_failed_hands_dead_letters_back_to_the_workers(client, container,
                                                               capsys):
     """`gateway replay --failed` puts dead events back to pending and enqueues them."""
     row = dead_event(client, container)
-    _use_container_env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     assert main(["replay", "--failed"]) == 0
     assert "re-enqueued 1 event" in capsys.readouterr().out
     with container.sessions() as s:
@@ -49,19 +48,12 @@ def test_replay_failed_hands_dead_letters_back_to_the_workers(client, container,
 def test_replay_by_event_id_and_the_inbox_listing(client, container, monkeypatch, capsys):
     """`gateway inbox` lists a dead event with its error; `gateway replay ID` re-enqueues it."""
     row = dead_event(client, container)
-    _use_container_env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     assert main(["inbox", "--status", "dead"]) == 0
     listing = capsys.readouterr().out
     assert row.event_id in listing and "has no amount" in listing
     assert main(["replay", row.event_id]) == 0
     assert main(["replay", "WH-NOT-A-KNOWN-EVENT"]) == 2  # an unknown id is a user error
-
-
-def _use_container_env(monkeypatch: pytest.MonkeyPatch, container: Container) -> None:
-    s = container.settings
-    monkeypatch.setenv("GATEWAY_DATA_DIR", str(s.data_dir))
-    monkeypatch.setenv("DATABASE_URL", s.database_url)
-    monkeypatch.setenv("REDIS_URL", s.redis_url or "")
 
 
 def test_a_redis_outage_after_the_commit_leaves_the_orderly_ledger(client, container,
@@ -96,7 +88,7 @@ def test_a_redis_outage_after_the_commit_leaves_the_orderly_ledger(client, conta
 def test_refused_deliveries_are_the_redis_inboxs_to_list(container, monkeypatch, capsys):
     """With the database inbox there is no refused stream: asking for it is a user error that
     says why, not an empty list."""
-    _use_container_env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     monkeypatch.setenv("GATEWAY_INBOX", "database")
     assert main(["inbox", "--status", "refused"]) == 2
     assert "GATEWAY_INBOX=database" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from service.bootstrap import Container
 from service.config import Mode
 from service.errors import ConfigError, TransmissionReused
 from tests.support import stripe as sig
+from tests.support.cli import use_container_env
 from tests.support.delivery import deliver, drain_everything, run_worker, settle
 from tests.support.outages import RedisServer
 from tests.support.paypal import shared_signer
@@ -200,10 +201,7 @@ def test_gateway_inbox_counts_the_streams_and_lists_the_refused(container, monke
 
     _reuse_a_transmission_after_the_window(container)
     container.intake.append(_paypal_row(container, "ri-txt-4", "TX-4"))  # not drained yet
-    s = container.settings
-    monkeypatch.setenv("GATEWAY_DATA_DIR", str(s.data_dir))
-    monkeypatch.setenv("DATABASE_URL", s.database_url)
-    monkeypatch.setenv("REDIS_URL", s.redis_url or "")
+    use_container_env(monkeypatch, container)
     assert main(["inbox", "--status", "refused"]) == 0
     counts, redis_line, refused, *rest = capsys.readouterr().out.splitlines()
     assert json.loads(counts) == {"pending": 2}  # TX-2 and TX-3 stored, never applied here

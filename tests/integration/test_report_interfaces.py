@@ -13,10 +13,10 @@ import responses
 
 from cli.main import run as gateway
 from sandbox import samples
-from service.bootstrap import Container
 from service.config import Settings
 from tests.conftest import make_settings
 from tests.support import stripe as sig
+from tests.support.cli import use_container_env
 from tests.support.delivery import run_worker
 
 EXPORTS = Path(__file__).parents[1] / "fixtures" / "exports"
@@ -33,17 +33,10 @@ def settings(tmp_path: Path, database_url: str, redis_url: str, paypal_ca_file: 
                          public_url=PUBLIC_URL)
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, container: Container) -> None:
-    s = container.settings
-    monkeypatch.setenv("GATEWAY_DATA_DIR", str(s.data_dir))
-    monkeypatch.setenv("DATABASE_URL", s.database_url)
-    monkeypatch.setenv("REDIS_URL", s.redis_url or "")
-
-
 def test_an_export_with_movements_we_never_recorded_exits_1_with_a_csv(
         container, monkeypatch, capsys, tmp_path):
     """Every movement in a Stripe export the ledger lacks is a row; the exit status says so."""
-    _env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     out = tmp_path / "report.csv"
     status = gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
                       "--to", "2026-02-01", "--format", "csv", "--output", str(out),
@@ -57,7 +50,7 @@ def test_an_export_with_movements_we_never_recorded_exits_1_with_a_csv(
 
 def test_a_clean_period_exits_0(container, monkeypatch, tmp_path):
     """Nothing at the provider and nothing in the ledger: no discrepancy, exit status 0."""
-    _env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     header_only = tmp_path / "empty.csv"
     header_only.write_text((EXPORTS / "stripe_balance_history.csv").read_text().splitlines()[0]
                            + "\n")
@@ -77,7 +70,7 @@ def test_a_terminal_sees_the_progress_line_erased_before_the_count(container, mo
                                                                    tmp_path):
     """On a terminal the progress line is rewritten in place and erased before the final
     '<n> discrepancies', which then stands alone on its line."""
-    _env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     status = gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
@@ -100,7 +93,7 @@ def test_a_terminal_sees_the_progress_line_erased_before_the_count(container, mo
 def test_event_links_are_absolute_under_the_base_url_or_absent(container, monkeypatch, tmp_path,
                                                                base, env, link):
     """--base-url, else GATEWAY_PUBLIC_URL, is where rows link to their events; neither: none."""
-    _env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     monkeypatch.setenv("GATEWAY_PUBLIC_URL", env)
     out = tmp_path / "r.json"
     args = ["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01", "--to",
@@ -113,7 +106,7 @@ def test_event_links_are_absolute_under_the_base_url_or_absent(container, monkey
 def test_a_base_url_that_is_not_an_http_address_is_refused(container, monkeypatch, tmp_path,
                                                             capsys):
     """A --base-url such as javascript:... stops the command with exit status 2."""
-    _env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     status = gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
                       "--to", "2026-02-01", "--format", "html", "--base-url", "javascript:x"])
     assert status == 2 and "--base-url must be an http(s) address" in capsys.readouterr().err
@@ -122,7 +115,7 @@ def test_a_base_url_that_is_not_an_http_address_is_refused(container, monkeypatc
 def test_an_export_of_unknown_shape_is_an_error_naming_the_columns(container, monkeypatch,
                                                                    tmp_path, capsys):
     """A CSV that is neither export is refused with exit status 2."""
-    _env(monkeypatch, container)
+    use_container_env(monkeypatch, container)
     odd = tmp_path / "odd.csv"
     odd.write_text("a,b,c\n1,2,3\n")
     assert gateway(["report", "reconcile", "--merchant", "theopenhost", "--from", "2026-01-01",
