@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, defer
 
 from gateway.envelope import parse_time
@@ -97,7 +98,9 @@ def process_batch(container: Container, ids: list[int], now: datetime | None = N
     they force were most of the cost). If anything in it fails, that transaction is rolled back
     entirely and the batch is applied again event by event, each in its own savepoint, so a bad
     event is recorded on its row and the others still commit. Nothing leaves the transaction
-    before the commit, so the discarded attempt leaves no trace (but a metric count)."""
+    before the commit, so the discarded attempt leaves no trace (but a metric count). A
+    database error in the isolated pass (an outage, a lock given up on) raises: the events
+    stay workable, uncounted, and the sweeper hands them out again once it is over."""
     now = now or datetime.now(UTC)
     try:
         tried, decisions, outcomes = _apply_batch(container, ids, now, isolated=False)
@@ -155,7 +158,8 @@ def process_event(session: Session, container: Container, row: InboxEvent, now: 
                   payload: dict[str, Any] | None = None) -> list[str]:
     """Apply one event (and its reactions); returns the ids of decisions its reactions
     recorded, and notes the event's outcome in ``outcomes``. ``isolated``: inside a savepoint,
-    and a failure is recorded on the row, not raised; otherwise a failure raises (the caller
+    and a failure is recorded on the row, not raised, unless it is the database's
+    (``_database_fault``), which fails the batch; otherwise a failure raises (the caller
     redoes the batch isolated). ``payload``: the body already parsed (None: parse it here)."""
     handler = handler_for(row.provider, row.event_type)
     if handler is None:
@@ -174,6 +178,8 @@ def process_event(session: Session, container: Container, row: InboxEvent, now: 
             outcomes.finish(row, InboxStatus.IGNORED, f"value out of range: {exc}")
             return []
         except Exception as exc:  # any handler failure: keep it on the row and retry later
+            if _database_fault(exc):
+                raise  # not the event's: the batch fails, and is handed out again later
             row.attempts += 1
             _fail(row, exc, container, now)
             outcomes.failed(row)
@@ -261,6 +267,23 @@ def _context(row: InboxEvent, payload: dict[str, Any] | None = None) -> EventCon
     created = row.provider_created_at or parse_time(payload.get("create_time")) or row.received_at
     return EventContext(row.merchant, row.provider, row.event_id, row.event_type, created,
                         row.livemode, payload)
+
+
+def _database_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is the database's trouble rather than the
+    event's: a lost connection, a lock or deadlock the database gave up on, SQLite's write lock
+    held elsewhere, a full disk (DB-API's OperationalError), or a connection SQLAlchemy found
+    dead. Such an error must not cost the event an attempt: enough of them in an outage would
+    dead-letter events that were never wrong."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OperationalError) or (
+                isinstance(cause, DBAPIError) and cause.connection_invalidated):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _fail(row: InboxEvent, exc: Exception, container: Container, now: datetime) -> None:

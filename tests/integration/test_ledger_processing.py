@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
+from ledger.db import limit_waits
 from ledger.models import InboxEvent, InboxStatus, Invoice, Payment, Refund, Subscription
 from sandbox import samples
 from service.bootstrap import Container
-from tests.support.delivery import deliver, drain_everything, failing_sale_event, run_worker
+from tests.support.delivery import (
+    deliver,
+    drain_everything,
+    failing_sale_event,
+    run_worker,
+    settle,
+)
 from tests.support.ledger import snapshot
+from tests.support.outages import sqlite_write_lock
 from tests.support.paypal import shared_signer
 from workers.drain import process_batch
 
@@ -94,6 +104,45 @@ def test_a_handler_failure_is_retried_then_dead_lettered_with_its_traceback(clie
         row = s.scalars(select(InboxEvent)).one()
     assert row.status == InboxStatus.DEAD and row.attempts == 3
     assert "has no amount" in row.last_error and "Traceback" in row.last_traceback
+
+
+@contextmanager
+def _invoices_unwritable(container: Container) -> Iterator[None]:
+    """Another connection holds what the drain needs: PostgreSQL's invoices table locked
+    exclusively, or SQLite's write lock."""
+    if container.engine.dialect.name == "sqlite":
+        with sqlite_write_lock(str(container.engine.url.database)):
+            yield
+        return
+    with container.engine.connect() as other, other.begin():
+        other.execute(text("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE"))
+        yield
+
+
+def test_a_database_error_fails_the_batch_and_costs_the_event_no_attempt(
+        client, container, other_container):
+    """When the database gives up on the drain (a lock it waited for, SQLite's write lock held
+    elsewhere), even in the event-by-event pass, the batch fails and its event stays pending
+    with no attempt counted and no error kept: an outage never dead-letters a sound event."""
+    deliver(client, "stripe", samples.stripe_event("invoice.paid", samples.Scenario(key="lk")))
+    settle(container)
+    with container.sessions() as s:
+        row_id = s.scalars(select(InboxEvent.id)).one()
+    limit_waits(0.5)  # a worker whose waits for a lock end (an engine made from here on)
+    try:
+        impatient = other_container(container.settings.database_url, container.redis_url)
+        with _invoices_unwritable(container), pytest.raises(OperationalError):
+            process_batch(impatient, [row_id])
+    finally:
+        limit_waits(None)
+    with container.sessions() as s:
+        row = s.get(InboxEvent, row_id)
+        assert (row.status, row.attempts, row.last_error) == (InboxStatus.PENDING, 0, None)
+    assert process_batch(container, [row_id]) == 1  # the outage over, it is applied at once
+    with container.sessions() as s:
+        row = s.get(InboxEvent, row_id)
+        assert (row.status, row.attempts) == (InboxStatus.PROCESSED, 1)
+        assert s.scalars(select(Invoice)).one().status == "paid"
 
 
 def test_a_retry_is_not_run_before_it_is_due(client, container):
