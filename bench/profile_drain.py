@@ -2,6 +2,7 @@
 
     python bench/profile_drain.py [--events 4000] [--database-url URL] [--redis-url URL]
                                   [--top 30] [--sort tottime|cumulative] [--no-profile]
+                                  [--callers]
 
 The same events as ``bench_drain.py`` (``realistic_events``), stored and handed out the same way,
 then applied in this process by ``workers.drain.process_batch``, batch by batch in each
@@ -9,6 +10,8 @@ partition's order, with the fake providers answering. It prints what does not de
 machine (SQL statements per event, by kind; Python function calls per event, from cProfile) and
 what does (CPU per event, with and without the profiler), then the top functions. Use it to
 judge a change to the drain by counting, on a machine too busy for ``bench_drain.py``.
+``--callers`` also says, for each kind of statement, which of the project's functions asked for
+it (the innermost frame outside the ledger's query helpers), per event.
 """
 
 from __future__ import annotations
@@ -47,8 +50,29 @@ def _statement_kind(sql: str) -> str:
     return head
 
 
+# Helpers that run statements for others: a statement is charged to whoever called them.
+_HELPERS = ("ledger/db.py", "ledger/objects.py", "ledger/locks.py", "workers/drain.py")
+
+
+def _caller() -> str:
+    """The innermost project function on the stack outside the query helpers (else the
+    innermost project one at all)."""
+    root = str(benchlib.ROOT) + "/"
+    first = None
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(root) and "/site-packages/" not in name:
+            where = f"{name[len(root):]}:{frame.f_code.co_name}"
+            first = first or where
+            if not name[len(root):].startswith(_HELPERS):
+                return where
+        frame = frame.f_back  # type: ignore[assignment]
+    return first or "?"
+
+
 def run(events: int, database_url: str | None, redis_url: str | None, top: int, sort: str,
-        profile: bool) -> dict[str, Any]:
+        profile: bool, callers: bool = False) -> dict[str, Any]:
     from sqlalchemy import event
 
     from service.bootstrap import Container, install
@@ -66,9 +90,12 @@ def run(events: int, database_url: str | None, redis_url: str | None, top: int, 
         batches = [ids[i:i + size] for _, ids in sorted(by_partition.items())
                    for i in range(0, len(ids), size)]
         statements: Counter[str] = Counter()
+        asked_by: Counter[tuple[str, str]] = Counter()
 
         def count(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
             statements[_statement_kind(sql)] += 1
+            if callers:
+                asked_by[(_statement_kind(sql), _caller())] += 1
 
         event.listen(container.engine, "before_cursor_execute", count)
         profiler = cProfile.Profile() if profile else None
@@ -88,6 +115,7 @@ def run(events: int, database_url: str | None, redis_url: str | None, top: int, 
         "statements": dict(statements.most_common()),
         "cpu_ms_per_event": 1000 * cpu / applied, "wall_ms_per_event": 1000 * wall / applied,
         "profiled": profile,
+        "callers": [(kind, who, n) for (kind, who), n in asked_by.most_common()],
     }
     if profiler:
         stats = pstats.Stats(profiler)
@@ -129,9 +157,11 @@ def main() -> int:
     parser.add_argument("--sort", choices=("tottime", "cumulative"), default="tottime")
     parser.add_argument("--no-profile", action="store_true",
                         help="no cProfile: CPU per event without its overhead")
+    parser.add_argument("--callers", action="store_true",
+                        help="which project function asked for each kind of statement")
     args = parser.parse_args()
     r = run(args.events, args.database_url, args.redis_url, args.top, args.sort,
-            not args.no_profile)
+            not args.no_profile, args.callers)
     print(f"drain in process ({r['backend']}): {r['events']:,} events in {r['batches']} batches; "
           f"{r['statements_per_event']:.2f} statements/event"
           + (f", {r['calls_per_event']:,.0f} Python calls/event" if r["profiled"] else "")
@@ -140,6 +170,10 @@ def main() -> int:
     width = max(map(len, r["statements"]), default=0)
     for kind, n in r["statements"].items():
         print(f"  {kind:<{width}}  {n / r['events']:.3f}/event")
+    if r["callers"]:
+        print("asked for by (statements per event):")
+        for kind, who, n in r["callers"]:
+            print(f"  {n / r['events']:.3f}  {kind:<{width}}  {who}")
     if r["profiled"]:
         print("own time by package (% of the profile):")
         print("\n".join(f"  {where:<40} {share:5.1f}%" for where, share in r["by_package"]))

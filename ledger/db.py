@@ -9,13 +9,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, inspect, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Mapper, Session, sessionmaker
 
 # How long a SQLite writer may wait for the write lock: the engine's busy timeout, at most the
 # process's limit (``limit_waits``), and at most until the deadline of the code running now
@@ -177,9 +190,16 @@ def _may_hold(obj: object, key: str, value: Any) -> bool:
     change (or cannot be told: not loaded)."""
     state = inspect(obj)
     if key in state.unloaded:
-        return True  # cannot tell what it held: assume the worst
+        # A row not inserted yet has no key of its own: it is not the row with a given one.
+        return not (state.pending and key in _primary_keys(state.mapper))
     history = state.attrs[key].history
     return value in (*history.added, *history.unchanged, *history.deleted)
+
+
+@cache
+def _primary_keys(mapper: Mapper[Any]) -> frozenset[str]:
+    """The attribute names of ``mapper``'s primary key."""
+    return frozenset(mapper.get_property_by_column(column).key for column in mapper.primary_key)
 
 
 _Model = TypeVar("_Model")
@@ -227,3 +247,15 @@ def current_rows(session: Session, model: type[_Model], **equal: Any) -> list[_M
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    """``column`` equals one of the list bound as ``name``: on PostgreSQL ``= ANY(:name)``,
+    one array parameter, so that the statement's text is the same whatever the list's length;
+    elsewhere an expanding ``IN``. psycopg parses a statement's text again unless it has at most
+    50 parameters, and PostgreSQL plans it again unless its text repeats (a prepared statement):
+    a batch's lists of a hundred ids paid both on every statement."""
+    if postgres:
+        return cast(ColumnElement[bool],
+                    column == any_(bindparam(name, type_=ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))

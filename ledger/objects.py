@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger import bounds
+from ledger.db import one_of
 from ledger.models import Customer, Provider, _ProviderObject
 from policy.timing import LATEST
 
@@ -120,8 +121,29 @@ def peek(session: Session, model: type[T], ref: Ref) -> T | None:
     found = held(session, model, ref.merchant, ref.provider_id)
     if found is not None and found.provider == ref.provider:
         return found
+    peeked: dict[tuple[type, Ref], Any] = transaction_memo(session).get(_PEEKED, {})
+    if (model, ref) in peeked:
+        return peeked[(model, ref)]  # type: ignore[no-any-return]  # model instances or None
     with session.no_autoflush:
         return session.scalars(_lookup(model, locked=False), _params(ref)).one_or_none()
+
+
+def peek_all(session: Session, model: type[_ProviderObject], refs: set[Ref]) -> None:
+    """Look at every object of ``refs`` the transaction does not hold, in one query and
+    without locking them, for ``peek`` to answer from: a batch's events asked for them one
+    query each. Only for objects whose rows the caller's locks keep as read until the end
+    (the Stripe overpayment lock keeps an invoice and its charge so); ``peek`` sees a row
+    this transaction inserts later (the cache holds it) but no other transaction's changes."""
+    wanted = {ref for ref in refs if held(session, model, ref.merchant, ref.provider_id) is None}
+    if not wanted:
+        return
+    query, params = _any_of(model, wanted, session.get_bind().dialect.name == "postgresql",
+                            locked=False)
+    peeked: dict[tuple[type, Ref], Any] = transaction_memo(session).setdefault(_PEEKED, {})
+    peeked.update(((model, ref), None) for ref in wanted)
+    with session.no_autoflush:
+        for obj in session.scalars(query, params):
+            peeked[(model, Ref(obj.merchant, obj.provider, obj.provider_id))] = obj
 
 
 def _locked(session: Session, model: type[T], ref: Ref) -> T | None:
@@ -203,11 +225,12 @@ def prefetch(session: Session, models: Iterable[type[_ProviderObject]], refs: se
     without prefetching. Rows are locked in id order, as any other worker would lock them."""
     assert session.info.get(_ALL_OR_NOTHING), "prefetch is for all-or-nothing transactions"
     cache: dict[tuple[type, Ref], Any] = session.info.setdefault(_CACHE, {})
+    postgres = session.get_bind().dialect.name == "postgresql"
     for model in models:
         wanted = {ref for ref in refs if (model, ref) not in cache}
         if not wanted:
             continue
-        query, params = _any_of(model, wanted)
+        query, params = _any_of(model, wanted, postgres)
         with session.no_autoflush:
             for obj in session.scalars(query, params):
                 ref = Ref(obj.merchant, obj.provider, obj.provider_id)
@@ -216,24 +239,27 @@ def prefetch(session: Session, models: Iterable[type[_ProviderObject]], refs: se
         cache.update(((model, ref), _ABSENT) for ref in wanted)
 
 
-def _any_of(model: type[_ProviderObject], refs: set[Ref]) -> tuple[Select[Any], dict[str, Any]]:
-    """The locking query of ``refs``, with its parameters: per merchant and provider, the
-    provider ids IN a list, a condition the unique key's index answers. (A row-value IN over the
-    three columns reads the whole table on SQLite: once per batch and model, which grows with
-    the ledger.) One statement per model and number of (merchant, provider) pairs, built once,
-    with the lists as expanding parameters: building it with the ids in it, each coerced to a
-    literal, cost more than the query."""
+def _any_of(model: type[_ProviderObject], refs: set[Ref], postgres: bool, locked: bool = True
+            ) -> tuple[Select[Any], dict[str, Any]]:
+    """The query of ``refs`` (locking them unless not ``locked``), with its parameters: per
+    merchant and provider, the provider ids IN a list, a condition the unique key's index
+    answers. (A row-value IN over the three columns reads the whole table on SQLite: once per
+    batch and model, which grows with the ledger.) One statement per model and number of
+    (merchant, provider) pairs, built once, with the lists as expanding parameters: building
+    it with the ids in it, each coerced to a literal, cost more than the query. On PostgreSQL
+    each list is one array (``one_of``)."""
     ids: dict[tuple[str, str], list[str]] = {}
     for ref in refs:
         ids.setdefault((ref.merchant, ref.provider), []).append(ref.provider_id)
-    query = _PREFETCH.get((model, len(ids)))
+    query = _PREFETCH.get((model, len(ids), postgres, locked))
     if query is None:
         query = select(model).where(or_(*(
             and_(model.merchant == bindparam(f"merchant_{i}"),
                  model.provider == bindparam(f"provider_{i}"),
-                 model.provider_id.in_(bindparam(f"ids_{i}", expanding=True)))
-            for i in range(len(ids))))).order_by(model.id).with_for_update()
-        _PREFETCH[(model, len(ids))] = query
+                 one_of(model.provider_id, f"ids_{i}", postgres))
+            for i in range(len(ids))))).order_by(model.id)
+        query = query.with_for_update() if locked else query
+        _PREFETCH[(model, len(ids), postgres, locked)] = query
     params: dict[str, Any] = {}
     for i, ((merchant, provider), provider_ids) in enumerate(sorted(ids.items())):
         params.update({f"merchant_{i}": merchant, f"provider_{i}": provider,
@@ -241,7 +267,7 @@ def _any_of(model: type[_ProviderObject], refs: set[Ref]) -> tuple[Select[Any], 
     return query, params
 
 
-_PREFETCH: dict[tuple[type, int], Select[Any]] = {}
+_PREFETCH: dict[tuple[type, int, bool, bool], Select[Any]] = {}
 
 
 def all_or_nothing(session: Session) -> None:
@@ -254,6 +280,7 @@ def all_or_nothing(session: Session) -> None:
 
 _CACHE = "ledger.objects.locked"
 _MEMO = "ledger.objects.memo"
+_PEEKED = "ledger.objects.peeked"  # in the memo: what ``peek_all`` read
 _ALL_OR_NOTHING = "ledger.objects.all_or_nothing"
 _ABSENT = object()  # in the cache: prefetched, and not in the ledger
 

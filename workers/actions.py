@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +38,7 @@ from ledger.models import (
     Refund,
     Subscription,
 )
-from ledger.objects import Ref, Version, apply_snapshot
+from ledger.objects import Ref, Version, apply_snapshot, transaction_memo
 from policy import Decision as PolicyDecision
 from policy import decision_to_json
 from policy.money import Money, is_payable
@@ -468,15 +469,67 @@ _REFUND_ACTION = select(Action).where(
 ).with_for_update()
 
 
+_LOCKED_REFUND_ACTIONS = "refund actions locked"  # in the transaction's memo: what was asked
+
+
+def lock_refund_actions(session: Session, reported: Iterable[tuple[str, str | None, str]]
+                        ) -> None:
+    """For the refunds a batch's events report, as (merchant, the action id they carry or None,
+    the refund's id): lock every refund action ``confirm_refund`` would look for, in one
+    statement and in id order, before any event is applied, and remember what was asked, so
+    that ``confirm_refund`` answers from the session (one locking query per refund event, and
+    the flush it forced, were a large share of a batch).
+
+    An action that matched none of them now and matches later in the transaction is one this
+    transaction changed (it is in the session then) or one whose provider id another worker's
+    record of the refund wrote meanwhile, which the query would have seen only by being later;
+    a refund we asked for carries its action's id, which never changes."""
+    keys = {(merchant, "id", action) for merchant, action, _ in reported if action}
+    keys |= {(merchant, "ref", refund) for merchant, _, refund in reported}
+    if not keys:
+        return
+    by_merchant: dict[str, tuple[list[str], list[str]]] = {}
+    for merchant, kind, value in keys:
+        ids, refs = by_merchant.setdefault(merchant, ([], []))
+        (ids if kind == "id" else refs).append(value)
+    query = select(Action).where(Action.kind == "refund", or_(*(
+        (Action.merchant == merchant) & or_(Action.id.in_(sorted(ids)),
+                                            Action.provider_ref.in_(sorted(refs)))
+        for merchant, (ids, refs) in sorted(by_merchant.items())))
+    ).order_by(Action.id).with_for_update()
+    with session.no_autoflush:
+        found = session.scalars(query).all()
+    memo = transaction_memo(session)
+    memo.setdefault(_LOCKED_REFUND_ACTIONS, set()).update(keys)
+    # The session holds unchanged objects weakly: kept here, they stay in it until the end.
+    memo.setdefault(_LOCKED_REFUND_ACTIONS + " (rows)", []).extend(found)
+
+
+def _refund_action(session: Session, refund: Refund) -> Action | None:
+    """The action ``refund`` answers (``_REFUND_ACTION``): from the session when
+    ``lock_refund_actions`` asked for it, else by a locking query."""
+    asked = transaction_memo(session).get(_LOCKED_REFUND_ACTIONS, set())
+    keys = {(refund.merchant, "ref", refund.provider_id)}
+    if refund.action_id:
+        keys.add((refund.merchant, "id", refund.action_id))
+    if not keys <= asked:
+        with reading(session, (Action.id, refund.action_id),
+                     (Action.provider_ref, refund.provider_id)):
+            return session.scalars(_REFUND_ACTION, {
+                "merchant": refund.merchant, "action": refund.action_id or "",
+                "refund": refund.provider_id}).first()
+    held = [a for a in (*session.new, *session.identity_map.values())
+            if isinstance(a, Action) and a.kind == "refund" and a.merchant == refund.merchant]
+    return next((a for a in held if refund.action_id and a.id == refund.action_id),
+                next((a for a in held if a.provider_ref == refund.provider_id), None))
+
+
 def confirm_refund(session: Session, refund: Refund) -> None:
     """Link a refund the provider reported to the action that asked for it, or flag it.
 
     Called by the refund webhook handlers after they apply the refund's snapshot.
     """
-    with reading(session, (Action.id, refund.action_id), (Action.provider_ref, refund.provider_id)):
-        action = session.scalars(_REFUND_ACTION, {
-            "merchant": refund.merchant, "action": refund.action_id or "",
-            "refund": refund.provider_id}).first()
+    action = _refund_action(session, refund)
     if action is None:
         refund.unsolicited = True
         return

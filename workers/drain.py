@@ -16,12 +16,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Select, Table, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, defer
 
 from gateway.envelope import parse_time
 from ledger.bounds import OutOfRange
+from ledger.db import one_of
 from ledger.models import (
     Customer,
     Dispute,
@@ -36,11 +37,12 @@ from ledger.objects import Ref, all_or_nothing, prefetch
 from service import metrics
 from service.bootstrap import Container, current
 from service.logs import log_context
+from workers.actions import lock_refund_actions
 from workers.context import EventContext, Handler, dig
 from workers.decide import enqueue_actions_of
 from workers.dispatch import list_key
 from workers.intake import move
-from workers.reactions import prepare_batch, reactions_for
+from workers.reactions import peek_batch, prepare_batch, reactions_for
 from workers.routes import handler_for
 
 log = logging.getLogger(__name__)
@@ -117,28 +119,25 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
                  ) -> tuple[int, list[str], list[tuple[str, str]]]:
     """One transaction over the workable events among ``ids``: (tried, decision ids, outcomes).
     Not ``isolated``: the first failure raises and rolls the whole transaction back."""
-    query = (
-        select(InboxEvent)
-        .options(defer(InboxEvent.headers), defer(InboxEvent.last_error),
-                 defer(InboxEvent.last_traceback))  # never read here: not loaded
-        .where(InboxEvent.id.in_(ids), InboxEvent.status.in_(_WORKABLE))
-        .order_by(InboxEvent.id)
-        .with_for_update(skip_locked=True)
-    )
     tried = 0
     decisions: list[str] = []
-    outcomes = _Outcomes()
     with container.sessions() as session, session.begin():
+        postgres = session.get_bind().dialect.name == "postgresql"
+        outcomes = _Outcomes(postgres)
         if not isolated:
             all_or_nothing(session)
-        rows = list(session.scalars(query))
+        rows = list(session.scalars(_WORKABLE_ROWS[postgres], {"ids": ids}))
         payloads = {row.id: _payload(row) for row in rows}  # parsed once, for both uses
         if not isolated:
             # The reactions' locks first, then the rows, in the order every worker takes them.
-            prepare_batch(session, [(row.merchant, row.provider, row.event_type, payload)
-                                    for row in rows if (payload := payloads[row.id])])
+            events = [(row.merchant, row.provider, row.event_type, payload)
+                      for row in rows if (payload := payloads[row.id])]
+            prepare_batch(session, events)
             prefetch(session, _LEDGER_MODELS,
                      {ref for row in rows for ref in _named(row, payloads[row.id])})
+            lock_refund_actions(session, [(row.merchant, action, refund) for row in rows
+                                          for action, refund in _refunds(row, payloads[row.id])])
+            peek_batch(session, events)
         for row in rows:
             if (row.status == InboxStatus.RETRY and row.next_attempt_at
                     and row.next_attempt_at > now):
@@ -190,12 +189,29 @@ def process_event(session: Session, container: Container, row: InboxEvent, now: 
     return decisions
 
 
+def _workable_rows(postgres: bool) -> Select[InboxEvent]:
+    """The workable rows among the ids bound as ``ids``, locked, those another worker holds
+    skipped; built once per database kind."""
+    return (
+        select(InboxEvent)
+        .options(defer(InboxEvent.headers), defer(InboxEvent.last_error),
+                 defer(InboxEvent.last_traceback))  # never read here: not loaded
+        .where(one_of(InboxEvent.id, "ids", postgres), InboxEvent.status.in_(_WORKABLE))
+        .order_by(InboxEvent.id)
+        .with_for_update(skip_locked=True)
+    )
+
+
+_WORKABLE_ROWS = {postgres: _workable_rows(postgres) for postgres in (False, True)}
+
+
 class _Outcomes:
     """What a batch's events came to, written to their inbox rows when the batch ends: one
     UPDATE per distinct outcome, not one per event (each its own round trip, which was a large
     share of a batch on PostgreSQL). A failure is written on its row at once (``_fail``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, postgres: bool) -> None:
+        self.postgres = postgres
         self.rows: dict[tuple[InboxStatus, str | None, bool], list[int]] = {}
         self.counted: list[tuple[str, str]] = []  # (provider, status), counted once committed
 
@@ -215,7 +231,8 @@ class _Outcomes:
                                       "processed_at": now, "next_attempt_at": None}
             if attempted:
                 values["attempts"] = _INBOX.c.attempts + 1
-            session.execute(update(_INBOX).where(_INBOX.c.id.in_(ids)).values(**values))
+            session.execute(update(_INBOX).where(one_of(_INBOX.c.id, "ids", self.postgres))
+                            .values(**values), {"ids": ids})
 
 
 def _apply(session: Session, container: Container, handler: Handler, row: InboxEvent,
@@ -256,6 +273,29 @@ def _named(row: InboxEvent, payload: dict[str, Any] | None) -> list[Ref]:
            obj.get("billing_agreement_id")]  # a PayPal sale's subscription, which it locks
     ids += [dig(rf, "id") for rf in dig(obj, "refunds", "data") or []]
     return [Ref(row.merchant, row.provider, i) for i in ids if isinstance(i, str) and i]
+
+
+def _refunds(row: InboxEvent, payload: dict[str, Any] | None) -> list[tuple[str | None, str]]:
+    """(the action id it carries or None, its id) for each refund the event reports, whose
+    action its handler will look for (``confirm_refund``): a Stripe refund, the refunds a
+    Stripe charge embeds, a PayPal refund or reversal. A guess like ``_named``: one missed is
+    looked up when the handler asks for it."""
+    if payload is None:
+        return []
+    if row.provider == "paypal":
+        res = payload.get("resource")
+        if not isinstance(res, dict) or not row.event_type.endswith(("REFUNDED", "REVERSED")):
+            return []
+        found = [(res.get("custom_id") or res.get("invoice_number"), res.get("id"))]
+    else:
+        obj = dig(payload, "data", "object")
+        if not isinstance(obj, dict):
+            return []
+        refunds = [obj] if obj.get("object") == "refund" else dig(obj, "refunds", "data")
+        found = [(dig(rf, "metadata", "action_id"), dig(rf, "id"))
+                 for rf in (refunds if isinstance(refunds, list) else [])]
+    return [(action if isinstance(action, str) else None, refund) for action, refund in found
+            if isinstance(refund, str) and refund]
 
 
 _LEDGER_MODELS = (Customer, Subscription, Invoice, Payment, Refund, Dispute)

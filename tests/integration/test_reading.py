@@ -109,6 +109,28 @@ def test_a_change_elsewhere_waits_and_a_change_here_is_flushed(container: Any) -
         session.rollback()
 
 
+def test_a_row_not_inserted_yet_is_not_the_row_with_a_given_id(container: Any) -> None:
+    """Reading one stored payment by its id (``refundable.lock``) leaves the batch's new
+    payments unflushed: a row not inserted has no id yet, so it cannot be that row. A change
+    to the stored row itself is still flushed first."""
+    with container.sessions() as session, session.begin():
+        stored = _payment(4, None)
+        session.add(stored)
+        session.flush()
+        pending = _payment(5, None)
+        session.add(pending)
+        with reading(session, (Payment.id, stored.id)):
+            assert session.scalars(select(Payment.provider_id).where(
+                Payment.id == stored.id)).one() == "ch_4"
+        assert pending in session.new
+        stored.amount = 999
+        with reading(session, (Payment.id, stored.id)):
+            assert session.scalars(select(Payment.amount).where(
+                Payment.id == stored.id)).one() == 999
+        assert pending not in session.new  # that flush wrote everything pending
+        session.rollback()
+
+
 def test_a_model_named_whole_flushes_on_any_change_to_it(container: Any) -> None:
     with container.sessions() as session, session.begin():
         pending = _payment(3, None)

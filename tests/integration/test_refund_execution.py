@@ -243,6 +243,39 @@ def test_refund_webhooks_confirm_or_reopen_and_strangers_are_flagged(client, con
 
 
 @responses.activate
+def test_refund_webhooks_applied_in_one_batch_find_their_action_as_the_batch_left_it(
+        client, container):
+    """A worker was killed after its refund POST (the action executing, the refund's id not
+    recorded). Its two webhooks then arrive and are applied in one batch: refund.created,
+    which names the action, then refund.updated, which does not (no metadata): the second finds
+    the action by the refund id the first recorded on it in the same transaction, so the refund
+    is ours, not a stranger's, and the action is settled."""
+    charge = _stripe_charge(client, container, 12000)
+    decide(container, MERCHANT, cases.guarantee_claim(12000), payment_ref=charge,
+           account_ref="cus_1", now=cases.DECIDED_AT)
+    action = _only_action(container)
+    with container.sessions() as s, s.begin():
+        s.get(Action, action.id).status = ActionStatus.EXECUTING
+    container.redis.delete(*container.redis.keys("rq:*"))  # its job died with the worker
+    scenario = samples.Scenario(key="charge-12000-usd", amount=12000)
+    created = samples.stripe_event("refund.created", scenario, id="re_test_1", status="pending",
+                                   metadata={"action_id": action.id})
+    updated = samples.stripe_event("refund.updated", scenario, id="re_test_1",
+                                   status="succeeded")
+    updated["created"] = created["created"] + 60
+    for event in (created, updated):
+        deliver(client, "stripe", event)
+    run_worker(container)
+    with container.sessions() as s:
+        assert [(r.provider_id, r.status, r.action_id, r.unsolicited)
+                for r in s.scalars(select(Refund))] == [("re_test_1", "succeeded", action.id,
+                                                         False)]
+        assert (s.get(Action, action.id).status, s.get(Action, action.id).provider_ref) == (
+            ActionStatus.SUCCEEDED, "re_test_1")
+    assert not responses.calls  # nothing was sent to Stripe
+
+
+@responses.activate
 def test_credit_goes_to_the_stripe_customer_balance_when_the_merchant_asks(
         database_url, redis_url, other_container, container):
     """With credit_to_customer_balance, credit is a negative balance transaction, keyed once."""
