@@ -32,7 +32,7 @@ def evaluate_guarantee(ctx: Context, all_terms: tuple[GuaranteeTerms, ...]) -> D
     if terms is None:
         return _not_covered(ctx, all_terms[0], order)
     f = Findings()
-    _eligibility(ctx, terms, order, f)
+    _eligibility(terms, order, f)
     _conditions(ctx, terms, order, f)
     notice_by = _notes(ctx, terms, order, f)
     worst = f.worst
@@ -62,7 +62,7 @@ def _not_covered(ctx: Context, terms: GuaranteeTerms, order: Order) -> Decision:
     return decide(ctx, Outcome.DENY, f, at_stake=order.amount.amount)
 
 
-def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> None:
+def _eligibility(t: GuaranteeTerms, order: Order, f: Findings) -> None:
     category = order.product_category
     if t.excluded is not None and category in t.excluded.categories:
         f.check(t.excluded.clause, False, f"{category} is excluded from the guarantee")
@@ -81,7 +81,7 @@ def _eligibility(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> 
     if t.terms_offered is not None:
         months, clause = t.terms_offered
         f.check(clause, order.term_months in months,
-                f"term is {order.term_months} months (offered: {t.offered or sorted(months)})",
+                f"term is {order.term_months} months (offered: {t.offered})",
                 Severity.REVIEW)
 
 

@@ -133,12 +133,7 @@ class GuaranteeTerms:
     offered: str = field(init=False, repr=False, compare=False)  # "[1, 6, 12]": the terms offered
 
     def __post_init__(self) -> None:
-        offered = ""
-        if self.terms_offered is not None:
-            try:
-                offered = str(sorted(self.terms_offered[0]))
-            except TypeError:  # mixed types: left to fail at evaluation, where it always did
-                offered = ""
+        offered = "" if self.terms_offered is None else str(sorted(self.terms_offered[0]))
         object.__setattr__(self, "offered", offered)
 
 
@@ -358,6 +353,15 @@ class _Table:
             raise self.ctx.error(self.key(key), "must be a list of strings")
         return tuple(value)
 
+    def months(self, key: str) -> frozenset[int]:
+        """A non-empty list of term lengths in whole months, each at least 1."""
+        value = self.typed(key, list)
+        if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                for v in value):
+            raise self.ctx.error(self.key(key), f"must be a non-empty list of whole months "
+                                                f"(1 or more), got {value!r}")
+        return frozenset(value)
+
     def sub(self, key: str) -> _Table | None:
         value = self.raw(key, None)
         return None if value is None else _Table(self.ctx, value, self.key(key))
@@ -462,7 +466,7 @@ def _guarantee(t: _Table) -> GuaranteeTerms:
                                                deduction_table.key(addon)),
                                         lambda d, a=addon: _amounts(d, a))
     terms = _closed(t.sub("terms_offered"),
-                    lambda s: (frozenset(s.typed("months", list)), s.clause()))
+                    lambda s: (s.months("months"), s.clause()))
     return GuaranteeTerms(
         order_types=frozenset(OrderType(o) for o in order_types),
         window=_closed(t.sub("window"), _window),

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+import pytest
+
 from policy import (
     Decision,
     LineItem,
     Outcome,
     Pack,
+    PackError,
     case_from_json,
     decision_to_json,
     evaluate,
@@ -20,7 +24,7 @@ from policy import (
 from policy.money import Money
 from policy.pack import parse_pack
 
-from .builders import GIB, NOW, T0, case, decide, money, order
+from .builders import GIB, NOW, T0, case, decide, money, order, pack
 
 
 def test_a_renewal_claim_under_a_new_orders_guarantee_is_denied_naming_both_types():
@@ -356,3 +360,69 @@ def test_without_a_partial_term_usage_over_the_limit_is_denied_whatever_the_term
                 usage={"bandwidth_bytes": 11 * GIB, "sessions": 1})
     d = evaluate(pack, case_from_json(data), NOW)
     assert (d.outcome, d.proposed_refund) == (Outcome.DENY, None)
+
+
+def test_a_refund_case_built_without_an_order_cites_the_guarantee_window():
+    """cloudbehind has no never-refundable categories, so the guarantee is the first rule to need
+    the order: a Case built in code without one goes to review citing the first terms' window
+    (new.1) and naming the missing fact, with nothing at stake."""
+    data = case("refund", T0 + 2 * DAY, order=order(product_category="vpn"), usage=USAGE)
+    without = dataclasses.replace(case_from_json(data), order=None)
+    d = evaluate(pack("cloudbehind"), without, NOW)
+    assert (d.outcome, d.at_stake) == (Outcome.NEEDS_REVIEW, None)
+    assert [(r.clause, r.text, r.holds, r.detail) for r in d.reasons] == [
+        ("002 §new.1", "you claim your refund within 7 days of your order date;", False,
+         "the case does not give order, which this clause needs")]
+
+
+def test_a_claim_reviewed_for_its_category_keeps_the_whole_order_at_stake():
+    """1.1: an unknown category goes to a person with the 120.00 paid at stake, nothing refunded
+    and all of it retained until someone decides."""
+    d = decide("theopenhost", case("refund", T0 + 2 * DAY,
+                                   order=order(product_category="widget")))
+    assert (d.outcome, d.at_stake, d.refund, d.retained) == (
+        Outcome.NEEDS_REVIEW, Money(12000, "USD"), Money(0, "USD"), Money(12000, "USD"))
+
+
+def _renewals_with_a_reminder(data: dict[str, Any]) -> None:
+    """theopenhost's guarantee extended to renewals, with 1.14b's 10-day notice of charges."""
+    terms = data["guarantee"][0]
+    terms["order_types"] = ["new", "renewal"]
+    terms["reminder"] = {"days_before": 10, "clause": "1.14b"}
+
+
+def test_an_unpriced_deduction_on_a_renewal_still_carries_the_reminder_date():
+    """A renewal in EUR with an SSL certificate (1.1a states it in USD) goes to review; the
+    decision still says when the renewal notice (1.14b, 10 days before) was due."""
+    p = _variant("theopenhost", _renewals_with_a_reminder)
+    o = order(type="renewal", auto_renew=True, amount=money(12000, "EUR"),
+              addons=["ssl_certificate"])
+    d = evaluate(p, case_from_json(case("refund", T0 + 2 * DAY, order=o)), NOW)
+    assert (d.outcome, d.at_stake, d.refund, d.notice_by) == (
+        Outcome.NEEDS_REVIEW, Money(12000, "EUR"), Money(0, "EUR"), T0 - 10 * DAY)
+    assert ("003 §1.14b", True, "the renewal reminder was due by 2025-02-19") in _reasons(d)
+
+
+@pytest.mark.parametrize(("months", "said"), [
+    ([1, "6", 12], "whole months"), ([1, 6.0, 12], "whole months"), ([0, 6], "whole months"),
+    ([True, 6], "whole months"), ([], "non-empty"), ("12", "must be a list")])
+def test_terms_offered_that_are_not_whole_months_are_refused_with_the_pack(months, said):
+    """A pack typo in billing.2's term lengths (the 6-month term quoted as text, a float, a
+    zero, a boolean, no term at all, not a list) is refused when the pack is read, naming the
+    key, not left to fail when a claim is evaluated."""
+    def change(data: dict[str, Any]) -> None:
+        data["guarantee"][1]["terms_offered"]["months"] = months
+
+    with pytest.raises(PackError) as info:
+        _variant("cloudbehind", change)
+    assert info.value.key == "guarantee[1].terms_offered.months"
+    assert said in info.value.message
+
+
+def test_the_terms_offered_are_listed_when_a_term_is_not_one_of_them():
+    """cloudbehind offers 1, 6 and 12 months (billing.2): a 3-month order is reviewed, and the
+    reason lists the terms offered in order."""
+    data = case("refund", T0 + 2 * DAY, order=order(**{**RENEWAL, "term_months": 3}),
+                usage=USAGE)
+    d = decide("cloudbehind", data)
+    assert ("002 §billing.2", False, "term is 3 months (offered: [1, 6, 12])") in _reasons(d)
