@@ -49,7 +49,7 @@ def evaluate_late_fee(ctx: Context, t: LateFeeTerms) -> Decision:
             f"(overdue from {t.grace_hours}h)", Severity.OK)
     if not overdue:
         return decide(ctx, Outcome.NO_ACTION, f, effective_at=overdue_from)
-    _notified(ctx, t, invoice, f)
+    _notified(t, invoice, f)
     floor = ctx.fixed_amount(t.floor)
     if floor is None:
         f.check(t.floor.clause, False, f"no {ctx.currency} minimum late fee is configured "
@@ -59,7 +59,7 @@ def evaluate_late_fee(ctx: Context, t: LateFeeTerms) -> Decision:
     return _fee(ctx, t, invoice, floor or 0, overdue_from, f)
 
 
-def _notified(ctx: Context, t: LateFeeTerms, invoice: Invoice, f: Findings) -> None:
+def _notified(t: LateFeeTerms, invoice: Invoice, f: Findings) -> None:
     if t.notice_days is None:
         return
     if invoice.notified_at is None:

@@ -3,11 +3,12 @@ notes."""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from datetime import timedelta
 from importlib import resources
 
-from policy import Decision, LineItem, Outcome, Pack, case_from_json, evaluate
+from policy import Decision, LineItem, Outcome, Pack, case_from_json, evaluate, load_pack
 from policy.money import Money
 from policy.pack import parse_pack
 
@@ -262,3 +263,27 @@ def test_a_late_fee_for_an_invoice_the_case_does_not_hold_goes_to_review_naming_
     assert reason.clause == "003 §1.6"  # the late-fee clause: an invoice not paid when due
     assert reason.detail == ("the case does not give account.invoices[number=INV-404], which "
                              "this clause needs")
+
+
+def test_an_overpayment_case_without_its_payment_goes_to_review_citing_the_refund_clause():
+    """A Case built in code with no payment: 1.7b needs it, so a person decides, the reason
+    naming the missing fact, with nothing at stake."""
+    data = overpayment(T0, T0 + timedelta(days=1))
+    without = dataclasses.replace(case_from_json(data), payment=None)
+    d = evaluate(load_pack("theopenhost"), without, T0 + timedelta(days=1))
+    assert (d.outcome, d.at_stake) == (Outcome.NEEDS_REVIEW, None)
+    assert [(r.clause, r.holds, r.detail) for r in d.reasons] == [
+        ("003 §1.7b", False, "the case does not give payment, which this clause needs")]
+
+
+def test_a_zero_floor_lets_a_late_fee_share_that_rounds_to_nothing_be_nothing():
+    """A pack whose late-fee minimum is 0.00 USD: 35% of a 0.01 USD invoice rounds down to
+    nothing, and nothing is charged (the greater of the share and the floor is 0)."""
+    data = tomllib.loads(resources.files("policy").joinpath("packs/theopenhost.toml").read_text())
+    data["late_fee"]["floor"]["USD"] = 0
+    invoice = {"number": "INV-9", "amount": money(1), "due_at": iso(T0), "paid": False,
+               "notified_at": iso(T0 - timedelta(days=10))}
+    claim = case("overdue_invoice", T0, request_extra={"invoice_number": "INV-9"})
+    claim["account"] = {"invoices": [invoice]}
+    d = evaluate(parse_pack("zero-floor", data), case_from_json(claim), T0 + 2 * DAY)
+    assert d.fee == Money(0, "USD")
