@@ -19,6 +19,8 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
+    String,
+    Text,
     any_,
     bindparam,
     create_engine,
@@ -256,6 +258,8 @@ def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
     50 parameters, and PostgreSQL plans it again unless its text repeats (a prepared statement):
     a batch's lists of a hundred ids paid both on every statement."""
     if postgres:
-        return cast(ColumnElement[bool],
-                    column == any_(bindparam(name, type_=ARRAY(column.type))))
+        # Text, not the column's VARCHAR(n): PostgreSQL cuts a value cast to VARCHAR(n)[] to n
+        # characters, and a longer id would then match a stored one that begins like it.
+        element = Text() if isinstance(column.type, String) else column.type
+        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(element))))
     return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))

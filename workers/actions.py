@@ -27,7 +27,7 @@ from adapters import ledger_credit
 from adapters.base import PaymentTarget, ProviderResult
 from gateway.envelope import parse_time
 from ledger import audit, refundable
-from ledger.db import reading
+from ledger.db import one_of, reading
 from ledger.models import (
     Action,
     ActionStatus,
@@ -492,13 +492,18 @@ def lock_refund_actions(session: Session, reported: Iterable[tuple[str, str | No
     for merchant, kind, value in keys:
         ids, refs = by_merchant.setdefault(merchant, ([], []))
         (ids if kind == "id" else refs).append(value)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    params: dict[str, Any] = {}
+    for i, (merchant, (ids, refs)) in enumerate(sorted(by_merchant.items())):
+        params.update({f"merchant_{i}": merchant, f"ids_{i}": sorted(ids),
+                       f"refs_{i}": sorted(refs)})
     query = select(Action).where(Action.kind == "refund", or_(*(
-        (Action.merchant == merchant) & or_(Action.id.in_(sorted(ids)),
-                                            Action.provider_ref.in_(sorted(refs)))
-        for merchant, (ids, refs) in sorted(by_merchant.items())))
-    ).order_by(Action.id).with_for_update()
+        (Action.merchant == bindparam(f"merchant_{i}"))
+        & or_(one_of(Action.id, f"ids_{i}", postgres),
+              one_of(Action.provider_ref, f"refs_{i}", postgres))
+        for i in range(len(by_merchant))))).order_by(Action.id).with_for_update()
     with session.no_autoflush:
-        found = session.scalars(query).all()
+        found = session.scalars(query, params).all()
     memo = transaction_memo(session)
     memo.setdefault(_LOCKED_REFUND_ACTIONS, set()).update(keys)
     # The session holds unchanged objects weakly: kept here, they stay in it until the end.

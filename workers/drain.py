@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 import traceback
 import uuid
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer
 
 from gateway.envelope import parse_time
@@ -133,10 +134,13 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
             events = [(row.merchant, row.provider, row.event_type, payload)
                       for row in rows if (payload := payloads[row.id])]
             prepare_batch(session, events)
-            prefetch(session, _LEDGER_MODELS,
-                     {ref for row in rows for ref in _named(row, payloads[row.id])})
+            # Payments before refund actions before refunds: the order every path that counts
+            # a payment's refunds takes (``workers.actions._locked_action``, ``_record_result``).
+            named = {ref for row in rows for ref in _named(row, payloads[row.id])}
+            prefetch(session, _BEFORE_ACTIONS, named)
             lock_refund_actions(session, [(row.merchant, action, refund) for row in rows
                                           for action, refund in _refunds(row, payloads[row.id])])
+            prefetch(session, _AFTER_ACTIONS, named)
             peek_batch(session, events)
         for row in rows:
             if (row.status == InboxStatus.RETRY and row.next_attempt_at
@@ -298,7 +302,8 @@ def _refunds(row: InboxEvent, payload: dict[str, Any] | None) -> list[tuple[str 
             if isinstance(refund, str) and refund]
 
 
-_LEDGER_MODELS = (Customer, Subscription, Invoice, Payment, Refund, Dispute)
+_BEFORE_ACTIONS = (Customer, Subscription, Invoice, Payment)  # locked in this order, then
+_AFTER_ACTIONS = (Refund, Dispute)  # the batch's refund actions, then these
 
 
 def _context(row: InboxEvent, payload: dict[str, Any] | None = None) -> EventContext:
@@ -311,19 +316,40 @@ def _context(row: InboxEvent, payload: dict[str, Any] | None = None) -> EventCon
 
 def _database_fault(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it was raised from) is the database's trouble rather than the
-    event's: a lost connection, a lock or deadlock the database gave up on, SQLite's write lock
-    held elsewhere, a full disk (DB-API's OperationalError), or a connection SQLAlchemy found
-    dead. Such an error must not cost the event an attempt: enough of them in an outage would
-    dead-letter events that were never wrong."""
+    event's: a connection SQLAlchemy found dead; on PostgreSQL a lost connection, a deadlock or
+    serialization failure, a lock given up on, a lack of resources, an operator's intervention
+    (SQLSTATE classes 08, 40, 53, 57, 58 and 55P03); on SQLite its write lock held elsewhere,
+    an I/O error, a full disk. Such an error must not cost the event an attempt: enough of them
+    in an outage would dead-letter events that were never wrong. Any other database error (a
+    statement past the driver's parameter limit, say) is the event's: it is retried and, if
+    it keeps failing, dead-lettered, rather than holding its partition up for ever."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, OperationalError) or (
-                isinstance(cause, DBAPIError) and cause.connection_invalidated):
+        if isinstance(cause, DBAPIError) and (cause.connection_invalidated
+                                              or _unavailable(cause.orig)):
             return True
-        cause = cause.__cause__ or cause.__context__
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
     return False
+
+
+_PG_UNAVAILABLE = ("08", "40", "53", "57", "58")  # SQLSTATE classes
+_SQLITE_UNAVAILABLE = {5, 6, 7, 10, 13, 14, 15}  # BUSY LOCKED NOMEM IOERR FULL CANTOPEN PROTOCOL
+_SQLITE_MESSAGES = ("database is locked", "database table is locked", "disk i/o error",
+                    "database or disk is full", "unable to open database file")
+
+
+def _unavailable(orig: BaseException | None) -> bool:
+    """The driver's error says the database could not do the work now, whatever was asked."""
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_PG_UNAVAILABLE) or sqlstate == "55P03"
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_UNAVAILABLE
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).lower().startswith(
+        _SQLITE_MESSAGES)
 
 
 def _fail(row: InboxEvent, exc: Exception, container: Container, now: datetime) -> None:

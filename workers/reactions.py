@@ -432,8 +432,8 @@ def prepare_batch(session: Session, events: list[tuple[str, str, str, dict[str, 
 
 
 def peek_batch(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-    """After ``prepare_batch`` and the drain's prefetch (everything the batch locks is locked
-    by then, so nothing read here is locked later with older values): read at once what the
+    """After ``prepare_batch`` and the drain's prefetch (every object the events name is locked
+    by then, and the objects read here are ones no handler locks later): read at once what the
     events' reactions will look at without a lock (``peek_all``), one query per table instead
     of one per event:
     - ``stripe_overpaid_invoice``: each pair's invoice, and the charge an invoice names (a

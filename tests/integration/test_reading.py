@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ledger.db import Rows, current_rows, reading
+from ledger.db import Rows, current_rows, one_of, reading
 from ledger.models import Decision, Payment
 
 MERCHANT = "reading-test"
@@ -200,4 +200,21 @@ def test_rows_of_several_columns_flush_only_for_a_row_that_may_match_them_all(
         with reading(session, read):
             pass
         assert refund not in session.dirty
+        session.rollback()
+
+
+def test_one_of_matches_whole_values_only(container: Any) -> None:
+    """A list of ids sent as one array (PostgreSQL) is compared as text: an id longer than the
+    column allows never matches the stored one it begins with (a cast to the column's
+    VARCHAR(255) would cut it to that)."""
+    stored = "ch_" + "x" * 252
+    with container.sessions() as session, session.begin():
+        row = _payment(6, None)
+        row.provider_id = stored
+        session.add(row)
+        session.flush()
+        postgres = session.get_bind().dialect.name == "postgresql"
+        query = select(Payment.provider_id).where(one_of(Payment.provider_id, "ids", postgres))
+        assert session.scalars(query, {"ids": [stored + "y"]}).all() == []
+        assert session.scalars(query, {"ids": [stored, "ch_other"]}).all() == [stored]
         session.rollback()
