@@ -187,6 +187,8 @@ class _Builder:
             measured = Decimal(str(raw))
         except InvalidOperation as exc:
             raise CaseError("uptime.measured_percent", f"not a number: {raw!r}") from exc
+        if not measured.is_finite():  # NaN passes the schema's bounds: it fails every test
+            raise CaseError("uptime.measured_percent", f"not a number: {raw!r}")
         if not Decimal(0) <= measured <= Decimal(100):
             raise CaseError("uptime.measured_percent", "must be between 0 and 100")
         return Uptime(measured_percent=measured,
