@@ -97,7 +97,7 @@ class _Builder:
         case = Case(
             time_zone=name,
             request=self.request(data["request"]),
-            account=self.account(data.get("account", {})),
+            account=self.account(data["account"]),  # required by the schema
             order=self.order(data["order"]) if "order" in data else None,
             usage=self.usage(data["usage"]) if "usage" in data else None,
             payment=self.payment(data["payment"]) if "payment" in data else None,

@@ -283,3 +283,19 @@ def test_the_json_form_is_in_utc_whatever_the_hosts_time_zone(
         time.tzset()
     assert out["request"]["received_at"] == iso(T0) == "2025-03-01T09:00:00Z"
     assert out["payment"]["received_at"] == "2025-03-02T10:00:00Z"
+
+
+def test_date_times_are_read_in_utc_whatever_the_hosts_time_zone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A date-time written at another offset is held in UTC itself (``tzinfo is UTC``, which
+    the policy's calendar arithmetic relies on), not in the local zone of the machine reading
+    it."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        read = case_from_json(changed({"request.received_at": "2025-03-02T12:30:00+02:00"}))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert read.request.received_at.tzinfo is UTC
+    assert read.request.received_at == datetime(2025, 3, 2, 10, 30, tzinfo=UTC)
