@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -143,6 +143,32 @@ def test_a_database_error_fails_the_batch_and_costs_the_event_no_attempt(
         row = s.get(InboxEvent, row_id)
         assert (row.status, row.attempts) == (InboxStatus.PROCESSED, 1)
         assert s.scalars(select(Invoice)).one().status == "paid"
+
+
+def test_a_failing_event_backs_off_doubling_from_the_base_up_to_an_hour(
+        client, container, other_container):
+    """Retry n waits base x 2^(n-1) after the attempt that failed (base 600 s: 10, 20, 40
+    minutes), never more than an hour (then 60, 60), and the error is kept with its type."""
+    deliver(client, "paypal", failing_sale_event("backoff"), shared_signer())
+    settle(container)
+    with container.sessions() as s:
+        row_id = s.scalars(select(InboxEvent.id)).one()
+    patient = other_container(container.settings.database_url, container.redis_url,
+                              retry_base_seconds=600, max_attempts=6)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    waits = []
+    for _ in range(5):
+        assert process_batch(patient, [row_id], now=now) == 1
+        with container.sessions() as s:
+            row = s.get(InboxEvent, row_id)
+        assert row.status == InboxStatus.RETRY and row.last_error.startswith("ValueError: ")
+        waits.append(row.next_attempt_at - now)
+        now = row.next_attempt_at
+    assert waits == [timedelta(minutes=m) for m in (10, 20, 40, 60, 60)]
+    process_batch(patient, [row_id], now=now)
+    with container.sessions() as s:
+        row = s.get(InboxEvent, row_id)
+    assert (row.status, row.attempts, row.next_attempt_at) == (InboxStatus.DEAD, 6, None)
 
 
 def test_a_retry_is_not_run_before_it_is_due(client, container):

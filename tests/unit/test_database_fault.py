@@ -94,3 +94,14 @@ def test_the_events_own_errors_are_not_the_databases():
     for exc in (duplicate, ValueError("has no amount"), KeyError("data"), OutOfRange("x")):
         assert not _database_fault(exc)
     assert not _database_fault(_raised_from(KeyError("id"), "from"))
+
+
+def test_a_chain_of_causes_that_loops_is_read_once():
+    """Code can tie two exceptions' contexts into a loop; the question still ends, with the
+    answer of the errors in the loop."""
+    first, second = ValueError("first"), KeyError("second")
+    first.__context__, second.__context__ = second, first
+    assert not _database_fault(first)
+    locked = _wrapped(_sqlite("database is locked"))
+    first.__context__, locked.__context__ = locked, first
+    assert _database_fault(first)
