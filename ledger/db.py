@@ -247,8 +247,9 @@ def current_rows(session: Session, model: type[_Model], **equal: Any) -> list[_M
     return rows
 
 
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
+def is_postgres(bind: Engine | Connection) -> bool:
+    """Whether ``bind`` (an engine, or a session's ``get_bind()``) is on PostgreSQL."""
+    return bind.dialect.name == "postgresql"
 
 
 def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from ledger.db import is_postgres
 from ledger.objects import transaction_memo
 
 LockName = tuple[str, ...]
@@ -35,7 +36,7 @@ def serialize_all(session: Session, names: Iterable[LockName]) -> None:
     flush per lock undid a batch's grouped inserts). A lock already taken is not asked for
     again until the memo is forgotten (after any rollback, even of a savepoint, which gives
     back the locks taken inside it); asking again for a lock one holds is harmless."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session.get_bind()):
         return
     held: set[int] = transaction_memo(session).setdefault(_HELD, set())
     keys = sorted({_key(name) for name in names} - held)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger import bounds
-from ledger.db import one_of
+from ledger.db import is_postgres, one_of
 from ledger.models import Customer, Provider, _ProviderObject
 from policy.timing import LATEST
 
@@ -137,8 +137,7 @@ def peek_all(session: Session, model: type[_ProviderObject], refs: set[Ref]) -> 
     wanted = {ref for ref in refs if held(session, model, ref.merchant, ref.provider_id) is None}
     if not wanted:
         return
-    query, params = _any_of(model, wanted, session.get_bind().dialect.name == "postgresql",
-                            locked=False)
+    query, params = _any_of(model, wanted, is_postgres(session.get_bind()), locked=False)
     peeked: dict[tuple[type, Ref], Any] = transaction_memo(session).setdefault(_PEEKED, {})
     peeked.update(((model, ref), None) for ref in wanted)
     with session.no_autoflush:
@@ -225,7 +224,7 @@ def prefetch(session: Session, models: Iterable[type[_ProviderObject]], refs: se
     without prefetching. Rows are locked in id order, as any other worker would lock them."""
     assert session.info.get(_ALL_OR_NOTHING), "prefetch is for all-or-nothing transactions"
     cache: dict[tuple[type, Ref], Any] = session.info.setdefault(_CACHE, {})
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session.get_bind())
     for model in models:
         wanted = {ref for ref in refs if (model, ref) not in cache}
         if not wanted:

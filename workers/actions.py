@@ -27,7 +27,7 @@ from adapters import ledger_credit
 from adapters.base import PaymentTarget, ProviderResult
 from gateway.envelope import parse_time
 from ledger import audit, refundable
-from ledger.db import one_of, reading
+from ledger.db import is_postgres, one_of, reading
 from ledger.models import (
     Action,
     ActionStatus,
@@ -492,7 +492,7 @@ def lock_refund_actions(session: Session, reported: Iterable[tuple[str, str | No
     for merchant, kind, value in keys:
         ids, refs = by_merchant.setdefault(merchant, ([], []))
         (ids if kind == "id" else refs).append(value)
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session.get_bind())
     params: dict[str, Any] = {}
     for i, (merchant, (ids, refs)) in enumerate(sorted(by_merchant.items())):
         params.update({f"merchant_{i}": merchant, f"ids_{i}": sorted(ids),

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, defer
 
 from gateway.envelope import parse_time
 from ledger.bounds import OutOfRange
-from ledger.db import one_of
+from ledger.db import is_postgres, one_of
 from ledger.models import (
     Customer,
     Dispute,
@@ -38,6 +38,7 @@ from ledger.objects import Ref, all_or_nothing, prefetch
 from service import metrics
 from service.bootstrap import Container, current
 from service.logs import log_context
+from workers import paypal_events, stripe_events
 from workers.actions import lock_refund_actions
 from workers.context import EventContext, Handler, dig
 from workers.decide import enqueue_actions_of
@@ -123,7 +124,7 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
     tried = 0
     decisions: list[str] = []
     with container.sessions() as session, session.begin():
-        postgres = session.get_bind().dialect.name == "postgresql"
+        postgres = is_postgres(session.get_bind())
         outcomes = _Outcomes(postgres)
         if not isolated:
             all_or_nothing(session)
@@ -133,7 +134,7 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
             # The reactions' locks first, then the rows, in the order every worker takes them.
             events = [(row.merchant, row.provider, row.event_type, payload)
                       for row in rows if (payload := payloads[row.id])]
-            prepare_batch(session, events)
+            locks = prepare_batch(session, events)
             # Payments before refund actions before refunds: the order every path that counts
             # a payment's refunds takes (``workers.actions._locked_action``, ``_record_result``).
             named = {ref for row in rows for ref in _named(row, payloads[row.id])}
@@ -141,7 +142,7 @@ def _apply_batch(container: Container, ids: list[int], now: datetime, isolated: 
             lock_refund_actions(session, [(row.merchant, action, refund) for row in rows
                                           for action, refund in _refunds(row, payloads[row.id])])
             prefetch(session, _AFTER_ACTIONS, named)
-            peek_batch(session, events)
+            peek_batch(session, events, locks)
         for row in rows:
             if (row.status == InboxStatus.RETRY and row.next_attempt_at
                     and row.next_attempt_at > now):
@@ -290,13 +291,13 @@ def _refunds(row: InboxEvent, payload: dict[str, Any] | None) -> list[tuple[str 
         res = payload.get("resource")
         if not isinstance(res, dict) or not row.event_type.endswith(("REFUNDED", "REVERSED")):
             return []
-        found = [(res.get("custom_id") or res.get("invoice_number"), res.get("id"))]
+        found = [(paypal_events.refund_action_id(res), res.get("id"))]
     else:
         obj = dig(payload, "data", "object")
         if not isinstance(obj, dict):
             return []
         refunds = [obj] if obj.get("object") == "refund" else dig(obj, "refunds", "data")
-        found = [(dig(rf, "metadata", "action_id"), dig(rf, "id"))
+        found = [(stripe_events.refund_action_id(rf), dig(rf, "id"))
                  for rf in (refunds if isinstance(refunds, list) else [])]
     return [(action if isinstance(action, str) else None, refund) for action, refund in found
             if isinstance(refund, str) and refund]

@@ -135,6 +135,12 @@ def _payment(session: Session, ctx: EventContext, res: dict[str, Any], kind: str
                                            ctx.livemode, values))
 
 
+def refund_action_id(res: dict[str, Any]) -> Any:
+    """The action id a refund carries: ours carry it in custom_id (v2 captures) or
+    invoice_number (v1 sales). Whatever the body holds there, unchecked."""
+    return res.get("custom_id") or res.get("invoice_number")
+
+
 def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_ref: str | None,
             kind: str) -> str | None:
     money = _money(res.get("amount"))
@@ -149,8 +155,7 @@ def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_re
         "currency": money[1],
         "reason": res.get("reason") or res.get("note_to_payer"),
         "refunded_at": parse_time(res.get("create_time")),
-        # Our refunds carry the action id: custom_id (v2 captures) or invoice_number (v1 sales).
-        "action_id": res.get("custom_id") or res.get("invoice_number"),
+        "action_id": refund_action_id(res),
     }
     version = ctx.version(REFUND_RANK.get(status, 0), _when(ctx, res))
     applied = apply_snapshot(session, Refund, ctx.ref(res["id"]), version, ctx.livemode, values)

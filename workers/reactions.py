@@ -405,20 +405,21 @@ _LOCKS: dict[Reaction, Callable[[str, str, dict[str, Any]], LockName | None]] = 
 _SALES = "sales by subscription"  # in the transaction's memo (see ``_may_repeat``)
 
 
-def prepare_batch(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+def prepare_batch(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]
+                  ) -> list[LockName]:
     """For a batch of (merchant, provider, event type, parsed body), before any is applied:
     take every lock the events' reactions will take, in one statement and in one order (see
     ``serialize_all``), then read under them, in one query, the sales of the subscriptions
     whose repeated payments the reactions will look for. Each reaction still takes its own
     lock (a lock held is not asked for again) and falls back to its own query where the
-    batch's answer is missing."""
+    batch's answer is missing. Returns the locks, for ``peek_batch``."""
     locks = [lock for merchant, provider, event_type, payload in events
              for react in reactions_for(provider, event_type)
              if react in _LOCKS and (lock := _LOCKS[react](merchant, event_type, payload))]
     serialize_all(session, locks)
     subs = {(m, sub) for kind, m, sub in locks if kind == "paypal-period"}
     if not subs:
-        return
+        return locks
     sales: dict[tuple[str, str], dict[str, datetime | None]] = {key: {} for key in subs}
     query = select(Payment.merchant, Payment.subscription_ref, Payment.provider_id,
                    Payment.paid_at).where(
@@ -429,13 +430,15 @@ def prepare_batch(session: Session, events: list[tuple[str, str, str, dict[str, 
         for merchant, sub_ref, sale_ref, paid_at in session.execute(query):
             sales[(merchant, str(sub_ref))][sale_ref] = paid_at  # not null: selected so
     transaction_memo(session).setdefault(_SALES, {}).update(sales)
+    return locks
 
 
-def peek_batch(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+def peek_batch(session: Session, events: list[tuple[str, str, str, dict[str, Any]]],
+               locks: list[LockName]) -> None:
     """After ``prepare_batch`` and the drain's prefetch (every object the events name is locked
     by then, and the objects read here are ones no handler locks later): read at once what the
     events' reactions will look at without a lock (``peek_all``), one query per table instead
-    of one per event:
+    of one per event; ``locks``: what ``prepare_batch`` took for them:
     - ``stripe_overpaid_invoice``: each pair's invoice, and the charge an invoice names (a
       charge's own event holds its charge already). The pair's lock, taken by
       ``prepare_batch``, keeps the other side as read here: its event waits for this commit.
@@ -444,21 +447,15 @@ def peek_batch(session: Session, events: list[tuple[str, str, str, dict[str, Any
       inserts after this read is not seen, as if it had come a moment later: its own
       period-locked events look for repeated payments again, and a credit not applied to
       this sale waits for the next payment, as it does when a sale comes first."""
-    invoices, charges, subs = set(), set(), set()
+    invoices = {Ref(m, "stripe", ref) for kind, m, ref in locks if kind == "stripe-overpayment"}
+    subs = {Ref(m, "paypal", ref) for kind, m, ref in locks if kind == "paypal-period"}
+    charges = set()
     for merchant, provider, event_type, payload in events:
-        for react in reactions_for(provider, event_type):
-            lock = _LOCKS[react](merchant, event_type, payload) if react in _LOCKS else None
-            if lock is None:
-                continue
-            kind, _, ref = lock
-            if kind == "paypal-period":
-                subs.add(Ref(merchant, "paypal", ref))
-                continue
-            invoices.add(Ref(merchant, "stripe", ref))
-            obj = dig(payload, "data", "object")
-            if obj.get("object") == "invoice" and isinstance(obj.get("charge"), str) \
-                    and obj["charge"]:
-                charges.add(Ref(merchant, "stripe", obj["charge"]))
+        obj = dig(payload, "data", "object")
+        if (stripe_overpaid_invoice in reactions_for(provider, event_type)
+                and isinstance(obj, dict) and obj.get("object") == "invoice"
+                and isinstance(obj.get("charge"), str) and obj["charge"]):
+            charges.add(Ref(merchant, "stripe", obj["charge"]))
     for model, refs in ((Invoice, invoices), (Payment, charges), (Subscription, subs)):
         if refs:
             peek_all(session, model, refs)

@@ -149,6 +149,11 @@ def refund(session: Session, ctx: EventContext) -> str | None:
     return applied_or_stale(_apply_refund(session, ctx, _object(ctx)))
 
 
+def refund_action_id(rf: Any) -> Any:
+    """The action id a refund carries: ours carry it in their metadata. Unchecked."""
+    return dig(rf, "metadata", "action_id")
+
+
 def _apply_refund(session: Session, ctx: EventContext, rf: dict[str, Any]) -> bool:
     values = {
         "payment_ref": rf.get("charge"),
@@ -159,7 +164,7 @@ def _apply_refund(session: Session, ctx: EventContext, rf: dict[str, Any]) -> bo
         "reason": rf.get("reason"),
         "failure_reason": rf.get("failure_reason"),
         "refunded_at": timestamp(rf.get("created")),
-        "action_id": dig(rf, "metadata", "action_id"),
+        "action_id": refund_action_id(rf),
     }
     version = ctx.version(REFUND_RANK.get(rf["status"], 0))
     applied = apply_snapshot(session, Refund, ctx.ref(rf["id"]), version, ctx.livemode, values)
