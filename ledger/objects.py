@@ -189,13 +189,34 @@ _PROVIDERS = tuple(Provider)
 
 def _insert(session: Session, model: type[T], ref: Ref, version: Version, livemode: bool,
             values: dict[str, Any]) -> T | None:
-    obj = model(merchant=ref.merchant, provider=ref.provider, provider_id=ref.provider_id,
-                version_at=version.at, version_rank=version.rank, version_event=version.event,
-                livemode=livemode, **values)
+    obj = model(**{**_defaults(model), **values,
+                   "merchant": ref.merchant, "provider": ref.provider,
+                   "provider_id": ref.provider_id, "version_at": version.at,
+                   "version_rank": version.rank, "version_event": version.event,
+                   "livemode": livemode})
     if not add_once(session, obj):
         return None
     session.info.setdefault(_CACHE, {})[(model, ref)] = obj
     return obj
+
+
+def _defaults(model: type[Any]) -> dict[str, Any]:
+    """The model's columns that have a constant default, with it: given to every new row.
+
+    The unit of work writes a batch's new rows of one table in one multi-row INSERT only while
+    consecutive rows set the same columns; a column left to its default in one row (a PayPal
+    sale has no ``amount_refunded``) and set in the next (a Stripe charge's) split the batch into
+    an INSERT per run. The stored values are the same either way."""
+    found = _DEFAULTS.get(model)
+    if found is None:
+        found = _DEFAULTS[model] = {
+            column.key: column.default.arg for column in model.__table__.columns
+            if column.default is not None and column.default.is_scalar
+            and not column.primary_key}
+    return found
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
 def add_once(session: Session, obj: Any) -> bool:

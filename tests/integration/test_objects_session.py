@@ -15,6 +15,7 @@ from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from ledger.bounds import OutOfRange
+from ledger.db import is_postgres
 from ledger.models import Customer, Payment
 from ledger.objects import (
     Ref,
@@ -196,6 +197,41 @@ def test_a_prefetched_batch_is_answered_without_another_query(container):
     assert found is not None and found.amount == 1000
     assert absent is None
     assert statements == []
+
+
+def test_a_batchs_new_objects_of_one_kind_are_one_insert_whatever_columns_they_set(container):
+    """A PayPal sale leaves ``amount_refunded`` to its default and a Stripe charge sets it: new
+    rows that set different columns were written one INSERT per run of alike rows. Each new
+    row now sets every column that has a default, so the batch's payments are one INSERT, and
+    the stored values are the defaults as before (PostgreSQL; SQLite inserts row by row)."""
+    sale = {"kind": "sale", "status": "completed", "currency": "USD", "amount": 500}
+    rows = [(Ref("merchant-a", "paypal", "S-1"), sale), (Ref("merchant-a", "stripe", "ch_1"),
+            {**VALUES, "amount": 700, "amount_refunded": 200}),
+            (Ref("merchant-a", "paypal", "S-2"), sale)]
+    inserts: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO PAYMENTS"):
+            inserts.append(statement)
+
+    with container.sessions() as session, session.begin():
+        all_or_nothing(session)  # as the drain: the new rows are written at the flush
+        for i, (ref, values) in enumerate(rows):
+            assert apply_snapshot(session, Payment, ref, Version(AT, 0, f"evt_{i}"), False,
+                                  values)
+        event.listen(container.engine, "before_cursor_execute", count)
+        try:
+            session.flush()
+        finally:
+            event.remove(container.engine, "before_cursor_execute", count)
+    # SQLite does not promise the order of RETURNING's rows, so the ORM inserts one row a
+    # statement there, whatever the columns.
+    assert len(inserts) == (1 if is_postgres(container.engine) else len(rows))
+    with container.sessions() as session:
+        stored = {p.provider_id: (p.amount, p.amount_refunded, p.version_rank, p.livemode)
+                  for p in session.scalars(select(Payment))}
+    assert stored == {"S-1": (500, 0, 0, False), "ch_1": (700, 200, 0, False),
+                      "S-2": (500, 0, 0, False)}
 
 
 def test_a_prefetch_goes_on_to_the_next_model_when_one_is_all_cached(container):
