@@ -9,13 +9,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway import admin, console, health, metrics, webhooks
 from gateway.responses import http_error_body
 from service.bootstrap import Container, build
-from service.config import Settings
+from service.config import PayPalVerification, Settings
 from service.logs import start_request
 
 
 def create_app(config: Settings | None = None, container: Container | None = None) -> Flask:
     """Build the web app. With no arguments, settings come from the environment."""
     container = container or build(config)
+    if any(m.paypal.verification is PayPalVerification.LOCAL and m.paypal.webhook_id
+           for m in container.settings.merchants.values()):
+        # The trust anchors are read now and held: a CA file that goes missing (or is replaced
+        # by something unreadable) after start-up cannot fail deliveries one by one.
+        container.paypal_local_verifier  # noqa: B018  # a cached property, built here
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = container.settings.body_limit
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's, not the base

@@ -82,6 +82,25 @@ _TOKEN_DIGEST_KEY = secrets.token_bytes(32)
 TEST_TOKEN_PREFIX = "test-admin-"
 
 
+def ca_file(raw: str) -> Path:
+    """``GATEWAY_PAYPAL_CA_FILE``: a readable file of PEM certificates, checked at start-up
+    rather than at the first PayPal delivery, which would otherwise fail (a 500 per delivery
+    until someone looks)."""
+    from cryptography import x509
+
+    path = Path(raw)
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"GATEWAY_PAYPAL_CA_FILE: cannot read {path}: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise ConfigError(f"GATEWAY_PAYPAL_CA_FILE: {path} holds no PEM certificate") from None
+    return path
+
+
 def token_digest(token: str) -> bytes:
     """The HMAC-SHA256 of an admin token under this process's key: 32 bytes whatever the token,
     so comparing two digests takes the same time whatever was presented."""
@@ -259,7 +278,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if env.get("GATEWAY_INBOX", "").strip():
         values["inbox"] = env["GATEWAY_INBOX"].strip()
     if env.get("GATEWAY_PAYPAL_CA_FILE"):
-        values["paypal_ca_file"] = Path(env["GATEWAY_PAYPAL_CA_FILE"])
+        values["paypal_ca_file"] = ca_file(env["GATEWAY_PAYPAL_CA_FILE"])
     values["public_url"] = public_url(env.get("GATEWAY_PUBLIC_URL", ""))
     values.update(overrides)
     settings = Settings(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import responses
 from flask.testing import FlaskClient
@@ -94,3 +95,22 @@ def test_missing_paypal_headers_are_refused(client, container):
         assert resp.status_code == 400 and resp.json["error"]["code"] == "missing_header"
         assert name.lower() in resp.json["error"]["message"].lower()
     assert _stored(container) == []
+
+
+def test_the_configured_ca_is_read_at_start_up_and_held_if_its_file_goes(container, tmp_path):
+    """A CA file removed (or rotated to garbage) after start-up does not turn each PayPal
+    delivery into a 500: the app read the trust anchors when it was built."""
+    from gateway.app import create_app
+
+    ca = tmp_path / "held-ca.pem"
+    ca.write_bytes(shared_signer().ca_pem)
+    held = Container(replace(container.settings, paypal_ca_file=ca))
+    try:
+        client = create_app(container=held).test_client()
+        ca.unlink()
+        raw = _raw("held")
+        resp = _post(client, raw, shared_signer().headers(raw, PAYPAL_WEBHOOK_ID))
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+    finally:
+        held.close()
+    assert [row.raw_body for row in _stored(container)] == [raw]

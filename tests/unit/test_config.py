@@ -101,3 +101,29 @@ def test_the_shipped_merchants_name_their_calendar():
     merchants = load_merchants(DEFAULT_MERCHANTS_FILE, {})
     assert merchants["oneclick"].time_zone == "America/New_York"
     assert {m.time_zone for n, m in merchants.items() if n != "oneclick"} == {"UTC"}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, r"GATEWAY_PAYPAL_CA_FILE: cannot read .*ca\.pem"),
+    (b"", r"GATEWAY_PAYPAL_CA_FILE: .*ca\.pem holds no PEM certificate"),
+    (b"not a certificate\n", r"GATEWAY_PAYPAL_CA_FILE: .*ca\.pem holds no PEM certificate"),
+    (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+     r"GATEWAY_PAYPAL_CA_FILE: .*ca\.pem holds no PEM certificate"),
+])
+def test_a_paypal_ca_file_that_cannot_serve_is_refused_at_start_up(tmp_path, content, message):
+    """Read when the settings are, not at the first PayPal delivery (a 500 for each)."""
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PAYPAL_CA_FILE": str(path)})
+
+
+def test_a_paypal_ca_file_of_certificates_is_taken(tmp_path):
+    from tests.support.paypal import shared_signer
+
+    path = tmp_path / "ca.pem"
+    path.write_bytes(shared_signer().ca_pem)
+    settings = load_settings({"GATEWAY_DATA_DIR": str(tmp_path),
+                              "GATEWAY_PAYPAL_CA_FILE": str(path)})
+    assert settings.paypal_ca_file == path
