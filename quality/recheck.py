@@ -11,7 +11,8 @@ Slow mutants are cut off after ``--timeout`` seconds and counted as killed, as m
 
 ``--database-url URL --redis-url URL`` run the tests on PostgreSQL (and that Redis) instead of
 the suite's defaults: for mutants of code that runs only on PostgreSQL, which the mutation run
-(SQLite) cannot kill. ``--only NAME ...`` limits the run to those survivors.
+(SQLite) cannot kill. ``--only NAME ...`` limits the run to those survivors. With ``MUTATE_WORK``
+set as it was for ``quality/mutate``, the survivors of that run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TREE = ROOT / "quality" / ".work" / "tree"
+# The run to recheck: quality/mutate's, or the one it ran with MUTATE_WORK set.
+TREE = ROOT / os.environ.get("MUTATE_WORK", "quality/.work").rstrip("/") / "tree"
 ALIVE = {0, 5, 33}  # survived; no tests (pytest's "no tests ran", mutmut's own code)
 
 
