@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -10,17 +12,16 @@ from gateway import admin, console, health, metrics, webhooks
 from gateway.responses import http_error_body
 from service.bootstrap import Container, build
 from service.config import PayPalVerification, Settings
+from service.errors import VerificationError
 from service.logs import start_request
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Settings | None = None, container: Container | None = None) -> Flask:
     """Build the web app. With no arguments, settings come from the environment."""
     container = container or build(config)
-    if any(m.paypal.verification is PayPalVerification.LOCAL and m.paypal.webhook_id
-           for m in container.settings.merchants.values()):
-        # The trust anchors are read now and held: a CA file that goes missing (or is replaced
-        # by something unreadable) after start-up cannot fail deliveries one by one.
-        container.paypal_local_verifier  # noqa: B018  # a cached property, built here
+    _read_paypal_anchors(container)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = container.settings.body_limit
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's, not the base
@@ -37,6 +38,21 @@ def create_app(config: Settings | None = None, container: Container | None = Non
         # Flask's documented way to add WSGI middleware: wrap its wsgi_app.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
     return app
+
+
+def _read_paypal_anchors(container: Container) -> None:
+    """Read the PayPal trust anchors now and hold them, so that a CA file removed or replaced
+    after start-up changes nothing for this process. If they cannot be read (a worker that
+    gunicorn starts again after the file went), the worker still starts: Stripe deliveries and
+    the admin API go on, and each PayPal delivery is answered 503 (PayPal retries) with an
+    error logged, rather than the whole server refusing to start."""
+    if not any(m.paypal.verification is PayPalVerification.LOCAL and m.paypal.webhook_id
+               for m in container.settings.merchants.values()):
+        return
+    try:
+        container.paypal_local_verifier  # noqa: B018  # a cached property, built here
+    except VerificationError:  # the reason is logged where it was found
+        log.error("PayPal deliveries will be answered 503 until the CA file can be read")
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -103,17 +103,20 @@ control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
-    """Before any worker starts: refuse a database that is not at the schema this code needs
-    (the release step, ``gateway db upgrade``, migrates; a web process never does). A database
+    """Before any worker starts: refuse a PayPal CA file that cannot serve, and a database that
+    is not at the schema this code needs (the release step, ``gateway db upgrade``, migrates; a
+    web process never does). A database
     that does not answer yet is left to /readyz: the web tier answers 503 until it does."""
     from sqlalchemy.exc import OperationalError
 
     from ledger.migrate import DatabaseNotAtHead, require_head
-    from service.config import load_settings
+    from service.config import check_ca_file, load_settings
     from service.errors import ConfigError
 
     try:
         settings = load_settings()
+        if settings.paypal_ca_file is not None:
+            check_ca_file(settings.paypal_ca_file)
         require_head(settings.database_url)
     except (ConfigError, DatabaseNotAtHead) as exc:
         server.log.error("%s", exc)

@@ -6,6 +6,7 @@ processes build one when ``gateway worker`` starts and RQ jobs reach it through 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -18,8 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger.db import make_engine, make_session_factory
 from service.config import Merchant, PayPalVerification, Settings, load_settings
 from service.embedded_redis import ensure_embedded_redis
-from service.errors import UnknownMerchant
+from service.errors import UnknownMerchant, VerificationError
 from workers.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # imported where they are built, on first use
     from adapters.paypal_adapter import PayPalAdapter
@@ -79,10 +82,18 @@ class Container:
         from gateway.signatures.paypal import PayPalVerifier, load_bundled_ca
 
         ca_file = self.settings.paypal_ca_file
-        ca_pem = ca_file.read_bytes() if ca_file else load_bundled_ca()
-        return PayPalVerifier(ca_pem, cache_dir=self.settings.data_dir / "paypal-certs",
-                              timeout=self.settings.paypal_cert_timeout,
-                              tolerance=self.settings.paypal_tolerance)
+        try:
+            ca_pem = ca_file.read_bytes() if ca_file else load_bundled_ca()
+            return PayPalVerifier(ca_pem, cache_dir=self.settings.data_dir / "paypal-certs",
+                                  timeout=self.settings.paypal_cert_timeout,
+                                  tolerance=self.settings.paypal_tolerance)
+        except (OSError, ValueError) as exc:  # unreadable, or no certificate in it
+            # Not the sender's fault and not for good: 503, and PayPal delivers again. The
+            # file's path and the reason go to the log, not to whoever sent the delivery.
+            log.error("the PayPal CA file %s cannot be used: %s", ca_file, exc)
+            raise VerificationError("verification_unavailable",
+                                    "PayPal signatures cannot be checked now; retry later"
+                                    ) from exc
 
     def paypal_verifier(self, merchant: Merchant) -> PayPalVerifier | PayPalApiVerifier:
         """The merchant's PayPal verifier: local (shared certificate cache) or PayPal's API."""

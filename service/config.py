@@ -82,13 +82,13 @@ _TOKEN_DIGEST_KEY = secrets.token_bytes(32)
 TEST_TOKEN_PREFIX = "test-admin-"
 
 
-def ca_file(raw: str) -> Path:
-    """``GATEWAY_PAYPAL_CA_FILE``: a readable file of PEM certificates, checked at start-up
-    rather than at the first PayPal delivery, which would otherwise fail (a 500 per delivery
-    until someone looks)."""
+def check_ca_file(path: Path) -> None:
+    """``GATEWAY_PAYPAL_CA_FILE`` must be a readable file of PEM certificates: checked when the
+    web server starts (``gateway.gunicorn_conf.on_starting``), not when settings are read (the
+    worker, the clock and the release step never verify PayPal, and a demo writes its CA after
+    reading them)."""
     from cryptography import x509
 
-    path = Path(raw)
     try:
         pem = path.read_bytes()
     except OSError as exc:
@@ -98,7 +98,6 @@ def ca_file(raw: str) -> Path:
         x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise ConfigError(f"GATEWAY_PAYPAL_CA_FILE: {path} holds no PEM certificate") from None
-    return path
 
 
 def token_digest(token: str) -> bytes:
@@ -278,7 +277,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if env.get("GATEWAY_INBOX", "").strip():
         values["inbox"] = env["GATEWAY_INBOX"].strip()
     if env.get("GATEWAY_PAYPAL_CA_FILE"):
-        values["paypal_ca_file"] = ca_file(env["GATEWAY_PAYPAL_CA_FILE"])
+        values["paypal_ca_file"] = Path(env["GATEWAY_PAYPAL_CA_FILE"])
     values["public_url"] = public_url(env.get("GATEWAY_PUBLIC_URL", ""))
     values.update(overrides)
     settings = Settings(**values)

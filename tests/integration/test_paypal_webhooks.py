@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ledger.models import InboxEvent
 from sandbox import samples
 from service.bootstrap import Container
-from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID, settle
+from tests.support.delivery import PAYPAL_MERCHANT, PAYPAL_WEBHOOK_ID, deliver, settle
 from tests.support.paypal import shared_signer
 
 
@@ -114,3 +114,30 @@ def test_the_configured_ca_is_read_at_start_up_and_held_if_its_file_goes(contain
     finally:
         held.close()
     assert [row.raw_body for row in _stored(container)] == [raw]
+
+
+def test_a_worker_started_after_its_ca_file_went_answers_paypal_503_and_stripe_as_ever(
+        container, tmp_path):
+    """gunicorn starts a worker again after one dies; if the CA file has gone meanwhile, that
+    worker still starts (no refusal to boot, which stops the whole server): each PayPal
+    delivery is answered 503, so PayPal delivers it again, with nothing about the server in
+    the answer; Stripe deliveries go on; once the file is back, PayPal's are verified again."""
+    from gateway.app import create_app
+
+    ca = tmp_path / "gone-ca.pem"
+    held = Container(replace(container.settings, paypal_ca_file=ca))
+    try:
+        client = create_app(container=held).test_client()
+        raw = _raw("gone")
+        headers = shared_signer().headers(raw, PAYPAL_WEBHOOK_ID)
+        resp = _post(client, raw, headers)
+        assert resp.status_code == 503
+        assert resp.json["error"]["code"] == "verification_unavailable"
+        assert str(tmp_path) not in resp.get_data(as_text=True)
+        deliver(client, "stripe", samples.stripe_event("charge.succeeded",
+                                                       samples.Scenario(key="stripe-on")))
+        ca.write_bytes(shared_signer().ca_pem)
+        assert _post(client, raw, headers).status_code == 200
+    finally:
+        held.close()
+    assert raw in [row.raw_body for row in _stored(container)]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from service.config import DEFAULT_MERCHANTS_FILE, Mode, load_merchants, load_settings
+from service.config import (
+    DEFAULT_MERCHANTS_FILE,
+    Mode,
+    check_ca_file,
+    load_merchants,
+    load_settings,
+)
 from service.errors import ConfigError
 
 BASE = """
@@ -110,20 +117,46 @@ def test_the_shipped_merchants_name_their_calendar():
     (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
      r"GATEWAY_PAYPAL_CA_FILE: .*ca\.pem holds no PEM certificate"),
 ])
-def test_a_paypal_ca_file_that_cannot_serve_is_refused_at_start_up(tmp_path, content, message):
-    """Read when the settings are, not at the first PayPal delivery (a 500 for each)."""
+def test_a_paypal_ca_file_that_cannot_serve_is_refused_when_the_web_server_starts(
+        tmp_path, monkeypatch, content, message):
+    """Checked before any web worker starts, not at the first PayPal delivery (a 500 for each):
+    the server stops, naming the variable and the file."""
+    from gateway.gunicorn_conf import on_starting
+
     path = tmp_path / "ca.pem"
     if content is not None:
         path.write_bytes(content)
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GATEWAY_PAYPAL_CA_FILE", str(path))
+    logged: list[str] = []
+
+    class Log:
+        def error(self, fmt: str, *args: object) -> None:
+            logged.append(fmt % args)
+
+    class Server:
+        log = Log()
+
+    with pytest.raises(SystemExit) as stopped:
+        on_starting(Server())
+    assert stopped.value.code == 2
+    assert len(logged) == 1 and re.search(message, logged[0])
     with pytest.raises(ConfigError, match=message):
-        load_settings({"GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PAYPAL_CA_FILE": str(path)})
+        check_ca_file(path)
 
 
-def test_a_paypal_ca_file_of_certificates_is_taken(tmp_path):
+def test_the_settings_take_a_paypal_ca_file_without_reading_it(tmp_path):
+    """The worker, the clock and the release step never verify PayPal, and a demo writes its
+    CA after reading its settings: only the web server's start-up reads the file."""
+    path = tmp_path / "devcerts" / "ca.pem"
+    settings = load_settings({"GATEWAY_DATA_DIR": str(tmp_path),
+                              "GATEWAY_PAYPAL_CA_FILE": str(path)})
+    assert settings.paypal_ca_file == path
+
+
+def test_a_paypal_ca_file_of_certificates_passes_the_start_up_check(tmp_path):
     from tests.support.paypal import shared_signer
 
     path = tmp_path / "ca.pem"
     path.write_bytes(shared_signer().ca_pem)
-    settings = load_settings({"GATEWAY_DATA_DIR": str(tmp_path),
-                              "GATEWAY_PAYPAL_CA_FILE": str(path)})
-    assert settings.paypal_ca_file == path
+    check_ca_file(path)
