@@ -555,11 +555,12 @@ def confirm_refund(session: Session, refund: Refund) -> None:
 
 
 def due_actions(session: Session, now: datetime, stale_after: timedelta) -> list[str]:
-    """Actions to hand out again: retries that are due, and attempts a dead worker left."""
+    """Actions to hand out again: retries that are due, and attempts a dead worker left; at
+    most 1,000 a sweep, those left alone longest first, so a backlog cannot keep any waiting."""
     query = select(Action.id).where(or_(
         (Action.status == ActionStatus.PENDING)
         & or_(Action.next_attempt_at.is_(None), Action.next_attempt_at <= now)
         & (Action.updated_at <= now - stale_after),
         (Action.status == ActionStatus.EXECUTING) & (Action.updated_at <= now - stale_after),
-    )).limit(1000)
+    )).order_by(Action.updated_at, Action.id).limit(1000)
     return list(session.scalars(query))

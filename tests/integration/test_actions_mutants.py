@@ -1,0 +1,380 @@
+"""Planning and carrying out a decision's actions, pinned field by field.
+
+* Which actions the sweeper hands out again (``due_actions``): a pending action once its retry
+  time (if any) has come and it has been left alone for the stale time, an executing one only
+  when its worker has gone quiet that long, never a finished one; both bounds are inclusive,
+  and one sweep hands out at most a thousand, those left alone longest first.
+* The action a recorded cancellation adds: a zero-amount ``cancel`` of the subscription, with
+  the account, currency, clause and reason of its decision; a PayPal one waits until its
+  effective date (PayPal can only cancel "now"), a Stripe one does not, and neither does a
+  PayPal one whose date has come.
+* A credit carried out: the ledger entry it writes (amount, currency, reason, clause, decision,
+  action, who holds it, with the Stripe balance transaction named when Stripe holds it) and the
+  action succeeded at that time, its decision executed, and the change in the audit log.
+* A refund refused before its first provider call: the action failed with the reason, and its
+  decision back in review saying the refund was not made and why.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import responses
+from sqlalchemy import select
+
+from adapters.ledger_credit import LEDGER, STRIPE_BALANCE
+from ledger.models import (
+    AccountCredit,
+    Action,
+    ActionStatus,
+    AuditEntry,
+    Decision,
+    DecisionStatus,
+    Payment,
+    Refund,
+    Subscription,
+)
+from policy import Decision as PolicyDecision
+from policy.decision import Outcome, Reason
+from policy.money import Money
+from service.bootstrap import Container
+from tests.support.ledger import add_in_order
+from workers.actions import due_actions, record_decision, run_action
+
+MERCHANT = "theopenhost"
+ACCOUNT = "cus_actions"
+NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
+STALE = timedelta(minutes=5)
+TICK = timedelta(microseconds=1)
+LONG_AGO = NOW - timedelta(days=1)
+ACTION_ID = re.compile(r"act_[0-9a-f]{32}")
+STRIPE_BALANCE_URL = f"https://api.stripe.com/v1/customers/{ACCOUNT}/balance_transactions"
+
+
+# --- Rows written straight into the ledger -----------------------------------------------------
+
+
+def _decision(name: str, *, account: str = ACCOUNT, payment_ref: str | None = None,
+              request_kind: str = "refund") -> Decision:
+    return Decision(id=f"dec_{name}", merchant=MERCHANT, account_ref=account,
+                    payment_ref=payment_ref, pack="p", request_kind=request_kind,
+                    outcome="partial_refund", case={}, decision={}, evaluated_at=LONG_AGO,
+                    status=DecisionStatus.RECORDED)
+
+
+def _action(name: str, status: str = ActionStatus.PENDING, *, decision: str = "sweep",
+            kind: str = "refund", account: str = ACCOUNT, payment_ref: str | None = "ch_1",
+            amount: int = 1000, updated_at: datetime = LONG_AGO,
+            next_attempt_at: datetime | None = None) -> Action:
+    return Action(id=f"act_{name}", decision_id=f"dec_{decision}", merchant=MERCHANT,
+                  kind=kind, provider="stripe" if kind == "refund" else None,
+                  target_kind="charge" if kind == "refund" else None, payment_ref=payment_ref,
+                  account_ref=account, amount=amount, currency="USD", clause="003 §1.7c",
+                  reason="partial_refund under 003 §1.7c", status=status,
+                  next_attempt_at=next_attempt_at, created_at=LONG_AGO, updated_at=updated_at)
+
+
+def _due(container: Container, now: datetime = NOW, stale_after: timedelta = STALE
+         ) -> list[str]:
+    with container.sessions() as session:
+        return due_actions(session, now, stale_after)
+
+
+def _stored_action(container: Container, action_id: str) -> Action:
+    with container.sessions() as session:
+        action = session.get(Action, action_id)
+        assert action is not None
+        return action
+
+
+def _stored_decision(container: Container, decision_id: str) -> Decision:
+    with container.sessions() as session:
+        decision = session.get(Decision, decision_id)
+        assert decision is not None
+        return decision
+
+
+def _audit_of(container: Container, action_id: str) -> list[tuple[datetime, str, str]]:
+    with container.sessions() as session:
+        return [(e.at, e.action, e.actor) for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.subject == action_id).order_by(AuditEntry.id))]
+
+
+def _credit_entries(container: Container) -> list[AccountCredit]:
+    with container.sessions() as session:
+        return list(session.scalars(select(AccountCredit).order_by(AccountCredit.id)))
+
+
+# --- Which actions a sweep hands out -----------------------------------------------------------
+
+
+def test_a_pending_action_is_handed_out_once_left_alone_for_exactly_the_stale_time(container):
+    add_in_order(container, _decision("sweep"),
+                 _action("left_exactly", updated_at=NOW - STALE),
+                 _action("left_longer", updated_at=NOW - STALE - timedelta(hours=1)),
+                 _action("just_touched", updated_at=NOW - STALE + TICK),
+                 _action("touched_now", updated_at=NOW))
+    assert sorted(_due(container)) == ["act_left_exactly", "act_left_longer"]
+
+
+def test_a_pending_retry_is_handed_out_when_its_time_comes_and_not_before(container):
+    add_in_order(container, _decision("sweep"),
+                 _action("never_scheduled"),
+                 _action("due_exactly_now", next_attempt_at=NOW),
+                 _action("due_earlier", next_attempt_at=NOW - timedelta(minutes=1)),
+                 _action("due_a_moment_later", next_attempt_at=NOW + TICK),
+                 _action("due_tomorrow", next_attempt_at=NOW + timedelta(days=1)))
+    assert sorted(_due(container)) == ["act_due_earlier", "act_due_exactly_now",
+                                       "act_never_scheduled"]
+
+
+def test_a_due_retry_still_waits_out_the_stale_time_since_it_was_last_touched(container):
+    add_in_order(container, _decision("sweep"),
+                 _action("due_but_fresh", next_attempt_at=NOW - timedelta(hours=1),
+                         updated_at=NOW - STALE + TICK),
+                 _action("due_and_stale", next_attempt_at=NOW - timedelta(hours=1),
+                         updated_at=NOW - STALE))
+    assert _due(container) == ["act_due_and_stale"]
+
+
+def test_an_executing_action_is_handed_out_only_when_its_worker_went_quiet(container):
+    add_in_order(container, _decision("sweep"),
+                 _action("quiet_exactly", ActionStatus.EXECUTING, updated_at=NOW - STALE),
+                 _action("quiet_long", ActionStatus.EXECUTING, updated_at=LONG_AGO),
+                 _action("still_working", ActionStatus.EXECUTING,
+                         updated_at=NOW - STALE + TICK),
+                 _action("started_now", ActionStatus.EXECUTING, updated_at=NOW))
+    assert sorted(_due(container)) == ["act_quiet_exactly", "act_quiet_long"]
+
+
+@pytest.mark.parametrize("status", [ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED,
+                                    ActionStatus.FAILED])
+def test_a_finished_action_is_never_handed_out_however_old(container, status):
+    add_in_order(container, _decision("sweep"),
+                 _action("finished", status, updated_at=LONG_AGO),
+                 _action("finished_retry_time", status, updated_at=LONG_AGO,
+                         next_attempt_at=LONG_AGO),
+                 _action("waiting", updated_at=LONG_AGO))
+    assert _due(container) == ["act_waiting"]
+
+
+def test_with_nothing_waiting_a_sweep_hands_out_nothing(container):
+    add_in_order(container, _decision("sweep"),
+                 _action("done", ActionStatus.SUCCEEDED),
+                 _action("fresh", updated_at=NOW))
+    assert _due(container) == []
+
+
+def test_one_sweep_hands_out_at_most_a_thousand_actions_those_left_longest_first(container):
+    """A backlog over the limit cannot keep an action waiting sweep after sweep: the ones left
+    alone longest go first (the newest here is added first, so insertion order would differ)."""
+    newest = _action("many_newest", updated_at=LONG_AGO + timedelta(seconds=1))
+    waiting = [_action(f"many_{n:04d}") for n in range(1000)]
+    with container.sessions() as session, session.begin():
+        session.add(_decision("sweep"))
+        session.flush()
+        session.add(newest)
+        session.flush()
+        session.add_all(waiting)
+    handed = _due(container)
+    assert len(handed) == 1000
+    assert handed == sorted(a.id for a in waiting)
+
+
+# --- The action a recorded cancellation adds ---------------------------------------------------
+
+
+def _cancellation(outcome: Outcome = Outcome.CANCEL_AT_PERIOD_END, *,
+                  effective_at: datetime | None, clause: str | None = "003 §1.2"
+                  ) -> PolicyDecision:
+    """A cancellation decided at NOW in USD, moving no money; ``clause`` is the one that holds
+    (None: no clause holds)."""
+    reasons = [Reason("003 §1.2c", "no invoice is due", False, "")]
+    if clause is not None:
+        reasons.append(Reason(clause, "notice given in time", True, ""))
+    zero = Money(0, "USD")
+    return PolicyDecision(
+        pack="theopenhost", request_kind="cancellation", outcome=outcome, decided_at=NOW,
+        currency="USD", at_stake=None, refund=zero, credit=zero, fee=zero, charge=zero,
+        retained=zero, proposed_refund=None, line_items=(), effective_at=effective_at,
+        access_until=effective_at, balance_due_by=None, notice_by=None, flags=(),
+        reasons=tuple(reasons))
+
+
+def _subscription(provider: str) -> Subscription:
+    return Subscription(merchant=MERCHANT, provider=provider, provider_id=f"sub_{provider}_1",
+                        version_at=LONG_AGO, version_event="evt_sub", status="active",
+                        customer_ref=ACCOUNT, currency="USD")
+
+
+def _record_cancellation(container: Container, provider: str, decision: PolicyDecision
+                         ) -> tuple[str, Action]:
+    """Record ``decision`` about the ``provider`` subscription at NOW; its id and its action."""
+    with container.sessions() as session, session.begin():
+        subscription = _subscription(provider)
+        session.add(subscription)
+        session.flush()
+        row = record_decision(session, merchant=MERCHANT, decision=decision,
+                              case={"kind": "cancellation"}, account_ref=ACCOUNT, payment=None,
+                              now=NOW, subscription=subscription)
+        decision_id = row.id
+    with container.sessions() as session:
+        (action,) = session.scalars(select(Action).where(Action.decision_id == decision_id))
+    return decision_id, action
+
+
+def test_a_stripe_cancellation_is_a_zero_amount_cancel_of_the_subscription_sent_at_once(
+        container):
+    """Stripe takes the end date in the call: the action is due now, whatever the date."""
+    effective = NOW + timedelta(days=20)
+    decision_id, action = _record_cancellation(container, "stripe",
+                                               _cancellation(effective_at=effective))
+    assert ACTION_ID.fullmatch(action.id)
+    assert (action.decision_id, action.merchant, action.kind) == (decision_id, MERCHANT,
+                                                                  "cancel")
+    assert (action.provider, action.target_kind, action.payment_ref) == (
+        "stripe", "subscription", "sub_stripe_1")
+    assert (action.account_ref, action.amount, action.currency) == (ACCOUNT, 0, "USD")
+    assert (action.clause, action.reason) == ("003 §1.2", "cancel_at_period_end under 003 §1.2")
+    assert (action.status, action.attempts, action.next_attempt_at) == (
+        ActionStatus.PENDING, 0, None)
+    assert (action.created_at, action.updated_at) == (NOW, NOW)
+    assert _stored_decision(container, decision_id).status == DecisionStatus.RECORDED
+
+
+def test_a_paypal_cancellation_waits_until_its_effective_date(container):
+    """PayPal can only cancel now: the action is held until the date, and only then handed
+    out again."""
+    effective = NOW + timedelta(days=20)
+    _, action = _record_cancellation(container, "paypal", _cancellation(effective_at=effective))
+    assert (action.provider, action.target_kind, action.payment_ref) == (
+        "paypal", "subscription", "sub_paypal_1")
+    assert (action.amount, action.currency, action.account_ref) == (0, "USD", ACCOUNT)
+    assert action.next_attempt_at == effective
+    assert _due(container, NOW + STALE) == []
+    assert _due(container, effective - TICK) == []
+    assert _due(container, effective) == [action.id]
+
+
+@pytest.mark.parametrize("effective", [NOW, NOW - timedelta(days=2)],
+                         ids=["effective now", "effective already"])
+def test_a_paypal_cancellation_whose_date_has_come_does_not_wait(container, effective):
+    _, action = _record_cancellation(container, "paypal",
+                                     _cancellation(Outcome.CANCEL_IMMEDIATELY,
+                                                   effective_at=effective))
+    assert action.next_attempt_at is None
+    assert action.reason == "cancel_immediately under 003 §1.2"
+
+
+def test_a_paypal_cancellation_with_no_date_does_not_wait(container):
+    _, action = _record_cancellation(container, "paypal",
+                                     _cancellation(Outcome.CANCEL_IMMEDIATELY,
+                                                   effective_at=None))
+    assert action.next_attempt_at is None
+
+
+def test_a_cancellation_no_clause_holds_for_is_made_under_the_policy(container):
+    _, action = _record_cancellation(container, "stripe",
+                                     _cancellation(Outcome.CANCEL_NEXT_PERIOD,
+                                                   effective_at=NOW + timedelta(days=40),
+                                                   clause=None))
+    assert action.clause is None
+    assert action.reason == "cancel_next_period under the policy"
+    assert (action.kind, action.target_kind, action.amount) == ("cancel", "subscription", 0)
+
+
+# --- A credit carried out ----------------------------------------------------------------------
+
+
+def _pending_credit(container: Container, account: str, amount: int = 950) -> Action:
+    credit = _action("credit", decision="credit", kind="credit", account=account,
+                     payment_ref=None, amount=amount)
+    add_in_order(container, _decision("credit", account=account), credit)
+    return credit
+
+
+def test_credit_kept_in_the_ledger_is_one_entry_naming_its_clause_decision_and_action(
+        container):
+    """An account that is no Stripe customer: the ledger holds the credit; nothing is sent."""
+    credit = _pending_credit(container, "acct_kept_here")
+    at = NOW + timedelta(minutes=3)
+    assert run_action(container, credit.id, now=at) == ActionStatus.SUCCEEDED
+    (entry,) = _credit_entries(container)
+    assert (entry.merchant, entry.account_ref, entry.amount, entry.currency) == (
+        MERCHANT, "acct_kept_here", 950, "USD")
+    assert (entry.reason, entry.clause) == ("partial_refund under 003 §1.7c", "003 §1.7c")
+    assert (entry.decision_id, entry.action_id, entry.held_by) == (
+        "dec_credit", credit.id, LEDGER)
+    assert (entry.created_at, entry.applies_to, entry.applied_to) == (at, None, None)
+    done = _stored_action(container, credit.id)
+    assert (done.status, done.updated_at, done.provider_ref) == (ActionStatus.SUCCEEDED, at,
+                                                                  None)
+    assert _stored_decision(container, "dec_credit").status == DecisionStatus.EXECUTED
+    assert _audit_of(container, credit.id) == [(at, "action.succeeded", "worker")]
+
+
+@responses.activate
+def test_credit_on_the_stripe_customer_balance_is_entered_as_held_by_stripe_naming_it(
+        container):
+    """A Stripe customer's credit is a balance transaction at Stripe; the ledger keeps the
+    grant too, held by Stripe, its reason naming the transaction."""
+    responses.post(STRIPE_BALANCE_URL, json={"id": "cbtxn_1", "object":
+                                             "customer_balance_transaction",
+                                             "amount": -950, "currency": "usd"})
+    credit = _pending_credit(container, ACCOUNT)
+    at = NOW + timedelta(minutes=3)
+    assert run_action(container, credit.id, now=at) == ActionStatus.SUCCEEDED
+    assert len(responses.calls) == 1
+    (entry,) = _credit_entries(container)
+    assert (entry.account_ref, entry.amount, entry.currency, entry.clause) == (
+        ACCOUNT, 950, "USD", "003 §1.7c")
+    assert entry.reason == ("partial_refund under 003 §1.7c; held on the Stripe customer "
+                            "balance as cbtxn_1")
+    assert (entry.decision_id, entry.action_id, entry.held_by) == (
+        "dec_credit", credit.id, STRIPE_BALANCE)
+    assert entry.created_at == at
+    done = _stored_action(container, credit.id)
+    assert (done.status, done.updated_at, done.provider_ref) == (ActionStatus.SUCCEEDED, at,
+                                                                  "cbtxn_1")
+    assert _stored_decision(container, "dec_credit").status == DecisionStatus.EXECUTED
+    assert (at, "action.succeeded", "worker") in _audit_of(container, credit.id)
+
+
+# --- A refund refused before its first provider call -------------------------------------------
+
+
+def _refunded_payment(charge: str) -> list[object]:
+    """A 50.00 USD charge and a refund of all of it made elsewhere (from the dashboard, say)."""
+    return [Payment(merchant=MERCHANT, provider="stripe", provider_id=charge,
+                    version_at=LONG_AGO, version_event=f"evt_{charge}", kind="charge",
+                    status="succeeded", amount=5000, amount_refunded=5000, currency="USD",
+                    paid_at=LONG_AGO),
+            Refund(merchant=MERCHANT, provider="stripe", provider_id="re_dashboard",
+                   version_at=LONG_AGO, version_event="evt_re_dashboard", payment_ref=charge,
+                   status="succeeded", amount=5000, currency="USD", refunded_at=LONG_AGO)]
+
+
+@responses.activate
+@pytest.mark.parametrize(("held", "code"), [(False, "unknown_payment"),
+                                            (True, "exceeds_remainder")],
+                         ids=["payment not in the ledger", "refunded elsewhere since"])
+def test_a_refund_refused_before_the_call_fails_and_reopens_its_decision_saying_why(
+        container, held, code):
+    charge = "ch_refused"
+    rows = _refunded_payment(charge) if held else []
+    refund = _action("refused", decision="refused", payment_ref=charge)
+    add_in_order(container, *rows, _decision("refused", payment_ref=charge), refund)
+    at = NOW + timedelta(minutes=7)
+    assert run_action(container, refund.id, now=at) == ActionStatus.FAILED
+    assert not responses.calls  # the provider was never asked
+    failed = _stored_action(container, refund.id)
+    assert (failed.status, failed.failure_code, failed.updated_at, failed.attempts) == (
+        ActionStatus.FAILED, code, at, 0)
+    assert failed.last_error and charge in failed.last_error
+    decision = _stored_decision(container, "dec_refused")
+    assert decision.status == DecisionStatus.NEEDS_REVIEW
+    assert decision.status_reason == (f"reopened: refund not made: {failed.last_error}; "
+                                      "grant account credit or retry the refund")
+    assert _audit_of(container, refund.id) == [(at, "action.failed", "worker")]
