@@ -391,8 +391,23 @@ def _record_failure(container: Container, action_id: str, exc: ProviderError,
     with container.sessions() as session, session.begin():
         action = session.get(Action, action_id, with_for_update=True)
         assert action is not None
+        if action.status in _DONE:
+            # Its webhook got here first and settled it: the provider acted and only its
+            # answer to us was lost (a timeout). What the provider reported stands; failing
+            # the action now would put a refund that was made in front of a reviewer.
+            log.warning("action %s: %s; kept %s, as its webhook reported", action_id, exc,
+                        action.status)
+            return action.status
         action.failure_code, action.last_error, action.updated_at = exc.code, str(exc), now
-        if exc.retryable and action.attempts < settings.max_attempts:
+        if action.provider_ref is not None:
+            # A webhook has linked the refund this call made, not settled yet: it exists at
+            # the provider, so no retry and no review may pay it again. Its final webhook
+            # settles the action, as for any refund the provider accepted.
+            action.status, action.next_attempt_at = ActionStatus.SUBMITTED, None
+            log.warning("action %s: %s; refund %s exists, waiting for its outcome", action_id,
+                        exc, action.provider_ref)
+            _settle(session, action.decision_id)
+        elif exc.retryable and action.attempts < settings.max_attempts:
             delay = timedelta(seconds=settings.retry_base_seconds * 2 ** (action.attempts - 1))
             action.status, action.next_attempt_at = ActionStatus.PENDING, now + delay
             log.warning("action %s: %s; retrying at %s", action_id, exc, action.next_attempt_at)

@@ -29,7 +29,6 @@ from ledger.models import (
     AccountCredit,
     Action,
     ActionStatus,
-    AuditEntry,
     Decision,
     DecisionStatus,
     Payment,
@@ -40,7 +39,7 @@ from policy import Decision as PolicyDecision
 from policy.decision import Outcome, Reason
 from policy.money import Money
 from service.bootstrap import Container
-from tests.support.ledger import add_in_order
+from tests.support.ledger import add_in_order, audit_of, stored_action, stored_decision
 from workers.actions import due_actions, record_decision, run_action
 
 MERCHANT = "theopenhost"
@@ -80,26 +79,6 @@ def _due(container: Container, now: datetime = NOW, stale_after: timedelta = STA
          ) -> list[str]:
     with container.sessions() as session:
         return due_actions(session, now, stale_after)
-
-
-def _stored_action(container: Container, action_id: str) -> Action:
-    with container.sessions() as session:
-        action = session.get(Action, action_id)
-        assert action is not None
-        return action
-
-
-def _stored_decision(container: Container, decision_id: str) -> Decision:
-    with container.sessions() as session:
-        decision = session.get(Decision, decision_id)
-        assert decision is not None
-        return decision
-
-
-def _audit_of(container: Container, action_id: str) -> list[tuple[datetime, str, str]]:
-    with container.sessions() as session:
-        return [(e.at, e.action, e.actor) for e in session.scalars(
-            select(AuditEntry).where(AuditEntry.subject == action_id).order_by(AuditEntry.id))]
 
 
 def _credit_entries(container: Container) -> list[AccountCredit]:
@@ -241,7 +220,7 @@ def test_a_stripe_cancellation_is_a_zero_amount_cancel_of_the_subscription_sent_
     assert (action.status, action.attempts, action.next_attempt_at) == (
         ActionStatus.PENDING, 0, None)
     assert (action.created_at, action.updated_at) == (NOW, NOW)
-    assert _stored_decision(container, decision_id).status == DecisionStatus.RECORDED
+    assert stored_decision(container, decision_id).status == DecisionStatus.RECORDED
 
 
 def test_a_paypal_cancellation_waits_until_its_effective_date(container):
@@ -308,11 +287,11 @@ def test_credit_kept_in_the_ledger_is_one_entry_naming_its_clause_decision_and_a
     assert (entry.decision_id, entry.action_id, entry.held_by) == (
         "dec_credit", credit.id, LEDGER)
     assert (entry.created_at, entry.applies_to, entry.applied_to) == (at, None, None)
-    done = _stored_action(container, credit.id)
+    done = stored_action(container, credit.id)
     assert (done.status, done.updated_at, done.provider_ref) == (ActionStatus.SUCCEEDED, at,
                                                                   None)
-    assert _stored_decision(container, "dec_credit").status == DecisionStatus.EXECUTED
-    assert _audit_of(container, credit.id) == [(at, "action.succeeded", "worker")]
+    assert stored_decision(container, "dec_credit").status == DecisionStatus.EXECUTED
+    assert audit_of(container, credit.id) == [(at, "action.succeeded", "worker")]
 
 
 @responses.activate
@@ -335,11 +314,11 @@ def test_credit_on_the_stripe_customer_balance_is_entered_as_held_by_stripe_nami
     assert (entry.decision_id, entry.action_id, entry.held_by) == (
         "dec_credit", credit.id, STRIPE_BALANCE)
     assert entry.created_at == at
-    done = _stored_action(container, credit.id)
+    done = stored_action(container, credit.id)
     assert (done.status, done.updated_at, done.provider_ref) == (ActionStatus.SUCCEEDED, at,
                                                                   "cbtxn_1")
-    assert _stored_decision(container, "dec_credit").status == DecisionStatus.EXECUTED
-    assert (at, "action.succeeded", "worker") in _audit_of(container, credit.id)
+    assert stored_decision(container, "dec_credit").status == DecisionStatus.EXECUTED
+    assert (at, "action.succeeded", "worker") in audit_of(container, credit.id)
 
 
 # --- A refund refused before its first provider call -------------------------------------------
@@ -369,12 +348,12 @@ def test_a_refund_refused_before_the_call_fails_and_reopens_its_decision_saying_
     at = NOW + timedelta(minutes=7)
     assert run_action(container, refund.id, now=at) == ActionStatus.FAILED
     assert not responses.calls  # the provider was never asked
-    failed = _stored_action(container, refund.id)
+    failed = stored_action(container, refund.id)
     assert (failed.status, failed.failure_code, failed.updated_at, failed.attempts) == (
         ActionStatus.FAILED, code, at, 0)
     assert failed.last_error and charge in failed.last_error
-    decision = _stored_decision(container, "dec_refused")
+    decision = stored_decision(container, "dec_refused")
     assert decision.status == DecisionStatus.NEEDS_REVIEW
     assert decision.status_reason == (f"reopened: refund not made: {failed.last_error}; "
                                       "grant account credit or retry the refund")
-    assert _audit_of(container, refund.id) == [(at, "action.failed", "worker")]
+    assert audit_of(container, refund.id) == [(at, "action.failed", "worker")]

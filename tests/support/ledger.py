@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ledger.models import (
     Action,
+    AuditEntry,
     Customer,
     Decision,
     Dispute,
@@ -79,3 +80,26 @@ def paypal_payment(merchant: str, provider_id: str, subscription_ref: str, paid_
                    version_at=paid_at, version_event=f"evt_{provider_id}", kind=kind,
                    status=status, amount=amount, currency="USD",
                    subscription_ref=subscription_ref, paid_at=paid_at)
+
+
+def stored_action(container: Container, action_id: str) -> Action:
+    """The action as stored now."""
+    with container.sessions() as session:
+        action = session.get(Action, action_id)
+        assert action is not None
+        return action
+
+
+def stored_decision(container: Container, decision_id: str) -> Decision:
+    """The decision as stored now."""
+    with container.sessions() as session:
+        decision = session.get(Decision, decision_id)
+        assert decision is not None
+        return decision
+
+
+def audit_of(container: Container, subject: str) -> list[tuple[datetime, str, str]]:
+    """The audit log's entries about ``subject``, oldest first: (at, action, actor)."""
+    with container.sessions() as session:
+        return [(e.at, e.action, e.actor) for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.subject == subject).order_by(AuditEntry.id))]
