@@ -555,14 +555,17 @@ def confirm_refund(session: Session, refund: Refund) -> None:
         return
     refund.action_id, refund.unsolicited = action.id, False
     action.provider_ref = action.provider_ref or refund.provider_id
+    # A change the webhook makes is dated when the ledger learns it, as the worker's are: the
+    # audit entry and a reviewer's "answered since" (``_settle``) read this time.
     if refund.status in ("succeeded", "completed") and action.status != ActionStatus.FAILED:
         if action.status != ActionStatus.SUCCEEDED:
-            action.status = ActionStatus.SUCCEEDED
+            action.status, action.updated_at = ActionStatus.SUCCEEDED, datetime.now(UTC)
             _audit(session, action, actor=f"{refund.provider} webhook")
         _settle(session, action.decision_id)
     elif (refund.status in ("failed", "canceled", "cancelled")
           and action.status != ActionStatus.FAILED):
         action.status, action.failure_code = ActionStatus.FAILED, "refund_failed"
+        action.updated_at = datetime.now(UTC)
         action.last_error = f"refund {refund.provider_id} {refund.status}: " \
                             f"{refund.failure_reason or 'no reason given'}"
         _reopen(session, action, action.last_error)
