@@ -154,6 +154,10 @@ def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_re
         "amount": abs(money[0]),  # a v1 sale reversal reports its total as negative
         "currency": money[1],
         "reason": res.get("reason") or res.get("note_to_payer"),
+        # Why a refund failed: PayPal's status_details.reason (also given for a pending one,
+        # which is not a failure and is not kept).
+        "failure_reason": (dig(res, "status_details", "reason")
+                           if status.lower() in ("failed", "cancelled") else None),
         "refunded_at": parse_time(res.get("create_time")),
         "action_id": refund_action_id(res),
     }

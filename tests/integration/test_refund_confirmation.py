@@ -123,7 +123,7 @@ def _stripe_reports(container: Container, refund_id: str, status: str, *,
 
 
 def _paypal_reports(container: Container, refund_id: str, status: str, *,
-                    action_id: str | None = None) -> None:
+                    action_id: str | None = None, reason: str | None = None) -> None:
     """PayPal's refund event for a 10.00 USD refund of the capture; ``status`` as PayPal
     spells it (COMPLETED, CANCELLED)."""
     resource: dict[str, Any] = {
@@ -133,6 +133,8 @@ def _paypal_reports(container: Container, refund_id: str, status: str, *,
                    "href": f"https://api-m.paypal.com/v2/payments/captures/{CAPTURE}"}]}
     if action_id:
         resource["custom_id"] = action_id
+    if reason:
+        resource["status_details"] = {"reason": reason}
     _apply(container, paypal_events.capture_refund, EventContext(
         merchant=MERCHANT, provider="paypal", event_id=f"WH-{refund_id}-{status}",
         event_type=f"PAYMENT.CAPTURE.{status}", created_at=NOW, livemode=False,
@@ -281,7 +283,7 @@ def test_a_stripe_refund_reported_not_made_fails_the_action_and_reopens_its_deci
 @pytest.mark.parametrize("status", ["FAILED", "CANCELLED"])
 def test_a_paypal_refund_reported_not_made_fails_the_action_and_reopens_its_decision(
         container, status):
-    """PayPal's refund events give no reason: the error says none was given."""
+    """A PayPal refund event with no status details: the error says no reason was given."""
     add_in_order(container, _decision("pp_bounced"),
                  _refund_action("pp_bounced", provider="paypal", provider_ref="PPRF-BOUNCED"))
     _paypal_reports(container, "PPRF-BOUNCED", status, action_id="act_pp_bounced")
@@ -422,3 +424,17 @@ def test_a_change_a_webhook_makes_is_dated_when_the_ledger_learns_it(container, 
     with container.sessions() as session:
         (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.subject == "act_dated"))
     assert entry.at == action.updated_at
+
+
+@pytest.mark.parametrize(("status", "kept"), [("FAILED", "ECHECK"), ("CANCELLED", "ECHECK"),
+                                              ("PENDING", None)])
+def test_a_paypal_refund_not_made_says_why_as_paypal_gave_it(container, status, kept):
+    """PayPal's status_details.reason says why a refund failed (or is still pending, which is
+    no failure and is not kept as one); support reads it in the reopened decision."""
+    add_in_order(container, _decision("pp_why"),
+                 _refund_action("pp_why", provider="paypal", provider_ref="PPRF-WHY"))
+    _paypal_reports(container, "PPRF-WHY", status, action_id="act_pp_why", reason="ECHECK")
+    assert _refund(container, "PPRF-WHY").failure_reason == kept
+    if kept is not None:
+        assert stored_action(container, "act_pp_why").last_error == (
+            f"refund PPRF-WHY {status.lower()}: ECHECK")
