@@ -238,7 +238,7 @@ def _run_action(container: Container, action_id: str, now: datetime | None) -> s
         snapshot = _Snapshot.of(action, session.get(Decision, action.decision_id))
     crash_point("before_provider_call")
     try:
-        result = _call_provider(container, snapshot, resumed)
+        result = _call_provider(container, snapshot, resumed, now)
     except ProviderError as exc:
         return _record_failure(container, action_id, exc, now)
     crash_point("after_provider_call")
@@ -326,13 +326,13 @@ def _to_stripe_balance(container: Container, action: Action) -> bool:
                 and (action.account_ref or "").startswith("cus_"))
 
 
-def _call_provider(container: Container, a: _Snapshot, resumed: bool) -> ProviderResult:
+def _call_provider(container: Container, a: _Snapshot, resumed: bool, now: datetime
+                   ) -> ProviderResult:
     if a.kind == "credit":  # the same key again on a resumed attempt: Stripe replays its answer
         return container.refund_adapter(a.merchant, "stripe").credit_customer_balance(
             a.account_ref, a.amount, a.reason, a.id)
-    if a.kind == "cancel":
-        at = a.effective_at if a.effective_at and a.effective_at > datetime.now(UTC) \
-            else None
+    if a.kind == "cancel":  # a date still to come goes with the call; one passed, now
+        at = a.effective_at if a.effective_at and a.effective_at > now else None
         return container.refund_adapter(a.merchant, a.target.provider).cancel_subscription(
             a.target.provider_id, at, a.reason, a.id)
     adapter = container.refund_adapter(a.merchant, a.target.provider)

@@ -17,8 +17,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
 
 import pytest
 import responses
@@ -262,6 +264,33 @@ def test_a_cancellation_no_clause_holds_for_is_made_under_the_policy(container):
     assert action.clause is None
     assert action.reason == "cancel_next_period under the policy"
     assert (action.kind, action.target_kind, action.amount) == ("cancel", "subscription", 0)
+
+
+def _stripe_subscription_answer(request: object) -> tuple[int, dict[str, str], str]:
+    return 200, {}, json.dumps({"id": "sub_stripe_1", "object": "subscription",
+                                "status": "active"})
+
+
+@responses.activate
+@pytest.mark.parametrize(("run_at", "sent"), [
+    (NOW, "cancel_at"), (NOW + timedelta(days=20), "now"), (NOW + timedelta(days=21), "now")],
+    ids=["before its date", "on its date", "after its date"])
+def test_a_stripe_cancellation_is_sent_with_its_date_while_the_date_is_to_come(
+        container, run_at, sent):
+    """Judged by the clock the action runs on: before the effective date Stripe is given the
+    date (``cancel_at``); from then on the subscription is cancelled now."""
+    effective = NOW + timedelta(days=20)
+    url = "https://api.stripe.com/v1/subscriptions/sub_stripe_1"
+    responses.add_callback(responses.POST, url, callback=_stripe_subscription_answer)
+    responses.add_callback(responses.DELETE, url, callback=_stripe_subscription_answer)
+    _, action = _record_cancellation(container, "stripe", _cancellation(effective_at=effective))
+    assert run_action(container, action.id, now=run_at) == ActionStatus.SUCCEEDED
+    (call,) = responses.calls
+    if sent == "cancel_at":
+        assert call.request.method == "POST"
+        assert parse_qs(str(call.request.body))["cancel_at"] == [str(int(effective.timestamp()))]
+    else:
+        assert call.request.method == "DELETE"
 
 
 # --- A credit carried out ----------------------------------------------------------------------
