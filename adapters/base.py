@@ -79,6 +79,7 @@ class ProviderResult:
     status: str  # the provider's status, lower-cased (pending, succeeded, completed, failed)
     amount: Money
     raw_status: str = field(default="")
+    failure_reason: str | None = None  # why a refund failed, as the provider says it
 
     @property
     def settled(self) -> bool:

@@ -103,7 +103,14 @@ def _result(answer: Mapping[str, Any], currency: str) -> ProviderResult:
         status=status.lower(),
         amount=from_decimal_string(PROVIDER, str(value), str(code)),
         raw_status=status,
+        failure_reason=_failure_reason(answer),
     )
+
+
+def _failure_reason(answer: Mapping[str, Any]) -> str | None:
+    details = answer.get("status_details")
+    reason = details.get("reason") if isinstance(details, Mapping) else None
+    return str(reason) if reason else None
 
 
 def _call(fn: Callable[..., Any]) -> Mapping[str, Any]:

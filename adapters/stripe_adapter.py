@@ -121,7 +121,12 @@ def _result(refund: Any) -> ProviderResult:
         status=status.lower(),
         amount=from_provider_amount(PROVIDER, int(refund.amount), str(refund.currency).upper()),
         raw_status=status,
+        failure_reason=_text(getattr(refund, "failure_reason", None)),
     )
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 def _call(fn: Any) -> Any:

@@ -349,23 +349,28 @@ def _record_result(container: Container, action_id: str, result: ProviderResult,
     with container.sessions() as session, session.begin():
         action = session.get(Action, action_id, with_for_update=True)
         assert action is not None
-        action.provider_ref, action.updated_at = result.provider_ref, now
+        action.provider_ref = result.provider_ref
         if action.kind == "credit":  # on the Stripe balance; the ledger keeps the grant too
             _grant(session, action, now)
             return action.status
         if action.kind == "cancel":
-            action.status = ActionStatus.SUCCEEDED
+            action.status, action.updated_at = ActionStatus.SUCCEEDED, now
             _settle(session, action.decision_id)
             _audit(session, action)
             return action.status
         _record_refund(session, action, result, now)
         if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
-            return action.status  # its webhook got here first and already settled it
+            # Its webhook got here first and already settled it, dated then: this answer,
+            # read before it, changes nothing (not even the time of the last change).
+            return action.status
+        action.updated_at = now
         action.status = (ActionStatus.SUCCEEDED if result.settled else
                          ActionStatus.FAILED if result.failed else ActionStatus.SUBMITTED)
-        if action.status == ActionStatus.FAILED:
-            _reopen(session, action, f"the provider reported refund {result.provider_ref} "
-                                     f"as {result.raw_status}")
+        if action.status == ActionStatus.FAILED:  # as its webhook would say it
+            action.failure_code = "refund_failed"
+            action.last_error = (f"refund {result.provider_ref} {result.raw_status}: "
+                                 f"{result.failure_reason or 'no reason given'}")
+            _reopen(session, action, f"the provider reported {action.last_error}")
         else:
             _settle(session, action.decision_id)
         _audit(session, action)
@@ -378,7 +383,8 @@ def _record_refund(session: Session, action: Action, result: ProviderResult,
     reports' period even if its webhook never comes (a webhook's snapshot supersedes it)."""
     values = {"payment_ref": action.payment_ref, "kind": "refund", "status": result.status,
               "amount": result.amount.amount, "currency": result.amount.currency,
-              "reason": action.reason, "failure_reason": None, "refunded_at": now,
+              "reason": action.reason, "failure_reason": result.failure_reason,
+              "refunded_at": now,
               "action_id": action.id, "unsolicited": False}
     ref = Ref(action.merchant, action.provider or "", result.provider_ref)
     apply_snapshot(session, Refund, ref, Version(_API_VERSION_AT, 0, f"api:{action.id}"),

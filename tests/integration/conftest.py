@@ -46,6 +46,14 @@ def hold_commit(container: Container) -> Iterator[Callable[[str], None]]:
 
 
 @pytest.fixture
+def postgres(container: Container) -> Container:
+    """The container, on PostgreSQL only: a test of row locks (SQLite takes none) skips."""
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: it takes no row locks")
+    return container
+
+
+@pytest.fixture
 def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """The process's logging as ``configure_logging`` sets it up, at DEBUG, into a buffer."""
     root = logging.getLogger()

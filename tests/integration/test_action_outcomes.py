@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import responses
 from prometheus_client import REGISTRY
-from sqlalchemy import event, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ledger.models import (
@@ -49,6 +47,7 @@ from policy.decision import Outcome, Reason
 from policy.money import Money
 from service.bootstrap import Container
 from tests.support.ledger import add_in_order, audit_of, stored_action, stored_decision
+from tests.support.locks import action_row_free_at_each_write
 from workers.actions import (
     CREDIT_APPLICATION,
     confirm_refund,
@@ -247,46 +246,12 @@ def test_a_failed_refund_of_a_credit_application_closes_it_with_the_credit_given
         f"decision dec_applied closed, its credit given back: {why}"]
 
 
-@pytest.fixture
-def postgres(container: Container) -> Container:
-    if container.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer at a time: it takes no row locks")
-    return container
-
-
-def _row_free(container: Container, action_id: str) -> bool:
-    """Whether another transaction could lock the action's row now (it lets go at once)."""
-    with container.engine.begin() as conn:
-        try:
-            conn.execute(text("SELECT 1 FROM actions WHERE id = :id FOR UPDATE NOWAIT"),
-                         {"id": action_id})
-        except OperationalError:
-            return False
-    return True
-
-
-@contextmanager
-def _row_free_at_each_write(container: Container, action_id: str) -> Iterator[list[bool]]:
-    """Whether the action's row could be locked by another, just before each UPDATE of it."""
-    seen: list[bool] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("UPDATE actions "):
-            seen.append(_row_free(container, action_id))
-
-    event.listen(container.engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(container.engine, "before_cursor_execute", before)
-
-
 @responses.activate
 def test_an_attempt_and_its_failure_are_each_written_under_the_actions_row_lock(postgres):
     """A refund webhook settling the same action meanwhile waits instead of being lost."""
     _stripe_unavailable()
     add_in_order(postgres, _payment(), _decision("locked"), _refund_action("locked"))
-    with _row_free_at_each_write(postgres, "act_locked") as seen:
+    with action_row_free_at_each_write(postgres, "act_locked") as seen:
         assert run_action(postgres, "act_locked", now=NOW) == ActionStatus.PENDING
     assert seen == [False, False]  # marked executing, then the failure recorded
 
