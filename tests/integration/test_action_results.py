@@ -46,7 +46,12 @@ from service.bootstrap import Container
 from tests.support.ledger import add_in_order, audit_of, stored_action, stored_decision
 from tests.support.locks import action_row_free_at_each_write
 from workers import stripe_events
-from workers.actions import CREDIT_APPLICATION, run_action
+from workers.actions import (
+    CREDIT_APPLICATION,
+    confirm_refund,
+    lock_refund_actions,
+    run_action,
+)
 from workers.context import EventContext
 
 MERCHANT = "theopenhost"
@@ -431,3 +436,80 @@ def test_a_refunds_answer_is_written_under_the_actions_row_lock(postgres, status
         run_action(postgres, "act_locked", now=NOW)
     assert len(seen) >= 2  # marked executing, then the answer recorded
     assert not any(seen)
+
+
+# --- When a decision counts as executed --------------------------------------------------------
+
+
+def _with_status(action: Action, status: str, at: datetime = EARLIER) -> Action:
+    action.status, action.updated_at = status, at
+    return action
+
+
+@responses.activate
+def test_a_decision_whose_refund_is_submitted_and_credit_granted_is_executed(container):
+    """Every action done (one accepted and waiting for its webhook, one made): executed."""
+    add_in_order(container, _stripe_charge(), _decision("mixed"), _refund_action("mixed"),
+                 _with_status(_credit_action("mixed_credit", decision="mixed"),
+                              ActionStatus.SUCCEEDED))
+    _stripe_answers_refund("re_mixed", "pending", "act_mixed")
+    assert run_action(container, "act_mixed", now=NOW) == ActionStatus.SUBMITTED
+    assert stored_decision(container, "dec_mixed").status == DecisionStatus.EXECUTED
+
+
+@responses.activate
+def test_a_decision_in_front_of_a_reviewer_stays_there_when_its_refund_is_made(container):
+    """Only a recorded decision becomes executed: one reopened for review (or closed) waits
+    for the reviewer whatever its actions do afterwards."""
+    decision = _decision("held")
+    decision.status, decision.status_reason = DecisionStatus.NEEDS_REVIEW, "held for a person"
+    add_in_order(container, _stripe_charge(), decision, _refund_action("held"))
+    _stripe_answers_refund("re_held", "succeeded", "act_held")
+    assert run_action(container, "act_held", now=NOW) == ActionStatus.SUCCEEDED
+    stored = stored_decision(container, "dec_held")
+    assert (stored.status, stored.status_reason) == (DecisionStatus.NEEDS_REVIEW,
+                                                     "held for a person")
+
+
+@responses.activate
+@pytest.mark.parametrize(("failed_at", "executed"), [
+    (EARLIER, True), (EARLIER + timedelta(hours=1), True),
+    (EARLIER + timedelta(hours=1, microseconds=1), False)],
+    ids=["before the answer", "at the answer", "after the answer"])
+def test_a_failure_a_reviewer_answered_no_longer_holds_the_decision_back(container, failed_at,
+                                                                          executed):
+    """A reviewer answered at EARLIER + 1 h (the actions they approved then carry it out): a
+    failure up to that moment is answered; one after it is news to them."""
+    decision = _decision("answered")
+    decision.reviewed_at = EARLIER + timedelta(hours=1)
+    add_in_order(container, _stripe_charge(), decision,
+                 _with_status(_refund_action("answered_first", decision="answered"),
+                              ActionStatus.FAILED, failed_at),
+                 _refund_action("answered"))
+    _stripe_answers_refund("re_answered", "succeeded", "act_answered")
+    assert run_action(container, "act_answered", now=NOW) == ActionStatus.SUCCEEDED
+    assert (stored_decision(container, "dec_answered").status == DecisionStatus.EXECUTED) \
+        is executed
+
+
+def test_a_decision_is_executed_by_the_last_of_its_actions_done_in_one_transaction(container):
+    """Its credit granted and its refund confirmed in the same transaction (a drain batch that
+    locked its refunds' actions up front, so confirming asks the database nothing), the credit
+    not written yet when the refund asks whether all are done: the decision is executed."""
+    add_in_order(container, _stripe_charge(), _decision("together"),
+                 _with_status(_refund_action("together"), ActionStatus.SUBMITTED),
+                 _credit_action("together_credit", decision="together"))
+    with container.sessions() as session, session.begin():
+        lock_refund_actions(session, [(MERCHANT, "act_together", "re_together")])
+        held = session.get(Decision, "dec_together")  # read before, and held since
+        assert held is not None
+        credit = session.get(Action, "act_together_credit")
+        assert credit is not None
+        credit.status = ActionStatus.SUCCEEDED
+        refund = Refund(merchant=MERCHANT, provider="stripe", provider_id="re_together",
+                        version_at=NOW, version_event="evt_re_together", payment_ref=CHARGE,
+                        status="succeeded", amount=AMOUNT, currency="USD", refunded_at=NOW,
+                        action_id="act_together")
+        session.add(refund)
+        confirm_refund(session, refund)
+    assert stored_decision(container, "dec_together").status == DecisionStatus.EXECUTED
