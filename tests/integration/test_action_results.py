@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import responses
@@ -513,3 +514,21 @@ def test_a_decision_is_executed_by_the_last_of_its_actions_done_in_one_transacti
         session.add(refund)
         confirm_refund(session, refund)
     assert stored_decision(container, "dec_together").status == DecisionStatus.EXECUTED
+
+
+@responses.activate
+@pytest.mark.parametrize(("clause", "sent"), [("003 §1.7c", "003 §1.7c"), (None, "")])
+def test_a_refund_tells_stripe_its_decision_and_clause_and_no_made_up_clause(container, clause,
+                                                                            sent):
+    """The refund carries our action, decision and clause in Stripe's metadata, where finance
+    reads them on Stripe's side; an action no clause holds for sends an empty one."""
+    action = _refund_action("meta")
+    action.clause = clause
+    add_in_order(container, _stripe_charge(), _decision("meta"), action)
+    _stripe_answers_refund("re_meta", "succeeded", "act_meta")
+    run_action(container, "act_meta", now=NOW)
+    (call,) = responses.calls
+    body = parse_qs(str(call.request.body), keep_blank_values=True)
+    assert body["metadata[action_id]"] == ["act_meta"]
+    assert body["metadata[decision_id]"] == ["dec_meta"]
+    assert body["metadata[clause]"] == [sent]
