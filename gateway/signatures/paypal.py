@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -43,6 +44,8 @@ from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store
 from cryptography.x509.verification import VerificationError as ChainError
 
 from service.errors import VerificationError
+
+log = logging.getLogger(__name__)
 
 AUTH_ALGO = "SHA256withRSA"
 CERT_HOSTS = frozenset(
@@ -299,8 +302,14 @@ class PayPalVerifier:
             return None
 
     def _save_to_disk(self, url: str, pem: bytes) -> None:
+        """Keep a checked copy for other processes. Only a cache: a folder that cannot be
+        written (full, read-only, not a folder) costs a fetch per process, not the delivery."""
         if self._cache_dir is not None:
-            write_atomically(cert_cache_path(self._cache_dir, url), pem)
+            try:
+                write_atomically(cert_cache_path(self._cache_dir, url), pem)
+            except OSError as exc:
+                log.warning("PayPal certificate %s not cached in %s: %s", url, self._cache_dir,
+                            exc)
 
     def _fetch(self, url: str) -> bytes:
         try:

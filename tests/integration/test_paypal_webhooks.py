@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 
 import responses
@@ -141,3 +142,30 @@ def test_a_worker_started_after_its_ca_file_went_answers_paypal_503_and_stripe_a
     finally:
         held.close()
     assert raw in [row.raw_body for row in _stored(container)]
+
+
+def test_a_certificate_cache_that_cannot_be_written_costs_a_fetch_not_the_delivery(
+        container, tmp_path, caplog):
+    """The cache folder is only a cache: one that cannot be written (here a file stands where
+    the folder should be) leaves the fetched certificate in the process's memory, verified,
+    with a warning; the delivery is stored and the next one asks PayPal nothing."""
+    from gateway.app import create_app
+
+    data_dir = tmp_path / "unwritable"
+    data_dir.mkdir()
+    (data_dir / "paypal-certs").write_text("not a folder")
+    held = Container(replace(container.settings, data_dir=data_dir))
+    signer = shared_signer()
+    try:
+        client = create_app(container=held).test_client()
+        with responses.RequestsMock() as rsps, caplog.at_level(logging.WARNING):
+            rsps.get(signer.cert_url, body=signer.cert_pem)
+            for key in ("unwritable-a", "unwritable-b"):
+                raw = _raw(key)
+                resp = _post(client, raw, signer.headers(raw, PAYPAL_WEBHOOK_ID))
+                assert resp.status_code == 200, resp.get_data(as_text=True)
+            assert len(rsps.calls) == 1
+    finally:
+        held.close()
+    assert any("not cached" in r.getMessage() for r in caplog.records)
+    assert len(_stored(container)) == 2

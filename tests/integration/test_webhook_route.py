@@ -25,6 +25,7 @@ from gateway.app import create_app
 from gateway.responses import http_error_body
 from sandbox import samples
 from service.bootstrap import Container
+from service.config import Merchant
 from service.logs import bind, current_context
 from tests.conftest import make_settings
 from tests.security.fuzz import world
@@ -127,13 +128,21 @@ def test_a_merchant_name_is_read_as_utf_8(client):
     assert resp.json["error"]["message"] == "no merchant named 'café'"
 
 
+class _FaultyContainer(Container):
+    """The composition root with a fault of ours in it: every PayPal verifier it hands out
+    raises an error nobody planned for (a bug), not a VerificationError."""
+
+    def paypal_verifier(self, merchant: Merchant) -> Any:
+        raise FileNotFoundError("a file the code relied on is not there")
+
+
 def test_a_fault_of_ours_is_a_logged_500_or_raised_where_flask_would(
         tmp_path, database_url, redis_url, container, caplog):
-    """A PayPal CA file that went missing after start-up: the delivery cannot be verified for a
-    reason that is not the sender's. Answered as Flask answers an unhandled error (500, its
-    message, logged), and raised instead when the app propagates errors (testing mode)."""
-    broken = Container(make_settings(tmp_path, database_url, redis_url,
-                                     Path("/nonexistent/ca.pem")))
+    """An error in our code while a delivery is verified, not the sender's fault: answered as
+    Flask answers an unhandled error (500, its message, logged), and raised instead when the
+    app propagates errors (testing mode)."""
+    broken = _FaultyContainer(make_settings(tmp_path, database_url, redis_url,
+                                            Path("/nonexistent/ca.pem")))
     try:
         _fault_answers(create_app(container=broken), caplog)
     finally:
