@@ -386,3 +386,22 @@ def test_a_refund_refused_before_the_call_fails_and_reopens_its_decision_saying_
     assert decision.status_reason == (f"reopened: refund not made: {failed.last_error}; "
                                       "grant account credit or retry the refund")
     assert audit_of(container, refund.id) == [(at, "action.failed", "worker")]
+
+
+@responses.activate
+def test_a_retried_refund_is_not_checked_again_against_what_is_left(container):
+    """Its first attempt was checked and its amount has counted as in flight since; it may
+    already have landed (the provider's answer lost), so the retry goes to the provider under
+    the same key, which answers with the refund it made, rather than being refused because the
+    payment now looks refunded."""
+    charge = "ch_retried"
+    refund = _action("retried", decision="retried", payment_ref=charge)
+    refund.attempts = 1  # tried once; a 500 put it back to pending
+    add_in_order(container, *_refunded_payment(charge), _decision("retried", payment_ref=charge),
+                 refund)
+    responses.post("https://api.stripe.com/v1/refunds", json={
+        "id": "re_retried", "object": "refund", "amount": 1000, "charge": charge,
+        "currency": "usd", "status": "succeeded", "metadata": {"action_id": refund.id}})
+    assert run_action(container, refund.id, now=NOW) == ActionStatus.SUCCEEDED
+    (call,) = responses.calls
+    assert call.request.headers["Idempotency-Key"] == refund.id
