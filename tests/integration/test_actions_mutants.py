@@ -380,7 +380,10 @@ def test_a_refund_refused_before_the_call_fails_and_reopens_its_decision_saying_
     failed = stored_action(container, refund.id)
     assert (failed.status, failed.failure_code, failed.updated_at, failed.attempts) == (
         ActionStatus.FAILED, code, at, 0)
-    assert failed.last_error and charge in failed.last_error
+    assert failed.last_error == (
+        f"payment {charge} is not in the ledger" if not held
+        else f"10.00 USD is more than is left to refund of payment {charge}: 0.00 USD of 50.00 "
+             "USD (50.00 USD refunded, in flight or pending)")
     decision = stored_decision(container, "dec_refused")
     assert decision.status == DecisionStatus.NEEDS_REVIEW
     assert decision.status_reason == (f"reopened: refund not made: {failed.last_error}; "
@@ -405,3 +408,38 @@ def test_a_retried_refund_is_not_checked_again_against_what_is_left(container):
     assert run_action(container, refund.id, now=NOW) == ActionStatus.SUCCEEDED
     (call,) = responses.calls
     assert call.request.headers["Idempotency-Key"] == refund.id
+
+
+def test_an_action_the_ledger_does_not_hold_is_missing_and_nothing_is_written(container):
+    assert run_action(container, "act_nobody", now=NOW) == "missing"
+    with container.sessions() as session:
+        assert session.scalars(select(Action)).all() == []
+
+
+@responses.activate
+def test_an_action_already_done_is_never_carried_out_again(container):
+    """A copy of the job handed out again (the sweeper, a retry) after the action succeeded
+    answers its status and asks the provider nothing."""
+    done = _action("done_once", ActionStatus.SUCCEEDED)
+    add_in_order(container, _decision("sweep"), done)
+    assert run_action(container, done.id, now=NOW) == ActionStatus.SUCCEEDED
+    assert not responses.calls
+    assert audit_of(container, done.id) == []
+
+
+@responses.activate
+def test_every_line_logged_while_an_action_runs_names_it(container, log_lines):
+    """Here the retry's warning after Stripe answered 500: support finds the action's story by
+    its id."""
+    charge = "ch_logged"
+    add_in_order(container, Payment(merchant=MERCHANT, provider="stripe", provider_id=charge,
+                                    version_at=LONG_AGO, version_event=f"evt_{charge}",
+                                    kind="charge", status="succeeded", amount=5000,
+                                    amount_refunded=0, currency="USD", paid_at=LONG_AGO),
+                 _decision("logged", payment_ref=charge),
+                 _action("logged", decision="logged", payment_ref=charge))
+    responses.post("https://api.stripe.com/v1/refunds", status=500,
+                   json={"error": {"type": "api_error", "message": "try again"}})
+    assert run_action(container, "act_logged", now=NOW) == ActionStatus.PENDING
+    mine = [line for line in log_lines() if line["logger"] == "workers.actions"]
+    assert mine and all(line["action_id"] == "act_logged" for line in mine)
