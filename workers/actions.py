@@ -364,14 +364,12 @@ def _record_result(container: Container, action_id: str, result: ProviderResult,
             # read before it, changes nothing (not even the time of the last change).
             return action.status
         action.updated_at = now
-        action.status = (ActionStatus.SUCCEEDED if result.settled else
-                         ActionStatus.FAILED if result.failed else ActionStatus.SUBMITTED)
-        if action.status == ActionStatus.FAILED:  # as its webhook would say it
-            action.failure_code = "refund_failed"
-            action.last_error = (f"refund {result.provider_ref} {result.raw_status}: "
-                                 f"{result.failure_reason or 'no reason given'}")
-            _reopen(session, action, f"the provider reported {action.last_error}")
+        if result.failed:  # as its webhook would say it
+            why = _refund_failed(action, result.provider_ref, result.raw_status,
+                                 result.failure_reason)
+            _reopen(session, action, f"the provider reported {why}")
         else:
+            action.status = ActionStatus.SUCCEEDED if result.settled else ActionStatus.SUBMITTED
             _settle(session, action.decision_id)
         _audit(session, action)
         return action.status
@@ -570,12 +568,18 @@ def confirm_refund(session: Session, refund: Refund) -> None:
         _settle(session, action.decision_id)
     elif (refund.status in ("failed", "canceled", "cancelled")
           and action.status != ActionStatus.FAILED):
-        action.status, action.failure_code = ActionStatus.FAILED, "refund_failed"
         action.updated_at = datetime.now(UTC)
-        action.last_error = f"refund {refund.provider_id} {refund.status}: " \
-                            f"{refund.failure_reason or 'no reason given'}"
-        _reopen(session, action, action.last_error)
+        _reopen(session, action, _refund_failed(action, refund.provider_id, refund.status,
+                                                refund.failure_reason))
         _audit(session, action, actor=f"{refund.provider} webhook")
+
+
+def _refund_failed(action: Action, refund_id: str, status: str, reason: str | None) -> str:
+    """Fail ``action`` because the provider said its refund failed (its webhook, or its answer
+    to our call: the same words either way); returns the error written."""
+    action.status, action.failure_code = ActionStatus.FAILED, "refund_failed"
+    action.last_error = f"refund {refund_id} {status}: {reason or 'no reason given'}"
+    return action.last_error
 
 
 def due_actions(session: Session, now: datetime, stale_after: timedelta) -> list[str]:
