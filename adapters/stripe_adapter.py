@@ -24,6 +24,9 @@ from service.config import STRIPE_API_VERSION, StripeSettings
 from service.errors import ProviderError
 
 PROVIDER = "stripe"
+# Appended to an action's id for the key of "cancel now", so that it differs from the key of the
+# same action's "cancel at" request.
+CANCEL_NOW_KEY = ":now"
 # No telemetry: stripe-python would otherwise send this host's platform and request timings with
 # each call, and keep an id for them in ~/.config/stripe/telemetry_id.
 stripe.enable_telemetry = False
@@ -86,18 +89,39 @@ class StripeAdapter:
     @provider_call(PROVIDER, "cancel_subscription")
     def cancel_subscription(self, subscription_id: str, at: datetime | None, reason: str,
                             key: str) -> ProviderResult:
-        """End a subscription at ``at`` (Stripe's ``cancel_at``), or now when ``at`` is None."""
-        if at is None:
-            sub = _call(lambda: self._client.v1.subscriptions.cancel(
-                subscription_id, options={"idempotency_key": key}))
-        else:
-            sub = _call(lambda: self._client.v1.subscriptions.update(
-                subscription_id,
-                params={"cancel_at": int(at.timestamp()),
-                        "metadata": {"action_id": key, "cancel_reason": reason[:450]}},
-                options={"idempotency_key": key}))
+        """End a subscription at ``at`` (Stripe's ``cancel_at``), or now when ``at`` is None.
+
+        The two are different requests, each under its own key: an attempt retried after the
+        date cancels now, and Stripe refuses a key reused for another request. A subscription
+        Stripe already shows cancelled counts as done (Stripe refuses to cancel it again), as
+        the PayPal adapter counts one PayPal shows cancelled.
+        """
+        try:
+            if at is None:
+                sub = _call(lambda: self._client.v1.subscriptions.cancel(
+                    subscription_id, options={"idempotency_key": f"{key}{CANCEL_NOW_KEY}"}))
+            else:
+                sub = _call(lambda: self._client.v1.subscriptions.update(
+                    subscription_id,
+                    params={"cancel_at": int(at.timestamp()),
+                            "metadata": {"action_id": key, "cancel_reason": reason[:450]}},
+                    options={"idempotency_key": key}))
+        except ProviderError as refused:
+            if refused.code not in (ErrorCode.NOT_FOUND, ErrorCode.INVALID_REQUEST):
+                raise
+            sub = self._cancelled(subscription_id, refused)
         return ProviderResult(provider_ref=str(sub.id), status="succeeded",
                               amount=Money(0, "USD"), raw_status=str(sub.status))
+
+    def _cancelled(self, subscription_id: str, refused: ProviderError) -> Any:
+        """The subscription, if Stripe shows it cancelled; otherwise ``refused`` stands."""
+        try:
+            sub = _call(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
+        except ProviderError:
+            raise refused from None
+        if sub.status != "canceled":
+            raise refused
+        return sub
 
     @provider_call(PROVIDER, "credit_customer_balance")
     def credit_customer_balance(self, customer_id: str, amount: Money, description: str,

@@ -1,5 +1,6 @@
 """A local fake of the Stripe and PayPal APIs the adapters call: refunds (and Stripe's listing of
-them), subscription cancellations and customer-balance credits. The demo runs against it, and so
+them), subscription cancellations (Stripe's kept as it keeps them: a cancelled one is not
+cancelled again) and customer-balance credits. The demo runs against it, and so
 do tests whose worker is another process (where ``responses`` cannot reach).
 
 It keeps books as the providers do. It knows the payments it captured, learnt from the webhooks
@@ -52,6 +53,7 @@ from policy.money import (
 Answer = tuple[int, Any]  # HTTP status and JSON body
 
 _PAYPAL_REFUND = re.compile(r"/v(1/payments/sale|2/payments/captures)/([^/]+)/refund")
+_STRIPE_SUBSCRIPTION = re.compile(r"/v1/subscriptions/([^/]+)")
 _STRIPE_SETTLED = frozenset({"won", "warning_closed"})  # dispute statuses that end it
 _PAYPAL_SETTLED = frozenset({"RESOLVED_SELLER_FAVOUR"})  # outcomes that leave the money
 _IDEMPOTENCY_MESSAGE = (
@@ -145,6 +147,7 @@ class FakeProviders:
     _movements: list[_Movement] = field(default_factory=list)  # oldest first
     _events: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
     _event_ids: set[tuple[str, Any]] = field(default_factory=set)
+    _subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # Stripe's, by id
 
     # -- what the test tells it, and what it shows -------------------------------------------
 
@@ -333,6 +336,46 @@ class FakeProviders:
         self._movements.append(_Movement("stripe", payment.account, refund["id"], charge,
                                          -amount, payment.currency, self._clock))
         return refund
+
+    def stripe_subscription(self, method: str, key: str | None, subscription_id: str,
+                            form: Mapping[str, list[str]]) -> Answer:
+        """``POST`` (update: ``cancel_at``), ``DELETE`` (cancel now) or ``GET`` of
+        ``/v1/subscriptions/<id>``. A subscription the fake has not seen is an active one; a
+        cancelled one is still shown, but Stripe refuses to cancel it again ("No such
+        subscription") or to change more than its metadata. A key is kept per request, so one
+        reused for the other method is an idempotency error, as Stripe answers it."""
+        params = {"method": method, "subscription": subscription_id,
+                  **{k: v[-1] for k, v in form.items()}}
+        with self.lock:
+            if method == "GET":
+                return 200, self._subscription(subscription_id)
+            return self._once("stripe", key, params,
+                              lambda: self._change_subscription(method, subscription_id, params))
+
+    def _subscription(self, subscription_id: str) -> dict[str, Any]:
+        return self._subscriptions.setdefault(subscription_id, {
+            "id": subscription_id, "object": "subscription", "status": "active",
+            "cancel_at": None, "canceled_at": None, "metadata": {}})
+
+    def _change_subscription(self, method: str, subscription_id: str, params: dict[str, str]
+                             ) -> Answer:
+        sub = self._subscription(subscription_id)
+        if method == "DELETE":
+            if sub["status"] == "canceled":
+                return _stripe_error(404, "resource_missing",
+                                     f"No such subscription: '{subscription_id}'", param="id")
+            sub.update(status="canceled", canceled_at=int(time.time()))
+            return 200, dict(sub)
+        changes = [k for k in params if k not in ("method", "subscription")]
+        if sub["status"] == "canceled" and not all(
+                k.startswith(("metadata[", "cancellation_details[")) for k in changes):
+            return _stripe_error(400, None, "A canceled subscription can only update its "
+                                 "cancellation_details and metadata.")
+        if "cancel_at" in params:
+            sub["cancel_at"] = _int(params["cancel_at"], 0) or None
+        sub["metadata"].update({k[len("metadata["):-1]: v for k, v in params.items()
+                                if k.startswith("metadata[")})
+        return 200, dict(sub)
 
     def stripe_refund_list(self, query: Mapping[str, list[str]]) -> Answer:
         """``GET /v1/refunds``: newest first, by charge or payment intent, a page at a time."""
@@ -603,6 +646,8 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
                      "/v1/notifications/webhooks-events": fake.paypal_webhook_events}
             if url.path == "/v1/refunds":
                 self._answer(*fake.stripe_refund_list(query))
+            elif match := _STRIPE_SUBSCRIPTION.fullmatch(url.path):
+                self._answer(*fake.stripe_subscription("GET", None, match[1], {}))
             elif url.path in reads:
                 self._answer(*reads[url.path](account, query))
             else:
@@ -625,8 +670,8 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             elif _PAYPAL_REFUND.fullmatch(path):
                 self._answer(*fake.paypal_refund(self.headers.get("PayPal-Request-Id"), path,
                                                  body))
-            elif match := re.fullmatch(r"/v1/subscriptions/([^/]+)", path):
-                self._answer(200, {"id": match[1], "object": "subscription", "status": "active"})
+            elif match := _STRIPE_SUBSCRIPTION.fullmatch(path):
+                self._answer(*fake.stripe_subscription("POST", key, match[1], parse_qs(body)))
             elif match := re.fullmatch(r"/v1/customers/([^/]+)/balance_transactions", path):
                 form = parse_qs(body)
                 self._answer(200, {"id": f"cbtxn_{(key or uuid.uuid4().hex)[-12:]}",
@@ -637,6 +682,16 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
                 self._answer(204, None)
             else:
                 self._answer(404, {"error": "not found"})
+
+        def do_DELETE(self) -> None:
+            self._record()
+            path = urlsplit(self.path).path
+            if match := _STRIPE_SUBSCRIPTION.fullmatch(path):
+                self._answer(*fake.stripe_subscription(
+                    "DELETE", self.headers.get("Idempotency-Key"), match[1], {}))
+            else:
+                self._answer(*_stripe_error(404, None, f"Unrecognized request URL (DELETE: "
+                                                       f"{path})."))
 
     return Handler
 

@@ -243,6 +243,86 @@ def test_an_outage_answer_is_not_kept_under_the_key(provider):
     assert fake.books()["ch_1"] == (6000, 1000, "USD") and fake.posts_with_key("act_1") == 2
 
 
+# -- Stripe subscriptions ------------------------------------------------------------------------
+
+_LATER = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _subscription(base: str, subscription_id: str) -> dict[str, Any]:
+    answer = requests.get(f"{base}/v1/subscriptions/{subscription_id}", timeout=5,
+                          headers={"Authorization": "Bearer sk_test_fake"})
+    assert answer.status_code == 200
+    return dict(answer.json())
+
+
+def test_stripe_keeps_a_cancelled_subscription_and_refuses_to_cancel_it_again(provider):
+    """As Stripe answers: the first cancel ends it; another (a new key) is "No such
+    subscription"; a cancel_at for it is refused; it is still shown, cancelled."""
+    _, base = provider
+    stripe_api = stripe.StripeClient("sk_test_fake", base_addresses={"api": base},
+                                     max_network_retries=0)
+    subscriptions = stripe_api.v1.subscriptions
+    assert subscriptions.cancel("sub_1", options={"idempotency_key": "k1"}).status == "canceled"
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        subscriptions.cancel("sub_1", options={"idempotency_key": "k2"})
+    assert (again.value.http_status, again.value.code) == (404, "resource_missing")
+    with pytest.raises(stripe.InvalidRequestError) as dated:
+        subscriptions.update("sub_1", params={"cancel_at": 1900000000},
+                             options={"idempotency_key": "k3"})
+    assert "can only update its cancellation_details and metadata" in str(dated.value)
+    assert _subscription(base, "sub_1")["status"] == "canceled"
+    assert _subscription(base, "sub_2")["status"] == "active"  # one never seen is active
+
+
+def test_a_stripe_key_reused_for_another_subscription_request_is_an_idempotency_error(provider):
+    """cancel_at, then "cancel now" under the same key: Stripe refuses the second."""
+    _, base = provider
+    stripe_api = stripe.StripeClient("sk_test_fake", base_addresses={"api": base},
+                                     max_network_retries=0)
+    stripe_api.v1.subscriptions.update("sub_1", params={"cancel_at": 1900000000},
+                                       options={"idempotency_key": "act_1"})
+    with pytest.raises(stripe.IdempotencyError):
+        stripe_api.v1.subscriptions.cancel("sub_1", options={"idempotency_key": "act_1"})
+    assert _subscription(base, "sub_1")["status"] == "active"
+
+
+def test_a_cancellation_retried_after_its_date_cancels_now_under_its_own_key(provider):
+    """An action's first attempt set cancel_at (its answer lost, say); retried after the date,
+    it cancels now. The two requests must not share a key, or Stripe refuses the retry and the
+    cancellation goes to review for nothing."""
+    fake, base = provider
+    adapter = _stripe(base)
+    adapter.cancel_subscription("sub_1", _LATER, "late cancellation", "act_1")
+    result = adapter.cancel_subscription("sub_1", None, "late cancellation", "act_1")
+    assert (result.status, result.provider_ref, result.raw_status) == (
+        "succeeded", "sub_1", "canceled")
+    keys = [(r.method, r.headers.get("Idempotency-Key")) for r in fake.requests]
+    assert keys == [("POST", "act_1"), ("DELETE", "act_1:now")]
+
+
+@pytest.mark.parametrize("at", [None, _LATER], ids=["now", "at a date"])
+def test_a_subscription_stripe_shows_cancelled_counts_as_cancelled(provider, at):
+    """Cancelled already (by Stripe at its cancel_at, by the merchant, or by an attempt whose
+    answer was lost): Stripe refuses the request, the adapter reads the subscription and
+    counts it done."""
+    _, base = provider
+    adapter = _stripe(base)
+    adapter.cancel_subscription("sub_1", None, "first", "act_1")
+    result = adapter.cancel_subscription("sub_1", at, "again", "act_2")
+    assert (result.status, result.raw_status) == ("succeeded", "canceled")
+
+
+def test_a_stripe_refusal_of_a_live_subscription_still_stands(provider):
+    """Refused for a subscription that is not cancelled (here a key reused with other
+    parameters): the refusal is the answer, not success."""
+    _, base = provider
+    adapter = _stripe(base)
+    adapter.cancel_subscription("sub_1", _LATER, "first", "act_1")
+    error = _refused(lambda: adapter.cancel_subscription("sub_1", _LATER + timedelta(days=1),
+                                                         "other date", "act_1"))
+    assert error.code == ErrorCode.IDEMPOTENCY_CONFLICT
+
+
 # -- Stripe's listing ----------------------------------------------------------------------------
 
 

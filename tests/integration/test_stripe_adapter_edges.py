@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -140,3 +141,43 @@ def test_a_provider_that_does_not_answer_fails_within_the_timeout(silent_server)
         _refund(adapter)
     assert time.monotonic() - started < 5
     assert raised.value.code == ErrorCode.UNAVAILABLE and raised.value.retryable
+
+
+SUBSCRIPTION = "https://api.stripe.com/v1/subscriptions/sub_edges"
+
+
+@responses.activate
+@pytest.mark.parametrize(("method", "status", "code", "expected"), [
+    (responses.DELETE, 404, "resource_missing", ErrorCode.NOT_FOUND),
+    (responses.POST, 400, None, ErrorCode.INVALID_REQUEST)], ids=["now", "at a date"])
+@pytest.mark.parametrize("shown", [(404, {"error": {"type": "invalid_request_error",
+                                                    "code": "resource_missing",
+                                                    "message": "No such subscription"}}),
+                                   (200, {"id": "sub_edges", "object": "subscription",
+                                          "status": "past_due"})],
+                         ids=["unknown to Stripe", "not cancelled"])
+def test_a_cancellation_refused_for_a_subscription_not_cancelled_is_refused(method, status, code,
+                                                                          expected, shown):
+    """Refused, and Stripe does not show the subscription cancelled (it does not know it, or it
+    is live): the refusal stands, never a cancellation that did not happen."""
+    error: dict[str, Any] = {"type": "invalid_request_error", "message": "refused"}
+    if code is not None:
+        error["code"] = code
+    responses.add(method, SUBSCRIPTION, status=status, json={"error": error})
+    responses.get(SUBSCRIPTION, status=shown[0], json=shown[1])
+    at = None if method == responses.DELETE else datetime(2030, 1, 1, tzinfo=UTC)
+    with pytest.raises(ProviderError) as refused:
+        _adapter().cancel_subscription("sub_edges", at, "003 §1.4", "act_edges")
+    assert (refused.value.code, str(refused.value)) == (expected, "stripe: refused")
+    assert [c.request.method for c in responses.calls] == [method, "GET"]
+
+
+@responses.activate
+def test_a_cancellation_stripe_could_not_answer_is_not_looked_up():
+    """A 5xx may have cancelled it or not: the retry (same key) learns which, not a read."""
+    responses.delete(SUBSCRIPTION, status=500,
+                     json={"error": {"type": "api_error", "message": "down"}})
+    with pytest.raises(ProviderError) as refused:
+        _adapter().cancel_subscription("sub_edges", None, "003 §1.4", "act_edges")
+    assert (refused.value.code, refused.value.retryable) == (ErrorCode.UNAVAILABLE, True)
+    assert len(responses.calls) == 1
