@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ledger.refundable import GONE
 from policy.money import Money
 from service import metrics
 from service.errors import ProviderError
@@ -87,4 +88,4 @@ class ProviderResult:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("failed", "canceled", "cancelled")
+        return self.status in GONE

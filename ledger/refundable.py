@@ -28,7 +28,9 @@ from policy.money import Money
 # Refund actions that have money leaving, or about to: everything but a failure.
 COMMITTED_ACTIONS = (ActionStatus.PENDING, ActionStatus.EXECUTING, ActionStatus.SUBMITTED,
                      ActionStatus.SUCCEEDED)
-GONE = ("failed", "canceled", "cancelled")  # a provider refund that returned nothing
+# A provider refund that returned nothing, in either provider's spelling (lower case): the one
+# list the remainder, the executor and both providers' refund answers and webhooks read.
+GONE = ("failed", "canceled", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)

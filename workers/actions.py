@@ -566,7 +566,7 @@ def confirm_refund(session: Session, refund: Refund) -> None:
             action.status, action.updated_at = ActionStatus.SUCCEEDED, datetime.now(UTC)
             _audit(session, action, actor=f"{refund.provider} webhook")
         _settle(session, action.decision_id)
-    elif (refund.status in ("failed", "canceled", "cancelled")
+    elif (refund.status in refundable.GONE
           and action.status != ActionStatus.FAILED):
         action.updated_at = datetime.now(UTC)
         _reopen(session, action, _refund_failed(action, refund.provider_id, refund.status,

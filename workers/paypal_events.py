@@ -10,6 +10,7 @@ from gateway.envelope import parse_time
 from ledger.bounds import OutOfRange
 from ledger.models import Dispute, DisputeState, Payment, Refund, Subscription
 from ledger.objects import apply_snapshot, ensure_customer, find
+from ledger.refundable import GONE
 from policy.money import from_decimal_string
 from workers.actions import confirm_refund
 from workers.context import EventContext, applied_or_stale, dig
@@ -157,7 +158,7 @@ def _refund(session: Session, ctx: EventContext, res: dict[str, Any], payment_re
         # Why a refund failed: PayPal's status_details.reason (also given for a pending one,
         # which is not a failure and is not kept).
         "failure_reason": (dig(res, "status_details", "reason")
-                           if status.lower() in ("failed", "cancelled") else None),
+                           if status.lower() in GONE else None),
         "refunded_at": parse_time(res.get("create_time")),
         "action_id": refund_action_id(res),
     }
