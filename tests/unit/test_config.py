@@ -121,6 +121,10 @@ def test_a_paypal_ca_file_that_cannot_serve_is_refused_when_the_web_server_start
         tmp_path, monkeypatch, content, message):
     """Checked before any web worker starts, not at the first PayPal delivery (a 500 for each):
     the server stops, naming the variable and the file."""
+    # Imported for the first time, the module sets PROMETHEUS_MULTIPROC_DIR (for gunicorn's
+    # workers) unless it is set: set here, it is unset again after the test, and the metrics of
+    # every later test in this process stay single-process.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     from gateway.gunicorn_conf import on_starting
 
     path = tmp_path / "ca.pem"
