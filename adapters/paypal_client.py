@@ -28,8 +28,8 @@ class PayPalClient(paypalrestsdk.Api):  # type: ignore[misc]  # paypalrestsdk ha
     the SDK's plain ``ConnectionError``, which it does not catch, and the adapter translates.
     """
 
-    def __init__(self, settings: PayPalSettings, session: requests.Session | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(self, settings: PayPalSettings, session: requests.Session | None = None, *,
+                 timeout: float) -> None:
         host = urlsplit(settings.api_base).hostname or ""
         super().__init__(
             mode="live" if host in _LIVE_HOSTS else "sandbox",

@@ -43,7 +43,7 @@ class PayPalApiVerifier:
         self._url = settings.api_base.rstrip("/") + VERIFY_PATH
         self._timeout = timeout
         self._session = session or requests.Session()
-        self._tokens = PayPalClient(settings, self._session, timeout)
+        self._tokens = PayPalClient(settings, self._session, timeout=timeout)
         self._token_lock = threading.Lock()
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, webhook_id: str) -> None:
