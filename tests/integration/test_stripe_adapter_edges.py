@@ -5,10 +5,7 @@ and that a provider that does not answer fails within the adapter's timeout."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,33 +99,6 @@ def test_a_stripe_server_error_is_retryable_and_stripe_python_does_not_retry_it_
     assert raised.value.code == ErrorCode.UNAVAILABLE and raised.value.retryable
     assert len(responses.calls) == 1
     assert responses.calls[0].request.headers["Idempotency-Key"] == "act_edges"
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A TCP server that accepts a connection and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 def test_a_provider_that_does_not_answer_fails_within_the_timeout(silent_server):
