@@ -59,7 +59,7 @@ def test_a_search_names_its_window_in_utc_on_a_machine_in_another_zone():
     _token()
     responses.get(SEARCH, json={"transaction_details": [], "total_pages": 1})
     assert list(_reports().transactions(JAN, FEB)) == []
-    query = parse_qs(urlsplit(responses.calls[1].request.url).query)
+    query = parse_qs(urlsplit(str(responses.calls[1].request.url)).query)
     assert (query["start_date"], query["end_date"]) == (["2026-01-01T00:00:00Z"],
                                                         ["2026-02-01T00:00:00Z"])
 
