@@ -4,9 +4,11 @@ limits and server errors retried; credentials, and anything PayPal names, not)."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+import requests
 import responses
 
 from adapters.base import ErrorCode, PaymentTarget
@@ -143,3 +145,88 @@ def test_a_401_gets_one_fresh_token_not_a_post_after_post():
     posts = [c for c in responses.calls if c.request.url == SALE_REFUND]
     tokens = [c for c in responses.calls if "oauth2/token" in (c.request.url or "")]
     assert (len(posts), len(tokens)) == (2, 2)
+
+
+# --- what an answer's fields become ------------------------------------------------------------
+
+
+@responses.activate
+@pytest.mark.parametrize(("kind", "url", "amount"), [
+    ("sale", SALE_REFUND, {"total": "12.50", "currency": "USD"}),
+    ("capture", CAPTURE_REFUND, {"value": "12.50", "currency_code": "USD"})])
+def test_the_refunds_currency_is_the_one_paypal_answers_with(kind, url, amount):
+    """The answer's currency (v1 ``currency``, v2 ``currency_code``) is recorded, not the one
+    asked for: the ledger keeps what PayPal says it refunded."""
+    adapter = _adapter()
+    responses.post(url, json={"id": "RF-5", "state": "completed", "amount": amount})
+    result = adapter.refund(PaymentTarget("paypal", kind, url.split("/")[-2]), EUROS,
+                            "003 §1.7b", "act_pp_edges", {})
+    assert result.amount == Money(1250, "USD")
+
+
+@responses.activate
+def test_an_answer_in_forints_with_decimals_is_refused_in_paypals_exponent():
+    """PayPal has no forint decimals: "12.50" HUF is not an amount PayPal writes, and is not
+    read as 1250 minor units (ISO's exponent) either."""
+    adapter = _adapter()
+    responses.post(SALE_REFUND, json={"id": "RF-6", "state": "completed",
+                                      "amount": {"total": "12.50", "currency": "HUF"}})
+    with pytest.raises(ValueError, match="12.50 HUF from paypal has too many decimals"):
+        _refund_sale(adapter, Money(120000, "HUF"))
+
+
+@responses.activate
+@pytest.mark.parametrize("answer", [
+    {"id": "RF-7", "state": "completed", "amount": {"total": "12.50", "currency": "EUR"}},
+    {"id": "RF-7", "state": "completed", "amount": {"total": "12.50", "currency": "EUR"},
+     "status_details": {}},
+    {"id": "RF-7", "state": "pending", "amount": {"total": "12.50", "currency": "EUR"},
+     "status_details": "not an object"}])
+def test_an_answer_without_a_reason_has_none(answer):
+    adapter = _adapter()
+    responses.post(SALE_REFUND, json=answer)
+    assert _refund_sale(adapter).failure_reason is None
+
+
+# --- errors: what an operator is told ----------------------------------------------------------
+
+
+@responses.activate
+def test_a_network_failure_is_retryable_and_names_what_failed():
+    """PayPal not reached (refused, reset): the attempt may be repeated, under the same
+    PayPal-Request-Id."""
+    adapter = _adapter()
+    responses.post(SALE_REFUND, body=requests.ConnectionError("connection refused"))
+    with pytest.raises(ProviderError) as raised:
+        _refund_sale(adapter)
+    error = raised.value
+    assert (error.provider, error.code, error.retryable) == ("paypal", ErrorCode.UNAVAILABLE,
+                                                             True)
+    assert str(error) == "paypal: ConnectionError: connection refused"
+
+
+@responses.activate
+def test_a_named_failure_keeps_paypals_debug_id_and_names_an_issue_without_a_name():
+    """The debug_id is what PayPal's support asks for; a detail with no issue adds nothing to
+    the message."""
+    adapter = _adapter()
+    _failing(422, {"name": "UNPROCESSABLE_ENTITY", "message": "No.", "debug_id": "dbg-42",
+                   "details": [{"description": "no issue named"},
+                               {"issue": "REFUND_AMOUNT_EXCEEDED"}]})
+    with pytest.raises(ProviderError) as raised:
+        _refund_sale(adapter)
+    error = raised.value
+    assert (error.code, error.request_id) == (ErrorCode.AMOUNT_TOO_LARGE, "dbg-42")
+    assert str(error) == "paypal: UNPROCESSABLE_ENTITY / REFUND_AMOUNT_EXCEEDED: No."
+
+
+def test_paypal_that_does_not_answer_fails_the_refund_within_the_timeout(silent_server):
+    """The adapter's timeout reaches the HTTP client: a hung PayPal fails the attempt
+    (retryable, the same PayPal-Request-Id next time) instead of holding a worker for ever."""
+    adapter = PayPalAdapter(PayPalSettings(client_id="id", client_secret="secret",
+                                           api_base=silent_server), timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as raised:
+        _refund_sale(adapter)
+    assert time.monotonic() - started < 5
+    assert raised.value.code == ErrorCode.UNAVAILABLE and raised.value.retryable
