@@ -25,6 +25,7 @@ from ledger.objects import (
     ensure_customer,
     find,
     peek,
+    peek_all,
     prefetch,
     transaction_memo,
 )
@@ -176,24 +177,31 @@ def test_an_id_too_long_is_refused_naming_the_objects_kind(container):
                        Version(AT, 0, "evt_a"), False, {**VALUES, "amount": 1000})
 
 
+@contextmanager
+def _statements(container: Container) -> Iterator[list[str]]:
+    """The SQL statements sent while the block runs."""
+    sent: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(container.engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(container.engine, "before_cursor_execute", count)
+
+
 def test_a_prefetched_batch_is_answered_without_another_query(container):
     """The drain loads a batch's objects in one query per model: found ones are then taken
     from the transaction's cache, missing ones are known to be missing."""
     there, missing = Ref("merchant-a", "stripe", "X-1"), Ref("merchant-a", "stripe", "X-2")
     _apply(container, there, 1000, "evt_a")
-    statements: list[str] = []
     with container.sessions() as session, session.begin():
         all_or_nothing(session)
         prefetch(session, [Payment], {there, missing})
-
-        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            statements.append(statement)
-
-        event.listen(container.engine, "before_cursor_execute", count)
-        try:
+        with _statements(container) as statements:
             found, absent = find(session, Payment, there), find(session, Payment, missing)
-        finally:
-            event.remove(container.engine, "before_cursor_execute", count)
     assert found is not None and found.amount == 1000
     assert absent is None
     assert statements == []
@@ -239,21 +247,58 @@ def test_a_prefetch_goes_on_to_the_next_model_when_one_is_all_cached(container):
     _apply(container, ref, 1000, "evt_a")
     with container.sessions() as session, session.begin():
         ensure_customer(session, ref, Version(AT, 0, "evt_c"), False)
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
     with container.sessions() as session, session.begin():
         all_or_nothing(session)
         assert find(session, Customer, ref) is not None  # the customer is cached already
         prefetch(session, [Customer, Payment], {ref})
-        event.listen(container.engine, "before_cursor_execute", count)
-        try:
+        with _statements(container) as statements:
             assert find(session, Payment, ref) is not None
-        finally:
-            event.remove(container.engine, "before_cursor_execute", count)
     assert statements == []
+
+
+def test_objects_peeked_at_together_are_answered_without_another_query(container):
+    """A batch's objects of other partitions are read in one query (``peek_all``): each is
+    then answered from it, an absent one as absent, an object of another merchant or
+    provider with the same id as itself."""
+    refs = [Ref("merchant-a", "stripe", "X-1"), Ref("merchant-b", "stripe", "X-1"),
+            Ref("merchant-a", "paypal", "X-1")]
+    for n, ref in enumerate(refs):
+        _apply(container, ref, 1000 + n, f"evt_{n}")
+    missing = Ref("merchant-a", "stripe", "X-2")
+    with container.sessions() as session, session.begin():
+        with _statements(container) as read:
+            peek_all(session, Payment, {*refs, missing})
+        assert len([sql for sql in read if sql.startswith("SELECT")]) == 1
+        with _statements(container) as again:
+            found = [peek(session, Payment, ref) for ref in refs]
+            absent = peek(session, Payment, missing)
+        assert again == []
+    assert [(p.merchant, p.provider, p.amount) for p in found if p is not None] == [
+        ("merchant-a", "stripe", 1000), ("merchant-b", "stripe", 1001),
+        ("merchant-a", "paypal", 1002)]
+    assert absent is None
+
+
+def test_objects_the_transaction_holds_are_not_peeked_at_again(container):
+    """Held (found, locked or inserted by this transaction): ``peek`` answers from the
+    transaction, so ``peek_all`` asks the database nothing for them."""
+    ref = Ref("merchant-a", "stripe", "X-1")
+    _apply(container, ref, 1000, "evt_a")
+    with container.sessions() as session, session.begin():
+        held_one = find(session, Payment, ref)
+        with _statements(container) as read:
+            peek_all(session, Payment, {ref})
+            assert peek(session, Payment, ref) is held_one
+        assert read == []
+
+
+def test_objects_peeked_at_together_are_not_locked(pg):
+    """Like ``peek``: they belong to another partition, whose drain may be working on them."""
+    ref = Ref("merchant-a", "stripe", "X-1")
+    _apply(pg, ref, 1000, "evt_a")
+    with pg.sessions() as session, session.begin():
+        peek_all(session, Payment, {ref})
+        assert _row_free(pg, ref)
 
 
 def test_what_a_transaction_learnt_is_forgotten_when_it_ends(container):
