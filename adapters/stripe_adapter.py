@@ -6,6 +6,7 @@ send a random key per call, and a retried job would refund twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -24,9 +25,9 @@ from service.config import STRIPE_API_VERSION, StripeSettings
 from service.errors import ProviderError
 
 PROVIDER = "stripe"
-# Appended to an action's id for the key of "cancel now", so that it differs from the key of the
-# same action's "cancel at" request.
-CANCEL_NOW_KEY = ":now"
+log = logging.getLogger(__name__)
+# raw_status of a cancellation Stripe refused because the subscription was cancelled already.
+ALREADY_CANCELED = "already_canceled"
 # No telemetry: stripe-python would otherwise send this host's platform and request timings with
 # each call, and keep an id for them in ~/.config/stripe/telemetry_id.
 stripe.enable_telemetry = False
@@ -91,36 +92,43 @@ class StripeAdapter:
                             key: str) -> ProviderResult:
         """End a subscription at ``at`` (Stripe's ``cancel_at``), or now when ``at`` is None.
 
-        The two are different requests, each under its own key: an attempt retried after the
-        date cancels now, and Stripe refuses a key reused for another request. A subscription
-        Stripe already shows cancelled counts as done (Stripe refuses to cancel it again), as
-        the PayPal adapter counts one PayPal shows cancelled.
+        Setting ``cancel_at`` is a POST, idempotent on ``key``. Cancelling now is a DELETE,
+        which takes no key (Stripe: a key "has no effect" on DELETE) and which Stripe refuses
+        for a subscription already cancelled ("No such subscription"): by our earlier attempt
+        whose answer was lost, by the ``cancel_at`` an attempt before the date set, or by
+        anyone else. So a refusal is followed by a read, and a subscription Stripe shows
+        cancelled counts as done (``raw_status`` ``already_canceled``).
         """
         try:
             if at is None:
-                sub = _call(lambda: self._client.v1.subscriptions.cancel(
-                    subscription_id, options={"idempotency_key": f"{key}{CANCEL_NOW_KEY}"}))
+                sub = _call(lambda: self._client.v1.subscriptions.cancel(subscription_id))
             else:
                 sub = _call(lambda: self._client.v1.subscriptions.update(
                     subscription_id,
                     params={"cancel_at": int(at.timestamp()),
                             "metadata": {"action_id": key, "cancel_reason": reason[:450]}},
                     options={"idempotency_key": key}))
+            raw_status = str(sub.status)
         except ProviderError as refused:
             if refused.code not in (ErrorCode.NOT_FOUND, ErrorCode.INVALID_REQUEST):
                 raise
-            sub = self._cancelled(subscription_id, refused)
+            sub, raw_status = self._cancelled(subscription_id, refused), ALREADY_CANCELED
         return ProviderResult(provider_ref=str(sub.id), status="succeeded",
-                              amount=Money(0, "USD"), raw_status=str(sub.status))
+                              amount=Money(0, "USD"), raw_status=raw_status)
 
     def _cancelled(self, subscription_id: str, refused: ProviderError) -> Any:
-        """The subscription, if Stripe shows it cancelled; otherwise ``refused`` stands."""
+        """The subscription, if Stripe shows it cancelled; otherwise ``refused`` stands. A read
+        that fails for a reason a retry can fix is raised instead: the attempt is retried."""
         try:
             sub = _call(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
-        except ProviderError:
+        except ProviderError as unread:
+            if unread.retryable:
+                raise
             raise refused from None
         if sub.status != "canceled":
             raise refused
+        log.info("stripe subscription %s was cancelled already (canceled_at %s): counted as "
+                 "done", subscription_id, getattr(sub, "canceled_at", None))
         return sub
 
     @provider_call(PROVIDER, "credit_customer_balance")

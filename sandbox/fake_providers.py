@@ -1,7 +1,8 @@
 """A local fake of the Stripe and PayPal APIs the adapters call: refunds (and Stripe's listing of
-them), subscription cancellations (Stripe's kept as it keeps them: a cancelled one is not
-cancelled again) and customer-balance credits. The demo runs against it, and so
-do tests whose worker is another process (where ``responses`` cannot reach).
+them), subscription cancellations (Stripe's kept as it keeps them: a ``cancel_at`` carried out
+when due, a cancelled one not cancelled again) and customer-balance credits. The demo runs
+against it, and so do tests whose worker is another process (where ``responses`` cannot
+reach).
 
 It keeps books as the providers do. It knows the payments it captured, learnt from the webhooks
 the test or demo sends (``observe``: Stripe charges and disputes, PayPal sales, captures and
@@ -148,6 +149,7 @@ class FakeProviders:
     _events: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
     _event_ids: set[tuple[str, Any]] = field(default_factory=set)
     _subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # Stripe's, by id
+    now: Callable[[], float] = time.time  # Stripe's time (unix seconds), for cancel_at
 
     # -- what the test tells it, and what it shows -------------------------------------------
 
@@ -340,33 +342,39 @@ class FakeProviders:
     def stripe_subscription(self, method: str, key: str | None, subscription_id: str,
                             form: Mapping[str, list[str]]) -> Answer:
         """``POST`` (update: ``cancel_at``), ``DELETE`` (cancel now) or ``GET`` of
-        ``/v1/subscriptions/<id>``. A subscription the fake has not seen is an active one; a
+        ``/v1/subscriptions/<id>``, as Stripe answers them. A subscription the fake has not seen
+        is an active one. Its ``cancel_at`` is carried out once ``now()`` reaches it. A
         cancelled one is still shown, but Stripe refuses to cancel it again ("No such
-        subscription") or to change more than its metadata. A key is kept per request, so one
-        reused for the other method is an idempotency error, as Stripe answers it."""
-        params = {"method": method, "subscription": subscription_id,
-                  **{k: v[-1] for k, v in form.items()}}
+        subscription") or to change more than its metadata. Only a POST is idempotent on its
+        key: Stripe documents that a key has no effect on a DELETE."""
+        params = {"subscription": subscription_id, **{k: v[-1] for k, v in form.items()}}
         with self.lock:
             if method == "GET":
-                return 200, self._subscription(subscription_id)
+                return 200, dict(self._subscription(subscription_id))
+            if method == "DELETE":
+                return self._cancel_subscription(subscription_id)
             return self._once("stripe", key, params,
-                              lambda: self._change_subscription(method, subscription_id, params))
+                              lambda: self._update_subscription(subscription_id, params))
 
     def _subscription(self, subscription_id: str) -> dict[str, Any]:
-        return self._subscriptions.setdefault(subscription_id, {
+        sub = self._subscriptions.setdefault(subscription_id, {
             "id": subscription_id, "object": "subscription", "status": "active",
             "cancel_at": None, "canceled_at": None, "metadata": {}})
+        if sub["status"] != "canceled" and sub["cancel_at"] and sub["cancel_at"] <= self.now():
+            sub.update(status="canceled", canceled_at=sub["cancel_at"])
+        return sub
 
-    def _change_subscription(self, method: str, subscription_id: str, params: dict[str, str]
-                             ) -> Answer:
+    def _cancel_subscription(self, subscription_id: str) -> Answer:
         sub = self._subscription(subscription_id)
-        if method == "DELETE":
-            if sub["status"] == "canceled":
-                return _stripe_error(404, "resource_missing",
-                                     f"No such subscription: '{subscription_id}'", param="id")
-            sub.update(status="canceled", canceled_at=int(time.time()))
-            return 200, dict(sub)
-        changes = [k for k in params if k not in ("method", "subscription")]
+        if sub["status"] == "canceled":
+            return _stripe_error(404, "resource_missing",
+                                 f"No such subscription: '{subscription_id}'", param="id")
+        sub.update(status="canceled", canceled_at=int(self.now()))
+        return 200, dict(sub)
+
+    def _update_subscription(self, subscription_id: str, params: dict[str, str]) -> Answer:
+        sub = self._subscription(subscription_id)
+        changes = [k for k in params if k != "subscription"]
         if sub["status"] == "canceled" and not all(
                 k.startswith(("metadata[", "cancellation_details[")) for k in changes):
             return _stripe_error(400, None, "A canceled subscription can only update its "
@@ -687,8 +695,7 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             self._record()
             path = urlsplit(self.path).path
             if match := _STRIPE_SUBSCRIPTION.fullmatch(path):
-                self._answer(*fake.stripe_subscription(
-                    "DELETE", self.headers.get("Idempotency-Key"), match[1], {}))
+                self._answer(*fake.stripe_subscription("DELETE", None, match[1], {}))
             else:
                 self._answer(*_stripe_error(404, None, f"Unrecognized request URL (DELETE: "
                                                        f"{path})."))

@@ -255,17 +255,22 @@ def _subscription(base: str, subscription_id: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
+def _stripe_client(base: str) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_test_fake", base_addresses={"api": base},
+                               max_network_retries=0)
+
+
 def test_stripe_keeps_a_cancelled_subscription_and_refuses_to_cancel_it_again(provider):
-    """As Stripe answers: the first cancel ends it; another (a new key) is "No such
-    subscription"; a cancel_at for it is refused; it is still shown, cancelled."""
+    """As Stripe answers: the first cancel ends it; another is "No such subscription" (a key
+    has no effect on a DELETE: the same one changes nothing); a cancel_at for it is refused;
+    it is still shown, cancelled."""
     _, base = provider
-    stripe_api = stripe.StripeClient("sk_test_fake", base_addresses={"api": base},
-                                     max_network_retries=0)
-    subscriptions = stripe_api.v1.subscriptions
+    subscriptions = _stripe_client(base).v1.subscriptions
     assert subscriptions.cancel("sub_1", options={"idempotency_key": "k1"}).status == "canceled"
-    with pytest.raises(stripe.InvalidRequestError) as again:
-        subscriptions.cancel("sub_1", options={"idempotency_key": "k2"})
-    assert (again.value.http_status, again.value.code) == (404, "resource_missing")
+    for key in ("k1", "k2"):
+        with pytest.raises(stripe.InvalidRequestError) as again:
+            subscriptions.cancel("sub_1", options={"idempotency_key": key})
+        assert (again.value.http_status, again.value.code) == (404, "resource_missing")
     with pytest.raises(stripe.InvalidRequestError) as dated:
         subscriptions.update("sub_1", params={"cancel_at": 1900000000},
                              options={"idempotency_key": "k3"})
@@ -274,30 +279,30 @@ def test_stripe_keeps_a_cancelled_subscription_and_refuses_to_cancel_it_again(pr
     assert _subscription(base, "sub_2")["status"] == "active"  # one never seen is active
 
 
-def test_a_stripe_key_reused_for_another_subscription_request_is_an_idempotency_error(provider):
-    """cancel_at, then "cancel now" under the same key: Stripe refuses the second."""
-    _, base = provider
-    stripe_api = stripe.StripeClient("sk_test_fake", base_addresses={"api": base},
-                                     max_network_retries=0)
-    stripe_api.v1.subscriptions.update("sub_1", params={"cancel_at": 1900000000},
-                                       options={"idempotency_key": "act_1"})
-    with pytest.raises(stripe.IdempotencyError):
-        stripe_api.v1.subscriptions.cancel("sub_1", options={"idempotency_key": "act_1"})
+def test_stripe_carries_out_a_subscriptions_cancel_at_when_it_comes(provider):
+    fake, base = provider
+    _stripe_client(base).v1.subscriptions.update(
+        "sub_1", params={"cancel_at": int(_LATER.timestamp())},
+        options={"idempotency_key": "act_1"})
     assert _subscription(base, "sub_1")["status"] == "active"
+    fake.now = lambda: _LATER.timestamp()
+    shown = _subscription(base, "sub_1")
+    assert (shown["status"], shown["canceled_at"]) == ("canceled", int(_LATER.timestamp()))
 
 
-def test_a_cancellation_retried_after_its_date_cancels_now_under_its_own_key(provider):
+def test_a_cancellation_retried_after_its_cancel_at_took_effect_is_done(provider):
     """An action's first attempt set cancel_at (its answer lost, say); retried after the date,
-    it cancels now. The two requests must not share a key, or Stripe refuses the retry and the
-    cancellation goes to review for nothing."""
+    it cancels now. Stripe has carried out the cancel_at by then and refuses the cancel ("No
+    such subscription"): the adapter reads the subscription, finds it cancelled, and the
+    action is done instead of going to review."""
     fake, base = provider
     adapter = _stripe(base)
     adapter.cancel_subscription("sub_1", _LATER, "late cancellation", "act_1")
+    fake.now = lambda: _LATER.timestamp() + 60
     result = adapter.cancel_subscription("sub_1", None, "late cancellation", "act_1")
     assert (result.status, result.provider_ref, result.raw_status) == (
-        "succeeded", "sub_1", "canceled")
-    keys = [(r.method, r.headers.get("Idempotency-Key")) for r in fake.requests]
-    assert keys == [("POST", "act_1"), ("DELETE", "act_1:now")]
+        "succeeded", "sub_1", "already_canceled")
+    assert [r.method for r in fake.requests] == ["POST", "DELETE", "GET"]
 
 
 @pytest.mark.parametrize("at", [None, _LATER], ids=["now", "at a date"])
@@ -307,9 +312,10 @@ def test_a_subscription_stripe_shows_cancelled_counts_as_cancelled(provider, at)
     counts it done."""
     _, base = provider
     adapter = _stripe(base)
-    adapter.cancel_subscription("sub_1", None, "first", "act_1")
-    result = adapter.cancel_subscription("sub_1", at, "again", "act_2")
-    assert (result.status, result.raw_status) == ("succeeded", "canceled")
+    first = adapter.cancel_subscription("sub_1", None, "first", "act_1")
+    assert (first.status, first.raw_status) == ("succeeded", "canceled")
+    again = adapter.cancel_subscription("sub_1", at, "again", "act_2")
+    assert (again.status, again.raw_status) == ("succeeded", "already_canceled")
 
 
 def test_a_stripe_refusal_of_a_live_subscription_still_stands(provider):

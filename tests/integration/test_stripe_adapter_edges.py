@@ -151,3 +151,29 @@ def test_a_cancellation_stripe_could_not_answer_is_not_looked_up():
         _adapter().cancel_subscription("sub_edges", None, "003 §1.4", "act_edges")
     assert (refused.value.code, refused.value.retryable) == (ErrorCode.UNAVAILABLE, True)
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_confirming_read_stripe_could_not_answer_leaves_the_cancellation_to_retry():
+    """The cancel is "No such subscription" (cancelled already, say by the attempt whose answer
+    was lost) and the read that would confirm it meets a 503: the attempt is retried, not
+    refused and sent to review."""
+    responses.delete(SUBSCRIPTION, status=404, json={"error": {
+        "type": "invalid_request_error", "code": "resource_missing",
+        "message": "No such subscription: 'sub_edges'"}})
+    responses.get(SUBSCRIPTION, status=503, json={"error": {"type": "api_error",
+                                                            "message": "down"}})
+    with pytest.raises(ProviderError) as raised:
+        _adapter().cancel_subscription("sub_edges", None, "003 §1.4", "act_edges")
+    assert (raised.value.code, raised.value.retryable) == (ErrorCode.UNAVAILABLE, True)
+
+
+@responses.activate
+def test_cancelling_now_sends_no_idempotency_key():
+    """Stripe: a key has no effect on a DELETE. None is sent, so no reader takes the cancel
+    for an idempotent one; its retry is made safe by the read after a refusal instead."""
+    responses.delete(SUBSCRIPTION, json={"id": "sub_edges", "object": "subscription",
+                                         "status": "canceled"})
+    result = _adapter().cancel_subscription("sub_edges", None, "003 §1.4", "act_edges")
+    assert (result.status, result.raw_status) == ("succeeded", "canceled")
+    assert "Idempotency-Key" not in responses.calls[0].request.headers
