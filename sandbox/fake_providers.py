@@ -4,14 +4,16 @@ when due, a cancelled one not cancelled again) and customer-balance credits. The
 against it, and so do tests whose worker is another process (where ``responses`` cannot
 reach).
 
-It keeps books as the providers do. It knows the payments it captured, learnt from the webhooks
-the test or demo sends (``observe``: Stripe charges and disputes, PayPal sales, captures and
-disputes) or told directly (``add_payment``, ``dispute``), and refuses what the real APIs refuse,
+It keeps books as the providers do. It knows the payments it captured and the Stripe
+subscriptions there are, learnt from the webhooks the test or demo sends (``observe``: Stripe
+charges, disputes and subscriptions, PayPal sales, captures and disputes) or told directly
+(``add_payment``, ``dispute``, ``add_subscription``), and refuses what the real APIs refuse,
 with their status codes and error bodies: a refund of an unknown payment, of a disputed one, of
-one already fully refunded, or of more than is left. A refund with no amount refunds what is
-left. ``books()`` says, per payment, what was captured and what the fake refunded.
-``FakeProviders(lenient=True)`` also accepts refunds of payments it was never told about, as if
-each had been captured for exactly what is refunded, for tools that cannot feed it.
+one already fully refunded, or of more than is left; a change to an unknown subscription. A
+refund with no amount refunds what is left. ``books()`` says, per payment, what was captured and
+what the fake refunded. ``FakeProviders(lenient=True)`` also accepts refunds of payments it was
+never told about, as if each had been captured for exactly what is refunded, and treats an
+unknown subscription as an active one, for tools that cannot feed it.
 
 It also answers the reads the reports and ``gateway backfill`` make: Stripe's balance
 transactions and events, PayPal's Transaction Search and webhook-event listing, built from the
@@ -208,6 +210,14 @@ class FakeProviders:
                           created=int(obj.get("created") or 0))
         elif obj.get("object") == "dispute":
             self.dispute(obj["charge"], open=obj.get("status") not in _STRIPE_SETTLED)
+        elif obj.get("object") == "subscription":
+            with self.lock:  # a cancellation is final, whatever order the events come in
+                sub = self._subscriptions.setdefault(str(obj["id"]),
+                                                     _new_subscription(str(obj["id"])))
+                if sub["status"] != "canceled":
+                    sub.update(status=str(obj.get("status") or "active"),
+                               cancel_at=obj.get("cancel_at"),
+                               canceled_at=obj.get("canceled_at"))
 
     def _observe_paypal(self, event_type: str, resource: Mapping[str, Any],
                         account: str | None = None) -> None:
@@ -342,38 +352,48 @@ class FakeProviders:
     def stripe_subscription(self, method: str, key: str | None, subscription_id: str,
                             form: Mapping[str, list[str]]) -> Answer:
         """``POST`` (update: ``cancel_at``), ``DELETE`` (cancel now) or ``GET`` of
-        ``/v1/subscriptions/<id>``, as Stripe answers them. A subscription the fake has not seen
-        is an active one. Its ``cancel_at`` is carried out once ``now()`` reaches it. A
+        ``/v1/subscriptions/<id>``, as Stripe answers them. The fake knows the subscriptions it
+        observed (``customer.subscription.*``) or was told of (``add_subscription``); another
+        is "No such subscription", unless ``lenient``, where it is an active one. Its
+        ``cancel_at`` is carried out once ``now()`` reaches it. A
         cancelled one is still shown, but Stripe refuses to cancel it again ("No such
         subscription") or to change more than its metadata. Only a POST is idempotent on its
         key: Stripe documents that a key has no effect on a DELETE."""
         params = {"subscription": subscription_id, **{k: v[-1] for k, v in form.items()}}
         with self.lock:
+            sub = self._subscription(subscription_id)
+            if sub is None:  # an id it was never told of: Stripe does not know it either
+                return _no_such_subscription(subscription_id)
             if method == "GET":
-                return 200, dict(self._subscription(subscription_id))
+                return 200, dict(sub)
             if method == "DELETE":
-                return self._cancel_subscription(subscription_id)
+                return self._cancel_subscription(sub)
             return self._once("stripe", key, params,
-                              lambda: self._update_subscription(subscription_id, params))
+                              lambda: self._update_subscription(sub, params))
 
-    def _subscription(self, subscription_id: str) -> dict[str, Any]:
-        sub = self._subscriptions.setdefault(subscription_id, {
-            "id": subscription_id, "object": "subscription", "status": "active",
-            "cancel_at": None, "canceled_at": None, "metadata": {}})
-        if sub["status"] != "canceled" and sub["cancel_at"] and sub["cancel_at"] <= self.now():
+    def add_subscription(self, subscription_id: str) -> None:
+        """An active Stripe subscription, as if its ``customer.subscription.created`` was
+        observed."""
+        self._observe_stripe({"object": "subscription", "id": subscription_id,
+                              "status": "active"})
+
+    def _subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        """The subscription as Stripe shows it now (None: unknown, unless ``lenient``)."""
+        if self.lenient and subscription_id not in self._subscriptions:
+            self._subscriptions[subscription_id] = _new_subscription(subscription_id)
+        sub = self._subscriptions.get(subscription_id)
+        if (sub is not None and sub["status"] != "canceled" and sub["cancel_at"]
+                and sub["cancel_at"] <= self.now()):
             sub.update(status="canceled", canceled_at=sub["cancel_at"])
         return sub
 
-    def _cancel_subscription(self, subscription_id: str) -> Answer:
-        sub = self._subscription(subscription_id)
+    def _cancel_subscription(self, sub: dict[str, Any]) -> Answer:
         if sub["status"] == "canceled":
-            return _stripe_error(404, "resource_missing",
-                                 f"No such subscription: '{subscription_id}'", param="id")
+            return _no_such_subscription(sub["id"])
         sub.update(status="canceled", canceled_at=int(self.now()))
         return 200, dict(sub)
 
-    def _update_subscription(self, subscription_id: str, params: dict[str, str]) -> Answer:
-        sub = self._subscription(subscription_id)
+    def _update_subscription(self, sub: dict[str, Any], params: dict[str, str]) -> Answer:
         changes = [k for k in params if k != "subscription"]
         if sub["status"] == "canceled" and not all(
                 k.startswith(("metadata[", "cancellation_details[")) for k in changes):
@@ -599,6 +619,16 @@ def _stripe_error(status: int, code: str | None, message: str, *, param: str | N
     if param is not None:
         error["param"] = param
     return status, {"error": error}
+
+
+def _new_subscription(subscription_id: str) -> dict[str, Any]:
+    return {"id": subscription_id, "object": "subscription", "status": "active",
+            "cancel_at": None, "canceled_at": None, "metadata": {}}
+
+
+def _no_such_subscription(subscription_id: str) -> Answer:
+    return _stripe_error(404, "resource_missing", f"No such subscription: '{subscription_id}'",
+                         param="id")
 
 
 def _stripe_refused(why: str, *, param: str, **facts: Any) -> Answer:

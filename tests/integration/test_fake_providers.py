@@ -264,7 +264,8 @@ def test_stripe_keeps_a_cancelled_subscription_and_refuses_to_cancel_it_again(pr
     """As Stripe answers: the first cancel ends it; another is "No such subscription" (a key
     has no effect on a DELETE: the same one changes nothing); a cancel_at for it is refused;
     it is still shown, cancelled."""
-    _, base = provider
+    fake, base = provider
+    fake.add_subscription("sub_1")
     subscriptions = _stripe_client(base).v1.subscriptions
     assert subscriptions.cancel("sub_1", options={"idempotency_key": "k1"}).status == "canceled"
     for key in ("k1", "k2"):
@@ -276,11 +277,43 @@ def test_stripe_keeps_a_cancelled_subscription_and_refuses_to_cancel_it_again(pr
                              options={"idempotency_key": "k3"})
     assert "can only update its cancellation_details and metadata" in str(dated.value)
     assert _subscription(base, "sub_1")["status"] == "canceled"
-    assert _subscription(base, "sub_2")["status"] == "active"  # one never seen is active
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_subscription_stripe_never_had_is_refused_unless_lenient(lenient):
+    """A wrong id (a PayPal one, another account's, a typo) is "No such subscription", for a
+    read, a cancel_at and a cancel alike; a lenient fake takes it for an active one."""
+    with _serving(lenient=lenient) as (fake, base):
+        fake.add_subscription("sub_known")
+        answers = [requests.request(method, f"{base}/v1/subscriptions/sub_unknown", timeout=5,
+                                    data=data, headers={"Authorization": "Bearer sk_test_fake"})
+                   for method, data in [("GET", None), ("POST", {"cancel_at": "1900000000"}),
+                                        ("DELETE", None)]]
+        if lenient:
+            assert [a.status_code for a in answers] == [200, 200, 200]
+            assert answers[-1].json()["status"] == "canceled"
+        else:
+            assert [a.status_code for a in answers] == [404, 404, 404]
+            assert {a.json()["error"]["code"] for a in answers} == {"resource_missing"}
+        assert _subscription(base, "sub_known")["status"] == "active"
+
+
+def test_it_learns_stripe_subscriptions_from_events_and_a_cancellation_is_final(provider):
+    """customer.subscription.* events tell the fake what Stripe holds; a cancelled one stays
+    cancelled whatever event comes after it (events arrive in any order)."""
+    fake, base = provider
+    scenario = samples.Scenario(key="subs")
+    fake.observe(samples.stripe_event("customer.subscription.created", scenario))
+    assert _subscription(base, scenario.subscription_id)["status"] == "active"
+    fake.observe(samples.stripe_event("customer.subscription.deleted", scenario))
+    assert _subscription(base, scenario.subscription_id)["status"] == "canceled"
+    fake.observe(samples.stripe_event("customer.subscription.updated", scenario))
+    assert _subscription(base, scenario.subscription_id)["status"] == "canceled"
 
 
 def test_stripe_carries_out_a_subscriptions_cancel_at_when_it_comes(provider):
     fake, base = provider
+    fake.add_subscription("sub_1")
     _stripe_client(base).v1.subscriptions.update(
         "sub_1", params={"cancel_at": int(_LATER.timestamp())},
         options={"idempotency_key": "act_1"})
@@ -296,6 +329,7 @@ def test_a_cancellation_retried_after_its_cancel_at_took_effect_is_done(provider
     such subscription"): the adapter reads the subscription, finds it cancelled, and the
     action is done instead of going to review."""
     fake, base = provider
+    fake.add_subscription("sub_1")
     adapter = _stripe(base)
     adapter.cancel_subscription("sub_1", _LATER, "late cancellation", "act_1")
     fake.now = lambda: _LATER.timestamp() + 60
@@ -310,7 +344,8 @@ def test_a_subscription_stripe_shows_cancelled_counts_as_cancelled(provider, at)
     """Cancelled already (by Stripe at its cancel_at, by the merchant, or by an attempt whose
     answer was lost): Stripe refuses the request, the adapter reads the subscription and
     counts it done."""
-    _, base = provider
+    fake, base = provider
+    fake.add_subscription("sub_1")
     adapter = _stripe(base)
     first = adapter.cancel_subscription("sub_1", None, "first", "act_1")
     assert (first.status, first.raw_status) == ("succeeded", "canceled")
@@ -321,7 +356,8 @@ def test_a_subscription_stripe_shows_cancelled_counts_as_cancelled(provider, at)
 def test_a_stripe_refusal_of_a_live_subscription_still_stands(provider):
     """Refused for a subscription that is not cancelled (here a key reused with other
     parameters): the refusal is the answer, not success."""
-    _, base = provider
+    fake, base = provider
+    fake.add_subscription("sub_1")
     adapter = _stripe(base)
     adapter.cancel_subscription("sub_1", _LATER, "first", "act_1")
     error = _refused(lambda: adapter.cancel_subscription("sub_1", _LATER + timedelta(days=1),
@@ -396,6 +432,7 @@ def test_every_stripe_call_names_the_pinned_api_version(provider):
                    {})
     adapter.find_refund(PaymentTarget("stripe", "charge", "ch_1"), "act_1")
     adapter.credit_customer_balance("cus_1", Money(500, "USD"), "credit", "act_2")
+    fake.add_subscription("sub_1")
     adapter.cancel_subscription("sub_1", datetime(2030, 1, 1, tzinfo=UTC), "test", "act_3")
     assert len(fake.requests) == 4
     assert {r.headers.get("Stripe-Version") for r in fake.requests} == {STRIPE_API_VERSION}
