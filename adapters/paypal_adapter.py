@@ -49,6 +49,10 @@ _NAMES: Mapping[str, ErrorCode] = {
 }
 
 
+# Subscription statuses PayPal will not cancel from because the subscription has ended.
+_ENDED = frozenset({"CANCELLED", "EXPIRED"})
+
+
 class PayPalAdapter:
     def __init__(self, settings: PayPalSettings, timeout: float = 20.0) -> None:
         self._api = PayPalClient(settings, timeout=timeout)
@@ -75,17 +79,37 @@ class PayPalAdapter:
                             key: str) -> ProviderResult:
         """Cancel now (PayPal has no cancel-at date: the executor calls this when it is due).
 
-        A subscription PayPal already reports as cancelled counts as done.
+        PayPal refuses to cancel a subscription that is not active or suspended
+        (``SUBSCRIPTION_STATUS_INVALID``): one cancelled already (by our attempt whose answer
+        was lost, or by anyone else) or expired counts as done once read back; one not yet
+        active (``APPROVAL_PENDING``, ``APPROVED``) may still start billing, so the refusal
+        stands. A read PayPal cannot answer leaves the attempt to be retried.
         """
         path = f"v1/billing/subscriptions/{subscription_id}/cancel"
         try:
             _call(lambda: self._api.post(path, {"reason": reason[:128] or "cancelled"},
                                          {"PayPal-Request-Id": key}))
-        except ProviderError as exc:
-            if "SUBSCRIPTION_STATUS_INVALID" not in str(exc):
+            raw_status = "CANCELLED"
+        except ProviderError as refused:
+            if "SUBSCRIPTION_STATUS_INVALID" not in str(refused):
                 raise
+            raw_status = self._ended(subscription_id, refused)
         return ProviderResult(provider_ref=subscription_id, status="succeeded",
-                              amount=Money(0, "USD"), raw_status="CANCELLED")
+                              amount=Money(0, "USD"), raw_status=raw_status)
+
+    def _ended(self, subscription_id: str, refused: ProviderError) -> str:
+        """The status PayPal shows if the subscription has ended; otherwise ``refused``
+        stands."""
+        try:
+            shown = _call(lambda: self._api.get(f"v1/billing/subscriptions/{subscription_id}"))
+        except ProviderError as unread:
+            if unread.retryable:
+                raise
+            raise refused from None
+        status = str(shown.get("status") or "")
+        if status not in _ENDED:
+            raise refused
+        return f"already_{status.lower()}"
 
     def find_refund(self, target: PaymentTarget, key: str) -> ProviderResult | None:
         """PayPal lists no refunds by our key; a repeat with the same PayPal-Request-Id is the

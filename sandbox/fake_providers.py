@@ -4,10 +4,11 @@ when due, a cancelled one not cancelled again) and customer-balance credits. The
 against it, and so do tests whose worker is another process (where ``responses`` cannot
 reach).
 
-It keeps books as the providers do. It knows the payments it captured and the Stripe
+It keeps books as the providers do. It knows the payments it captured and the
 subscriptions there are, learnt from the webhooks the test or demo sends (``observe``: Stripe
-charges, disputes and subscriptions, PayPal sales, captures and disputes) or told directly
-(``add_payment``, ``dispute``, ``add_subscription``), and refuses what the real APIs refuse,
+charges, disputes and subscriptions, PayPal sales, captures, disputes and subscriptions) or told
+directly (``add_payment``, ``dispute``, ``add_subscription``), and refuses what the real APIs
+refuse,
 with their status codes and error bodies: a refund of an unknown payment, of a disputed one, of
 one already fully refunded, or of more than is left; a change to an unknown subscription. A
 refund with no amount refunds what is left. ``books()`` says, per payment, what was captured and
@@ -57,6 +58,8 @@ Answer = tuple[int, Any]  # HTTP status and JSON body
 
 _PAYPAL_REFUND = re.compile(r"/v(1/payments/sale|2/payments/captures)/([^/]+)/refund")
 _STRIPE_SUBSCRIPTION = re.compile(r"/v1/subscriptions/([^/]+)")
+_PAYPAL_SUBSCRIPTION = re.compile(r"/v1/billing/subscriptions/([^/]+)(/cancel)?")
+_PAYPAL_ENDED = frozenset({"CANCELLED", "EXPIRED"})  # subscription statuses that are final
 _STRIPE_SETTLED = frozenset({"won", "warning_closed"})  # dispute statuses that end it
 _PAYPAL_SETTLED = frozenset({"RESOLVED_SELLER_FAVOUR"})  # outcomes that leave the money
 _IDEMPOTENCY_MESSAGE = (
@@ -152,6 +155,7 @@ class FakeProviders:
     _event_ids: set[tuple[str, Any]] = field(default_factory=set)
     _subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # Stripe's, by id
     now: Callable[[], float] = time.time  # Stripe's time (unix seconds), for cancel_at
+    _paypal_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
 
     # -- what the test tells it, and what it shows -------------------------------------------
 
@@ -234,6 +238,15 @@ class FakeProviders:
             settled = event_type.endswith(".RESOLVED") and outcome in _PAYPAL_SETTLED
             for txn in resource.get("disputed_transactions") or []:
                 self.dispute(txn["seller_transaction_id"], open=not settled)
+        elif event_type.startswith("BILLING.SUBSCRIPTION.") and resource.get("status"):
+            self._learn_paypal_subscription(str(resource["id"]), str(resource["status"]))
+
+    def _learn_paypal_subscription(self, subscription_id: str, status: str) -> None:
+        with self.lock:  # an ended subscription stays ended, whatever order events come in
+            sub = self._paypal_subscriptions.setdefault(
+                subscription_id, {"id": subscription_id, "status": status})
+            if sub["status"] not in _PAYPAL_ENDED:
+                sub["status"] = status
 
     def _add_paypal(self, provider_id: str, value: str, currency: str, account: str | None,
                     created: int) -> None:
@@ -371,11 +384,38 @@ class FakeProviders:
             return self._once("stripe", key, params,
                               lambda: self._update_subscription(sub, params))
 
-    def add_subscription(self, subscription_id: str) -> None:
-        """An active Stripe subscription, as if its ``customer.subscription.created`` was
+    def add_subscription(self, subscription_id: str, provider: str = "stripe",
+                         status: str | None = None) -> None:
+        """A subscription (active unless ``status`` says otherwise), as if its events had been
         observed."""
-        self._observe_stripe({"object": "subscription", "id": subscription_id,
-                              "status": "active"})
+        if provider == "paypal":
+            self._learn_paypal_subscription(subscription_id, status or "ACTIVE")
+        else:
+            self._observe_stripe({"object": "subscription", "id": subscription_id,
+                                  "status": status or "active"})
+
+    def paypal_subscription(self, method: str, subscription_id: str) -> Answer:
+        """``GET /v1/billing/subscriptions/<id>`` or ``POST .../<id>/cancel``, as PayPal answers
+        them: an unknown id is ``RESOURCE_NOT_FOUND`` (unless ``lenient``: an active one), and
+        a subscription that is not active or suspended is not cancelled
+        (``SUBSCRIPTION_STATUS_INVALID``), a cancelled one included."""
+        with self.lock:
+            if self.lenient and subscription_id not in self._paypal_subscriptions:
+                self._paypal_subscriptions[subscription_id] = {"id": subscription_id,
+                                                               "status": "ACTIVE"}
+            sub = self._paypal_subscriptions.get(subscription_id)
+            if sub is None:
+                return 404, _paypal_error("RESOURCE_NOT_FOUND", "The specified resource does "
+                                          "not exist.", "INVALID_RESOURCE_ID")
+            if method == "GET":
+                return 200, dict(sub)
+            if sub["status"] not in ("ACTIVE", "SUSPENDED"):
+                return 422, _paypal_error(
+                    "UNPROCESSABLE_ENTITY", "The requested action could not be performed, "
+                    "semantically incorrect, or failed business validation.",
+                    "SUBSCRIPTION_STATUS_INVALID")
+            sub["status"] = "CANCELLED"
+            return 204, None
 
     def _subscription(self, subscription_id: str) -> dict[str, Any] | None:
         """The subscription as Stripe shows it now (None: unknown, unless ``lenient``)."""
@@ -636,6 +676,11 @@ def _stripe_refused(why: str, *, param: str, **facts: Any) -> Answer:
     return _stripe_error(status, code, message.format(param=param, **facts), param=param)
 
 
+def _paypal_error(name: str, message: str, issue: str) -> dict[str, Any]:
+    return {"name": name, "message": message, "debug_id": uuid.uuid4().hex[:13],
+            "details": [{"issue": issue}]}
+
+
 def _paypal_refused(v2: bool, why: str) -> Answer:
     debug_id = uuid.uuid4().hex[:13]
     if not v2:
@@ -686,6 +731,8 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
                 self._answer(*fake.stripe_refund_list(query))
             elif match := _STRIPE_SUBSCRIPTION.fullmatch(url.path):
                 self._answer(*fake.stripe_subscription("GET", None, match[1], {}))
+            elif (match := _PAYPAL_SUBSCRIPTION.fullmatch(url.path)) and not match[2]:
+                self._answer(*fake.paypal_subscription("GET", match[1]))
             elif url.path in reads:
                 self._answer(*reads[url.path](account, query))
             else:
@@ -716,8 +763,11 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
                                    "object": "customer_balance_transaction",
                                    "customer": match[1], "amount": int(form["amount"][0]),
                                    "currency": form["currency"][0]})
-            elif re.fullmatch(r"/v1/billing/subscriptions/[^/]+/cancel", path):
-                self._answer(204, None)
+            elif match := _PAYPAL_SUBSCRIPTION.fullmatch(path):
+                if match[2] == "/cancel":
+                    self._answer(*fake.paypal_subscription("POST", match[1]))
+                else:
+                    self._answer(404, {"error": "not found"})
             else:
                 self._answer(404, {"error": "not found"})
 

@@ -365,6 +365,67 @@ def test_a_stripe_refusal_of_a_live_subscription_still_stands(provider):
     assert error.code == ErrorCode.IDEMPOTENCY_CONFLICT
 
 
+# -- PayPal subscriptions ------------------------------------------------------------------------
+
+
+def _paypal_subscription(base: str, subscription_id: str, action: str = "") -> requests.Response:
+    url = f"{base}/v1/billing/subscriptions/{subscription_id}{action}"
+    headers = {"Authorization": "Bearer A21-fake.id"}
+    if action:
+        return requests.post(url, json={"reason": "test"}, headers=headers, timeout=5)
+    return requests.get(url, headers=headers, timeout=5)
+
+
+def test_paypal_cancels_an_active_subscription_once_and_refuses_the_rest(provider):
+    """As PayPal answers: 204, then SUBSCRIPTION_STATUS_INVALID for a second cancel (and for
+    one not yet active); an unknown id is RESOURCE_NOT_FOUND."""
+    fake, base = provider
+    fake.add_subscription("I-ACTIVE", provider="paypal")
+    fake.add_subscription("I-PENDING", provider="paypal", status="APPROVAL_PENDING")
+    assert _paypal_subscription(base, "I-ACTIVE", "/cancel").status_code == 204
+    assert _paypal_subscription(base, "I-ACTIVE").json()["status"] == "CANCELLED"
+    for subscription in ("I-ACTIVE", "I-PENDING"):
+        again = _paypal_subscription(base, subscription, "/cancel")
+        assert again.status_code == 422
+        assert again.json()["details"] == [{"issue": "SUBSCRIPTION_STATUS_INVALID"}]
+    unknown = _paypal_subscription(base, "I-UNKNOWN", "/cancel")
+    assert (unknown.status_code, unknown.json()["name"]) == (404, "RESOURCE_NOT_FOUND")
+
+
+def test_it_learns_paypal_subscriptions_from_events_and_an_end_is_final(provider):
+    fake, base = provider
+    scenario = samples.Scenario(key="pp-subs", payment_method="paypal")
+    subscription = scenario.paypal_subscription_id
+    fake.observe(samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario))
+    assert _paypal_subscription(base, subscription).json()["status"] == "ACTIVE"
+    fake.observe(samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario))
+    fake.observe(samples.paypal_event("BILLING.SUBSCRIPTION.UPDATED", scenario))
+    assert _paypal_subscription(base, subscription).json()["status"] == "CANCELLED"
+
+
+def test_a_paypal_subscription_cancelled_already_counts_as_cancelled(provider):
+    """The attempt whose answer was lost cancelled it: the retry is refused, the adapter reads
+    the subscription back and counts it done."""
+    fake, base = provider
+    fake.add_subscription("I-1", provider="paypal")
+    adapter = _paypal(base)
+    first = adapter.cancel_subscription("I-1", None, "first", "act_1")
+    again = adapter.cancel_subscription("I-1", None, "first", "act_1")
+    assert (first.status, first.raw_status) == ("succeeded", "CANCELLED")
+    assert (again.status, again.raw_status) == ("succeeded", "already_cancelled")
+
+
+def test_a_paypal_subscription_not_yet_active_is_not_counted_cancelled(provider):
+    """PayPal refuses to cancel one awaiting approval too; it could still start billing, so
+    the refusal stands (the action goes to review) instead of a cancellation that did not
+    happen."""
+    fake, base = provider
+    fake.add_subscription("I-1", provider="paypal", status="APPROVAL_PENDING")
+    error = _refused(lambda: _paypal(base).cancel_subscription("I-1", None, "test", "act_1"))
+    assert (error.code, error.retryable) == (ErrorCode.INVALID_REQUEST, False)
+    assert "SUBSCRIPTION_STATUS_INVALID" in str(error)
+
+
 # -- Stripe's listing ----------------------------------------------------------------------------
 
 

@@ -230,3 +230,47 @@ def test_paypal_that_does_not_answer_fails_the_refund_within_the_timeout(silent_
         _refund_sale(adapter)
     assert time.monotonic() - started < 5
     assert raised.value.code == ErrorCode.UNAVAILABLE and raised.value.retryable
+
+
+SUBSCRIPTION = f"{PAYPAL}/v1/billing/subscriptions/I-EDGES"
+_STATUS_INVALID = {"name": "UNPROCESSABLE_ENTITY", "message": "No.",
+                   "details": [{"issue": "SUBSCRIPTION_STATUS_INVALID"}]}
+
+
+@responses.activate
+@pytest.mark.parametrize(("shown", "raw_status"), [
+    ("CANCELLED", "already_cancelled"), ("EXPIRED", "already_expired"),
+    ("APPROVED", None), ("APPROVAL_PENDING", None), ("SUSPENDED", None)])
+def test_a_cancellation_paypal_refuses_is_done_only_if_the_subscription_has_ended(shown,
+                                                                                  raw_status):
+    adapter = _adapter()
+    responses.post(f"{SUBSCRIPTION}/cancel", status=422, json=_STATUS_INVALID)
+    responses.get(SUBSCRIPTION, json={"id": "I-EDGES", "status": shown})
+    if raw_status is None:
+        with pytest.raises(ProviderError) as raised:
+            adapter.cancel_subscription("I-EDGES", None, "003 §1.4", "act_edges")
+        assert (raised.value.code, raised.value.http_status) == (ErrorCode.INVALID_REQUEST, 422)
+    else:
+        result = adapter.cancel_subscription("I-EDGES", None, "003 §1.4", "act_edges")
+        assert (result.status, result.raw_status) == ("succeeded", raw_status)
+
+
+@responses.activate
+def test_a_confirming_read_paypal_could_not_answer_leaves_the_cancellation_to_retry():
+    adapter = _adapter()
+    responses.post(f"{SUBSCRIPTION}/cancel", status=422, json=_STATUS_INVALID)
+    responses.get(SUBSCRIPTION, status=503, json={"name": "SERVICE_UNAVAILABLE"})
+    with pytest.raises(ProviderError) as raised:
+        adapter.cancel_subscription("I-EDGES", None, "003 §1.4", "act_edges")
+    assert (raised.value.code, raised.value.retryable) == (ErrorCode.UNAVAILABLE, True)
+
+
+@responses.activate
+def test_a_cancellation_refused_for_another_reason_is_not_looked_up():
+    adapter = _adapter()
+    responses.post(f"{SUBSCRIPTION}/cancel", status=422, json={
+        "name": "UNPROCESSABLE_ENTITY", "details": [{"issue": "USER_ACCOUNT_CLOSED"}]})
+    with pytest.raises(ProviderError) as raised:
+        adapter.cancel_subscription("I-EDGES", None, "003 §1.4", "act_edges")
+    assert raised.value.code == ErrorCode.INVALID_REQUEST
+    assert [c.request.method for c in responses.calls] == ["POST", "POST"]  # token, cancel
