@@ -28,6 +28,8 @@ PROVIDER = "stripe"
 log = logging.getLogger(__name__)
 # raw_status of a cancellation Stripe refused because the subscription was cancelled already.
 ALREADY_CANCELED = "already_canceled"
+# Subscription statuses that never bill again: a cancellation finds nothing left to do.
+_ENDED = frozenset({"canceled", "incomplete_expired"})
 # No telemetry: stripe-python would otherwise send this host's platform and request timings with
 # each call, and keep an id for them in ~/.config/stripe/telemetry_id.
 stripe.enable_telemetry = False
@@ -97,7 +99,8 @@ class StripeAdapter:
         for a subscription already cancelled ("No such subscription"): by our earlier attempt
         whose answer was lost, by the ``cancel_at`` an attempt before the date set, or by
         anyone else. So a refusal is followed by a read, and a subscription Stripe shows
-        cancelled counts as done (``raw_status`` ``already_canceled``).
+        cancelled (or ``incomplete_expired``, which never bills) counts as done
+        (``raw_status`` ``already_canceled``).
         """
         try:
             if at is None:
@@ -125,10 +128,10 @@ class StripeAdapter:
             if unread.retryable:
                 raise
             raise refused from None
-        if sub.status != "canceled":
+        if sub.status not in _ENDED:
             raise refused
-        log.info("stripe subscription %s was cancelled already (canceled_at %s): counted as "
-                 "done", subscription_id, getattr(sub, "canceled_at", None))
+        log.info("stripe subscription %s has ended already (%s, canceled_at %s): counted as "
+                 "done", subscription_id, sub.status, getattr(sub, "canceled_at", None))
         return sub
 
     @provider_call(PROVIDER, "credit_customer_balance")

@@ -154,6 +154,19 @@ def test_a_cancellation_stripe_could_not_answer_is_not_looked_up():
 
 
 @responses.activate
+@pytest.mark.parametrize("shown", ["canceled", "incomplete_expired"])
+def test_a_cancellation_refused_for_a_subscription_that_has_ended_is_done(shown):
+    """Cancelled already, or expired before its first payment: it never bills again."""
+    responses.delete(SUBSCRIPTION, status=404, json={"error": {
+        "type": "invalid_request_error", "code": "resource_missing",
+        "message": "No such subscription: 'sub_edges'"}})
+    responses.get(SUBSCRIPTION, json={"id": "sub_edges", "object": "subscription",
+                                      "status": shown})
+    result = _adapter().cancel_subscription("sub_edges", None, "003 §1.4", "act_edges")
+    assert (result.status, result.raw_status) == ("succeeded", "already_canceled")
+
+
+@responses.activate
 def test_a_confirming_read_stripe_could_not_answer_leaves_the_cancellation_to_retry():
     """The cancel is "No such subscription" (cancelled already, say by the attempt whose answer
     was lost) and the read that would confirm it meets a 503: the attempt is retried, not
