@@ -8,6 +8,7 @@ exponent (``"12.34"``, ``"1000"`` for JPY).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from service.config import PayPalSettings
 from service.errors import ProviderError
 
 PROVIDER = "paypal"
+log = logging.getLogger(__name__)
 
 # PayPal's error names (v1 ``name``, v2 ``details[].issue``) onto ours.
 _NAMES: Mapping[str, ErrorCode] = {
@@ -105,9 +107,13 @@ class PayPalAdapter:
         except ProviderError as unread:
             if unread.retryable:
                 raise
+            log.warning("paypal subscription %s could not be read after a refused cancel: %s",
+                        subscription_id, unread)
             raise refused from None
         status = str(shown.get("status") or "")
         if status not in _ENDED:
+            log.warning("paypal subscription %s is %s: its cancel was refused",
+                        subscription_id, status or "of no status")
             raise refused
         return f"already_{status.lower()}"
 

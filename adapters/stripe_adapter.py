@@ -127,8 +127,12 @@ class StripeAdapter:
         except ProviderError as unread:
             if unread.retryable:
                 raise
+            log.warning("stripe subscription %s could not be read after a refused cancel: %s",
+                        subscription_id, unread)
             raise refused from None
         if sub.status not in _ENDED:
+            log.warning("stripe subscription %s is %s: its cancel was refused",
+                        subscription_id, sub.status)
             raise refused
         log.info("stripe subscription %s has ended already (%s, canceled_at %s): counted as "
                  "done", subscription_id, sub.status, getattr(sub, "canceled_at", None))

@@ -59,7 +59,10 @@ Answer = tuple[int, Any]  # HTTP status and JSON body
 _PAYPAL_REFUND = re.compile(r"/v(1/payments/sale|2/payments/captures)/([^/]+)/refund")
 _STRIPE_SUBSCRIPTION = re.compile(r"/v1/subscriptions/([^/]+)")
 _PAYPAL_SUBSCRIPTION = re.compile(r"/v1/billing/subscriptions/([^/]+)(/cancel)?")
-_PAYPAL_ENDED = frozenset({"CANCELLED", "EXPIRED"})  # subscription statuses that are final
+# A PayPal subscription's stages: it moves forward only (active and suspended go back and forth).
+_PAYPAL_STAGE = {"APPROVAL_PENDING": 0, "APPROVED": 1, "ACTIVE": 2, "SUSPENDED": 2,
+                 "CANCELLED": 3, "EXPIRED": 3}
+_STRIPE_ENDED = frozenset({"canceled", "incomplete_expired"})  # never bill again
 _STRIPE_SETTLED = frozenset({"won", "warning_closed"})  # dispute statuses that end it
 _PAYPAL_SETTLED = frozenset({"RESOLVED_SELLER_FAVOUR"})  # outcomes that leave the money
 _IDEMPOTENCY_MESSAGE = (
@@ -218,7 +221,7 @@ class FakeProviders:
             with self.lock:  # a cancellation is final, whatever order the events come in
                 sub = self._subscriptions.setdefault(str(obj["id"]),
                                                      _new_subscription(str(obj["id"])))
-                if sub["status"] != "canceled":
+                if sub["status"] not in _STRIPE_ENDED:
                     sub.update(status=str(obj.get("status") or "active"),
                                cancel_at=obj.get("cancel_at"),
                                canceled_at=obj.get("canceled_at"))
@@ -242,10 +245,10 @@ class FakeProviders:
             self._learn_paypal_subscription(str(resource["id"]), str(resource["status"]))
 
     def _learn_paypal_subscription(self, subscription_id: str, status: str) -> None:
-        with self.lock:  # an ended subscription stays ended, whatever order events come in
+        with self.lock:  # never back to an earlier stage, whatever order events come in
             sub = self._paypal_subscriptions.setdefault(
                 subscription_id, {"id": subscription_id, "status": status})
-            if sub["status"] not in _PAYPAL_ENDED:
+            if _PAYPAL_STAGE.get(status, 0) >= _PAYPAL_STAGE.get(sub["status"], 0):
                 sub["status"] = status
 
     def _add_paypal(self, provider_id: str, value: str, currency: str, account: str | None,
@@ -422,20 +425,20 @@ class FakeProviders:
         if self.lenient and subscription_id not in self._subscriptions:
             self._subscriptions[subscription_id] = _new_subscription(subscription_id)
         sub = self._subscriptions.get(subscription_id)
-        if (sub is not None and sub["status"] != "canceled" and sub["cancel_at"]
+        if (sub is not None and sub["status"] not in _STRIPE_ENDED and sub["cancel_at"]
                 and sub["cancel_at"] <= self.now()):
             sub.update(status="canceled", canceled_at=sub["cancel_at"])
         return sub
 
     def _cancel_subscription(self, sub: dict[str, Any]) -> Answer:
-        if sub["status"] == "canceled":
+        if sub["status"] in _STRIPE_ENDED:
             return _no_such_subscription(sub["id"])
         sub.update(status="canceled", canceled_at=int(self.now()))
         return 200, dict(sub)
 
     def _update_subscription(self, sub: dict[str, Any], params: dict[str, str]) -> Answer:
         changes = [k for k in params if k != "subscription"]
-        if sub["status"] == "canceled" and not all(
+        if sub["status"] in _STRIPE_ENDED and not all(
                 k.startswith(("metadata[", "cancellation_details[")) for k in changes):
             return _stripe_error(400, None, "A canceled subscription can only update its "
                                  "cancellation_details and metadata.")

@@ -311,6 +311,18 @@ def test_it_learns_stripe_subscriptions_from_events_and_a_cancellation_is_final(
     assert _subscription(base, scenario.subscription_id)["status"] == "canceled"
 
 
+def test_stripe_refuses_to_cancel_a_subscription_that_expired_unpaid(provider):
+    """incomplete_expired never bills again; Stripe answers it as a cancelled one, and the
+    adapter counts the cancellation done."""
+    fake, base = provider
+    fake.add_subscription("sub_1", status="incomplete_expired")
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        _stripe_client(base).v1.subscriptions.cancel("sub_1")
+    assert (refused.value.http_status, refused.value.code) == (404, "resource_missing")
+    result = _stripe(base).cancel_subscription("sub_1", None, "test", "act_1")
+    assert (result.status, result.raw_status) == ("succeeded", "already_canceled")
+
+
 def test_stripe_carries_out_a_subscriptions_cancel_at_when_it_comes(provider):
     fake, base = provider
     fake.add_subscription("sub_1")
@@ -401,6 +413,19 @@ def test_it_learns_paypal_subscriptions_from_events_and_an_end_is_final(provider
     fake.observe(samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario))
     fake.observe(samples.paypal_event("BILLING.SUBSCRIPTION.UPDATED", scenario))
     assert _paypal_subscription(base, subscription).json()["status"] == "CANCELLED"
+
+
+def test_a_late_paypal_event_does_not_take_a_subscription_back_a_stage(provider):
+    """Events come in any order: CREATED after ACTIVATED leaves it active (PayPal would
+    cancel it), SUSPENDED and ACTIVE take turns."""
+    fake, base = provider
+    for status in ("ACTIVE", "APPROVAL_PENDING", "APPROVED"):
+        fake.add_subscription("I-1", provider="paypal", status=status)
+    assert _paypal_subscription(base, "I-1").json()["status"] == "ACTIVE"
+    fake.add_subscription("I-1", provider="paypal", status="SUSPENDED")
+    assert _paypal_subscription(base, "I-1").json()["status"] == "SUSPENDED"
+    fake.add_subscription("I-1", provider="paypal", status="ACTIVE")
+    assert _paypal_subscription(base, "I-1", "/cancel").status_code == 204
 
 
 def test_a_paypal_subscription_cancelled_already_counts_as_cancelled(provider):
