@@ -242,6 +242,30 @@ def test_a_batchs_new_objects_of_one_kind_are_one_insert_whatever_columns_they_s
                       "S-2": (500, 0, 0, False)}
 
 
+def test_a_prefetch_is_only_for_an_all_or_nothing_transaction(container):
+    """Objects it finds absent are inserted without looking again, which is safe only where a
+    unique-key failure redoes the whole attempt (see ``all_or_nothing``)."""
+    refused = pytest.raises(AssertionError,
+                            match="^prefetch is for all-or-nothing transactions$")
+    with container.sessions() as session, session.begin(), refused:
+        prefetch(session, [Payment], {Ref("merchant-a", "stripe", "X-1")})
+
+
+def test_a_prefetch_reads_and_locks_rows_in_id_order(container):
+    """Every worker locks a batch's rows in one order (their ids), so two batches naming the
+    same objects never wait for each other in a circle."""
+    # Provider ids in another order than their rows' ids.
+    refs = [Ref("merchant-a", "stripe", f"X-{n}") for n in (3, 1, 2)]
+    for n, ref in enumerate(refs):
+        _apply(container, ref, 1000, f"evt_{n}")
+    with container.sessions() as session, session.begin():
+        all_or_nothing(session)
+        with _statements(container) as sent:
+            prefetch(session, [Payment], set(refs))
+    (query,) = [sql for sql in sent if sql.startswith("SELECT")]
+    assert query.rstrip().endswith(("ORDER BY payments.id", "ORDER BY payments.id FOR UPDATE"))
+
+
 def test_a_prefetch_goes_on_to_the_next_model_when_one_is_all_cached(container):
     ref = Ref("merchant-a", "stripe", "X-1")
     _apply(container, ref, 1000, "evt_a")
