@@ -242,6 +242,19 @@ def test_a_batchs_new_objects_of_one_kind_are_one_insert_whatever_columns_they_s
                       "S-2": (500, 0, 0, False)}
 
 
+def test_an_object_found_once_is_not_looked_up_again_in_the_transaction(container):
+    """Its row stays locked (or the database has one writer) until the transaction ends: the
+    second ``find`` of a batch answers from the session."""
+    ref = Ref("merchant-a", "stripe", "X-1")
+    _apply(container, ref, 1000, "evt_a")
+    with container.sessions() as session, session.begin():
+        first = find(session, Payment, ref)
+        with _statements(container) as sent:
+            again = find(session, Payment, ref)
+    assert first is not None and again is first
+    assert sent == []
+
+
 def test_a_prefetch_is_only_for_an_all_or_nothing_transaction(container):
     """Objects it finds absent are inserted without looking again, which is safe only where a
     unique-key failure redoes the whole attempt (see ``all_or_nothing``)."""
