@@ -55,11 +55,11 @@ def provider_call(provider: str, operation: str) -> Iterator[None]:
 
 
 def provider_error(provider: str, code: ErrorCode, message: str, *,
-                   request_id: str | None = None, http_status: int | None = None
-                   ) -> ProviderError:
+                   request_id: str | None = None, http_status: int | None = None,
+                   names: tuple[str, ...] = ()) -> ProviderError:
     return ProviderError(f"{provider}: {message}", provider=provider, code=code.value,
                          retryable=code in RETRYABLE, request_id=request_id,
-                         http_status=http_status)
+                         http_status=http_status, names=names)
 
 
 @dataclass(frozen=True, slots=True)

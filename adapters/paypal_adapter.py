@@ -51,8 +51,10 @@ _NAMES: Mapping[str, ErrorCode] = {
 }
 
 
-# Subscription statuses PayPal will not cancel from because the subscription has ended.
+# Subscription statuses PayPal will not cancel from because the subscription has ended, and
+# those it cancels from.
 _ENDED = frozenset({"CANCELLED", "EXPIRED"})
+_CANCELLABLE = frozenset({"ACTIVE", "SUSPENDED"})
 
 
 class PayPalAdapter:
@@ -85,7 +87,8 @@ class PayPalAdapter:
         (``SUBSCRIPTION_STATUS_INVALID``): one cancelled already (by our attempt whose answer
         was lost, or by anyone else) or expired counts as done once read back; one not yet
         active (``APPROVAL_PENDING``, ``APPROVED``) may still start billing, so the refusal
-        stands. A read PayPal cannot answer leaves the attempt to be retried.
+        stands. A read PayPal cannot answer, or one showing the subscription active or
+        suspended after all (PayPal contradicting itself), leaves the attempt to be retried.
         """
         path = f"v1/billing/subscriptions/{subscription_id}/cancel"
         try:
@@ -93,7 +96,7 @@ class PayPalAdapter:
                                          {"PayPal-Request-Id": key}))
             raw_status = "CANCELLED"
         except ProviderError as refused:
-            if "SUBSCRIPTION_STATUS_INVALID" not in str(refused):
+            if "SUBSCRIPTION_STATUS_INVALID" not in refused.names:
                 raise
             raw_status = self._ended(subscription_id, refused)
         return ProviderResult(provider_ref=subscription_id, status="succeeded",
@@ -111,6 +114,10 @@ class PayPalAdapter:
                         subscription_id, unread)
             raise refused from None
         status = str(shown.get("status") or "")
+        if status in _CANCELLABLE:  # PayPal contradicts itself (a change under way): again
+            raise provider_error(PROVIDER, ErrorCode.UNAVAILABLE, f"cancel refused "
+                                 f"(SUBSCRIPTION_STATUS_INVALID) for a subscription PayPal "
+                                 f"shows {status}")
         if status not in _ENDED:
             log.warning("paypal subscription %s is %s: its cancel was refused",
                         subscription_id, status or "of no status")
@@ -181,4 +188,4 @@ def _translate_body(body: Mapping[str, Any], status: int | None) -> ProviderErro
     code = next((_NAMES[n] for n in reversed(names) if n in _NAMES), ErrorCode.INVALID_REQUEST)
     message = f"{' / '.join(n for n in names if n)}: {body.get('message', '')}".strip()
     return provider_error(PROVIDER, code, message, request_id=body.get("debug_id"),
-                          http_status=status)
+                          http_status=status, names=tuple(n for n in names if n))

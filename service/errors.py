@@ -53,9 +53,11 @@ class ProviderError(GatewayError):
         retryable: bool = False,
         request_id: str | None = None,
         http_status: int | None = None,
+        names: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.provider = provider
+        self.names = names  # the provider's own names for the error (PayPal's name and issues)
         self.code = code
         self.retryable = retryable
         self.request_id = request_id

@@ -240,7 +240,7 @@ _STATUS_INVALID = {"name": "UNPROCESSABLE_ENTITY", "message": "No.",
 @responses.activate
 @pytest.mark.parametrize(("shown", "raw_status"), [
     ("CANCELLED", "already_cancelled"), ("EXPIRED", "already_expired"),
-    ("APPROVED", None), ("APPROVAL_PENDING", None), ("SUSPENDED", None)])
+    ("APPROVED", None), ("APPROVAL_PENDING", None), ("", None)])
 def test_a_cancellation_paypal_refuses_is_done_only_if_the_subscription_has_ended(shown,
                                                                                   raw_status):
     adapter = _adapter()
@@ -250,27 +250,36 @@ def test_a_cancellation_paypal_refuses_is_done_only_if_the_subscription_has_ende
         with pytest.raises(ProviderError) as raised:
             adapter.cancel_subscription("I-EDGES", None, "003 §1.4", "act_edges")
         assert (raised.value.code, raised.value.http_status) == (ErrorCode.INVALID_REQUEST, 422)
+        assert not raised.value.retryable
     else:
         result = adapter.cancel_subscription("I-EDGES", None, "003 §1.4", "act_edges")
         assert (result.status, result.raw_status) == ("succeeded", raw_status)
 
 
 @responses.activate
-def test_a_confirming_read_paypal_could_not_answer_leaves_the_cancellation_to_retry():
+@pytest.mark.parametrize(("status", "shown"), [
+    (200, {"id": "I-EDGES", "status": "ACTIVE"}), (200, {"id": "I-EDGES", "status": "SUSPENDED"}),
+    (503, {"name": "SERVICE_UNAVAILABLE"})], ids=["active", "suspended", "unreadable"])
+def test_a_refused_cancellation_the_read_cannot_settle_is_tried_again(status, shown):
+    """PayPal shows the subscription cancellable after all (its status changing under the
+    call), or does not answer the read: neither done nor a refusal for review."""
     adapter = _adapter()
     responses.post(f"{SUBSCRIPTION}/cancel", status=422, json=_STATUS_INVALID)
-    responses.get(SUBSCRIPTION, status=503, json={"name": "SERVICE_UNAVAILABLE"})
+    responses.get(SUBSCRIPTION, status=status, json=shown)
     with pytest.raises(ProviderError) as raised:
         adapter.cancel_subscription("I-EDGES", None, "003 §1.4", "act_edges")
     assert (raised.value.code, raised.value.retryable) == (ErrorCode.UNAVAILABLE, True)
 
 
 @responses.activate
-def test_a_cancellation_refused_for_another_reason_is_not_looked_up():
+def test_a_cancellation_refused_for_another_reason_is_not_read_back():
+    """PayPal's issue names decide, not the words of its message."""
     adapter = _adapter()
     responses.post(f"{SUBSCRIPTION}/cancel", status=422, json={
-        "name": "UNPROCESSABLE_ENTITY", "details": [{"issue": "USER_ACCOUNT_CLOSED"}]})
+        "name": "UNPROCESSABLE_ENTITY", "message": "not SUBSCRIPTION_STATUS_INVALID",
+        "details": [{"issue": "USER_ACCOUNT_CLOSED"}]})
     with pytest.raises(ProviderError) as raised:
         adapter.cancel_subscription("I-EDGES", None, "003 §1.4", "act_edges")
-    assert raised.value.code == ErrorCode.INVALID_REQUEST
-    assert [c.request.method for c in responses.calls] == ["POST", "POST"]  # token, cancel
+    assert (raised.value.code, raised.value.retryable) == (ErrorCode.INVALID_REQUEST, False)
+    assert raised.value.names == ("UNPROCESSABLE_ENTITY", "USER_ACCOUNT_CLOSED")
+    assert len(responses.calls) == 2  # the token and the cancel: nothing read back
