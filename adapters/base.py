@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from ledger.refundable import GONE
 from policy.money import Money
@@ -31,6 +33,9 @@ class ErrorCode(StrEnum):
 
 
 RETRYABLE = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE})
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @contextmanager
@@ -60,6 +65,19 @@ def provider_error(provider: str, code: ErrorCode, message: str, *,
     return ProviderError(f"{provider}: {message}", provider=provider, code=code.value,
                          retryable=code in RETRYABLE, request_id=request_id,
                          http_status=http_status, names=names)
+
+
+def read_after_refusal(read: Callable[[], T], refused: ProviderError, what: str) -> T:
+    """``read()``: what a refused call was about, to learn whether it is done already. A read
+    that fails for a reason a retry can fix is raised (the attempt is retried); any other
+    failure is logged and leaves ``refused`` standing."""
+    try:
+        return read()
+    except ProviderError as unread:
+        if unread.retryable:
+            raise
+        log.warning("%s could not be read after a refused call: %s", what, unread)
+        raise refused from None
 
 
 @dataclass(frozen=True, slots=True)

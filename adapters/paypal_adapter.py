@@ -21,6 +21,7 @@ from adapters.base import (
     ProviderResult,
     provider_call,
     provider_error,
+    read_after_refusal,
 )
 from adapters.paypal_client import PayPalClient
 from policy.money import Money, from_decimal_string, to_decimal_string
@@ -105,14 +106,9 @@ class PayPalAdapter:
     def _ended(self, subscription_id: str, refused: ProviderError) -> str:
         """The status PayPal shows if the subscription has ended; otherwise ``refused``
         stands."""
-        try:
-            shown = _call(lambda: self._api.get(f"v1/billing/subscriptions/{subscription_id}"))
-        except ProviderError as unread:
-            if unread.retryable:
-                raise
-            log.warning("paypal subscription %s could not be read after a refused cancel: %s",
-                        subscription_id, unread)
-            raise refused from None
+        shown = read_after_refusal(
+            lambda: _call(lambda: self._api.get(f"v1/billing/subscriptions/{subscription_id}")),
+            refused, f"paypal subscription {subscription_id}")
         status = str(shown.get("status") or "")
         if status in _CANCELLABLE:  # PayPal contradicts itself (a change under way): again
             raise provider_error(PROVIDER, ErrorCode.UNAVAILABLE, f"cancel refused "

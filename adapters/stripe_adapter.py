@@ -19,6 +19,7 @@ from adapters.base import (
     ProviderResult,
     provider_call,
     provider_error,
+    read_after_refusal,
 )
 from policy.money import Money, from_provider_amount, to_provider_amount
 from service.config import STRIPE_API_VERSION, StripeSettings
@@ -122,14 +123,9 @@ class StripeAdapter:
     def _cancelled(self, subscription_id: str, refused: ProviderError) -> Any:
         """The subscription, if Stripe shows it cancelled; otherwise ``refused`` stands. A read
         that fails for a reason a retry can fix is raised instead: the attempt is retried."""
-        try:
-            sub = _call(lambda: self._client.v1.subscriptions.retrieve(subscription_id))
-        except ProviderError as unread:
-            if unread.retryable:
-                raise
-            log.warning("stripe subscription %s could not be read after a refused cancel: %s",
-                        subscription_id, unread)
-            raise refused from None
+        sub = read_after_refusal(
+            lambda: _call(lambda: self._client.v1.subscriptions.retrieve(subscription_id)),
+            refused, f"stripe subscription {subscription_id}")
         if sub.status not in _ENDED:
             log.warning("stripe subscription %s is %s: its cancel was refused",
                         subscription_id, sub.status)

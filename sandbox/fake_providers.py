@@ -8,13 +8,12 @@ It keeps books as the providers do. It knows the payments it captured and the
 subscriptions there are, learnt from the webhooks the test or demo sends (``observe``: Stripe
 charges, disputes and subscriptions, PayPal sales, captures, disputes and subscriptions) or told
 directly (``add_payment``, ``dispute``, ``add_subscription``), and refuses what the real APIs
-refuse,
-with their status codes and error bodies: a refund of an unknown payment, of a disputed one, of
-one already fully refunded, or of more than is left; a change to an unknown subscription. A
-refund with no amount refunds what is left. ``books()`` says, per payment, what was captured and
-what the fake refunded. ``FakeProviders(lenient=True)`` also accepts refunds of payments it was
-never told about, as if each had been captured for exactly what is refunded, and treats an
-unknown subscription as an active one, for tools that cannot feed it.
+refuse, with their status codes and error bodies: a refund of an unknown payment, of a disputed
+one, of one already fully refunded, or of more than is left; a change to an unknown
+subscription. A refund with no amount refunds what is left. ``books()`` says, per payment, what
+was captured and what the fake refunded. ``FakeProviders(lenient=True)`` also accepts refunds
+of payments it was never told about, as if each had been captured for exactly what is refunded,
+and treats an unknown subscription as an active one, for tools that cannot feed it.
 
 It also answers the reads the reports and ``gateway backfill`` make: Stripe's balance
 transactions and events, PayPal's Transaction Search and webhook-event listing, built from the
@@ -156,7 +155,7 @@ class FakeProviders:
     _movements: list[_Movement] = field(default_factory=list)  # oldest first
     _events: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
     _event_ids: set[tuple[str, Any]] = field(default_factory=set)
-    _subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # Stripe's, by id
+    _stripe_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
     now: Callable[[], float] = time.time  # Stripe's time (unix seconds), for cancel_at
     _paypal_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
 
@@ -219,7 +218,7 @@ class FakeProviders:
             self.dispute(obj["charge"], open=obj.get("status") not in _STRIPE_SETTLED)
         elif obj.get("object") == "subscription":
             with self.lock:  # a cancellation is final, whatever order the events come in
-                sub = self._subscriptions.setdefault(str(obj["id"]),
+                sub = self._stripe_subscriptions.setdefault(str(obj["id"]),
                                                      _new_subscription(str(obj["id"])))
                 if sub["status"] not in _STRIPE_ENDED:
                     sub.update(status=str(obj.get("status") or "active"),
@@ -422,9 +421,9 @@ class FakeProviders:
 
     def _subscription(self, subscription_id: str) -> dict[str, Any] | None:
         """The subscription as Stripe shows it now (None: unknown, unless ``lenient``)."""
-        if self.lenient and subscription_id not in self._subscriptions:
-            self._subscriptions[subscription_id] = _new_subscription(subscription_id)
-        sub = self._subscriptions.get(subscription_id)
+        if self.lenient and subscription_id not in self._stripe_subscriptions:
+            self._stripe_subscriptions[subscription_id] = _new_subscription(subscription_id)
+        sub = self._stripe_subscriptions.get(subscription_id)
         if (sub is not None and sub["status"] not in _STRIPE_ENDED and sub["cancel_at"]
                 and sub["cancel_at"] <= self.now()):
             sub.update(status="canceled", canceled_at=sub["cancel_at"])
@@ -766,11 +765,8 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
                                    "object": "customer_balance_transaction",
                                    "customer": match[1], "amount": int(form["amount"][0]),
                                    "currency": form["currency"][0]})
-            elif match := _PAYPAL_SUBSCRIPTION.fullmatch(path):
-                if match[2] == "/cancel":
-                    self._answer(*fake.paypal_subscription("POST", match[1]))
-                else:
-                    self._answer(404, {"error": "not found"})
+            elif (match := _PAYPAL_SUBSCRIPTION.fullmatch(path)) and match[2]:
+                self._answer(*fake.paypal_subscription("POST", match[1]))
             else:
                 self._answer(404, {"error": "not found"})
 
