@@ -151,8 +151,10 @@ def schemas() -> dict[str, dict[str, Any]]:
 
 def _decision() -> dict[str, Any]:
     optional = _null(_MONEY)
-    return _obj({
+    properties = {
         "pack": _TEXT, "request_kind": _TEXT, "outcome": _enum(Outcome),
+        "basis": {**_null(_TEXT), "description": "the clause the outcome rests on, cited on "
+                  "the actions carrying it out (absent from decisions recorded before it was)"},
         "decided_at": _TIME, "currency": _TEXT,
         "amounts": _obj({"at_stake": optional, "refund": _MONEY, "credit": _MONEY,
                          "fee": _MONEY, "charge": _MONEY, "retained": _MONEY,
@@ -164,7 +166,10 @@ def _decision() -> dict[str, Any]:
         "flags": {"type": "array", "items": _TEXT},
         "reasons": {"type": "array", "items": _obj({
             "clause": _TEXT, "holds": {"type": "boolean"}, "detail": _TEXT, "text": _TEXT})},
-    }, description="what the policy decided, each amount and date with the clauses it cites")
+    }
+    return _obj(properties, [k for k in properties if k != "basis"],
+                description="what the policy decided, each amount and date with the clauses "
+                "it cites")
 
 
 def _support_request() -> dict[str, Any]:

@@ -92,7 +92,7 @@ def _fee(ctx: Context, t: LateFeeTerms, invoice: Invoice, floor: int, overdue_fr
                "be applied at the merchant's discretion (not charged here)")
         flags += ("debt_collection",)
     return decide(ctx, Outcome.LATE_FEE, f, fee=fee, line_items=items, effective_at=overdue_from,
-                  flags=flags)
+                  flags=flags, basis=t.floor.clause)
 
 
 def evaluate_overpayment(ctx: Context, t: OverpaymentTerms) -> Decision:
@@ -121,9 +121,10 @@ def evaluate_overpayment(ctx: Context, t: OverpaymentTerms) -> Decision:
                            ctx.money(fee), t.fee_clause.citation),) if fee else ()
     if fresh:
         outcome = Outcome.PARTIAL_REFUND if fee else Outcome.FULL_REFUND
-        return decide(ctx, outcome, f, at_stake=over, refund=over - fee, fee=fee, line_items=items)
+        return decide(ctx, outcome, f, at_stake=over, refund=over - fee, fee=fee, line_items=items,
+                      basis=t.refund_clause)
     f.note(t.credit_clause, "older than the refund window: added as account credit")
     if t.credit_note is not None:
         f.note(t.credit_note, "account credit is not refundable")
     return decide(ctx, Outcome.ACCOUNT_CREDIT, f, at_stake=over, credit=over - fee, fee=fee,
-                  line_items=items, flags=("credit_not_refundable",))
+                  line_items=items, flags=("credit_not_refundable",), basis=t.credit_clause)

@@ -135,7 +135,7 @@ def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> 
     if on_time and ctx.case.request.immediate and t.immediate is not None:
         f.note(t.immediate, "cancelled immediately: no refund of the unused part of the period")
         return decide(ctx, Outcome.CANCEL_IMMEDIATELY, f, effective_at=ctx.now,
-                      access_until=ctx.now, flags=flags)
+                      access_until=ctx.now, flags=flags, basis=t.immediate)
     effective = period_end if on_time else next_end
     charge = 0
     items: tuple[LineItem, ...] = ()
@@ -153,7 +153,8 @@ def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> 
     _access_notes(t, order, effective, f)
     outcome = Outcome.CANCEL_AT_PERIOD_END if on_time else Outcome.CANCEL_NEXT_PERIOD
     return decide(ctx, outcome, f, charge=charge, line_items=items + more, effective_at=effective,
-                  access_until=effective, balance_due_by=balance_due_by, flags=flags)
+                  access_until=effective, balance_due_by=balance_due_by, flags=flags,
+                  basis=t.notice_clause if on_time else t.late_clause)
 
 
 def _forfeit(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> tuple[str, ...]:

@@ -74,6 +74,10 @@ class Decision:
     notice_by: datetime | None
     flags: tuple[str, ...]
     reasons: tuple[Reason, ...]
+    # The clause the outcome rests on, cited on the actions that carry it out (a refund's
+    # metadata, a credit's ledger entry, the reports' totals by clause): the one granting the
+    # money or setting the date, or the one the case fails for a denial or a review.
+    basis: str | None
 
     @property
     def failed(self) -> tuple[Reason, ...]:
@@ -103,6 +107,7 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
         "pack": d.pack,
         "request_kind": d.request_kind,
         "outcome": d.outcome.value,
+        "basis": d.basis,
         "decided_at": iso(d.decided_at),
         "currency": d.currency,
         "amounts": {
@@ -133,6 +138,8 @@ def explain(decision: Decision) -> str:
     d = decision
     lines = [f"Decision: {d.outcome.value} ({d.request_kind}, pack {d.pack}, "
              f"at {iso(d.decided_at)})"]
+    if d.basis is not None:
+        lines.append(f"Under: {d.basis}")
     amounts = [("at stake", d.at_stake), ("refund", d.refund), ("credit", d.credit),
                ("fee", d.fee), ("charge", d.charge), ("retained", d.retained),
                ("proposed refund", d.proposed_refund)]

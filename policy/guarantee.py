@@ -182,8 +182,11 @@ def _refund(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings,
     items, total = deductions
     refund = max(0, paid - total)
     outcome = Outcome.FULL_REFUND if refund == paid else Outcome.PARTIAL_REFUND
+    # Granted under the clause that offers the guarantee: the one naming the products it covers
+    # (003 §1.1), or for a pack without one its claim window (002 §new.1, §renewal.1).
+    grant = t.eligible.clause if t.eligible is not None else t.window.clause
     return decide(ctx, outcome, f, at_stake=paid, refund=refund, line_items=items,
-                  notice_by=notice_by)
+                  notice_by=notice_by, basis=grant)
 
 
 def _partial_proposal(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings) -> Decision:

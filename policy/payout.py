@@ -62,4 +62,4 @@ def _held(ctx: Context, decision: Decision, outcome: Outcome, clause: Clause, de
         proposed = min(proposed, stake)
     reasons = (*decision.reasons, new_reason(clause.citation, clause.text, False, detail))
     return decide(ctx, outcome, reasons, at_stake=stake, proposed_refund=proposed,
-                  flags=decision.flags)
+                  flags=decision.flags, basis=clause)

@@ -47,7 +47,7 @@ def evaluate_service_refund(ctx: Context, t: ServiceRefundTerms) -> Decision:
         return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=paid)
     if t.before_initiation == "needs_review":
         return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=paid)
-    return decide(ctx, Outcome.FULL_REFUND, f, at_stake=paid, refund=paid)
+    return decide(ctx, Outcome.FULL_REFUND, f, at_stake=paid, refund=paid, basis=t.window.clause)
 
 
 def _rendered(t: ServiceRefundTerms, state: ServiceState | None, f: Findings) -> None:

@@ -43,14 +43,14 @@ def evaluate_uptime(ctx: Context, t: UptimeTerms) -> Decision:
     if f.worst == Severity.DENY or schedule is None:
         return decide(ctx, Outcome.DENY, f, at_stake=monthly)
     if met:
-        return decide(ctx, Outcome.NO_ACTION, f, at_stake=monthly)
+        return decide(ctx, Outcome.NO_ACTION, f, at_stake=monthly, basis=t.guarantee_clause)
     if f.worst == Severity.REVIEW:
         return decide(ctx, Outcome.NEEDS_REVIEW, f, at_stake=monthly)
     credit = _credit(ctx, t, schedule, uptime.measured_percent, monthly, f)
     if t.credit_note is not None:
         f.note(t.credit_note, "applied as account credit; no cash value")
     return decide(ctx, Outcome.SERVICE_CREDIT, f, at_stake=monthly, credit=credit,
-                  flags=("no_cash_value",))
+                  flags=("no_cash_value",), basis=schedule.clause)
 
 
 def _schedule(t: UptimeTerms, order: Order, f: Findings) -> Schedule | None:

@@ -171,8 +171,12 @@ def decide(ctx: Context, outcome: Outcome, findings: Findings | Iterable[Reason]
            charge: int = 0, proposed_refund: int | None = None,
            line_items: tuple[LineItem, ...] = (), effective_at: datetime | None = None,
            access_until: datetime | None = None, balance_due_by: datetime | None = None,
-           notice_by: datetime | None = None, flags: tuple[str, ...] = ()) -> Decision:
-    """The one way to make a Decision: ``retained`` is derived so the invariants hold by design."""
+           notice_by: datetime | None = None, flags: tuple[str, ...] = (),
+           basis: Clause | None = None) -> Decision:
+    """The one way to make a Decision: ``retained`` is derived so the invariants hold by design.
+
+    ``basis`` is the clause the outcome rests on: a rule names it wherever money moves or a date
+    is set; otherwise ``default_basis`` picks it from the reasons."""
     if refund < 0 or credit < 0 or fee < 0 or charge < 0:
         raise EvaluationError(f"negative amount in {outcome} decision: bug in a rule")
     c = ctx.currency
@@ -185,10 +189,26 @@ def decide(ctx: Context, outcome: Outcome, findings: Findings | Iterable[Reason]
             raise EvaluationError(f"{outcome} pays out more than is at stake: bug in a rule")
         stake = _new_money(at_stake, c) if at_stake else zero
         retained = _new_money(kept, c) if kept else zero
-    reasons = findings.reasons if isinstance(findings, Findings) else findings
+    reasons = tuple(findings.reasons if isinstance(findings, Findings) else findings)
     return new_decision(
         ctx.pack.name, ctx.case.request.kind, outcome, ctx.now, c, stake,
         _new_money(refund, c) if refund else zero, _new_money(credit, c) if credit else zero,
         _new_money(fee, c) if fee else zero, _new_money(charge, c) if charge else zero, retained,
         None if proposed_refund is None else _m(c, proposed_refund),
-        line_items, effective_at, access_until, balance_due_by, notice_by, flags, tuple(reasons))
+        line_items, effective_at, access_until, balance_due_by, notice_by, flags, reasons,
+        basis.citation if basis is not None else default_basis(outcome, reasons))
+
+
+_ADVERSE = frozenset({Outcome.DENY, Outcome.NEEDS_REVIEW, Outcome.CANCEL_BLOCKED})
+
+
+def default_basis(outcome: Outcome, reasons: tuple[Reason, ...]) -> str | None:
+    """The clause a decision rests on when its rule does not name one: for a denial, a review or
+    a blocked cancellation the first one the case fails, for any other outcome the first one it
+    satisfies; when there is no such clause, the first of the other kind; None without
+    reasons."""
+    adverse = outcome in _ADVERSE
+    for r in reasons:
+        if r.holds is not adverse:
+            return r.clause
+    return reasons[0].clause if reasons else None

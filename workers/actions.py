@@ -84,7 +84,7 @@ def record_decision(session: Session, *, merchant: str, decision: PolicyDecision
                    decision=decision_to_json(decision), evaluated_at=now,
                    source_event_id=source_event_id, source_request_id=source_request_id)
     session.add(row)  # inserted before its actions: Action.decision tells the flush so
-    clause = next((r.clause for r in decision.reasons if r.holds), None)
+    clause = decision.basis
     try:
         actions = plan_actions(session, row, refund=decision.refund, credit=decision.credit,
                                payment=payment, clause=clause,

@@ -142,7 +142,7 @@ def _record(session: Session, container: Container, merchant: str, account: str,
         currency=sale.currency, at_stake=Money(sale.amount, sale.currency), refund=applied,
         credit=zero, fee=zero, charge=zero, retained=zero, proposed_refund=None, line_items=(),
         effective_at=None, access_until=None, balance_due_by=None, notice_by=None,
-        flags=("credit_applied",), reasons=(reason,))
+        flags=("credit_applied",), reasons=(reason,), basis=CLAUSE)
     case = {"payment": {"id": sale.provider_id, "amount": money(sale.amount, sale.currency),
                         "received_at": iso(sale.paid_at)},
             "credits": [{"id": grant.id, "clause": grant.clause, "left": money(

@@ -452,7 +452,7 @@ def _denial() -> PolicyDecision:
         currency="USD", at_stake=None, refund=zero, credit=zero, fee=zero, charge=zero,
         retained=zero, proposed_refund=None, line_items=(), effective_at=None,
         access_until=None, balance_due_by=None, notice_by=None, flags=(),
-        reasons=(Reason("003 §1.1", "outside the guarantee", True, ""),))
+        reasons=(Reason("003 §1.1", "outside the guarantee", True, ""),), basis="003 §1.1")
 
 
 def _decide(session: Session, merchant: str) -> None:

@@ -170,8 +170,8 @@ def test_one_sweep_hands_out_at_most_a_thousand_actions_those_left_longest_first
 def _cancellation(outcome: Outcome = Outcome.CANCEL_AT_PERIOD_END, *,
                   effective_at: datetime | None, clause: str | None = "003 §1.2"
                   ) -> PolicyDecision:
-    """A cancellation decided at NOW in USD, moving no money; ``clause`` is the one that holds
-    (None: no clause holds)."""
+    """A cancellation decided at NOW in USD, moving no money; ``clause`` is the one it rests on,
+    and holds (None: none)."""
     reasons = [Reason("003 §1.2c", "no invoice is due", False, "")]
     if clause is not None:
         reasons.append(Reason(clause, "notice given in time", True, ""))
@@ -181,7 +181,7 @@ def _cancellation(outcome: Outcome = Outcome.CANCEL_AT_PERIOD_END, *,
         currency="USD", at_stake=None, refund=zero, credit=zero, fee=zero, charge=zero,
         retained=zero, proposed_refund=None, line_items=(), effective_at=effective_at,
         access_until=effective_at, balance_due_by=None, notice_by=None, flags=(),
-        reasons=tuple(reasons))
+        reasons=tuple(reasons), basis=clause)
 
 
 def _subscription(provider: str) -> Subscription:

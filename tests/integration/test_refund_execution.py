@@ -135,10 +135,12 @@ def test_paypal_refunds_go_to_the_sale_or_capture_endpoint(client, container, ev
 
 
 def test_an_old_overpayment_becomes_ledger_credit_once(client, container):
-    """Over 45 days old: account credit less the 5% fee, granted once however often it runs."""
+    """Over 45 days old: account credit less the 5% fee, granted once however often it runs,
+    under 003 §1.7c (which turns it into credit), not §1.7b (which it fails)."""
     decision_id = decide(container, MERCHANT, cases.overpayment(timedelta(days=46)),
                          account_ref="payer-9", now=cases.ORDERED + timedelta(days=46))
     action = _only_action(container)
+    assert (action.clause, action.reason) == ("003 §1.7c", "account_credit under 003 §1.7c")
     run_worker(container)
     assert run_action(container, action.id) == ActionStatus.SUCCEEDED  # a retried job
     with container.sessions() as s:

@@ -28,7 +28,8 @@ def decision(**changes: Any) -> Decision:
         "notice_by": datetime(2025, 6, 5, tzinfo=UTC),
         "flags": ("manual", "vip"),
         "reasons": (Reason("003 §1.1", "Refunds within 15 days.", True, "day 3"),
-                    Reason("003 §1.2", "Details required.", False, "no invoice"))}
+                    Reason("003 §1.2", "Details required.", False, "no invoice")),
+        "basis": "003 §1.1"}
     fields.update(changes)
     return Decision(**fields)
 
@@ -37,6 +38,7 @@ def test_explain_names_every_amount_date_flag_and_reason():
     """explain writes each non-zero amount, each date, the flags and every reason, in order."""
     assert explain(decision()).splitlines() == [
         "Decision: partial_refund (refund, pack theopenhost, at 2025-06-01T00:00:00Z)",
+        "Under: 003 §1.1",
         "Amounts: at stake 120.00 USD, refund 90.00 USD, credit 5.00 USD, fee 15.00 USD, "
         "charge 2.50 USD, retained 30.00 USD, proposed refund 95.00 USD",
         "  - setup fee: 15.00 USD [003 §1.1]",
@@ -54,11 +56,12 @@ def test_explain_names_every_amount_date_flag_and_reason():
 
 
 def test_explain_leaves_out_zero_amounts_but_always_shows_the_refund():
-    """Zero amounts, absent dates and empty flags are left out; a zero refund is still shown."""
+    """Zero amounts, absent dates, empty flags and no basis are left out; a zero refund is still
+    shown."""
     text = explain(decision(outcome=Outcome.DENY, at_stake=None, refund=usd(0), credit=usd(0),
                             fee=usd(0), charge=usd(0), retained=usd(0), proposed_refund=None,
                             line_items=(), effective_at=None, access_until=None,
-                            balance_due_by=None, notice_by=None, flags=()))
+                            balance_due_by=None, notice_by=None, flags=(), basis=None))
     assert text.splitlines()[:3] == [
         "Decision: deny (refund, pack theopenhost, at 2025-06-01T00:00:00Z)",
         "Amounts: refund 0.00 USD",
@@ -67,12 +70,14 @@ def test_explain_leaves_out_zero_amounts_but_always_shows_the_refund():
 
 
 def test_decision_json_writes_every_amount_date_line_item_flag_and_reason():
-    """decision_to_json: each field under its own key, amounts as {amount, currency}, dates in
-    ISO 8601 UTC, line items and reasons with every part, flags as a list."""
+    """decision_to_json: each field under its own key, the basis beside the outcome, amounts as
+    {amount, currency}, dates in ISO 8601 UTC, line items and reasons with every part, flags as
+    a list."""
     assert decision_to_json(decision()) == {
         "pack": "theopenhost",
         "request_kind": "refund",
         "outcome": "partial_refund",
+        "basis": "003 §1.1",
         "decided_at": "2025-06-01T00:00:00Z",
         "currency": "USD",
         "amounts": {
@@ -103,10 +108,12 @@ def test_decision_json_writes_every_amount_date_line_item_flag_and_reason():
 
 
 def test_decision_json_writes_absent_optional_amounts_and_dates_as_null():
-    """No amount at stake, no proposed refund and no dates: each is null, not left out."""
+    """No basis, no amount at stake, no proposed refund and no dates: each is null, not left
+    out."""
     out = decision_to_json(decision(at_stake=None, proposed_refund=None, effective_at=None,
                                     access_until=None, balance_due_by=None, notice_by=None,
-                                    line_items=(), flags=(), reasons=()))
+                                    line_items=(), flags=(), reasons=(), basis=None))
+    assert out["basis"] is None
     assert out["amounts"]["at_stake"] is None
     assert out["amounts"]["proposed_refund"] is None
     assert out["dates"] == {"effective_at": None, "access_until": None,

@@ -111,8 +111,8 @@ def test_decision_json_is_serialisable_with_a_stable_key_order() -> None:
     d = decide("theopenhost", case("refund", T0 + timedelta(days=2),
                                    order=order(addons=["ssl_certificate"])))
     out = decision_to_json(d)
-    assert list(out) == ["pack", "request_kind", "outcome", "decided_at", "currency", "amounts",
-                         "line_items", "dates", "flags", "reasons"]
+    assert list(out) == ["pack", "request_kind", "outcome", "basis", "decided_at", "currency",
+                         "amounts", "line_items", "dates", "flags", "reasons"]
     assert out["amounts"]["refund"] == {"amount": 11000, "currency": "USD"}
     assert out["decided_at"] == "2025-06-01T00:00:00Z"
     assert json.loads(json.dumps(out)) == out

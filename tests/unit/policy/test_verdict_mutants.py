@@ -165,7 +165,7 @@ def test_a_decision_derives_what_is_retained_from_what_is_at_stake():
         "theopenhost", "refund", Outcome.PARTIAL_REFUND, NOW, "USD", Money(10000, "USD"),
         Money(6000, "USD"), Money(1000, "USD"), Money(500, "USD"), Money(250, "USD"),
         Money(3000, "USD"), Money(7000, "USD"), (), T0, T0 + timedelta(days=1),
-        T0 + timedelta(days=2), T0 + timedelta(days=3), ("x",), ())
+        T0 + timedelta(days=2), T0 + timedelta(days=3), ("x",), (), None)
 
 
 def test_a_decision_without_an_amount_at_stake_moves_nothing_by_default():
@@ -174,7 +174,7 @@ def test_a_decision_without_an_amount_at_stake_moves_nothing_by_default():
     d = decide_with(_ctx("EUR"), Outcome.NO_ACTION, [])
     zero = Money(0, "EUR")
     assert d == Decision("theopenhost", "refund", Outcome.NO_ACTION, NOW, "EUR", None, zero,
-                         zero, zero, zero, zero, None, (), None, None, None, None, (), ())
+                         zero, zero, zero, zero, None, (), None, None, None, None, (), (), None)
 
 
 def test_zero_amounts_are_in_each_decisions_own_currency():
