@@ -13,6 +13,8 @@
   action succeeded at that time, its decision executed, and the change in the audit log.
 * A refund refused before its first provider call: the action failed with the reason, and its
   decision back in review saying the refund was not made and why.
+* The lines an action logs name its merchant, its decision and what the decision came from (a
+  webhook's inbox row and event id, or a support request's id).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ledger.models import (
     ActionStatus,
     Decision,
     DecisionStatus,
+    InboxEvent,
     Payment,
     Refund,
     Subscription,
@@ -443,3 +446,49 @@ def test_every_line_logged_while_an_action_runs_names_it(container, log_lines):
     assert run_action(container, "act_logged", now=NOW) == ActionStatus.PENDING
     mine = [line for line in log_lines() if line["logger"] == "workers.actions"]
     assert mine and all(line["action_id"] == "act_logged" for line in mine)
+
+
+def _add_logged_charge(container: Container, charge: str, *extra: object) -> None:
+    add_in_order(container, Payment(merchant=MERCHANT, provider="stripe", provider_id=charge,
+                                    version_at=LONG_AGO, version_event=f"evt_{charge}",
+                                    kind="charge", status="succeeded", amount=5000,
+                                    amount_refunded=0, currency="USD", paid_at=LONG_AGO), *extra)
+
+
+@pytest.mark.parametrize("source", ["event", "request"])
+@responses.activate
+def test_an_actions_lines_name_its_merchant_decision_and_what_the_decision_came_from(
+        container, log_lines, source):
+    """The decision came from a webhook (its inbox row and the provider's event id) or from a
+    support request (its id): the action's lines say which, beside the merchant and the
+    decision, and name nothing they do not know."""
+    charge = f"ch_from_{source}"
+    decision = _decision(f"from_{source}", payment_ref=charge)
+    extra: list[object] = []
+    if source == "event":
+        inbox = InboxEvent(merchant=MERCHANT, provider="stripe", event_id="evt_source_of_it",
+                           event_type="charge.succeeded", partition=0, livemode=False,
+                           raw_body=b"{}", headers={}, received_at=LONG_AGO)
+        extra.append(inbox)
+    else:
+        decision.source_request_id = "req_source_of_it"
+    _add_logged_charge(container, charge, *extra)
+    if source == "event":
+        with container.sessions() as session, session.begin():
+            inbox_id = session.scalar(select(InboxEvent.id))
+        decision.source_event_id = inbox_id
+    add_in_order(container, decision,
+                 _action(f"from_{source}", decision=f"from_{source}", payment_ref=charge))
+    responses.post("https://api.stripe.com/v1/refunds", status=500,
+                   json={"error": {"type": "api_error", "message": "try again"}})
+    assert run_action(container, f"act_from_{source}", now=NOW) == ActionStatus.PENDING
+    mine = [line for line in log_lines() if line["logger"] == "workers.actions"]
+    assert mine
+    for line in mine:
+        assert (line["merchant"], line["decision_id"]) == (MERCHANT, f"dec_from_{source}")
+        if source == "event":
+            assert (line["inbox_id"], line["event_id"]) == (inbox_id, "evt_source_of_it")
+            assert line.get("request_id") is None
+        else:
+            assert line["request_id"] == "req_source_of_it"
+            assert line.get("inbox_id") is None and line.get("event_id") is None
