@@ -6,6 +6,8 @@
   (a charge already refunded), fails the action and puts its decision back in review, the
   reason naming the kind of action, the provider, the error code and the provider's message.
   The row is locked from the moment the failure is read until it is written (PostgreSQL).
+* An action another worker or a webhook settles after the worker first read it but before it
+  holds the row's lock is read afresh under the lock, and not carried out again (PostgreSQL).
 * A refund its webhook reported while the call was out, the call's answer then lost (a 500, a
   timeout): settled, it stays settled; pending, the action waits for the refund's outcome.
   Neither is tried again nor put in front of a reviewer as a refund not made.
@@ -31,7 +33,7 @@ from typing import Any
 import pytest
 import responses
 from prometheus_client import REGISTRY
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from ledger.models import (
@@ -254,6 +256,37 @@ def test_an_attempt_and_its_failure_are_each_written_under_the_actions_row_lock(
     with action_row_free_at_each_write(postgres, "act_locked") as seen:
         assert run_action(postgres, "act_locked", now=NOW) == ActionStatus.PENDING
     assert seen == [False, False]  # marked executing, then the failure recorded
+
+
+@responses.activate
+def test_an_action_settled_by_another_before_its_row_lock_is_read_afresh_and_not_repeated(
+        postgres):
+    """The worker reads the action, then takes the payment's lock and then the action's; a
+    webhook that settles the action in between (its refund made) is seen once the lock is
+    held: the worker returns, and the refund is not asked for a second time."""
+    responses.post(STRIPE_REFUNDS, json={"id": "re_second", "object": "refund",
+                                         "status": "succeeded", "amount": 1000,
+                                         "currency": "usd", "charge": CHARGE})
+    add_in_order(postgres, _payment(), _decision("raced"), _refund_action("raced"))
+    settled: list[str] = []
+
+    def settle_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not settled and statement.startswith("SELECT") and "FROM payments" in statement \
+                and "FOR UPDATE" in statement:
+            with postgres.engine.connect() as other:  # another connection: another worker
+                other.execute(update(Action).where(Action.id == "act_raced")
+                              .values(status=ActionStatus.SUCCEEDED, provider_ref="re_first"))
+                other.commit()
+            settled.append("act_raced")
+
+    event.listen(postgres.engine, "before_cursor_execute", settle_first)
+    try:
+        assert run_action(postgres, "act_raced", now=NOW) == ActionStatus.SUCCEEDED
+    finally:
+        event.remove(postgres.engine, "before_cursor_execute", settle_first)
+    assert settled == ["act_raced"]
+    assert not responses.calls
+    assert stored_action(postgres, "act_raced").provider_ref == "re_first"
 
 
 # --- Which action a reported refund answers ----------------------------------------------------

@@ -13,6 +13,9 @@
   action succeeded at that time, its decision executed, and the change in the audit log.
 * A refund refused before its first provider call: the action failed with the reason, and its
   decision back in review saying the refund was not made and why.
+* Each action is queued as one RQ job named by it, keeping no result, a failure kept a day.
+* Each change of an action is audited: the worker, the kind, the decision, the provider's id
+  for what it made, or its refusal's code.
 * The lines an action logs name its merchant, its decision and what the decision came from (a
   webhook's inbox row and event id, or a support request's id).
 """
@@ -22,10 +25,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 import responses
+from rq.job import Job
 from sqlalchemy import select
 
 from adapters.ledger_credit import LEDGER, STRIPE_BALANCE
@@ -33,6 +38,7 @@ from ledger.models import (
     AccountCredit,
     Action,
     ActionStatus,
+    AuditEntry,
     Decision,
     DecisionStatus,
     InboxEvent,
@@ -45,7 +51,7 @@ from policy.decision import Outcome, Reason
 from policy.money import Money
 from service.bootstrap import Container
 from tests.support.ledger import add_in_order, audit_of, stored_action, stored_decision
-from workers.actions import due_actions, record_decision, run_action
+from workers.actions import due_actions, enqueue, record_decision, run_action
 
 MERCHANT = "theopenhost"
 ACCOUNT = "cus_actions"
@@ -492,3 +498,52 @@ def test_an_actions_lines_name_its_merchant_decision_and_what_the_decision_came_
         else:
             assert line["request_id"] == "req_source_of_it"
             assert line.get("inbox_id") is None and line.get("event_id") is None
+
+
+def test_each_action_is_queued_as_a_job_named_by_it_that_keeps_no_result(container):
+    """One RQ job per action, named ``action-<id>`` (an action queued again while it waits
+    stays one job), running ``execute_action`` with the action's id; its result is not kept
+    (the ledger holds the outcome) and a failed job is kept a day for inspection."""
+    enqueue(container, ["act_queued_a", "act_queued_b"])
+    queue = container.queue
+    assert queue.job_ids == ["action-act_queued_a", "action-act_queued_b"]
+    for action_id in ("act_queued_a", "act_queued_b"):
+        job = Job.fetch(f"action-{action_id}", connection=queue.connection)
+        assert (job.func_name, job.args, job.kwargs) == (
+            "workers.actions.execute_action", (action_id,), {})
+        assert (job.result_ttl, job.failure_ttl, job.description) == (
+            0, 24 * 3600, f"execute action {action_id}")
+
+
+def _audit_entries(container: Container, subject: str
+                   ) -> list[tuple[str, str, str, dict[str, Any]]]:
+    with container.sessions() as session:
+        return [(e.merchant, e.actor, e.action, e.detail) for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.subject == subject).order_by(AuditEntry.id))]
+
+
+@responses.activate
+def test_each_change_of_an_action_is_audited_with_its_kind_decision_and_providers_answer(
+        container):
+    """A refund made: the audit log says the worker changed the action, of which kind, for
+    which decision, and the provider's id for it; a refund refused: the provider's code."""
+    _add_logged_charge(container, "ch_audited", _decision("audited", payment_ref="ch_audited"),
+                       _action("audited", decision="audited", payment_ref="ch_audited"),
+                       _decision("refused", payment_ref="ch_audited"),
+                       _action("refused", decision="refused", payment_ref="ch_audited"))
+    responses.post("https://api.stripe.com/v1/refunds", json={
+        "id": "re_audited", "object": "refund", "status": "succeeded", "amount": 1000,
+        "currency": "usd", "charge": "ch_audited"})
+    assert run_action(container, "act_audited", now=NOW) == ActionStatus.SUCCEEDED
+    assert _audit_entries(container, "act_audited") == [
+        (MERCHANT, "worker", "action.succeeded", {
+            "kind": "refund", "decision": "dec_audited", "provider_ref": "re_audited",
+            "failure": None})]
+    responses.replace(responses.POST, "https://api.stripe.com/v1/refunds", status=400, json={
+        "error": {"type": "invalid_request_error", "code": "charge_disputed",
+                  "message": "Charge ch_audited has been charged back."}})
+    assert run_action(container, "act_refused", now=NOW) == ActionStatus.FAILED
+    (entry,) = _audit_entries(container, "act_refused")
+    assert entry[:3] == (MERCHANT, "worker", "action.failed")
+    assert entry[3] == {"kind": "refund", "decision": "dec_refused", "provider_ref": None,
+                        "failure": "disputed"}
