@@ -73,6 +73,9 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", default=None, help="these survivors only")
     parser.add_argument("-k", dest="keyword", help="pytest's -k: tests the run's tree cannot "
                         "pass (a fix made since the run) left out")
+    parser.add_argument("--current", nargs="+", default=[], metavar="FILE",
+                        help="files (not the module rechecked) taken from the checkout as they "
+                        "are now, for new tests that need a change made since the run")
     args = parser.parse_args()
     services = {name: value for name, value in (("TEST_DATABASE_URL", args.database_url),
                                                 ("TEST_REDIS_URL", args.redis_url)) if value}
@@ -85,6 +88,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="recheck-") as scratch:
         tree = Path(scratch) / "mutants"
         shutil.copytree(TREE / "mutants", tree, symlinks=True)
+        for path in args.current:
+            if any(path.removesuffix(".py").replace("/", ".").startswith(
+                    m.rstrip("/").removesuffix(".py").replace("/", ".")) for m in args.modules):
+                raise SystemExit(f"quality/recheck.py: {path} is the module rechecked")
+            shutil.copy2(ROOT / path, tree / path)
         for test in args.tests:
             (tree / test).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / test, tree / test)

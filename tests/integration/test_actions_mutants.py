@@ -16,6 +16,9 @@
 * Each action is queued as one RQ job named by it, keeping no result, a failure kept a day.
 * Each change of an action is audited: the worker, the kind, the decision, the provider's id
   for what it made, or its refusal's code.
+* A recorded decision: its id, the request or event it answers, its audit entry (the policy,
+  at the decision's time, its outcome, status, source and actions); a refund with no clause to
+  cite is made "under the policy".
 * The lines an action logs name its merchant, its decision and what the decision came from (a
   webhook's inbox row and event id, or a support request's id).
 """
@@ -547,3 +550,62 @@ def test_each_change_of_an_action_is_audited_with_its_kind_decision_and_provider
     assert entry[:3] == (MERCHANT, "worker", "action.failed")
     assert entry[3] == {"kind": "refund", "decision": "dec_refused", "provider_ref": None,
                         "failure": "disputed"}
+
+
+def _refund_decision(basis: str | None) -> PolicyDecision:
+    """A 10.00 USD full refund decided at NOW, resting on ``basis``."""
+    ten = Money(1000, "USD")
+    zero = Money(0, "USD")
+    reasons = () if basis is None else (Reason(basis, "refunded within 16 days", True, ""),)
+    return PolicyDecision(
+        pack="theopenhost", request_kind="refund", outcome=Outcome.FULL_REFUND, decided_at=NOW,
+        currency="USD", at_stake=ten, refund=ten, credit=zero, fee=zero, charge=zero,
+        retained=zero, proposed_refund=None, line_items=(), effective_at=None,
+        access_until=None, balance_due_by=None, notice_by=None, flags=(), reasons=reasons,
+        basis=basis)
+
+
+def _record_refund(container: Container, decision: PolicyDecision, **source: object
+                   ) -> tuple[Decision, Action]:
+    """Record ``decision`` about a stored 50.00 USD charge at NOW; the stored row, its action."""
+    charge = Payment(merchant=MERCHANT, provider="stripe", provider_id="ch_recorded",
+                     version_at=LONG_AGO, version_event="evt_ch_recorded", kind="charge",
+                     status="succeeded", amount=5000, amount_refunded=0, currency="USD",
+                     paid_at=LONG_AGO)
+    add_in_order(container, charge)
+    with container.sessions() as session, session.begin():
+        payment = session.scalars(select(Payment)).one()
+        row = record_decision(session, merchant=MERCHANT, decision=decision,
+                              case={"kind": "refund"}, account_ref=ACCOUNT, payment=payment,
+                              now=NOW, **source)  # type: ignore[arg-type]
+        decision_id = row.id
+    with container.sessions() as session:
+        stored = session.get_one(Decision, decision_id)
+        (action,) = session.scalars(select(Action).where(Action.decision_id == decision_id))
+        session.expunge_all()
+    return stored, action
+
+
+def test_a_recorded_decision_is_stored_with_its_source_and_audited_with_its_actions(container):
+    """Its id (``dec_`` and 32 hex digits), the support request it answers, and an audit entry
+    by the policy at the decision's time naming its outcome, status, source and actions."""
+    stored, action = _record_refund(container, _refund_decision("003 §1.1"),
+                                    source_request_id="req_recorded")
+    assert re.fullmatch(r"dec_[0-9a-f]{32}", stored.id)
+    assert (stored.source_request_id, stored.source_event_id) == ("req_recorded", None)
+    assert (stored.outcome, stored.status, stored.payment_ref) == (
+        "full_refund", DecisionStatus.RECORDED, "ch_recorded")
+    assert (action.clause, action.reason) == ("003 §1.1", "full_refund under 003 §1.1")
+    with container.sessions() as session:
+        (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.subject == stored.id))
+        assert (entry.at, entry.actor, entry.action, entry.merchant) == (
+            NOW, "policy", "decision.recorded", MERCHANT)
+        assert entry.detail == {"outcome": "full_refund", "status": DecisionStatus.RECORDED,
+                                "request": "req_recorded", "event": None,
+                                "actions": [action.id]}
+
+
+def test_a_refund_with_no_clause_to_cite_is_made_under_the_policy(container):
+    _, action = _record_refund(container, _refund_decision(None))
+    assert action.clause is None
+    assert action.reason == "full_refund under the policy"
