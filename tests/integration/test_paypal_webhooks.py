@@ -167,5 +167,8 @@ def test_a_certificate_cache_that_cannot_be_written_costs_a_fetch_not_the_delive
             assert len(rsps.calls) == 1
     finally:
         held.close()
-    assert any("not cached" in r.getMessage() for r in caplog.records)
+    (warning,) = [r.getMessage() for r in caplog.records if "not cached" in r.getMessage()]
+    # which certificate, which folder, and the system's reason
+    assert warning.startswith(f"PayPal certificate {signer.cert_url} not cached in "
+                              f"{data_dir / 'paypal-certs'}: [Errno "), warning
     assert len(_stored(container)) == 2
