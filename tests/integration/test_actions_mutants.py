@@ -19,6 +19,8 @@
 * A recorded decision: its id, the request or event it answers, its audit entry (the policy,
   at the decision's time, its outcome, status, source and actions); a refund with no clause to
   cite is made "under the policy".
+* A credit in a currency money cannot be paid in is refused, planning nothing; no credit plans
+  nothing whatever its currency.
 * The lines an action logs name its merchant, its decision and what the decision came from (a
   webhook's inbox row and event id, or a support request's id).
 """
@@ -54,7 +56,14 @@ from policy.decision import Outcome, Reason
 from policy.money import Money
 from service.bootstrap import Container
 from tests.support.ledger import add_in_order, audit_of, stored_action, stored_decision
-from workers.actions import due_actions, enqueue, record_decision, run_action
+from workers.actions import (
+    ActionRefused,
+    due_actions,
+    enqueue,
+    plan_actions,
+    record_decision,
+    run_action,
+)
 
 MERCHANT = "theopenhost"
 ACCOUNT = "cus_actions"
@@ -586,13 +595,25 @@ def _record_refund(container: Container, decision: PolicyDecision, **source: obj
     return stored, action
 
 
-def test_a_recorded_decision_is_stored_with_its_source_and_audited_with_its_actions(container):
-    """Its id (``dec_`` and 32 hex digits), the support request it answers, and an audit entry
-    by the policy at the decision's time naming its outcome, status, source and actions."""
-    stored, action = _record_refund(container, _refund_decision("003 §1.1"),
-                                    source_request_id="req_recorded")
+@pytest.mark.parametrize("source", ["request", "event"])
+def test_a_recorded_decision_is_stored_with_its_source_and_audited_with_its_actions(
+        container, source):
+    """Its id (``dec_`` and 32 hex digits), the support request or the webhook it answers, and
+    an audit entry by the policy at the decision's time naming its outcome, status, source and
+    actions."""
+    if source == "event":
+        add_in_order(container, InboxEvent(
+            merchant=MERCHANT, provider="stripe", event_id="evt_decided", partition=0,
+            event_type="charge.succeeded", livemode=False, raw_body=b"{}", headers={},
+            received_at=LONG_AGO))
+        with container.sessions() as session:
+            ids = {"source_event_id": session.scalars(select(InboxEvent.id)).one()}
+    else:
+        ids = {"source_request_id": "req_recorded"}
+    stored, action = _record_refund(container, _refund_decision("003 §1.1"), **ids)
     assert re.fullmatch(r"dec_[0-9a-f]{32}", stored.id)
-    assert (stored.source_request_id, stored.source_event_id) == ("req_recorded", None)
+    assert (stored.source_request_id, stored.source_event_id) == (
+        ids.get("source_request_id"), ids.get("source_event_id"))
     assert (stored.outcome, stored.status, stored.payment_ref) == (
         "full_refund", DecisionStatus.RECORDED, "ch_recorded")
     assert (action.clause, action.reason) == ("003 §1.1", "full_refund under 003 §1.1")
@@ -601,11 +622,35 @@ def test_a_recorded_decision_is_stored_with_its_source_and_audited_with_its_acti
         assert (entry.at, entry.actor, entry.action, entry.merchant) == (
             NOW, "policy", "decision.recorded", MERCHANT)
         assert entry.detail == {"outcome": "full_refund", "status": DecisionStatus.RECORDED,
-                                "request": "req_recorded", "event": None,
-                                "actions": [action.id]}
+                                "request": ids.get("source_request_id"),
+                                "event": ids.get("source_event_id"), "actions": [action.id]}
 
 
 def test_a_refund_with_no_clause_to_cite_is_made_under_the_policy(container):
     _, action = _record_refund(container, _refund_decision(None))
     assert action.clause is None
     assert action.reason == "full_refund under the policy"
+
+
+@pytest.mark.parametrize("amount", [1, 950], ids=["one minor unit", "9.50"])
+def test_a_credit_in_a_currency_money_cannot_be_paid_in_is_refused_planning_nothing(
+        container, amount):
+    """``ZZZ`` is a well-formed code but no currency: the ledger will not hold credit in it."""
+    add_in_order(container, _decision("zzz"))
+    with container.sessions() as session, session.begin():
+        row = session.get_one(Decision, "dec_zzz")
+        with pytest.raises(ActionRefused) as refused:
+            plan_actions(session, row, refund=None, credit=Money(amount, "ZZZ"), payment=None,
+                         clause="003 §1.7c", reason="account_credit under 003 §1.7c", now=NOW)
+    assert (refused.value.code, str(refused.value)) == (
+        "unknown_currency", "ZZZ is not a currency a credit can be granted in")
+    with container.sessions() as session:
+        assert session.scalars(select(Action)).all() == []
+
+
+def test_no_credit_plans_nothing_whatever_its_currency(container):
+    add_in_order(container, _decision("zero"))
+    with container.sessions() as session, session.begin():
+        row = session.get_one(Decision, "dec_zero")
+        assert plan_actions(session, row, refund=None, credit=Money(0, "ZZZ"), payment=None,
+                            clause=None, reason="no_action", now=NOW) == []
