@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.signatures.paypal import (
+    _LOCK_STRIPES,
     CERT_HOSTS,
     MAX_CERT_BYTES,
     PayPalVerifier,
@@ -97,6 +100,27 @@ def test_a_corrupt_disk_cache_entry_is_replaced_by_a_fresh_fetch(signer, rsps, t
     assert cert_cache_path(tmp_path, signer.cert_url).read_bytes() == signer.cert_pem
 
 
+def test_an_oversized_disk_cache_entry_is_read_no_further_than_a_certificate_can_be_long(
+        signer, rsps, tmp_path):
+    """A cache file of 64 MiB (sparse: nothing is written) is refused after reading one byte
+    more than MAX_CERT_BYTES, never loaded whole, and the certificate is fetched again."""
+    path = cert_cache_path(tmp_path, signer.cert_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.truncate(64 * 2**20)
+    serve_cert(rsps, signer)
+    verifier = PayPalVerifier(signer.ca_pem, cache_dir=tmp_path)
+    tracemalloc.start()
+    try:
+        verifier.verify(signer.headers(REFUND_EVENT, WEBHOOK_ID), REFUND_EVENT, WEBHOOK_ID)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+    assert len(rsps.calls) == 1
+    assert path.read_bytes() == signer.cert_pem
+
+
 def test_a_certificate_planted_in_the_disk_cache_is_still_checked(signer, rsps, tmp_path):
     """A cached PEM from another CA is not trusted just because it is on disk."""
     intruder = make_signer(cert_url=signer.cert_url)
@@ -124,8 +148,16 @@ def test_header_names_are_matched_in_any_case(signer, rsps, verifier):
 
 
 def test_concurrent_first_events_fetch_the_certificate_once(signer, rsps, verifier):
-    """Threads racing on a cold cache share one fetch."""
-    serve_cert(rsps, signer)
+    """Threads racing on a cold cache share one fetch: those that arrive while it is under way
+    wait for it and take its certificate, rather than fetching again once they get the lock."""
+    asked, release = threading.Event(), threading.Event()
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        asked.set()
+        release.wait(10)
+        return 200, {}, signer.cert_pem
+
+    rsps.add_callback(responses.GET, signer.cert_url, callback=answer)
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID)
     errors: list[BaseException] = []
 
@@ -136,12 +168,59 @@ def test_concurrent_first_events_fetch_the_certificate_once(signer, rsps, verifi
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
+    threads[0].start()
+    assert asked.wait(5)  # the first is fetching; the others come while it does
+    for thread in threads[1:]:
         thread.start()
+    release.wait(0.5)  # time for them to queue behind the fetch
+    release.set()
     for thread in threads:
-        thread.join()
+        thread.join(10)
     assert errors == []
     assert len(rsps.calls) == 1
+
+
+def test_a_slow_certificate_host_holds_up_only_the_verifications_naming_its_url(signer, rsps,
+                                                                               verifier):
+    """While one certificate's fetch hangs, a first event naming another certificate (one whose
+    URL falls on another of the fetch locks) is verified at once; the first completes after."""
+    slow_url = signer.cert_url
+    fast_url = next(url for url in (f"{slow_url}-{n}" for n in range(100))
+                    if hash(url) % _LOCK_STRIPES != hash(slow_url) % _LOCK_STRIPES)
+    fast = replace(signer, cert_url=fast_url)
+    asked, release = threading.Event(), threading.Event()
+
+    def slow_answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        asked.set()
+        release.wait(10)
+        return 200, {}, signer.cert_pem
+
+    rsps.add_callback(responses.GET, slow_url, callback=slow_answer)
+    serve_cert(rsps, fast)
+    outcome: list[BaseException | None] = []
+
+    def verify_slow() -> None:
+        try:
+            verifier.verify(signer.headers(REFUND_EVENT, WEBHOOK_ID), REFUND_EVENT, WEBHOOK_ID)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    slow_thread = threading.Thread(target=verify_slow)
+    slow_thread.start()
+    try:
+        assert asked.wait(5)  # the slow fetch is under way, holding its lock
+        verified = threading.Thread(
+            target=verifier.verify, args=(fast.headers(REFUND_EVENT, WEBHOOK_ID), REFUND_EVENT,
+                                          WEBHOOK_ID))
+        verified.start()
+        verified.join(5)
+        assert not verified.is_alive(), "held up behind another URL's fetch"
+        assert not outcome  # the slow one is still waiting for its host
+    finally:
+        release.set()
+        slow_thread.join(10)
+    assert outcome == [None]
 
 
 # --- Local verification: what is signed ---------------------------------------------------------
@@ -190,6 +269,21 @@ def test_a_signature_that_is_not_base64_is_rejected_without_a_fetch(signer, rsps
     """A garbled signature fails before the certificate is fetched."""
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID) | {"PAYPAL-TRANSMISSION-SIG": "not base64!"}
     assert rejection(verifier, headers) == "bad_signature"
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize("junk", ["!", " ", "\n", "*"], ids=["!", "space", "newline", "*"])
+def test_a_good_signature_with_a_character_outside_base64_in_it_is_refused(signer, rsps,
+                                                                           verifier, junk):
+    """Decoding is strict: a lenient decoder would drop the stray character and accept the
+    signature; the header must be exactly PayPal's base64."""
+    headers = signer.headers(REFUND_EVENT, WEBHOOK_ID)
+    sig = headers["PAYPAL-TRANSMISSION-SIG"]
+    headers["PAYPAL-TRANSMISSION-SIG"] = sig[:20] + junk + sig[20:]
+    with pytest.raises(VerificationError) as caught:
+        verifier.verify(headers, REFUND_EVENT, WEBHOOK_ID)
+    assert (caught.value.code, str(caught.value)) == (
+        "bad_signature", "PAYPAL-TRANSMISSION-SIG is not base64")
     assert len(rsps.calls) == 0
 
 
