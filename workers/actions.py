@@ -54,7 +54,6 @@ EXECUTE_JOB = "workers.actions.execute_action"
 _DONE = (ActionStatus.SUBMITTED, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
 # The API's answer is the weakest version of a refund: any webhook about it supersedes it.
 _API_VERSION_AT = datetime(1970, 1, 1, tzinfo=UTC)
-_TARGET_KIND = {"charge": "charge", "sale": "sale", "capture": "capture"}
 _CANCELS = ("cancel_at_period_end", "cancel_next_period", "cancel_immediately")
 CREDIT_APPLICATION = "credit_application"  # a refund carrying account credit (workers/credits)
 
@@ -186,7 +185,7 @@ def plan_actions(session: Session, row: Decision, *, refund: Money | None,
         if refusal is not None:
             raise ActionRefused(refusal.code, refusal.message)
         actions.append(Action(id=new_id("act"), kind="refund", provider=payment.provider,
-                              target_kind=_TARGET_KIND.get(payment.kind, payment.kind),
+                              target_kind=payment.kind,  # charge, sale or capture
                               payment_ref=payment.provider_id, amount=refund.amount,
                               currency=refund.currency, **common))
     if credit is not None and credit.amount > 0:

@@ -20,7 +20,8 @@
   at the decision's time, its outcome, status, source and actions); a refund with no clause to
   cite is made "under the policy".
 * A credit in a currency money cannot be paid in is refused, planning nothing; no credit plans
-  nothing whatever its currency.
+  nothing whatever its currency; a refund or credit of one minor unit is planned; a refund
+  without its payment, or a credit without an account, is a programming error.
 * The lines an action logs name its merchant, its decision and what the decision came from (a
   webhook's inbox row and event id, or a support request's id).
 """
@@ -654,3 +655,50 @@ def test_no_credit_plans_nothing_whatever_its_currency(container):
         row = session.get_one(Decision, "dec_zero")
         assert plan_actions(session, row, refund=None, credit=Money(0, "ZZZ"), payment=None,
                             clause=None, reason="no_action", now=NOW) == []
+
+
+def _plan(container: Container, name: str, **money: Money | None) -> list[Action]:
+    """plan_actions for ``dec_<name>`` against a stored 50.00 USD charge, kept."""
+    add_in_order(container, Payment(merchant=MERCHANT, provider="stripe",
+                                    provider_id=f"ch_{name}", version_at=LONG_AGO,
+                                    version_event=f"evt_ch_{name}", kind="charge",
+                                    status="succeeded", amount=5000, amount_refunded=0,
+                                    currency="USD", paid_at=LONG_AGO),
+                 _decision(name, payment_ref=f"ch_{name}"))
+    with container.sessions() as session, session.begin():
+        row = session.get_one(Decision, f"dec_{name}")
+        payment = session.scalars(select(Payment)).one()
+        planned = plan_actions(session, row, refund=money.get("refund"),
+                               credit=money.get("credit"), payment=payment,
+                               clause="003 §1.7b", reason="partial_refund under 003 §1.7b",
+                               now=NOW)
+        session.flush()
+        session.expunge_all()
+    return planned
+
+
+def test_a_refund_and_a_credit_of_one_minor_unit_are_each_planned(container):
+    """The smallest amounts still move money: a refund action on the charge and a credit
+    action on the account, each named ``act_`` and 32 hex digits."""
+    cent = Money(1, "USD")
+    refund, credit = _plan(container, "cent", refund=cent, credit=cent)
+    assert ACTION_ID.fullmatch(refund.id) and ACTION_ID.fullmatch(credit.id)
+    assert (refund.kind, refund.provider, refund.target_kind, refund.payment_ref) == (
+        "refund", "stripe", "charge", "ch_cent")
+    assert (refund.amount, refund.currency) == (credit.amount, credit.currency) == (1, "USD")
+    assert (credit.kind, credit.account_ref, credit.payment_ref) == ("credit", ACCOUNT, None)
+
+
+def test_a_refund_without_its_payment_or_a_credit_without_an_account_is_a_programming_error(
+        container):
+    add_in_order(container, _decision("nothing"),
+                 _decision("anonymous", account=None))  # type: ignore[arg-type]
+    with container.sessions() as session, session.begin():
+        row = session.get_one(Decision, "dec_nothing")
+        with pytest.raises(ValueError, match="^a refund needs the payment to refund$"):
+            plan_actions(session, row, refund=Money(100, "USD"), credit=None, payment=None,
+                         clause=None, reason="r", now=NOW)
+        row = session.get_one(Decision, "dec_anonymous")
+        with pytest.raises(ValueError, match="^a credit needs the account to credit$"):
+            plan_actions(session, row, refund=None, credit=Money(100, "USD"), payment=None,
+                         clause=None, reason="r", now=NOW)

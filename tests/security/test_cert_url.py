@@ -188,3 +188,23 @@ def test_a_redirect_from_an_allowed_url_is_not_followed(client, container, no_ne
     assert resp.status_code == 503 and resp.json["error"]["code"] == "cert_fetch_failed"
     assert [c.request.url for c in no_network.calls] == [url]
     assert _inbox_count(container) == 0
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    (f"https://{H}/v1/notifications/certs/CERT !", "holds a character that is not allowed"),
+    (f"https://{H}/v1/notifications/certs/CERT\x7f", "holds a character that is not allowed"),
+    (f"https://{H}/v1/notifications/certs/CERT-!", "does not end in a certificate id"),
+    (f"https://{H}/v1/notifications/certs/CERT-~", "does not end in a certificate id"),
+    (f"http://{H}{P}", "is not https"),
+    (f"HTTPS://{H}{P}", "is not https"),
+    (f"https://evil.example{P}", "is not on a PayPal API host"),
+    (f"https://{H}/v2/notifications/certs/CERT-1", "is not under /v1/notifications/certs/"),
+], ids=["space", "delete", "'!' (the lowest allowed)", "'~' (the highest allowed)", "http",
+        "upper-case scheme", "other host", "other path"])
+def test_a_refused_cert_url_says_which_check_it_failed(url, why):
+    """The reason names the first check the URL fails: the printable-ASCII range is '!' to '~'
+    inclusive, so a URL holding either is judged by the later checks."""
+    with pytest.raises(VerificationError) as info:
+        check_cert_url(url)
+    assert (info.value.code, str(info.value)) == (
+        "cert_url_not_allowed", f"PAYPAL-CERT-URL {url!r} {why}")
