@@ -49,7 +49,7 @@ from policy.decision import Outcome, Reason
 from policy.money import Money
 from service.bootstrap import Container
 from tests.support.ledger import add_in_order, audit_of, stored_action, stored_decision
-from tests.support.locks import action_row_free_at_each_write
+from tests.support.locks import action_row_free, action_row_free_at_each_write
 from workers.actions import (
     CREDIT_APPLICATION,
     confirm_refund,
@@ -430,6 +430,49 @@ def test_two_refunds_in_one_locked_batch_each_settle_the_action_they_name(contai
     for name in ("first", "second"):
         action = stored_action(container, f"act_{name}")
         assert (action.status, action.provider_ref) == (ActionStatus.SUCCEEDED, f"re_{name}")
+
+
+def test_a_batch_locks_the_refund_actions_its_refunds_name_and_no_others(postgres):
+    """By the action id a refund carries, or by the refund id an action recorded; never an
+    action of another kind that happens to hold the same id, nor one no refund names, nor
+    another merchant's."""
+    credit = _refund_action("credit_same_ref", provider_ref="re_named")
+    credit.kind, credit.provider, credit.target_kind, credit.payment_ref = \
+        "credit", None, None, None
+    add_in_order(postgres, _payment(), _payment(OTHER_MERCHANT),
+                 *(_decision(n) for n in ("by_id", "by_ref", "credit_same_ref", "unnamed")),
+                 _decision("elsewhere", merchant=OTHER_MERCHANT),
+                 _refund_action("by_id"), _refund_action("by_ref", provider_ref="re_named"),
+                 credit, _refund_action("unnamed"),
+                 _refund_action("elsewhere", merchant=OTHER_MERCHANT, provider_ref="re_id"))
+    with postgres.sessions() as session, session.begin():
+        lock_refund_actions(session, [(MERCHANT, "act_by_id", "re_id"),
+                                      (MERCHANT, None, "re_named")])
+        free = {name: action_row_free(postgres, f"act_{name}")
+                for name in ("by_id", "by_ref", "credit_same_ref", "unnamed", "elsewhere")}
+    assert free == {"by_id": False, "by_ref": False, "credit_same_ref": True, "unnamed": True,
+                    "elsewhere": True}
+
+
+def test_a_batch_locks_its_refund_actions_in_id_order(container):
+    """Every worker takes a batch's action rows in one order (their ids), so two batches naming
+    the same actions never wait for each other in a circle."""
+    add_in_order(container, _payment(), _decision("b"), _decision("a"),
+                 _refund_action("b", provider_ref="re_1"), _refund_action("a",
+                                                                         provider_ref="re_2"))
+    sent: list[str] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    with container.sessions() as session, session.begin():
+        event.listen(container.engine, "before_cursor_execute", keep)
+        try:
+            lock_refund_actions(session, [(MERCHANT, None, "re_1"), (MERCHANT, None, "re_2")])
+        finally:
+            event.remove(container.engine, "before_cursor_execute", keep)
+    (query,) = [sql for sql in sent if sql.startswith("SELECT")]
+    assert query.rstrip().endswith(("ORDER BY actions.id", "ORDER BY actions.id FOR UPDATE"))
 
 
 def test_a_later_report_naming_no_action_finds_the_one_an_earlier_report_linked_unwritten(
