@@ -170,6 +170,28 @@ def test_rfc_3339_times_with_an_offset_or_a_fraction_are_read(value, instant):
     assert transmission_time(value) == instant
 
 
+@pytest.mark.parametrize(("value", "instant"), [
+    ("2017-03-30T23:04:05+23:00", datetime(2017, 3, 30, 0, 4, 5, tzinfo=UTC)),
+    ("2017-03-30T20:04:05-23:59", datetime(2017, 3, 31, 20, 3, 5, tzinfo=UTC)),
+    ("2017-03-30T20:04:05+05:59", datetime(2017, 3, 30, 14, 5, 5, tzinfo=UTC)),
+], ids=["+23:00", "-23:59", "+05:59"])
+def test_the_largest_offsets_are_read(value, instant):
+    """An offset's hours run to 23 and its minutes to 59 (24 and 60 are malformed)."""
+    assert transmission_time(value) == instant
+
+
+@pytest.mark.parametrize(("sent", "code", "why"), [
+    (NOW - timedelta(seconds=TOLERANCE + 1), "stale_transmission", "old"),
+    (NOW + timedelta(seconds=TOLERANCE + 1), "future_transmission", "ahead"),
+], ids=["old", "ahead"])
+def test_a_time_outside_the_tolerance_says_which_side_and_by_how_much(sent, code, why):
+    value = sent.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(VerificationError) as caught:
+        check_transmission_time(value, NOW, TOLERANCE)
+    assert (caught.value.code, caught.value.message) == (
+        code, f"PAYPAL-TRANSMISSION-TIME {value} is more than {TOLERANCE} seconds {why}")
+
+
 def test_an_offset_counts_towards_the_age():
     """12:00+02:00 is 10:00 UTC: two hours old at 12:00 UTC, whatever the digits say."""
     noon = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
