@@ -313,7 +313,11 @@ def test_an_empty_header_counts_as_missing(signer, rsps, verifier):
 def test_an_unconfigured_webhook_id_is_rejected(signer, rsps, verifier):
     """A merchant without a webhook id cannot have any PayPal event verified."""
     headers = signer.headers(REFUND_EVENT, "")
-    assert rejection(verifier, headers, webhook_id="") == "webhook_id_not_configured"
+    with pytest.raises(VerificationError) as caught:
+        verifier.verify(headers, REFUND_EVENT, "")
+    assert (caught.value.code, caught.value.message) == (
+        "webhook_id_not_configured", "no PayPal webhook id configured")
+    assert len(rsps.calls) == 0
 
 
 # --- Local verification: the certificate URL ----------------------------------------------------

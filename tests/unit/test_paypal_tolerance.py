@@ -151,6 +151,13 @@ def test_a_transmission_time_that_is_not_a_date_time_is_refused_before_any_fetch
     assert len(no_network.calls) == 0
 
 
+def test_a_malformed_transmission_time_is_echoed_to_its_first_64_characters():
+    with pytest.raises(VerificationError) as caught:
+        transmission_time("9" * 5000)
+    assert caught.value.message == (f"PAYPAL-TRANSMISSION-TIME {'9' * 64!r} is not a date-time "
+                                    "like 2017-03-30T20:04:05Z")
+
+
 def test_a_missing_transmission_time_is_still_a_missing_header(signer, no_network):
     headers = sent_at(signer, NOW)
     del headers["PAYPAL-TRANSMISSION-TIME"]
