@@ -320,9 +320,9 @@ def provider_cancellation(session: Session, container: Container, ctx: EventCont
     if sub is None or sub.status not in _ENDED:
         return []  # an older snapshot, or not actually ended
     account = sub.customer_ref or sub.provider_id
-    # A request-shaped value (never stored) so the Case is built exactly as for support.
-    request = SupportRequest(id=f"evt-{inbox_id}", merchant=ctx.merchant, kind="cancellation",
-                             account_ref=account, payment_ref=None, filed_by=ctx.provider,
+    # A request-shaped value (never stored) so the Case is built exactly as for support: the
+    # fields cancellation_case reads, and no others.
+    request = SupportRequest(merchant=ctx.merchant, account_ref=account,
                              created_at=sub.canceled_at or ctx.created_at,
                              body={"subscription": sub.provider_id, "identity": {"verified": True},
                                    "reason": f"cancelled at {ctx.provider}"})

@@ -250,6 +250,42 @@ def test_a_cancellation_learnt_after_a_sale_refunds_only_that_subscriptions_own_
 
 
 @responses.activate
+def test_a_cancellation_learnt_after_several_sales_decides_them_in_the_order_of_their_ids(
+        client, container):
+    """Each overpayment decision locks its sale: every worker takes a subscription's sales in
+    one order (their PayPal ids), whatever order the ledger learnt them in, so two never wait
+    for each other in a circle."""
+    from ledger.models import AuditEntry, Decision
+
+    scenario = samples.Scenario(key="overpaid-twice", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 40 * DAY))
+    cancelled = samples.paypal_event("BILLING.SUBSCRIPTION.CANCELLED", scenario)
+    ended = datetime.fromtimestamp(scenario.period(1)[0] + DAY, UTC)
+    cancelled["resource"]["status_update_time"] = cancelled["resource"]["update_time"] = (
+        ended.isoformat().replace("+00:00", "Z"))
+    sub = scenario.paypal_subscription_id
+    learnt = ["SALE-B-SECOND-ID", "SALE-A-FIRST-ID"]  # the ledger learns B first
+    add_in_order(container, *(paypal_payment("theopenhost", sale_id, sub,
+                                             ended + timedelta(days=n + 1))
+                              for n, sale_id in enumerate(learnt)))
+    responses.post("https://api-m.sandbox.paypal.com/v1/oauth2/token",
+                   json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+    for sale_id in learnt:
+        responses.post(f"https://api-m.sandbox.paypal.com/v1/payments/sale/{sale_id}/refund",
+                       json={"id": f"RF-{sale_id}", "state": "completed",
+                             "amount": {"total": "19.00", "currency": "USD"}})
+    deliver(client, cancelled)
+    run_worker(container)
+    with container.sessions() as s:
+        overpaid = {d.id: d.payment_ref for d in s.scalars(
+            select(Decision).where(Decision.request_kind == "overpayment"))}
+        recorded = [e.subject for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "decision.recorded")
+            .order_by(AuditEntry.id)) if e.subject in overpaid]
+    assert [overpaid[d] for d in recorded] == ["SALE-A-FIRST-ID", "SALE-B-SECOND-ID"]
+
+
+@responses.activate
 def test_a_decided_cancellation_writes_its_confirmation_notice(client, container):
     """000 §3: a cancellation is confirmed to the customer through the outbox."""
     from ledger.schedule_models import Notice
