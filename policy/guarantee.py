@@ -182,9 +182,10 @@ def _refund(ctx: Context, t: GuaranteeTerms, order: Order, f: Findings,
     items, total = deductions
     refund = max(0, paid - total)
     outcome = Outcome.FULL_REFUND if refund == paid else Outcome.PARTIAL_REFUND
-    # Granted under the clause that offers the guarantee: the one naming the products it covers
-    # (003 §1.1), or for a pack without one its claim window (002 §new.1, §renewal.1).
-    grant = t.eligible.clause if t.eligible is not None else t.window.clause
+    # Granted under the clause that grants it (002: "You are entitled to a full refund on a new
+    # order if..."), else the one naming the products the guarantee covers (003 §1.1), else the
+    # claim window.
+    grant = t.grant or (t.eligible.clause if t.eligible is not None else t.window.clause)
     return decide(ctx, outcome, f, at_stake=paid, refund=refund, line_items=items,
                   notice_by=notice_by, basis=grant)
 

@@ -130,6 +130,9 @@ class GuaranteeTerms:
     auto_renew: Clause | None
     reminder: Limit | None
     outside_window: Clause | None
+    # The clause granting the refund when every check holds, cited as the decision's basis
+    # (002 "You are entitled to a full refund on a new order if..."); None: the claim window's.
+    grant: Clause | None
     offered: str = field(init=False, repr=False, compare=False)  # "[1, 6, 12]": the terms offered
 
     def __post_init__(self) -> None:
@@ -490,6 +493,7 @@ def _guarantee(t: _Table) -> GuaranteeTerms:
         auto_renew=_closed(t.sub("auto_renew"), lambda s: s.clause()),
         reminder=_closed(t.sub("reminder"), _limit("days_before")),
         outside_window=t.opt_clause("outside_window_clause"),
+        grant=t.opt_clause("grant_clause"),
     )
 
 

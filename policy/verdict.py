@@ -209,6 +209,6 @@ def default_basis(outcome: Outcome, reasons: tuple[Reason, ...]) -> str | None:
     reasons."""
     adverse = outcome in _ADVERSE
     for r in reasons:
-        if r.holds is not adverse:
+        if r.holds != adverse:
             return r.clause
     return reasons[0].clause if reasons else None

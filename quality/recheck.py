@@ -32,8 +32,29 @@ TREE = ROOT / os.environ.get("MUTATE_WORK", "quality/.work").rstrip("/") / "tree
 ALIVE = {0, 5, 33}  # survived; no tests (pytest's "no tests ran", mutmut's own code)
 
 
+def dotted(module: str) -> str:
+    """``workers/actions.py`` (or ``workers/actions.py:plan_actions``, as quality/mutate takes
+    it: a selected function's survivors are the file's) as ``workers.actions``."""
+    return module.partition(":")[0].rstrip("/").removesuffix(".py").replace("/", ".")
+
+
+def current_files(paths: list[str], modules: list[str]) -> list[Path]:
+    """``--current``: files of the checkout, relative to it, none of them a module rechecked."""
+    found = []
+    for given in paths:
+        path = (ROOT / given).resolve()
+        if not path.is_file() or not path.is_relative_to(ROOT):
+            raise SystemExit(f"quality/recheck.py: --current {given} is not a file of the checkout")
+        relative = path.relative_to(ROOT)
+        name = dotted(str(relative))
+        if any(name == m or name.startswith(m + ".") for m in map(dotted, modules)):
+            raise SystemExit(f"quality/recheck.py: --current {given} is the module rechecked")
+        found.append(relative)
+    return found
+
+
 def survivors(modules: list[str]) -> list[str]:
-    prefixes = [m.rstrip("/").removesuffix(".py").replace("/", ".") + "." for m in modules]
+    prefixes = [dotted(m) + "." for m in modules]
     found = []
     for meta in sorted((TREE / "mutants").rglob("*.py.meta")):
         for key, code in json.loads(meta.read_text())["exit_code_by_key"].items():
@@ -81,6 +102,7 @@ def main() -> int:
                                                 ("TEST_REDIS_URL", args.redis_url)) if value}
     if not (TREE / "mutants").is_dir():
         raise SystemExit("quality/recheck.py: no mutation run to recheck (quality/mutate first)")
+    current = current_files(args.current, args.modules)
     names = survivors(args.modules)
     if args.only is not None:
         names = [name for name in names if name in set(args.only)]
@@ -88,10 +110,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="recheck-") as scratch:
         tree = Path(scratch) / "mutants"
         shutil.copytree(TREE / "mutants", tree, symlinks=True)
-        for path in args.current:
-            if any(path.removesuffix(".py").replace("/", ".").startswith(
-                    m.rstrip("/").removesuffix(".py").replace("/", ".")) for m in args.modules):
-                raise SystemExit(f"quality/recheck.py: {path} is the module rechecked")
+        for path in current:
+            (tree / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / path, tree / path)
         for test in args.tests:
             (tree / test).parent.mkdir(parents=True, exist_ok=True)

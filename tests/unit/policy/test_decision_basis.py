@@ -62,16 +62,17 @@ def test_a_late_fee_rests_on_the_fee_clause_and_an_invoice_not_yet_late_on_overd
 
 
 def test_a_guarantee_refund_rests_on_the_clause_offering_the_guarantee() -> None:
-    """003 §1.1 offers it for the products it names; a pack without such a clause grants it by
-    its claim window (002 §new.1, §renewal.1), never by an exclusion it passes (§renewal.5)."""
+    """002 grants it in the sentence before its conditions ("You are entitled to a full refund
+    on a new order if..."), 003 §1.1 offers it for the products it names; never by a condition
+    or exclusion the case passes (002 §renewal.5)."""
     d = decide("theopenhost", {"request": {"kind": "refund", "received_at": "2025-03-03T09:00:00Z",
                                            "reason": "it does not suit me",
                                            "identity": {"username": "alice"}},
                                "account": {}, "order": order(addons=["ssl_certificate"])})
     assert (d.outcome, d.basis) == (Outcome.PARTIAL_REFUND, "003 §1.1")
-    assert decide("cloudbehind", vpn_refund()).basis == "002 §new.1"
+    assert decide("cloudbehind", vpn_refund()).basis == "002 §new.grant"
     d = decide("cloudbehind", renewal())
-    assert (d.outcome, d.basis) == (Outcome.FULL_REFUND, "002 §renewal.1")
+    assert (d.outcome, d.basis) == (Outcome.FULL_REFUND, "002 §renewal.grant")
     assert d.reasons[0].clause == "002 §renewal.5"
 
 
