@@ -53,9 +53,14 @@ GOOD_CERT_URL = "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca
 
 def rejection(verifier, headers, body=REFUND_EVENT, webhook_id=WEBHOOK_ID) -> str:
     """Run a verification that must fail; return its code."""
+    return refused(verifier, headers, body, webhook_id)[0]
+
+
+def refused(verifier, headers, body=REFUND_EVENT, webhook_id=WEBHOOK_ID) -> tuple[str, str]:
+    """Run a verification that must fail; return its code and message."""
     with pytest.raises(VerificationError) as caught:
         verifier.verify(headers, body, webhook_id)
-    return caught.value.code
+    return caught.value.code, caught.value.message
 
 
 def clock_at(when: datetime):
@@ -231,7 +236,8 @@ def test_a_tampered_body_is_rejected(signer, rsps, verifier):
     serve_cert(rsps, signer)
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID)
     tampered = REFUND_EVENT.replace(b'"4.99"', b'"49.9"')
-    assert rejection(verifier, headers, body=tampered) == "bad_signature"
+    assert refused(verifier, headers, body=tampered) == (
+        "bad_signature", "signature does not match the body, webhook id and headers")
 
 
 def test_re_serialised_json_is_not_accepted_in_place_of_the_raw_bytes(signer, rsps, verifier):
@@ -291,17 +297,29 @@ def test_a_good_signature_with_a_character_outside_base64_in_it_is_refused(signe
 def test_an_algorithm_other_than_sha256_with_rsa_is_rejected(signer, rsps, verifier, algo):
     """Only SHA256withRSA is accepted, spelt exactly as PayPal spells it."""
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID) | {"PAYPAL-AUTH-ALGO": algo}
-    assert rejection(verifier, headers) == "unsupported_algorithm"
+    assert refused(verifier, headers) == (
+        "unsupported_algorithm", f"PAYPAL-AUTH-ALGO must be SHA256withRSA, got {algo!r}")
     assert len(rsps.calls) == 0
 
 
 @pytest.mark.parametrize("missing", HEADER_NAMES)
 def test_a_missing_header_is_rejected_without_a_fetch(signer, rsps, verifier, missing):
-    """Each of the five PayPal headers is required."""
+    """Each of the five PayPal headers is required, and named as PayPal spells it."""
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID)
     del headers[missing]
-    assert rejection(verifier, headers) == "missing_header"
+    assert refused(verifier, headers) == ("missing_header", f"missing header {missing}")
     assert len(rsps.calls) == 0
+
+
+def test_a_transmission_id_is_at_most_255_characters(signer, rsps, verifier):
+    """The inbox's column holds 255: one that long is verified, one longer refused unfetched."""
+    serve_cert(rsps, signer)
+    verifier.verify(signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_id="t" * 255),
+                    REFUND_EVENT, WEBHOOK_ID)
+    headers = signer.headers(REFUND_EVENT, WEBHOOK_ID, transmission_id="t" * 256)
+    assert refused(verifier, headers) == (
+        "malformed_header", "PAYPAL-TRANSMISSION-ID is longer than 255 characters")
+    assert len(rsps.calls) == 1
 
 
 def test_an_empty_header_counts_as_missing(signer, rsps, verifier):
