@@ -160,3 +160,25 @@ def test_a_first_payment_before_the_start_still_pays_the_first_period(
     with container.sessions() as s:
         assert s.scalars(select(Decision.payment_ref).where(
             Decision.request_kind == "overpayment")).all() == ["MANUAL-dup"]
+
+
+def test_sales_of_a_subscription_not_yet_started_repeat_nothing(
+        client: FlaskClient, container: Container) -> None:
+    """Periods are counted from the start date: a subscription PayPal shows without one (still
+    awaiting approval) has no periods, so two sales of it repeat nothing, and its event is
+    applied, not failed."""
+    scenario = samples.Scenario(key="unstarted", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 40 * DAY))
+    sub = scenario.paypal_subscription_id
+    paid = datetime.fromtimestamp(scenario.period(1)[0] + DAY, UTC)
+    add_in_order(container, paypal_payment("theopenhost", "SALE-UNSTARTED-1", sub, paid),
+                 paypal_payment("theopenhost", "SALE-UNSTARTED-2", sub, paid))
+    created = samples.paypal_event("BILLING.SUBSCRIPTION.CREATED", scenario)
+    created["resource"].pop("start_time", None)
+    created["resource"]["status"] = "APPROVAL_PENDING"
+    deliver(client, created)
+    run_worker(container)
+    with container.sessions() as s:
+        (event,) = s.scalars(select(InboxEvent).where(InboxEvent.event_id == created["id"]))
+        assert (event.status, event.last_error) == ("processed", None)
+        assert s.scalars(select(Decision)).all() == []
