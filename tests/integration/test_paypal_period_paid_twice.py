@@ -182,3 +182,21 @@ def test_sales_of_a_subscription_not_yet_started_repeat_nothing(
         (event,) = s.scalars(select(InboxEvent).where(InboxEvent.event_id == created["id"]))
         assert (event.status, event.last_error) == ("processed", None)
         assert s.scalars(select(Decision)).all() == []
+
+
+@responses.activate
+def test_two_sales_of_one_period_learnt_before_their_subscription_are_decided_when_it_comes(
+        client: FlaskClient, container: Container) -> None:
+    """The subscription's event is the last of three: its two sales, both of the first
+    period, are all the subscription has, and the second is the repeat."""
+    scenario = samples.Scenario(key="dup", amount=2000, payment_method="paypal",
+                                period_start=int(time.time() - 20 * DAY))
+    _refunds_answered()
+    for event in (samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1),
+                  _manual(scenario, 1, after_days=2),
+                  samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario)):
+        deliver(client, event)
+        run_worker(container)
+    with container.sessions() as s:
+        assert s.scalars(select(Decision.payment_ref).where(
+            Decision.request_kind == "overpayment")).all() == ["MANUAL-dup"]
