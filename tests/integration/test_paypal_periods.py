@@ -6,6 +6,8 @@ paid period (an overpayment) from the next period's payment.
   that period, not the one before.
 * A yearly subscription's period is twelve months: a second payment two months in repeats the
   first; one twelve months and a day in pays the next year.
+* A payment at the first instant of a period is in it; a sale without its payment time is in
+  no period, and its event is applied all the same.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import responses
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from ledger.models import Decision, Subscription
+from ledger.models import Decision, InboxEvent, Subscription
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support.delivery import run_worker
@@ -119,3 +121,42 @@ def test_a_yearly_subscriptions_period_is_twelve_months(client, container, paypa
     assert _second_payment_repeats(client, container, "yearly", started,
                                    started + timedelta(minutes=5), second,
                                    interval="year") is repeats
+
+
+def test_a_payment_at_the_very_first_instant_of_a_period_is_repeated_by_another_in_it(
+        client, container, paypal_refunds):
+    assert _second_payment_repeats(client, container, "instant", STARTED, NEXT_PERIOD,
+                                   NEXT_PERIOD + timedelta(days=1))
+
+
+@pytest.mark.parametrize("untimed", ["the new sale", "the earlier sale"])
+def test_a_sale_without_its_payment_time_is_compared_with_nothing(client, container,
+                                                                  paypal_refunds, untimed):
+    """PayPal's sale should say when it was paid; one that does not is in no period: it
+    repeats nothing and nothing repeats it, and its event is applied, not failed."""
+    scenario = samples.Scenario(key=f"untimed-{untimed[4:7]}", amount=2000,
+                                payment_method="paypal")
+    sub = scenario.paypal_subscription_id
+    earlier = paypal_payment("theopenhost", f"EARLIER-{scenario.key}", sub,
+                             STARTED + timedelta(minutes=5))
+    if untimed == "the earlier sale":
+        earlier.paid_at = None
+    add_in_order(container,
+                 Subscription(merchant="theopenhost", provider="paypal", provider_id=sub,
+                              version_at=STARTED, version_event=f"evt_{sub}", status="active",
+                              customer_ref="payer-untimed", currency="USD", started_at=STARTED),
+                 earlier)
+    at = (STARTED + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sale = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=2,
+                                event_id=f"WH-NEW-{scenario.key}", id=f"NEW-{scenario.key}",
+                                create_time=at, update_time=at)
+    if untimed == "the new sale":
+        del sale["resource"]["create_time"]
+    else:
+        sale["resource"]["create_time"] = at
+    deliver(client, sale)
+    run_worker(container)
+    with container.sessions() as s:
+        (event,) = s.scalars(select(InboxEvent).where(InboxEvent.event_id == sale["id"]))
+        assert (event.status, event.last_error) == ("processed", None)
+        assert s.scalars(select(Decision)).all() == []

@@ -104,8 +104,15 @@ def test_the_configured_tolerance_is_the_boundary(signer, tolerance):
 
 
 def test_a_negative_tolerance_is_a_programming_error(signer):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^tolerance must not be negative, got -1$"):
         PayPalVerifier(signer.ca_pem, tolerance=-1)
+
+
+def test_a_tolerance_of_zero_accepts_only_the_current_second(signer, rsps):
+    serve_cert(rsps, signer)
+    verifier_at(signer, NOW, tolerance=0).verify(sent_at(signer, NOW), REFUND_EVENT, WEBHOOK_ID)
+    headers = sent_at(signer, NOW - timedelta(seconds=1))
+    assert refusal(verifier_at(signer, NOW, tolerance=0), headers) == "stale_transmission"
 
 
 # --- Malformed times ----------------------------------------------------------------------------
