@@ -79,7 +79,9 @@ def subscription(session: Session, ctx: EventContext) -> str | None:
         "next_billing_at": parse_time(dig(sub, "billing_info", "next_billing_time")),
         "failed_payments": dig(sub, "billing_info", "failed_payments_count") or 0,
         "started_at": parse_time(sub.get("start_time")),
-        "canceled_at": (parse_time(sub.get("status_update_time"))
+        # When it ended: PayPal's status time, or (a payload without one) the event's, by which
+        # it had ended; a sale paid after it is an overpayment (workers/reactions).
+        "canceled_at": (parse_time(sub.get("status_update_time")) or ctx.created_at
                         if sub["status"] in ("CANCELLED", "EXPIRED") else None),
     }
     version = ctx.version(SUBSCRIPTION_RANK.get(sub["status"], 0), _when(ctx, sub))

@@ -231,14 +231,16 @@ def _overpaid_sale(session: Session, container: Container, merchant: str,
                    now: datetime) -> list[str]:
     if sale is None or sub is None or sub.status not in _ENDED or sale.paid_at is None:
         return []
-    if sub.canceled_at is not None and sale.paid_at <= sub.canceled_at:
+    # Without the time it ended, no sale is known to be after the end: none is refunded as
+    # an overpayment (PayPal's always have one; the ledger falls back on the event's time).
+    if sub.canceled_at is None or sale.paid_at <= sub.canceled_at:
         return []
     if overpayment_decided(session, merchant, sale.provider_id):
         return []  # decided when the other event of the pair arrived
     account = sub.customer_ref or sub.provider_id
     case = _overpayment_case(session, merchant, account, sale, sale.amount, now,
                              f"payment received for subscription {sub.provider_id}, which "
-                             f"ended {iso(sub.canceled_at) or 'earlier'}", via_subscription=True)
+                             f"ended {iso(sub.canceled_at)}", via_subscription=True)
     row = decide_in(session, container, merchant, case, payment=sale, account_ref=account,
                     now=now, source_event_id=inbox_id)
     return [row.id]

@@ -63,3 +63,24 @@ def test_a_lock_is_asked_for_once_per_transaction(pg: Container) -> None:
             assert len(asked) == 3 and not _free(pg, "test", "once")
     finally:
         event.remove(pg.engine, "before_cursor_execute", count)
+
+
+def test_a_paypal_sales_period_check_holds_its_subscriptions_lock(pg: Container) -> None:
+    """Sales of one subscription are applied by the workers of different partitions: the check
+    for a second payment in a period takes the subscription's lock (merchant and id) first and
+    holds it to the end of the transaction, so two sales of one period are compared once."""
+    from datetime import UTC, datetime
+
+    from workers.context import EventContext
+    from workers.reactions import paypal_period_paid_twice
+
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    ctx = EventContext(merchant="theopenhost", provider="paypal", event_id="WH-LOCKED",
+                       event_type="PAYMENT.SALE.COMPLETED", created_at=now, livemode=False,
+                       payload={"resource": {"id": "SALE-LOCKED",
+                                             "billing_agreement_id": "I-LOCKED"}})
+    with pg.sessions() as session, session.begin():
+        assert paypal_period_paid_twice(session, pg, ctx, 0, now) == []
+        assert not _free(pg, "paypal-period", "theopenhost", "I-LOCKED")
+        assert _free(pg, "paypal-period", "someoneelse", "I-LOCKED")
+    assert _free(pg, "paypal-period", "theopenhost", "I-LOCKED")
