@@ -5,16 +5,20 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import responses
 from sqlalchemy import text
 
 from service.bootstrap import Container
 from service.logs import configure_logging
+
+PAYPAL_SANDBOX = "https://api-m.sandbox.paypal.com"
 
 _HOLD = """
 CREATE OR REPLACE FUNCTION test_hold_commit() RETURNS trigger AS $$
@@ -98,3 +102,15 @@ def silent_server() -> Iterator[str]:
     for conn in held:
         conn.close()
     server.close()
+
+
+@pytest.fixture
+def paypal_refunds() -> Iterator[None]:
+    """PayPal's sandbox answering its token call and refunding any sale (19.00 USD)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(f"{PAYPAL_SANDBOX}/v1/oauth2/token",
+                  json={"access_token": "A21", "token_type": "Bearer", "expires_in": 3600})
+        rsps.post(re.compile(rf"{PAYPAL_SANDBOX}/v1/payments/sale/.*/refund"),
+                  json={"id": "RF-1", "state": "completed",
+                        "amount": {"total": "19.00", "currency": "USD"}})
+        yield

@@ -9,14 +9,10 @@
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-import responses
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -26,23 +22,12 @@ from service.bootstrap import Container
 from tests.support.delivery import run_worker
 from tests.support.paypal import deliver
 
-API = "https://api-m.sandbox.paypal.com"
 DAY = 86400
 
 
 def _iso(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-@pytest.fixture
-def paypal_refunds() -> Iterator[None]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.post(f"{API}/v1/oauth2/token", json={"access_token": "A21", "token_type": "Bearer",
-                                                  "expires_in": 3600})
-        rsps.post(re.compile(rf"{API}/v1/payments/sale/.*/refund"),
-                  json={"id": "RF-1", "state": "completed",
-                        "amount": {"total": "19.00", "currency": "USD"}})
-        yield
 
 
 def _scenario(key: str) -> samples.Scenario:

@@ -12,12 +12,10 @@ paid period (an overpayment) from the next period's payment.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import responses
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -27,8 +25,6 @@ from service.bootstrap import Container
 from tests.support.delivery import run_worker
 from tests.support.ledger import add_in_order, paypal_payment
 from tests.support.paypal import deliver
-
-API = "https://api-m.sandbox.paypal.com"
 
 
 @pytest.fixture
@@ -74,16 +70,6 @@ def _second_payment_repeats(client: FlaskClient, container: Container, key: str,
     assert set(decided) <= {f"SECOND-{key}"}
     return bool(decided)
 
-
-@pytest.fixture
-def paypal_refunds() -> Iterator[None]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.post(f"{API}/v1/oauth2/token", json={"access_token": "A21", "token_type": "Bearer",
-                                                  "expires_in": 3600})
-        rsps.post(re.compile(rf"{API}/v1/payments/sale/.*/refund"),
-                  json={"id": "RF-1", "state": "completed",
-                        "amount": {"total": "19.00", "currency": "USD"}})
-        yield
 
 
 # Started 21:20 UTC on 10 October 2026: periods begin at 00:00 UTC on the 9th of each month.
