@@ -86,13 +86,15 @@ def test_the_certificate_is_fetched_once_and_then_served_from_memory(signer, rsp
 
 
 def test_a_fresh_verifier_reads_the_certificate_from_the_disk_cache(signer, rsps, tmp_path):
-    """A restarted process reuses the PEM an earlier one fetched, without fetching again."""
+    """A restarted process reuses the PEM an earlier one fetched, without fetching again; the
+    cache folder (and the folders above it) are made when the first certificate is kept."""
     serve_cert(rsps, signer)
     headers = signer.headers(REFUND_EVENT, WEBHOOK_ID)
-    PayPalVerifier(signer.ca_pem, cache_dir=tmp_path).verify(headers, REFUND_EVENT, WEBHOOK_ID)
-    assert cert_cache_path(tmp_path, signer.cert_url).read_bytes() == signer.cert_pem
+    cache = tmp_path / "data" / "paypal-certs"
+    PayPalVerifier(signer.ca_pem, cache_dir=cache).verify(headers, REFUND_EVENT, WEBHOOK_ID)
+    assert cert_cache_path(cache, signer.cert_url).read_bytes() == signer.cert_pem
 
-    PayPalVerifier(signer.ca_pem, cache_dir=tmp_path).verify(headers, REFUND_EVENT, WEBHOOK_ID)
+    PayPalVerifier(signer.ca_pem, cache_dir=cache).verify(headers, REFUND_EVENT, WEBHOOK_ID)
     assert len(rsps.calls) == 1
 
 
