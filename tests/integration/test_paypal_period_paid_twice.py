@@ -188,15 +188,22 @@ def test_sales_of_a_subscription_not_yet_started_repeat_nothing(
 def test_two_sales_of_one_period_learnt_before_their_subscription_are_decided_when_it_comes(
         client: FlaskClient, container: Container) -> None:
     """The subscription's event is the last of three: its two sales, both of the first
-    period, are all the subscription has, and the second is the repeat."""
+    period, are all the subscription has, and the second is the repeat, traced to the
+    subscription's event and naming the period and the sale that paid it first."""
     scenario = samples.Scenario(key="dup", amount=2000, payment_method="paypal",
                                 period_start=int(time.time() - 20 * DAY))
     _refunds_answered()
-    for event in (samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1),
-                  _manual(scenario, 1, after_days=2),
-                  samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario)):
+    first = samples.paypal_event("PAYMENT.SALE.COMPLETED", scenario, cycle=1)
+    activated = samples.paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", scenario)
+    for event in (first, _manual(scenario, 1, after_days=2), activated):
         deliver(client, event)
         run_worker(container)
     with container.sessions() as s:
-        assert s.scalars(select(Decision.payment_ref).where(
-            Decision.request_kind == "overpayment")).all() == ["MANUAL-dup"]
+        (decision,) = s.scalars(select(Decision).where(Decision.request_kind == "overpayment"))
+        source = s.get(InboxEvent, decision.source_event_id)
+    assert decision.payment_ref == "MANUAL-dup"
+    assert source is not None and source.event_id == activated["id"]
+    sub, started = scenario.paypal_subscription_id, activated["resource"]["start_time"]
+    assert decision.case["request"]["reason"] == (
+        f"second payment for the billing period of subscription {sub} from {started}, which "
+        f"sale {first['resource']['id']} had already paid")
