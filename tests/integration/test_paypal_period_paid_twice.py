@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -207,3 +208,22 @@ def test_two_sales_of_one_period_learnt_before_their_subscription_are_decided_wh
     assert decision.case["request"]["reason"] == (
         f"second payment for the billing period of subscription {sub} from {started}, which "
         f"sale {first['resource']['id']} had already paid")
+
+
+def test_a_batch_of_sales_of_several_subscriptions_is_applied_as_one(
+        client: FlaskClient, container: Container, caplog: pytest.LogCaptureFixture) -> None:
+    """The batch reads the sales of every subscription its events name in one query, under
+    their locks taken together: it is applied whole, not redone event by event."""
+    scenarios = [samples.Scenario(key=f"batch-{n}", amount=2000, payment_method="paypal",
+                                  period_start=int(time.time() - 20 * DAY)) for n in range(2)]
+    events = [samples.paypal_event("PAYMENT.SALE.COMPLETED", s, cycle=1) for s in scenarios]
+    for event in events:
+        deliver(client, event)
+    settle(container)
+    with container.sessions() as s:
+        ids = sorted(s.scalars(select(InboxEvent.id)))
+    with caplog.at_level(logging.INFO, logger="workers.drain"):
+        assert process_batch(container, ids) == 2
+    assert not [r for r in caplog.records if "failed as a whole" in r.getMessage()]
+    with container.sessions() as s:
+        assert {e.status for e in s.scalars(select(InboxEvent))} == {"processed"}
