@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import threading
 import tracemalloc
 from dataclasses import replace
@@ -96,6 +97,18 @@ def test_a_fresh_verifier_reads_the_certificate_from_the_disk_cache(signer, rsps
 
     PayPalVerifier(signer.ca_pem, cache_dir=cache).verify(headers, REFUND_EVENT, WEBHOOK_ID)
     assert len(rsps.calls) == 1
+
+
+def test_a_certificate_is_written_beside_its_cache_entry_not_in_the_temporary_folder(
+        signer, rsps, tmp_path, monkeypatch):
+    """Written to a file in the cache folder and renamed into place (atomic on one file
+    system): a temporary folder elsewhere, unusable here, plays no part."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    serve_cert(rsps, signer)
+    cache = tmp_path / "paypal-certs"
+    PayPalVerifier(signer.ca_pem, cache_dir=cache).verify(
+        signer.headers(REFUND_EVENT, WEBHOOK_ID), REFUND_EVENT, WEBHOOK_ID)
+    assert [p.name for p in cache.iterdir()] == [cert_cache_path(cache, signer.cert_url).name]
 
 
 def test_a_corrupt_disk_cache_entry_is_replaced_by_a_fresh_fetch(signer, rsps, tmp_path):
