@@ -287,13 +287,16 @@ def stripe_overpaid_invoice(session: Session, container: Container, ctx: EventCo
 
 def _invoice_charge(session: Session, ctx: EventContext, invoice: Invoice,
                     charge_ref: Any) -> Payment | None:
-    """The charge that paid ``invoice``: the one the event names, else any the ledger links."""
+    """The charge that paid ``invoice``: the one the event names, else the one the ledger links
+    to it that succeeded (an earlier attempt may have failed; Stripe's newer invoices name no
+    charge)."""
     if isinstance(charge_ref, str):
         return peek(session, Payment, ctx.ref(charge_ref))
     with reading(session, (Payment.invoice_ref, invoice.provider_id)):
         return session.scalars(select(Payment).where(
             Payment.merchant == ctx.merchant, Payment.kind == "charge",
-            Payment.invoice_ref == invoice.provider_id)).first()
+            Payment.invoice_ref == invoice.provider_id, Payment.status == "succeeded")
+            .order_by(Payment.id)).first()
 
 
 def _overpayment_case(session: Session, merchant: str, account: str, payment: Payment,

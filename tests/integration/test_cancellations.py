@@ -303,6 +303,62 @@ def test_a_decided_cancellation_writes_its_confirmation_notice(client, container
     assert [n.kind for n in notices] == ["cancellation_confirmation"]
 
 
+def test_an_invoice_naming_no_charge_finds_the_charge_that_paid_it(client, container):
+    """Stripe's newer invoices carry no ``charge``: the invoice's event, arriving after its
+    charge, finds the charge the ledger linked to it (this merchant's, of this invoice, the
+    attempt that succeeded), and the 5.00 overpaid is decided; not another merchant's charge
+    naming the same invoice id, nor this merchant's charge of another invoice, nor its failed
+    first attempt."""
+    from ledger.models import Decision, Payment
+
+    scenario = samples.Scenario(key="no-charge-field", amount=2500,
+                                period_start=int(time.time() - 2 * DAY))
+    invoice = samples.stripe_event("invoice.paid", scenario, amount_due=2000)
+    invoice["data"]["object"].pop("charge", None)
+    paid = datetime.now(UTC) - timedelta(days=2)
+
+    def stranger(merchant: str, charge_id: str, invoice_ref: str,
+                 status: str = "succeeded") -> Payment:
+        return Payment(merchant=merchant, provider="stripe", provider_id=charge_id,
+                       version_at=paid, version_event=f"evt_{charge_id}", kind="charge",
+                       status=status, amount=2100, amount_refunded=0, currency="USD",
+                       invoice_ref=invoice_ref, paid_at=paid)
+
+    add_in_order(container, stranger("oneclick", "ch_other_merchant", scenario.invoice_id),
+                 stranger("theopenhost", "ch_other_invoice", "in_another"),
+                 stranger("theopenhost", "ch_failed_attempt", scenario.invoice_id, "failed"))
+    for event in (samples.stripe_event("charge.succeeded", scenario), invoice):
+        assert sig.post(client, event).status_code == 200
+        run_worker(container)
+    with container.sessions() as s:
+        (decision,) = s.scalars(select(Decision)).all()
+    assert (decision.request_kind, decision.payment_ref) == ("overpayment", scenario.charge_id)
+    assert decision.case["payment"]["overpaid_amount"] == {"amount": 500, "currency": "USD"}
+
+
+def test_an_invoice_naming_no_charge_finds_its_charge_applied_in_the_same_batch(client,
+                                                                               container):
+    """The charge's row is written by the same transaction, not yet sent to the database when
+    the invoice looks for it: the look-up sends it first, and the overpayment is decided."""
+    from ledger.models import Decision, InboxEvent
+    from tests.support.delivery import settle
+    from workers.drain import process_batch
+
+    scenario = samples.Scenario(key="same-batch", amount=2500,
+                                period_start=int(time.time() - 2 * DAY))
+    invoice = samples.stripe_event("invoice.paid", scenario, amount_due=2000)
+    invoice["data"]["object"].pop("charge", None)
+    for event in (samples.stripe_event("charge.succeeded", scenario), invoice):
+        assert sig.post(client, event).status_code == 200
+    settle(container)
+    with container.sessions() as s:
+        ids = list(s.scalars(select(InboxEvent.id).order_by(InboxEvent.id)))
+    assert process_batch(container, ids) == 2
+    with container.sessions() as s:
+        (decision,) = s.scalars(select(Decision)).all()
+    assert (decision.request_kind, decision.payment_ref) == ("overpayment", scenario.charge_id)
+
+
 def _cancelled_in_stripe(client: FlaskClient, container: Container, key: str,
                          at: datetime) -> None:
     """A One Click subscription of October 2026, paid, then cancelled by the customer in
