@@ -84,3 +84,23 @@ def test_a_paypal_sales_period_check_holds_its_subscriptions_lock(pg: Container)
         assert not _free(pg, "paypal-period", "theopenhost", "I-LOCKED")
         assert _free(pg, "paypal-period", "someoneelse", "I-LOCKED")
     assert _free(pg, "paypal-period", "theopenhost", "I-LOCKED")
+
+
+def test_a_stripe_charges_overpayment_check_holds_its_invoices_lock(pg: Container) -> None:
+    """An invoice and its charge are applied by the workers of two partitions (and, when a
+    batch is redone event by event, without the batch's locks): the check for an overpaid
+    invoice takes the invoice's lock first and holds it to the end of the transaction."""
+    from datetime import UTC, datetime
+
+    from workers.context import EventContext
+    from workers.reactions import stripe_overpaid_invoice
+
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    ctx = EventContext(merchant="oneclick", provider="stripe", event_id="evt_locked",
+                       event_type="charge.succeeded", created_at=now, livemode=False,
+                       payload={"data": {"object": {"object": "charge", "id": "ch_locked",
+                                                    "invoice": "in_locked"}}})
+    with pg.sessions() as session, session.begin():
+        assert stripe_overpaid_invoice(session, pg, ctx, 0, now) == []
+        assert not _free(pg, "stripe-overpayment", "oneclick", "in_locked")
+    assert _free(pg, "stripe-overpayment", "oneclick", "in_locked")

@@ -103,6 +103,24 @@ def test_the_configured_tolerance_is_the_boundary(signer, tolerance):
             "future_transmission")
 
 
+def test_the_default_clock_is_utc_whatever_the_machines_zone(signer, rsps, monkeypatch):
+    """A delivery sent now is accepted by a verifier on a machine in New York: a local,
+    zone-less clock read as UTC would put it hours in the future."""
+    import time
+
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset is POSIX only")
+    serve_cert(rsps, signer)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        PayPalVerifier(signer.ca_pem).verify(sent_at(signer, datetime.now(UTC)), REFUND_EVENT,
+                                             WEBHOOK_ID)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_a_negative_tolerance_is_a_programming_error(signer):
     with pytest.raises(ValueError, match="^tolerance must not be negative, got -1$"):
         PayPalVerifier(signer.ca_pem, tolerance=-1)
