@@ -8,6 +8,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -114,3 +115,18 @@ def paypal_refunds() -> Iterator[None]:
                   json={"id": "RF-1", "state": "completed",
                         "amount": {"total": "19.00", "currency": "USD"}})
         yield
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    """The process's local time zone is New York's (UTC-5 in January) for the test."""
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset is POSIX only")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "America/New_York")
+        time.tzset()
+        try:
+            yield
+        finally:
+            patch.undo()
+            time.tzset()

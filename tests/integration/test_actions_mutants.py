@@ -99,6 +99,14 @@ def _action(name: str, status: str = ActionStatus.PENDING, *, decision: str = "s
                   next_attempt_at=next_attempt_at, created_at=LONG_AGO, updated_at=updated_at)
 
 
+def _charge(charge: str, *, refunded: int = 0) -> Payment:
+    """A 50.00 USD Stripe charge captured long ago, ``refunded`` of it refunded."""
+    return Payment(merchant=MERCHANT, provider="stripe", provider_id=charge,
+                   version_at=LONG_AGO, version_event=f"evt_{charge}", kind="charge",
+                   status="succeeded", amount=5000, amount_refunded=refunded, currency="USD",
+                   paid_at=LONG_AGO)
+
+
 def _due(container: Container, now: datetime = NOW, stale_after: timedelta = STALE
          ) -> list[str]:
     with container.sessions() as session:
@@ -377,10 +385,7 @@ def test_credit_on_the_stripe_customer_balance_is_entered_as_held_by_stripe_nami
 
 def _refunded_payment(charge: str) -> list[object]:
     """A 50.00 USD charge and a refund of all of it made elsewhere (from the dashboard, say)."""
-    return [Payment(merchant=MERCHANT, provider="stripe", provider_id=charge,
-                    version_at=LONG_AGO, version_event=f"evt_{charge}", kind="charge",
-                    status="succeeded", amount=5000, amount_refunded=5000, currency="USD",
-                    paid_at=LONG_AGO),
+    return [_charge(charge, refunded=5000),
             Refund(merchant=MERCHANT, provider="stripe", provider_id="re_dashboard",
                    version_at=LONG_AGO, version_event="evt_re_dashboard", payment_ref=charge,
                    status="succeeded", amount=5000, currency="USD", refunded_at=LONG_AGO)]
@@ -454,24 +459,13 @@ def test_every_line_logged_while_an_action_runs_names_it(container, log_lines):
     """Here the retry's warning after Stripe answered 500: support finds the action's story by
     its id."""
     charge = "ch_logged"
-    add_in_order(container, Payment(merchant=MERCHANT, provider="stripe", provider_id=charge,
-                                    version_at=LONG_AGO, version_event=f"evt_{charge}",
-                                    kind="charge", status="succeeded", amount=5000,
-                                    amount_refunded=0, currency="USD", paid_at=LONG_AGO),
-                 _decision("logged", payment_ref=charge),
+    add_in_order(container, _charge(charge), _decision("logged", payment_ref=charge),
                  _action("logged", decision="logged", payment_ref=charge))
     responses.post("https://api.stripe.com/v1/refunds", status=500,
                    json={"error": {"type": "api_error", "message": "try again"}})
     assert run_action(container, "act_logged", now=NOW) == ActionStatus.PENDING
     mine = [line for line in log_lines() if line["logger"] == "workers.actions"]
     assert mine and all(line["action_id"] == "act_logged" for line in mine)
-
-
-def _add_logged_charge(container: Container, charge: str, *extra: object) -> None:
-    add_in_order(container, Payment(merchant=MERCHANT, provider="stripe", provider_id=charge,
-                                    version_at=LONG_AGO, version_event=f"evt_{charge}",
-                                    kind="charge", status="succeeded", amount=5000,
-                                    amount_refunded=0, currency="USD", paid_at=LONG_AGO), *extra)
 
 
 @pytest.mark.parametrize("source", ["event", "request"])
@@ -491,7 +485,7 @@ def test_an_actions_lines_name_its_merchant_decision_and_what_the_decision_came_
         extra.append(inbox)
     else:
         decision.source_request_id = "req_source_of_it"
-    _add_logged_charge(container, charge, *extra)
+    add_in_order(container, _charge(charge), *extra)
     if source == "event":
         with container.sessions() as session, session.begin():
             inbox_id = session.scalar(select(InboxEvent.id))
@@ -540,7 +534,7 @@ def test_each_change_of_an_action_is_audited_with_its_kind_decision_and_provider
         container):
     """A refund made: the audit log says the worker changed the action, of which kind, for
     which decision, and the provider's id for it; a refund refused: the provider's code."""
-    _add_logged_charge(container, "ch_audited", _decision("audited", payment_ref="ch_audited"),
+    add_in_order(container, _charge("ch_audited"), _decision("audited", payment_ref="ch_audited"),
                        _action("audited", decision="audited", payment_ref="ch_audited"),
                        _decision("refused", payment_ref="ch_audited"),
                        _action("refused", decision="refused", payment_ref="ch_audited"))
@@ -578,11 +572,7 @@ def _refund_decision(basis: str | None) -> PolicyDecision:
 def _record_refund(container: Container, decision: PolicyDecision, **source: object
                    ) -> tuple[Decision, Action]:
     """Record ``decision`` about a stored 50.00 USD charge at NOW; the stored row, its action."""
-    charge = Payment(merchant=MERCHANT, provider="stripe", provider_id="ch_recorded",
-                     version_at=LONG_AGO, version_event="evt_ch_recorded", kind="charge",
-                     status="succeeded", amount=5000, amount_refunded=0, currency="USD",
-                     paid_at=LONG_AGO)
-    add_in_order(container, charge)
+    add_in_order(container, _charge("ch_recorded"))
     with container.sessions() as session, session.begin():
         payment = session.scalars(select(Payment)).one()
         row = record_decision(session, merchant=MERCHANT, decision=decision,
@@ -659,11 +649,7 @@ def test_no_credit_plans_nothing_whatever_its_currency(container):
 
 def _plan(container: Container, name: str, **money: Money | None) -> list[Action]:
     """plan_actions for ``dec_<name>`` against a stored 50.00 USD charge, kept."""
-    add_in_order(container, Payment(merchant=MERCHANT, provider="stripe",
-                                    provider_id=f"ch_{name}", version_at=LONG_AGO,
-                                    version_event=f"evt_ch_{name}", kind="charge",
-                                    status="succeeded", amount=5000, amount_refunded=0,
-                                    currency="USD", paid_at=LONG_AGO),
+    add_in_order(container, _charge(f"ch_{name}"),
                  _decision(name, payment_ref=f"ch_{name}"))
     with container.sessions() as session, session.begin():
         row = session.get_one(Decision, f"dec_{name}")

@@ -16,10 +16,11 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from ledger.models import Decision, InboxEvent, Subscription
+from ledger.models import Decision, Subscription
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support.delivery import run_worker
+from tests.support.ledger import inbox_outcome
 from tests.support.paypal import deliver
 
 DAY = 86400
@@ -98,7 +99,5 @@ def test_a_one_off_sale_is_no_subscriptions_overpayment(client, container, paypa
     sale = _sale(scenario, "ONE-OFF", datetime.now(UTC) - timedelta(days=1))
     sale["resource"].pop("billing_agreement_id")
     _apply(client, container, sale)
-    with container.sessions() as s:
-        (event,) = s.scalars(select(InboxEvent).where(InboxEvent.event_id == sale["id"]))
-        assert (event.status, event.last_error) == ("processed", None)
+    assert inbox_outcome(container, sale["id"]) == ("processed", None)
     assert _overpaid(container) == []

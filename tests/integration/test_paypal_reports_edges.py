@@ -6,7 +6,6 @@ followed exactly, and the reads' timeout."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,20 +33,6 @@ def _token() -> None:
     responses.post(f"{PAYPAL}/v1/oauth2/token", json={
         "access_token": "A21-reports", "token_type": "Bearer", "expires_in": 3600})
 
-
-@pytest.fixture
-def new_york() -> Iterator[None]:
-    """The process's local time zone is New York's (UTC-5 in January) for the test."""
-    if not hasattr(time, "tzset"):
-        pytest.skip("time.tzset is POSIX only")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TZ", "America/New_York")
-        time.tzset()
-        try:
-            yield
-        finally:
-            patch.undo()
-            time.tzset()
 
 
 # --- times -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from ledger.models import (
     Customer,
     Decision,
     Dispute,
+    InboxEvent,
     Invoice,
     Payment,
     Refund,
@@ -103,3 +104,10 @@ def audit_of(container: Container, subject: str) -> list[tuple[datetime, str, st
     with container.sessions() as session:
         return [(e.at, e.action, e.actor) for e in session.scalars(
             select(AuditEntry).where(AuditEntry.subject == subject).order_by(AuditEntry.id))]
+
+
+def inbox_outcome(container: Container, event_id: str) -> tuple[str, str | None]:
+    """The status of the inbox row of the provider's event ``event_id``, and its last error."""
+    with container.sessions() as session:
+        (row,) = session.scalars(select(InboxEvent).where(InboxEvent.event_id == event_id))
+        return row.status, row.last_error
