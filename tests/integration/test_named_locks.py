@@ -5,10 +5,11 @@ gives them back). Another connection tells whether a lock is held: it cannot tak
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 
-from ledger.locks import _key, serialize, serialize_all
+from ledger.locks import serialize, serialize_all
 from service.bootstrap import Container
+from tests.support.locks import named_lock_free
 
 
 @pytest.fixture
@@ -18,18 +19,11 @@ def pg(container: Container) -> Container:
     return container
 
 
-def _free(container: Container, *name: str) -> bool:
-    """Whether another transaction could take the lock ``name`` now (it lets go at once)."""
-    with container.engine.begin() as conn:
-        return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
-                                 {"k": _key(name)}).scalar())
-
-
 def test_a_lock_is_held_until_the_transaction_ends(pg: Container) -> None:
     with pg.sessions() as session, session.begin():
         serialize_all(session, [("test", "a"), ("test", "b")])
-        assert not _free(pg, "test", "a") and not _free(pg, "test", "b")
-    assert _free(pg, "test", "a") and _free(pg, "test", "b")
+        assert not named_lock_free(pg, "test", "a") and not named_lock_free(pg, "test", "b")
+    assert named_lock_free(pg, "test", "a") and named_lock_free(pg, "test", "b")
 
 
 def test_a_lock_given_back_by_a_rolled_back_savepoint_is_taken_again(pg: Container) -> None:
@@ -38,10 +32,10 @@ def test_a_lock_given_back_by_a_rolled_back_savepoint_is_taken_again(pg: Contain
         savepoint = session.begin_nested()
         serialize(session, "test", "inner")
         savepoint.rollback()
-        assert _free(pg, "test", "inner")  # PostgreSQL gave it back with the savepoint
-        assert not _free(pg, "test", "outer")
+        assert named_lock_free(pg, "test", "inner")  # PostgreSQL gave it back with the savepoint
+        assert not named_lock_free(pg, "test", "outer")
         serialize(session, "test", "inner")
-        assert not _free(pg, "test", "inner")
+        assert not named_lock_free(pg, "test", "inner")
 
 
 def test_a_lock_is_asked_for_once_per_transaction(pg: Container) -> None:
@@ -60,7 +54,7 @@ def test_a_lock_is_asked_for_once_per_transaction(pg: Container) -> None:
             assert len(asked) == 2  # "once", then "twice" alone
         with pg.sessions() as session, session.begin():
             serialize(session, "test", "once")  # a new transaction asks again
-            assert len(asked) == 3 and not _free(pg, "test", "once")
+            assert len(asked) == 3 and not named_lock_free(pg, "test", "once")
     finally:
         event.remove(pg.engine, "before_cursor_execute", count)
 
@@ -81,9 +75,9 @@ def test_a_paypal_sales_period_check_holds_its_subscriptions_lock(pg: Container)
                                              "billing_agreement_id": "I-LOCKED"}})
     with pg.sessions() as session, session.begin():
         assert paypal_period_paid_twice(session, pg, ctx, 0, now) == []
-        assert not _free(pg, "paypal-period", "theopenhost", "I-LOCKED")
-        assert _free(pg, "paypal-period", "someoneelse", "I-LOCKED")
-    assert _free(pg, "paypal-period", "theopenhost", "I-LOCKED")
+        assert not named_lock_free(pg, "paypal-period", "theopenhost", "I-LOCKED")
+        assert named_lock_free(pg, "paypal-period", "someoneelse", "I-LOCKED")
+    assert named_lock_free(pg, "paypal-period", "theopenhost", "I-LOCKED")
 
 
 def test_a_stripe_charges_overpayment_check_holds_its_invoices_lock(pg: Container) -> None:
@@ -102,5 +96,5 @@ def test_a_stripe_charges_overpayment_check_holds_its_invoices_lock(pg: Containe
                                                     "invoice": "in_locked"}}})
     with pg.sessions() as session, session.begin():
         assert stripe_overpaid_invoice(session, pg, ctx, 0, now) == []
-        assert not _free(pg, "stripe-overpayment", "oneclick", "in_locked")
-    assert _free(pg, "stripe-overpayment", "oneclick", "in_locked")
+        assert not named_lock_free(pg, "stripe-overpayment", "oneclick", "in_locked")
+    assert named_lock_free(pg, "stripe-overpayment", "oneclick", "in_locked")

@@ -31,6 +31,7 @@ from ledger.objects import (
 )
 from policy.timing import LATEST
 from service.bootstrap import Container
+from tests.support.locks import statements
 
 AT = datetime(2026, 11, 1, tzinfo=UTC)
 VALUES = {"kind": "charge", "status": "succeeded", "currency": "USD", "amount_refunded": 0}
@@ -177,21 +178,6 @@ def test_an_id_too_long_is_refused_naming_the_objects_kind(container):
                        Version(AT, 0, "evt_a"), False, {**VALUES, "amount": 1000})
 
 
-@contextmanager
-def _statements(container: Container) -> Iterator[list[str]]:
-    """The SQL statements sent while the block runs."""
-    sent: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(container.engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(container.engine, "before_cursor_execute", count)
-
-
 def test_a_prefetched_batch_is_answered_without_another_query(container):
     """The drain loads a batch's objects in one query per model: found ones are then taken
     from the transaction's cache, missing ones are known to be missing."""
@@ -200,11 +186,11 @@ def test_a_prefetched_batch_is_answered_without_another_query(container):
     with container.sessions() as session, session.begin():
         all_or_nothing(session)
         prefetch(session, [Payment], {there, missing})
-        with _statements(container) as statements:
+        with statements(container) as sent_now:
             found, absent = find(session, Payment, there), find(session, Payment, missing)
     assert found is not None and found.amount == 1000
     assert absent is None
-    assert statements == []
+    assert sent_now == []
 
 
 def test_a_batchs_new_objects_of_one_kind_are_one_insert_whatever_columns_they_set(container):
@@ -249,7 +235,7 @@ def test_an_object_found_once_is_not_looked_up_again_in_the_transaction(containe
     _apply(container, ref, 1000, "evt_a")
     with container.sessions() as session, session.begin():
         first = find(session, Payment, ref)
-        with _statements(container) as sent:
+        with statements(container) as sent:
             again = find(session, Payment, ref)
     assert first is not None and again is first
     assert sent == []
@@ -273,7 +259,7 @@ def test_a_prefetch_reads_and_locks_rows_in_id_order(container):
         _apply(container, ref, 1000, f"evt_{n}")
     with container.sessions() as session, session.begin():
         all_or_nothing(session)
-        with _statements(container) as sent:
+        with statements(container) as sent:
             prefetch(session, [Payment], set(refs))
     (query,) = [sql for sql in sent if sql.startswith("SELECT")]
     assert query.rstrip().endswith(("ORDER BY payments.id", "ORDER BY payments.id FOR UPDATE"))
@@ -288,9 +274,9 @@ def test_a_prefetch_goes_on_to_the_next_model_when_one_is_all_cached(container):
         all_or_nothing(session)
         assert find(session, Customer, ref) is not None  # the customer is cached already
         prefetch(session, [Customer, Payment], {ref})
-        with _statements(container) as statements:
+        with statements(container) as sent_now:
             assert find(session, Payment, ref) is not None
-    assert statements == []
+    assert sent_now == []
 
 
 def test_objects_peeked_at_together_are_answered_without_another_query(container):
@@ -303,10 +289,10 @@ def test_objects_peeked_at_together_are_answered_without_another_query(container
         _apply(container, ref, 1000 + n, f"evt_{n}")
     missing = Ref("merchant-a", "stripe", "X-2")
     with container.sessions() as session, session.begin():
-        with _statements(container) as read:
+        with statements(container) as read:
             peek_all(session, Payment, {*refs, missing})
         assert len([sql for sql in read if sql.startswith("SELECT")]) == 1
-        with _statements(container) as again:
+        with statements(container) as again:
             found = [peek(session, Payment, ref) for ref in refs]
             absent = peek(session, Payment, missing)
         assert again == []
@@ -323,7 +309,7 @@ def test_objects_the_transaction_holds_are_not_peeked_at_again(container):
     _apply(container, ref, 1000, "evt_a")
     with container.sessions() as session, session.begin():
         held_one = find(session, Payment, ref)
-        with _statements(container) as read:
+        with statements(container) as read:
             peek_all(session, Payment, {ref})
             assert peek(session, Payment, ref) is held_one
         assert read == []

@@ -1,5 +1,6 @@
-"""Whether a row is locked by the transaction writing it: asked from a second connection just
-before each write (PostgreSQL; SQLite takes no row locks)."""
+"""Whether a row or a named lock is held by another transaction, asked from a second
+connection just before each write or at once (PostgreSQL; SQLite takes no row locks), and the
+SQL statements a block sends."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
+from ledger.locks import _key
 from service.bootstrap import Container
 
 
@@ -38,3 +40,26 @@ def action_row_free_at_each_write(container: Container, action_id: str) -> Itera
         yield seen
     finally:
         event.remove(container.engine, "before_cursor_execute", before)
+
+
+def named_lock_free(container: Container, *name: str) -> bool:
+    """Whether another transaction could take the named lock (``ledger.locks``) now (it lets
+    go at once)."""
+    with container.engine.begin() as conn:
+        return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                 {"k": _key(name)}).scalar())
+
+
+@contextmanager
+def statements(container: Container) -> Iterator[list[str]]:
+    """The SQL statements sent while the block runs."""
+    sent: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(container.engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(container.engine, "before_cursor_execute", count)
