@@ -35,7 +35,7 @@ from policy.case import (
 )
 from policy.decision import Reason
 from policy.errors import PackError
-from policy.money import CurrencyError, normalize_currency
+from policy.money import CurrencyError, is_payable, normalize_currency
 from policy.timing import DAY, HOUR, describe
 
 _ROUNDINGS = frozenset({ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP,
@@ -369,6 +369,10 @@ class _Table:
         value = self.raw(key, None)
         return None if value is None else _Table(self.ctx, value, self.key(key))
 
+    def table(self, key: str) -> _Table:
+        """A sub-table the pack must have."""
+        return _Table(self.ctx, self.raw(key), self.key(key))
+
     def subs(self, key: str) -> list[_Table]:
         value = self.raw(key, [])
         if not isinstance(value, list):
@@ -400,7 +404,8 @@ class _Context:
 
 
 def _closed(table: _Table | None, read: Any) -> Any:
-    """Read an optional sub-table with ``read`` and reject keys it did not use."""
+    """Read a sub-table with ``read`` and reject keys it did not use; None for an optional
+    one the pack leaves out."""
     if table is None:
         return None
     result = read(table)
@@ -439,7 +444,7 @@ def _amounts(t: _Table, label: str) -> AmountTable:
             normalized = normalize_currency(code)
         except CurrencyError:
             normalized = ""
-        if normalized != code:
+        if normalized != code or not is_payable(code):
             raise t.ctx.error(t.key(code), "is not an upper-case ISO 4217 currency code")
         amounts[code] = t.integer(code)
     return AmountTable(t.text("label", label), amounts, t.clause())
@@ -472,7 +477,7 @@ def _guarantee(t: _Table) -> GuaranteeTerms:
                     lambda s: (s.months("months"), s.clause()))
     return GuaranteeTerms(
         order_types=frozenset(OrderType(o) for o in order_types),
-        window=_closed(t.sub("window"), _window),
+        window=_closed(t.table("window"), _window),
         eligible=_closed(t.sub("eligible"), _category_set),
         excluded=_closed(t.sub("excluded"), _category_set),
         not_suspended=_closed(t.sub("not_suspended"), lambda s: s.clause()),
@@ -498,9 +503,7 @@ def _guarantee(t: _Table) -> GuaranteeTerms:
 
 
 def _cancellation(t: _Table) -> CancellationTerms:
-    notice = t.sub("notice")
-    if notice is None:
-        raise t.ctx.error(t.key("notice"), "is required")
+    notice = t.table("notice")
     kind = notice.text("kind", choices=frozenset({"day_of_month", "before_due", "before_billing"}))
     value = (notice.integer("day", minimum=1) if kind == "day_of_month"
              else notice.integer("days", 0))
@@ -532,7 +535,7 @@ def _service_refund(t: _Table) -> ServiceRefundTerms:
     if not set(exempt) <= set(ReasonCode):
         raise t.ctx.error(t.key("window_exempt"), f"must list reason codes {sorted(ReasonCode)}")
     return ServiceRefundTerms(
-        window=_closed(t.sub("window"), _window),
+        window=_closed(t.table("window"), _window),
         window_exempt=frozenset(ReasonCode(r) for r in exempt),
         non_refundable_states=frozenset(ServiceState(s) for s in states),
         state_clause=t.clause("state_clause"),
@@ -551,7 +554,7 @@ def _late_fee(t: _Table) -> LateFeeTerms:
     return LateFeeTerms(
         grace_hours=t.integer("grace_hours"), overdue_clause=t.clause("overdue_clause"),
         percent=t.decimal("percent"),
-        floor=_closed(t.sub("floor"), lambda s: _amounts(s, "late fee minimum")),
+        floor=_closed(t.table("floor"), lambda s: _amounts(s, "late fee minimum")),
         notice_days=_closed(t.sub("notice"), _limit("days_before_due")),
         support=_closed(t.sub("support_withheld"), lambda s: s.clause()),
         collection_cap=_closed(t.sub("collection_fee_cap"),
@@ -595,7 +598,7 @@ def _uptime(t: _Table) -> UptimeTerms:
         cap_percent=t.decimal("cap_percent"), cap_clause=t.clause("cap_clause"),
         excluded_causes=_closed(t.sub("excluded_causes"), lambda s: _category_set(s, "causes")),
         accepted_sources=_closed(t.sub("accepted_sources"), lambda s: _category_set(s, "sources")),
-        claim_hours=_closed(t.sub("claim_window"), _limit("hours")),
+        claim_hours=_closed(t.table("claim_window"), _limit("hours")),
         identity=_closed(t.sub("identity"), _identity),
         days_per_month=t.integer("days_per_month", minimum=1),
         credit_note=t.opt_clause("credit_note_clause"),
