@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ledger.models import Decision, Payment
@@ -19,7 +21,7 @@ from tests.support.ledger import add_in_order
 DAY = 86400
 
 
-def _deliver(client, container: Container, *events: dict) -> None:
+def _deliver(client: FlaskClient, container: Container, *events: dict[str, Any]) -> None:
     for event in events:
         assert sig.post(client, event).status_code == 200
         run_worker(container)
