@@ -396,7 +396,8 @@ def _period_lock(merchant: str, event_type: str, payload: dict[str, Any]) -> Loc
 def _overpayment_lock(merchant: str, event_type: str, payload: dict[str, Any]
                       ) -> LockName | None:
     """The lock ``stripe_overpaid_invoice`` takes: the invoice's, which its charge names."""
-    obj = payload.get("data", {}).get("object") if isinstance(payload.get("data"), dict) else None
+    data = payload.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
         return None
     invoice_ref = obj.get("invoice") if obj.get("object") == "charge" else obj.get("id")

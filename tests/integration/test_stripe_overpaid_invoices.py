@@ -11,7 +11,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from ledger.models import Decision, Payment
+from ledger.models import Decision, InboxEvent, Payment
 from sandbox import samples
 from service.bootstrap import Container
 from tests.support import stripe as sig
@@ -96,3 +96,41 @@ def test_a_charge_the_ledger_holds_as_not_succeeded_overpays_nothing(client, con
         _deliver(client, container,
                  samples.stripe_event("invoice.paid", scenario, amount_due=2000))
     assert _overpayments(container) == []
+
+
+def _decision(container: Container) -> tuple[str | None, bool, str]:
+    """The one overpayment decision's account, whether its Case says the payment was for a
+    subscription, and the type of the event that decided it."""
+    with container.sessions() as s:
+        (decision,) = s.scalars(select(Decision).where(Decision.request_kind == "overpayment"))
+        source = s.get(InboxEvent, decision.source_event_id)
+        assert source is not None
+        return decision.account_ref, decision.case["payment"]["via_subscription"], source.event_type
+
+
+def test_an_overpayment_of_a_charge_naming_no_customer_is_the_invoices_customers(
+        client, container):
+    """The account an overpayment is credited to, or reviewed under: the charge's customer;
+    else the invoice's; else, with no customer named anywhere, the invoice itself. The decision
+    records the event that decided it, and whether the invoice was a subscription's."""
+    by_invoice = _scenario("overpaid-customer-on-invoice")
+    _deliver(client, container, samples.stripe_event("charge.succeeded", by_invoice, customer=None),
+             samples.stripe_event("invoice.paid", by_invoice, amount_due=2000))
+    assert _decision(container) == (by_invoice.customer_id, True, "invoice.paid")
+
+
+def test_an_overpayment_of_a_one_off_invoice_is_the_charges_customers(client, container):
+    scenario = _scenario("overpaid-one-off")
+    _deliver(client, container,
+             samples.stripe_event("invoice.paid", scenario, amount_due=2000, customer=None,
+                                  subscription=None, parent=None),
+             samples.stripe_event("charge.succeeded", scenario))
+    assert _decision(container) == (scenario.customer_id, False, "charge.succeeded")
+
+
+def test_an_overpayment_naming_no_customer_is_the_invoices(client, container):
+    scenario = _scenario("overpaid-no-customer")
+    _deliver(client, container,
+             samples.stripe_event("invoice.paid", scenario, amount_due=2000, customer=None),
+             samples.stripe_event("charge.succeeded", scenario, customer=None))
+    assert _decision(container) == (scenario.invoice_id, True, "charge.succeeded")
