@@ -35,7 +35,7 @@ from policy.case import (
 )
 from policy.decision import Reason
 from policy.errors import PackError
-from policy.money import CurrencyError, is_payable, normalize_currency
+from policy.money import is_payable
 from policy.timing import DAY, HOUR, describe
 
 _ROUNDINGS = frozenset({ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP,
@@ -440,11 +440,7 @@ def _identity(t: _Table) -> IdentityRule:
 def _amounts(t: _Table, label: str) -> AmountTable:
     amounts: dict[str, int] = {}
     for code in sorted(set(t.data) - {"clause", "label"}):
-        try:
-            normalized = normalize_currency(code)
-        except CurrencyError:
-            normalized = ""
-        if normalized != code or not is_payable(code):
+        if not is_payable(code):  # ISO 4217 codes are upper case: `usd` is none
             raise t.ctx.error(t.key(code), "is not an upper-case ISO 4217 currency code")
         amounts[code] = t.integer(code)
     return AmountTable(t.text("label", label), amounts, t.clause())

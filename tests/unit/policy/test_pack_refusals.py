@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from policy import PackError, load_pack
 from policy import case as vocabulary
 from policy.pack import parse_pack
+from policy.timing import describe
 
 Change = Callable[[dict[str, Any]], Any]
 
@@ -270,6 +272,12 @@ EDGES: list[tuple[str, str, Change, Callable[[Any], Any], Any]] = [
      _set("guarantee.0.deductions.ssl_certificate.EUR", 900),
      lambda p: dict(p.guarantee[0].deductions["ssl_certificate"].amounts),
      {"USD": 1000, "EUR": 900}),
+    ("a late fee with no notice rule", "theopenhost", _drop("late_fee.notice"),
+     lambda p: (p.late_fee.notice_days, p.late_fee.notice, p.late_fee.notice_text),
+     (None, timedelta(0), describe(timedelta(0)))),
+    ("overpayments of two providers", "theopenhost", _set("overpayment.providers",
+                                                         ["stripe", "paypal"]),
+     lambda p: p.overpayment.providers_listed, "paypal, stripe"),
     ("a deduction with no label of its own", "theopenhost",
      _drop("guarantee.0.deductions.ssl_certificate.label"),
      lambda p: p.guarantee[0].deductions["ssl_certificate"].label, "ssl_certificate"),
