@@ -23,6 +23,7 @@ from decimal import (
     InvalidOperation,
 )
 from importlib import resources
+from itertools import pairwise
 from typing import Any
 
 from policy.case import (
@@ -575,7 +576,7 @@ def _schedule(t: _Table) -> Schedule:
         bands.append(Band(b.decimal("from"), b.decimal("credit")))
         b.done()
     if not bands or any(x.from_percent <= y.from_percent
-                        for x, y in zip(bands, bands[1:], strict=False)):
+                        for x, y in pairwise(bands)):
         raise t.ctx.error(t.key("bands"), "must list bands from the highest 'from' down")
     rounding = t.text("day_rounding", "ceiling", frozenset({"ceiling", "floor"}))
     daily = t.decimal("daily_percent_below_lowest", None)
