@@ -333,8 +333,8 @@ class Run:
                 day(at, currency)["refunds"] += amount
             for at, currency, amount in conn.execute(select(
                     AccountCredit.created_at, AccountCredit.currency, AccountCredit.amount).where(
-                    AccountCredit.merchant == self.merchant, AccountCredit.amount > 0,
-                    AccountCredit.applies_to.is_(None),
+                    AccountCredit.merchant == self.merchant,
+                    AccountCredit.applies_to.is_(None),  # a grant, as in the totals
                     AccountCredit.created_at >= self.start, AccountCredit.created_at < self.end)):
                 day(at, currency)["credits"] += amount
             for at, body in conn.execute(select(Decision.evaluated_at, Decision.decision).where(

@@ -41,6 +41,16 @@ def _provider_refund(action: Action, status: str) -> Refund:
     return provider_refund(action.id, status, merchant=MERCHANT, at=SEPT_12)
 
 
+def test_credits_granted_on_one_day_are_charted_together(container: Container) -> None:
+    """Two grants on one day in one currency are one point of the chart, their sum; the
+    smallest grant, one cent, counts."""
+    add_in_order(container, _grant(5000, "USD", SEPT_10), _grant(1, "USD", SEPT_10),
+                 _grant(250, "EUR", SEPT_10))
+    report = build_report(container, MERCHANT, date(2026, 9, 1), date(2026, 10, 1), [])
+    assert [(d["date"], d["currency"], d["credits"]) for d in report["daily"]] == [
+        ("2026-09-10", "EUR", 250), ("2026-09-10", "USD", 5001)]
+
+
 def test_credit_granted_and_used_in_the_period(container: Container) -> None:
     usd, eur = _grant(5000, "USD", SEPT_10), _grant(1000, "EUR", SEPT_12)
     add_in_order(container, usd, eur, _grant(7000, "USD", datetime(2026, 8, 31, tzinfo=UTC)),

@@ -153,6 +153,19 @@ def test_the_daily_series_counts_fees_by_day_and_currency(container):
         {"date": "2026-05-12", "currency": "USD", "refunds": 0, "credits": 0, "fees": 70}]
 
 
+def test_the_daily_series_charts_this_merchants_fees_of_the_period_only(container):
+    """A fee decided at the period's first instant is charted; one decided at its end belongs
+    to the next period's chart, and another merchant's to theirs."""
+    _decided(container, datetime(2026, 5, 1, tzinfo=UTC), "invoice", "late_fee",
+             _body("USD", fee=11))
+    _decided(container, datetime(2026, 6, 1, tzinfo=UTC), "invoice", "late_fee",
+             _body("USD", fee=22))
+    _decided(container, IN_MAY, "invoice", "late_fee", _body("USD", fee=33),
+             merchant="cloudbehind")
+    report = build_report(container, MERCHANT, date(2026, 5, 1), date(2026, 6, 1), [])
+    assert [(d["date"], d["fees"]) for d in report["daily"]] == [("2026-05-01", 11)]
+
+
 def test_a_fee_of_a_decision_with_a_null_currency_is_charted_in_usd(container):
     """A decision whose currency is null (not merely absent) counts in USD in the chart, as in
     the totals."""
