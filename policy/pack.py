@@ -8,6 +8,7 @@ evaluation does no parsing. The format is described in ``docs/policies.md``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -654,7 +655,7 @@ def available_packs() -> list[str]:
 
 def load_pack(name: str) -> Pack:
     """Read and validate ``policy/packs/{name}.toml``; raise ``PackError`` naming the key."""
-    if not name.replace("_", "").isalnum() or not name.isascii():
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
         raise PackError(name, "", "a pack name is letters, digits and underscores")
     source = _packs_dir().joinpath(f"{name}.toml")
     if not source.is_file():
