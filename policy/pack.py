@@ -660,8 +660,14 @@ def load_pack(name: str) -> Pack:
     source = _packs_dir().joinpath(f"{name}.toml")
     if not source.is_file():
         raise PackError(name, "", f"no such pack; available: {available_packs()}")
+    return pack_from_toml(name, source.read_text(encoding="utf-8"))
+
+
+def pack_from_toml(name: str, text: str) -> Pack:
+    """Parse and validate a pack's TOML ``text``; raise ``PackError`` naming the key, or the
+    pack as a whole when the text is not TOML."""
     try:
-        data = tomllib.loads(source.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PackError(name, "", f"not valid TOML: {exc}") from exc
     return parse_pack(name, data)

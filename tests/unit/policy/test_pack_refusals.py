@@ -16,7 +16,7 @@ import pytest
 
 from policy import PackError, load_pack
 from policy import case as vocabulary
-from policy.pack import parse_pack
+from policy.pack import pack_from_toml, parse_pack
 from policy.timing import describe
 
 Change = Callable[[dict[str, Any]], Any]
@@ -314,3 +314,12 @@ def test_a_pack_name_that_names_no_shipped_pack_is_refused(name: str, message: s
     with pytest.raises(PackError) as info:
         load_pack(name)
     assert (info.value.pack, info.value.key, info.value.message) == (name, "", message)
+
+
+def test_a_pack_that_is_not_toml_is_refused_as_a_whole() -> None:
+    with pytest.raises(PackError) as info:
+        pack_from_toml("broken", "[pack\nseed = '003'\n")
+    error = info.value
+    assert (error.pack, error.key) == ("broken", "")
+    assert error.message.startswith("not valid TOML: ") and "line 1" in error.message
+    assert str(error) == f"pack 'broken', (pack): {error.message}"
