@@ -160,9 +160,8 @@ def give_back(session: Session, merchant: str, invoice_ref: str, reason: str,
             continue
         session.add(AccountCredit(
             merchant=used.merchant, account_ref=used.account_ref, amount=-used.amount,
-            currency=used.currency, reason=reason, clause=used.clause, decision_id=None,
-            action_id=None, created_at=now, held_by=used.held_by, applies_to=used.applies_to,
-            applied_to=returned))
+            currency=used.currency, reason=reason, clause=used.clause, created_at=now,
+            held_by=used.held_by, applies_to=used.applies_to, applied_to=returned))
         total -= used.amount
     return total
 

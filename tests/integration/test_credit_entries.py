@@ -173,6 +173,20 @@ def test_open_grants_are_the_oldest_first_by_when_they_were_granted(container):
     assert [g.grant.id for g in grants] == [older.id, newer.id]
 
 
+def test_grants_of_one_instant_are_used_and_listed_in_the_order_they_were_written(container):
+    """Two grants at the same instant: the one written first (the lower id) is used first and
+    listed first, whatever order the database keeps their rows in (here the later id is
+    stored first)."""
+    second, first = _grant(200), _grant(100)
+    second.id, first.id = 9002, 9001
+    add_in_order(container, second, first)
+    with container.sessions() as session:
+        grants = ledger_credit.open_grants(session, MERCHANT, ACCOUNT, "USD", STRIPE_BALANCE)
+        listed = statement(session, MERCHANT, ACCOUNT).entries
+    assert [g.grant.id for g in grants] == [9001, 9002]
+    assert [e.id for e in listed] == [9001, 9002]
+
+
 def _refund_action(n: int, status: str) -> tuple[Decision, Action]:
     return credit_refund_action(f"back_{n}", status, merchant=MERCHANT, account=ACCOUNT, at=T0)
 
