@@ -155,11 +155,14 @@ def test_the_daily_series_counts_fees_by_day_and_currency(container):
 
 def test_the_daily_series_charts_this_merchants_fees_of_the_period_only(container):
     """A fee decided at the period's first instant is charted; one decided at its end belongs
-    to the next period's chart, and another merchant's to theirs."""
+    to the next period's chart, one a second before it to the last period's, and another
+    merchant's to theirs."""
     _decided(container, datetime(2026, 5, 1, tzinfo=UTC), "invoice", "late_fee",
              _body("USD", fee=11))
     _decided(container, datetime(2026, 6, 1, tzinfo=UTC), "invoice", "late_fee",
              _body("USD", fee=22))
+    _decided(container, datetime(2026, 4, 30, 23, 59, 59, tzinfo=UTC), "invoice", "late_fee",
+             _body("USD", fee=44))
     _decided(container, IN_MAY, "invoice", "late_fee", _body("USD", fee=33),
              merchant="cloudbehind")
     report = build_report(container, MERCHANT, date(2026, 5, 1), date(2026, 6, 1), [])
