@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ from sqlalchemy import Table, func, select
 
 from ledger.models import StagedProviderRecord
 from reports.build import build_report, period
-from reports.reconcile import BATCH, Run
+from reports.reconcile import BATCH, Run, _BatchWriter
 from reports.records import ProviderRecord, RecordKind
 from service.bootstrap import Container
 
@@ -91,3 +92,35 @@ def test_a_batch_refused_early_fails_the_staging_without_waiting_for_the_rest(
         assert outcome and "null" in str(outcome[0]).lower()
     finally:
         run.close()
+
+
+def test_a_writer_that_failed_drains_what_the_reader_hands_it_so_neither_blocks() -> None:
+    """The insert fails while the reader is blocked on a full queue, with more to hand over:
+    the writer keeps taking batches (inserting none), so the reader's next hand-over raises
+    the writer's error, and closing (as ``Run.stage`` always does) neither hangs nor hides it."""
+    inserted: list[list[tuple[Any, ...]]] = []
+
+    def insert(batch: list[tuple[Any, ...]]) -> None:
+        inserted.append(batch)
+        time.sleep(0.3)  # the reader fills the queue and blocks meanwhile
+        raise OSError("disk full")
+
+    writer = _BatchWriter(insert, None)
+    raised: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            try:
+                for n in range(10):
+                    writer.put([(n,)])
+            finally:
+                writer.close()
+        except OSError as exc:
+            raised.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "the reader blocked on a writer that stopped taking batches"
+    assert [str(exc) for exc in raised] == ["disk full"]
+    assert inserted == [[(0,)]]  # nothing after the failure
