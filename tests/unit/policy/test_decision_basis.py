@@ -9,12 +9,15 @@ on the 72-hour claim rule of §1.13 it meets first.
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
+from importlib import resources
 
 import pytest
 
-from policy import Outcome
+from policy import Outcome, case_from_json, evaluate
 from policy.decision import Reason
+from policy.pack import parse_pack
 from policy.verdict import default_basis
 
 from .builders import T0, decide, money, order
@@ -30,6 +33,19 @@ HOUR = timedelta(hours=1)
 
 def test_a_recent_overpayment_is_refunded_under_1_7b() -> None:
     d = decide("theopenhost", overpayment(T0, T0 + 45 * DAY), now=T0 + 45 * DAY)
+    assert (d.outcome, d.basis) == (Outcome.PARTIAL_REFUND, "003 §1.7b")
+
+
+def test_a_refunded_overpayment_rests_on_the_refund_clause_not_the_first_clause_it_meets(
+        ) -> None:
+    """A pack whose overpayment rule cites another clause for the providers it covers (here
+    1.8) still grants the refund under its refund clause (1.7b)."""
+    data = tomllib.loads(resources.files("policy").joinpath("packs/theopenhost.toml")
+                         .read_text(encoding="utf-8"))
+    data["overpayment"]["clause"] = "1.8"
+    d = evaluate(parse_pack("theopenhost", data),
+                 case_from_json(overpayment(T0, T0 + DAY)), T0 + DAY)
+    assert d.reasons[0].clause == "003 §1.8"
     assert (d.outcome, d.basis) == (Outcome.PARTIAL_REFUND, "003 §1.7b")
 
 
