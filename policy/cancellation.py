@@ -131,7 +131,7 @@ def _period_after(due: datetime, months: int, tz: ZoneInfo) -> datetime:
 
 def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> Decision:
     on_time, period_end, next_end = _timing(ctx, t, order, f)
-    flags = _forfeit(ctx, t, order, f)
+    flags = _forfeit(t, order, f)
     if on_time and ctx.case.request.immediate and t.immediate is not None:
         f.note(t.immediate, "cancelled immediately: no refund of the unused part of the period")
         return decide(ctx, Outcome.CANCEL_IMMEDIATELY, f, effective_at=ctx.now,
@@ -157,7 +157,7 @@ def _schedule(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> 
                   basis=t.notice_clause if on_time else t.late_clause)
 
 
-def _forfeit(ctx: Context, t: CancellationTerms, order: Order, f: Findings) -> tuple[str, ...]:
+def _forfeit(t: CancellationTerms, order: Order, f: Findings) -> tuple[str, ...]:
     if t.forfeit is None:
         return ()
     addons, flag, clause = t.forfeit
