@@ -122,6 +122,15 @@ REFUSALS: list[tuple[dict[str, Any], str, str]] = [
     # NaN, which Python's json.loads reads by default (a case file given to `gateway policy
     # evaluate`), passes the schema's minimum and maximum: refused here, never a traceback.
     ({"uptime.measured_percent": float("nan")}, "uptime.measured_percent", "not a number: nan"),
+    # Outside 0 to 100, however it is given (the schema's bounds and pattern).
+    ({"uptime.measured_percent": 100.5}, "uptime.measured_percent",
+     "100.5 is greater than the maximum of 100"),
+    ({"uptime.measured_percent": -1}, "uptime.measured_percent",
+     "-1 is less than the minimum of 0"),
+    ({"uptime.measured_percent": Decimal("100.01")}, "uptime.measured_percent",
+     "Decimal('100.01') is greater than the maximum of 100"),
+    ({"uptime.measured_percent": "100.5"}, "uptime.measured_percent",
+     r"'100.5' does not match '^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)$'"),
     ({"time_zone": "Mars/Olympus"}, "time_zone",
      "'Mars/Olympus' is not an IANA time zone (e.g. 'Europe/London')"),
 ]

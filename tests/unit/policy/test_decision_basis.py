@@ -10,17 +10,19 @@ on the 72-hour claim rule of §1.13 it meets first.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from datetime import timedelta
 from importlib import resources
+from typing import Any
 
 import pytest
 
-from policy import Outcome, case_from_json, evaluate
+from policy import Outcome, Pack, case_from_json, evaluate
 from policy.decision import Reason
 from policy.pack import parse_pack
 from policy.verdict import default_basis
 
-from .builders import T0, decide, money, order
+from .builders import NOW, T0, decide, money, order
 from .test_cloudbehind import renewal, vpn_refund
 from .test_oneclick_and_digitalcare import service_refund
 from .test_theopenhost_billing import overdue, overpayment
@@ -40,13 +42,35 @@ def test_a_refunded_overpayment_rests_on_the_refund_clause_not_the_first_clause_
         ) -> None:
     """A pack whose overpayment rule cites another clause for the providers it covers (here
     1.8) still grants the refund under its refund clause (1.7b)."""
-    data = tomllib.loads(resources.files("policy").joinpath("packs/theopenhost.toml")
-                         .read_text(encoding="utf-8"))
-    data["overpayment"]["clause"] = "1.8"
-    d = evaluate(parse_pack("theopenhost", data),
-                 case_from_json(overpayment(T0, T0 + DAY)), T0 + DAY)
+    pack = _variant("theopenhost", lambda d: d["overpayment"].update(clause="1.8"))
+    d = evaluate(pack, case_from_json(overpayment(T0, T0 + DAY)), T0 + DAY)
     assert d.reasons[0].clause == "003 §1.8"
     assert (d.outcome, d.basis) == (Outcome.PARTIAL_REFUND, "003 §1.7b")
+
+
+def _variant(name: str, change: Callable[[dict[str, Any]], Any]) -> Pack:
+    data = tomllib.loads(resources.files("policy").joinpath(f"packs/{name}.toml")
+                         .read_text(encoding="utf-8"))
+    change(data)
+    return parse_pack(name, data)
+
+
+def test_a_service_refund_rests_on_its_window_even_when_the_claim_is_exempt_from_it() -> None:
+    """001 with a reason exempt from the window (a variant): the refund is still granted under
+    the window clause (§1), not the clause of the service's state met first (§3)."""
+    pack = _variant("digitalcare", lambda d: d["service_refund"].update(
+        window_exempt=["billing_error", "dissatisfied"]))
+    d = evaluate(pack, case_from_json(service_refund(30, "dissatisfied", state="not_started")),
+                 T0 + 30 * DAY)
+    assert d.reasons[0].clause == "001 §3"
+    assert (d.outcome, d.basis) == (Outcome.FULL_REFUND, "001 §1")
+
+
+def test_a_guarantee_with_neither_grant_nor_covered_products_rests_on_its_window() -> None:
+    """002 without its grant sentences (a variant): a new order's refund rests on the claim
+    window (§new.1), the guarantee naming no products it covers."""
+    pack = _variant("cloudbehind", lambda d: [g.pop("grant_clause") for g in d["guarantee"]])
+    assert evaluate(pack, case_from_json(vpn_refund()), NOW).basis == "002 §new.1"
 
 
 def test_an_old_overpayment_is_credited_under_1_7c_not_the_1_7b_it_fails() -> None:
